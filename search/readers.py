@@ -1,0 +1,449 @@
+"""Corpus readers: files, folders and tarballs in, `Article`s out.
+
+Three formats are recognised, per file:
+- the project's text/Markdown article format (title line, metadata lines, `## ` headed sections);
+- the livedoor news corpus layout (URL, ISO date, title, body), detected from its first lines;
+- JSON Lines, one article per line (`.jsonl`).
+
+Nothing here raises for a bad file: it is yielded as `Unreadable(path, reason)` so a reindex can
+report it and go on.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tarfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+
+from .articles import Article, Section, heading_of_line, sections_from_paragraphs
+
+ARTICLE_SUFFIXES = {".txt", ".md", ".markdown"}
+JSONL_SUFFIXES = {".jsonl", ".ndjson"}
+NOT_ARTICLES = re.compile(r"^(readme|license|licence|changes|copying)(\.[a-z]+)?$", re.IGNORECASE)
+LIVEDOOR_ROOT = "text"
+LIVEDOOR_SOURCE = "livedoor ニュース"
+
+_URL = re.compile(r"^https?://\S+$")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?([+-]\d{2}:?\d{2}|Z)?$")
+_METADATA_KEYS = {
+    "出典": "source",
+    "原題": "original_title",
+    "日付": "date",
+    "URL": "url",
+    "カテゴリ": "category",
+    "カテゴリー": "category",
+}
+_METADATA_PAIR = re.compile(r"(?P<key>出典|原題|日付|URL|カテゴリー|カテゴリ)\s*[:：]\s*(?P<value>\S*)")
+_LINK_BLOCK_START = re.compile(r"^\s*[【■]?\s*関連(記事|情報|リンク)\s*】?\s*$")
+_SENTENCE_ENDINGS = ("。", "！", "？", "!", "?", "、", "」", "）", ")")
+_PLAIN_HEADING_MAX = 50
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A file (or JSONL line) that could not be turned into an article, and why."""
+
+    path: str
+    reason: str
+
+
+ReadResult = Article | Unreadable
+
+
+class UndecodableError(ValueError):
+    """The bytes are in none of the encodings Japanese news is written in."""
+
+
+# --- encodings -------------------------------------------------------------------------------
+
+def decode_japanese(data: bytes) -> str:
+    """Decode UTF-8 (with or without BOM), UTF-16 with BOM, Shift_JIS/CP932 or EUC-JP.
+
+    CP932 and EUC-JP byte ranges overlap, so when both decode we keep the one whose text looks
+    more like Japanese (kana share), which is what a wrong guess destroys first.
+    """
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    if b"\x00" in data:
+        raise UndecodableError("binary file (contains NUL bytes)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    candidates = []
+    for encoding in ("cp932", "euc_jp"):
+        try:
+            candidates.append(data.decode(encoding))
+        except UnicodeDecodeError:
+            continue
+    if not candidates:
+        raise UndecodableError("not UTF-8, Shift_JIS/CP932 or EUC-JP text")
+    return max(candidates, key=_japanese_score)
+
+
+def _japanese_score(text: str) -> float:
+    kana = sum(1 for ch in text if "\u3040" <= ch <= "\u30ff")
+    halfwidth_kana = sum(1 for ch in text if "\uff61" <= ch <= "\uff9f")
+    return (kana - 2 * halfwidth_kana) / max(len(text), 1)
+
+
+# --- walking a corpus ------------------------------------------------------------------------
+
+def read_corpus(paths: Iterable[Path | str]) -> Iterator[ReadResult]:
+    """Every article (or unreadable file) under the given files, folders and tarballs, in order."""
+    for path in map(Path, paths):
+        if not path.exists():
+            yield Unreadable(str(path), "no such file or folder")
+        elif path.is_dir():
+            yield from _read_folder(path)
+        elif _is_tarball(path):
+            yield from _read_tarball(path)
+        else:
+            yield from _read_bytes_safely(path.name, str(path), path.read_bytes)
+
+
+def _is_tarball(path: Path) -> bool:
+    return path.name.endswith((".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz"))
+
+
+def _is_article_file(name: str) -> bool:
+    pure = PurePosixPath(name)
+    suffix = pure.suffix.lower()
+    return (
+        suffix in ARTICLE_SUFFIXES | JSONL_SUFFIXES
+        and not NOT_ARTICLES.match(pure.name)
+        and not any(part.startswith(".") for part in pure.parts)
+    )
+
+
+def _read_folder(root: Path) -> Iterator[ReadResult]:
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        relative = path.relative_to(root).as_posix()
+        if _is_article_file(relative):
+            yield from _read_bytes_safely(relative, str(path), path.read_bytes)
+
+
+def _read_tarball(path: Path) -> Iterator[ReadResult]:
+    try:
+        archive = tarfile.open(path)
+    except (OSError, tarfile.TarError) as error:
+        yield Unreadable(str(path), f"not a readable tar archive: {error}")
+        return
+    with archive:
+        members = [m for m in archive.getmembers() if m.isfile() and _is_article_file(m.name)]
+        for member in sorted(members, key=lambda m: m.name):
+
+            def load(member: tarfile.TarInfo = member) -> bytes:
+                handle = archive.extractfile(member)
+                if handle is None:
+                    raise OSError("member has no data")
+                return handle.read()
+
+            yield from _read_bytes_safely(member.name, f"{path}:{member.name}", load)
+
+
+def _read_bytes_safely(relative: str, shown_path: str, load) -> Iterator[ReadResult]:
+    """Read one file's articles, turning every failure into an `Unreadable` with its reason."""
+    try:
+        data = load()
+    except OSError as error:
+        yield Unreadable(shown_path, f"cannot read: {error.strerror or error}")
+        return
+    try:
+        text = decode_japanese(data)
+    except (UndecodableError, UnicodeDecodeError) as error:
+        yield Unreadable(shown_path, str(error))
+        return
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if PurePosixPath(relative).suffix.lower() in JSONL_SUFFIXES:
+        yield from parse_jsonl(text, shown_path)
+        return
+    try:
+        yield parse_article_text(text, relative, shown_path)
+    except ValueError as error:
+        yield Unreadable(shown_path, str(error))
+
+
+# --- one text file ---------------------------------------------------------------------------
+
+def parse_article_text(text: str, relative: str, shown_path: str = "") -> Article:
+    """An article from one text file, livedoor layout or the project's own format."""
+    lines = text.split("\n")
+    if len(lines) >= 3 and _URL.match(lines[0].strip()) and _ISO_DATE.match(lines[1].strip()):
+        return parse_livedoor(lines, relative, shown_path)
+    return parse_text_article(lines, relative, shown_path)
+
+
+def _id_from_path(relative: str) -> str:
+    return str(PurePosixPath(relative).with_suffix(""))
+
+
+def _category_from_path(relative: str) -> str:
+    parent = PurePosixPath(relative).parent
+    return parent.name if parent.name else ""
+
+
+def parse_livedoor(lines: list[str], relative: str, shown_path: str = "") -> Article:
+    """The livedoor news corpus layout: URL, ISO date, title, then the body (link blocks dropped)."""
+    parts = PurePosixPath(relative).parts
+    if parts and parts[0] == LIVEDOOR_ROOT:
+        relative = str(PurePosixPath(*parts[1:]))
+    body = _drop_link_blocks(lines[3:])
+    paragraphs = _paragraphs(body)
+    sections = sections_from_paragraphs("", paragraphs)
+    if not sections:
+        raise ValueError("livedoor article has no body text")
+    return Article(
+        id=_id_from_path(relative),
+        title=lines[2].strip(),
+        sections=sections,
+        date=parse_date(lines[1].strip()),
+        source=LIVEDOOR_SOURCE,
+        url=lines[0].strip(),
+        category=_category_from_path(relative),
+        path=shown_path or relative,
+    )
+
+
+def _drop_link_blocks(lines: list[str]) -> list[str]:
+    """Remove 【関連記事】/■関連記事/【関連情報】 blocks: link lists, not body text.
+
+    A block is the marker line and what follows it while that is a list item (・…), a URL, a
+    link title directly followed by its URL, or a blank line between such entries.
+    """
+    kept: list[str] = []
+    index = 0
+    while index < len(lines):
+        if not _LINK_BLOCK_START.match(lines[index]):
+            kept.append(lines[index])
+            index += 1
+            continue
+        index += 1
+        while index < len(lines):
+            line = lines[index].strip()
+            next_line = lines[index + 1].strip() if index + 1 < len(lines) else ""
+            if not line or line.startswith("・") or _URL.match(line) or _URL.match(next_line):
+                index += 1
+            else:
+                break
+        kept.append("")
+    return kept
+
+
+def _paragraphs(lines: list[str]) -> list[str]:
+    """Blank-line separated paragraphs, each a list of its non-blank lines joined by newlines."""
+    paragraphs: list[str] = []
+    current: list[str] = []
+    for line in lines:
+        stripped = line.strip()
+        if stripped:
+            if heading_of_line(stripped) is not None and current:
+                paragraphs.append("\n".join(current))
+                current = []
+            current.append(stripped)
+        elif current:
+            paragraphs.append("\n".join(current))
+            current = []
+    if current:
+        paragraphs.append("\n".join(current))
+    return paragraphs
+
+
+def parse_text_article(lines: list[str], relative: str, shown_path: str = "") -> Article:
+    """The project's text format: `# title`, metadata lines, lead, `## heading` sections.
+
+    A file that holds the same article twice, first flattened onto one line (inline `## `
+    headings) and then laid out over lines, is read once, from its laid-out copy. Without any
+    `## ` heading, short unpunctuated lines followed by a paragraph are taken as headings.
+    """
+    lines = _drop_flattened_duplicate([line.rstrip() for line in lines])
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    if not lines:
+        raise ValueError("empty file")
+    title = re.sub(r"^#\s+", "", lines[0].strip())
+    metadata, body_lines = _read_metadata(lines[1:])
+    if "date" in metadata:
+        date = parse_date(metadata["date"])
+    else:
+        date = None
+    sections = _text_sections(body_lines)
+    if not sections:
+        raise ValueError("article has a title but no body text")
+    extra = {"original_title": metadata["original_title"]} if "original_title" in metadata else {}
+    return Article(
+        id=_id_from_path(relative),
+        title=title,
+        sections=sections,
+        date=date,
+        source=metadata.get("source", ""),
+        url=metadata.get("url", ""),
+        category=metadata.get("category") or _category_from_path(relative),
+        path=shown_path or relative,
+        extra=extra,
+    )
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+|#+", "", text)
+
+
+def _drop_flattened_duplicate(lines: list[str]) -> list[str]:
+    """Drop a first line that is the rest of the file flattened (inline `## ` headings)."""
+    non_empty = [i for i, line in enumerate(lines) if line.strip()]
+    if len(non_empty) < 2:
+        return lines
+    first = lines[non_empty[0]]
+    if "## " not in first[2:]:
+        return lines
+    rest = _squash("".join(lines[non_empty[1]:]))
+    flattened = _squash(first)
+    # The flattened copy is the laid-out copy minus its title line: compare its tail.
+    tail = flattened[-200:]
+    if tail and tail in rest and len(flattened) >= 0.8 * len(rest) - 200:
+        return lines[non_empty[1]:]
+    return lines
+
+
+def _read_metadata(lines: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Leading `キー: 値` lines; text after the last value on such a line starts the body."""
+    metadata: dict[str, str] = {}
+    index = 0
+    while index < len(lines):
+        line = lines[index].strip()
+        if not line:
+            index += 1
+            continue
+        if not re.match(_METADATA_PAIR, line):
+            break
+        position = 0
+        for match in _METADATA_PAIR.finditer(line):
+            if line[position:match.start()].strip():
+                break
+            metadata[_METADATA_KEYS[match.group("key")]] = match.group("value")
+            position = match.end()
+        remainder = line[position:].strip()
+        index += 1
+        if remainder:
+            return metadata, [remainder, *lines[index:]]
+    return metadata, lines[index:]
+
+
+def _text_sections(lines: list[str]) -> list[Section]:
+    has_markdown_headings = any(line.startswith("## ") for line in lines)
+    if not has_markdown_headings:
+        lines = _mark_plain_headings(lines)
+    sections: list[Section] = []
+    heading = ""
+    paragraphs: list[str] = []
+
+    def flush() -> None:
+        text = "\n".join(paragraphs).strip()
+        if text:
+            sections.append(Section(heading, text))
+        paragraphs.clear()
+
+    any_heading = False
+    for line in lines:
+        if line.startswith("## "):
+            flush()
+            heading = line[3:].strip()
+            any_heading = True
+        elif line.strip():
+            paragraphs.append(line.strip())
+    if not any_heading:
+        # No headings at all: cut at paragraph boundaries into readable sections.
+        return sections_from_paragraphs("", _paragraphs(lines))
+    flush()
+    return sections
+
+
+def _mark_plain_headings(lines: list[str]) -> list[str]:
+    """Turn short unpunctuated lines that introduce a longer paragraph into `## ` headings."""
+    content = [i for i, line in enumerate(lines) if line.strip()]
+    marked = list(lines)
+    for position, index in enumerate(content[:-1]):
+        line = lines[index].strip()
+        following = lines[content[position + 1]].strip()
+        if (
+            position > 0
+            and len(line) <= _PLAIN_HEADING_MAX
+            and not line.endswith(_SENTENCE_ENDINGS)
+            and not line.startswith(("・", "-", "*", "#"))
+            and len(following) > len(line)
+            and following.endswith(_SENTENCE_ENDINGS)
+        ):
+            marked[index] = "## " + line
+    return marked
+
+
+# --- JSON Lines ------------------------------------------------------------------------------
+
+def parse_jsonl(text: str, shown_path: str) -> Iterator[ReadResult]:
+    """One article per line; a bad line is reported with its line number and skipped."""
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        where = f"{shown_path}:{number}"
+        try:
+            yield article_from_json(json.loads(line), where)
+        except (ValueError, TypeError, AttributeError) as error:
+            yield Unreadable(where, f"bad JSON article: {error}")
+
+
+def article_from_json(record: dict, where: str) -> Article:
+    if not isinstance(record, dict):
+        raise ValueError("a line must be a JSON object")
+    article_id = str(record.get("id") or "").strip()
+    if not article_id:
+        raise ValueError('missing "id"')
+    if "sections" in record:
+        sections = [
+            Section(str(s.get("heading") or "").strip(), str(s.get("text") or "").strip())
+            for s in record["sections"]
+        ]
+        sections = [s for s in sections if s.text]
+    elif "body" in record:
+        sections = sections_from_paragraphs("", _paragraphs(str(record["body"]).split("\n")))
+    else:
+        raise ValueError('needs "sections" or "body"')
+    if not sections:
+        raise ValueError("no section has text")
+    return Article(
+        id=article_id,
+        title=str(record.get("title") or "").strip(),
+        sections=sections,
+        date=parse_date(record["date"]) if record.get("date") else None,
+        source=str(record.get("source") or ""),
+        url=str(record.get("url") or ""),
+        category=str(record.get("category") or ""),
+        path=where,
+    )
+
+
+# --- dates -----------------------------------------------------------------------------------
+
+_JAPANESE_DATE = re.compile(r"(\d{4})\s*[年/.-]\s*(\d{1,2})\s*[月/.-]\s*(\d{1,2})")
+
+
+def parse_date(value: str) -> datetime | None:
+    """ISO 8601 (livedoor's `+0900` too), `2025年12月9日` or `2025/12/09`; None if unparsable.
+
+    The wall-clock time is kept as written (time zone dropped): news dates are read as printed.
+    """
+    value = str(value).strip()
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        match = _JAPANESE_DATE.search(value)
+        if not match:
+            return None
+        try:
+            return datetime(*map(int, match.groups()))
+        except ValueError:
+            return None
+    return parsed.replace(tzinfo=None)

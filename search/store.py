@@ -1,0 +1,159 @@
+"""The on-disk index folder: generations, the CURRENT pointer, the writer lock, the manifest.
+
+A reindex never writes into the index searches are using. It builds generation `gen-N+1` beside
+`gen-N` (hard-linking the unchanged Whoosh segments, which are write-once) and then replaces the
+one-line `CURRENT` file atomically. Readers that opened `gen-N` keep their files; the generation
+before the previous one is deleted.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CURRENT_FILE = "CURRENT"
+LOCK_FILE = ".reindex.lock"
+MANIFEST_FILE = "midashi-manifest.json"
+GENERATION_PREFIX = "gen-"
+BUILDING_SUFFIX = ".building"
+
+
+class IndexMissingError(RuntimeError):
+    """There is no built index at this path yet."""
+
+
+class IndexBusyError(RuntimeError):
+    """Another reindex holds the writer lock of this index."""
+
+
+@dataclass
+class Manifest:
+    """What a generation holds: each article's content hash and section count, and when it was built."""
+
+    articles: dict[str, tuple[str, int]] = field(default_factory=dict)
+    built_at: str = ""
+    corpus: list[str] = field(default_factory=list)
+
+    def save(self, folder: Path) -> None:
+        data = {"built_at": self.built_at, "corpus": self.corpus, "articles": self.articles}
+        path = folder / MANIFEST_FILE
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, ensure_ascii=False, separators=(",", ":"))
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    @classmethod
+    def load(cls, folder: Path) -> Manifest:
+        with open(folder / MANIFEST_FILE, encoding="utf-8") as handle:
+            data = json.load(handle)
+        articles = {key: (value[0], value[1]) for key, value in data["articles"].items()}
+        return cls(articles=articles, built_at=data.get("built_at", ""), corpus=data.get("corpus", []))
+
+
+class IndexStore:
+    """One index root folder and its generations."""
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+
+    def current_name(self) -> str | None:
+        try:
+            name = (self.root / CURRENT_FILE).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        return name or None
+
+    def current(self) -> Path:
+        """The live generation's folder, or IndexMissingError with what to do about it."""
+        name = self.current_name()
+        if name is None or not (self.root / name).is_dir():
+            raise IndexMissingError(
+                f"no index at {self.root} yet: run `midashi reindex --index {self.root}` first"
+            )
+        return self.root / name
+
+    def manifest(self) -> Manifest:
+        return Manifest.load(self.current())
+
+    def new_generation(self) -> Path:
+        """A fresh, empty folder for the next generation (named `gen-N.building` until published)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        numbers = [
+            int(p.name[len(GENERATION_PREFIX):].split(".")[0])
+            for p in self.root.glob(GENERATION_PREFIX + "*")
+            if p.name[len(GENERATION_PREFIX):].split(".")[0].isdigit()
+        ]
+        folder = self.root / f"{GENERATION_PREFIX}{max(numbers, default=0) + 1:06d}{BUILDING_SUFFIX}"
+        folder.mkdir()
+        return folder
+
+    @staticmethod
+    def link_segments(source: Path, target: Path) -> None:
+        """Hard-link (or copy, across file systems) a generation's Whoosh files into `target`."""
+        for path in source.iterdir():
+            if path.is_file() and path.name != MANIFEST_FILE and not path.name.endswith(".lock"):
+                try:
+                    os.link(path, target / path.name)
+                except OSError:
+                    shutil.copy2(path, target / path.name)
+
+    def publish(self, building: Path) -> Path:
+        """Make `building` the live generation with one atomic rename of CURRENT."""
+        final = building.with_name(building.name.removesuffix(BUILDING_SUFFIX))
+        building.rename(final)
+        previous = self.current_name()
+        pointer = self.root / (CURRENT_FILE + ".tmp")
+        with open(pointer, "w", encoding="utf-8") as handle:
+            handle.write(final.name + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(pointer, self.root / CURRENT_FILE)
+        self._remove_old_generations(keep={final.name, previous})
+        return final
+
+    def discard(self, building: Path) -> None:
+        shutil.rmtree(building, ignore_errors=True)
+
+    def _remove_old_generations(self, keep: set[str | None]) -> None:
+        for path in self.root.glob(GENERATION_PREFIX + "*"):
+            if path.is_dir() and path.name not in keep:
+                shutil.rmtree(path, ignore_errors=True)
+
+    @contextmanager
+    def writer_lock(self) -> Iterator[None]:
+        """Hold the one-writer lock for the duration; IndexBusyError if another reindex has it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / LOCK_FILE, "a+", encoding="utf-8") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as error:
+                if error.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise IndexBusyError(
+                    f"another reindex ({holder}) is writing {self.root}; wait for it to finish"
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()}")
+            handle.flush()
+            try:
+                # Leftovers of a reindex that was killed outright are safe to drop now.
+                for stale in self.root.glob(GENERATION_PREFIX + "*" + BUILDING_SUFFIX):
+                    shutil.rmtree(stale, ignore_errors=True)
+                yield
+            finally:
+                handle.seek(0)
+                handle.truncate()
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def size_on_disk(self) -> int:
+        return sum(p.stat().st_size for p in self.current().iterdir() if p.is_file())
