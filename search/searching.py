@@ -9,20 +9,32 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
-from datetime import datetime
+from array import array
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from whoosh import index as whoosh_index
+from whoosh import query as wq
+from whoosh import sorting
 from whoosh.index import Index
 from whoosh.scoring import BM25F
 
-from .query import ParsedQuery, parse_query
+from .query import ParsedQuery, QueryError, parse_query
 from .snippets import Snippet, make_snippet, mark_whole
 from .store import IndexStore
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 1000
+SORTS = ("relevance", "newest", "oldest")
+# Whoosh sort facets per sort order; relevance is Whoosh's own score order.
+_SORT_FACETS = {
+    "relevance": None,
+    "newest": sorting.FieldFacet("date", reverse=True),
+    "oldest": sorting.FieldFacet("date"),
+}
+_FACET_FIELDS = ("category", "source", "date")
 
 
 @dataclass(frozen=True)
@@ -44,6 +56,91 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class Filters:
+    """Restrictions on which sections may match: exact category/source, an inclusive date range."""
+
+    category: str = ""
+    source: str = ""
+    date_from: date | None = None
+    date_to: date | None = None
+
+    @classmethod
+    def parse(cls, category: str = "", source: str = "", date_from: str = "", date_to: str = "") -> Filters:
+        """Filters from request strings; dates are YYYY-MM-DD, YYYY-MM or YYYY (QueryError if not)."""
+        start = _parse_day(date_from, end=False)
+        end = _parse_day(date_to, end=True)
+        if start and end and start > end:
+            raise QueryError("the start date is after the end date")
+        return cls(category.strip(), source.strip(), start, end)
+
+    def __bool__(self) -> bool:
+        return bool(self.category or self.source or self.date_from or self.date_to)
+
+    def query(self) -> wq.Query | None:
+        """The Whoosh filter query, or None when nothing is restricted."""
+        parts: list[wq.Query] = []
+        if self.category:
+            parts.append(wq.Term("category", self.category))
+        if self.source:
+            parts.append(wq.Term("source", self.source))
+        if self.date_from or self.date_to:
+            start = datetime.combine(self.date_from, datetime.min.time()) if self.date_from else None
+            end = datetime.combine(self.date_to, datetime.max.time()) if self.date_to else None
+            parts.append(wq.DateRange("date", start, end))
+        return wq.And(parts) if parts else None
+
+
+def _parse_day(text: str, end: bool) -> date | None:
+    """A day from `YYYY-MM-DD`, `YYYY-MM` or `YYYY`; a partial date means its first (or last) day."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    parts = text.split("-")
+    try:
+        numbers = [int(part) for part in parts]
+        if len(numbers) == 3:
+            return date(*numbers)
+        if len(numbers) == 2:
+            first = date(numbers[0], numbers[1], 1)
+            return _month_end(first) if end else first
+        if len(numbers) == 1:
+            return date(numbers[0], 12, 31) if end else date(numbers[0], 1, 1)
+    except ValueError:
+        pass
+    raise QueryError(f"not a date: {text!r} (use YYYY-MM-DD)")
+
+
+def _month_end(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class FacetCount:
+    """One facet value and how many matching sections have it."""
+
+    value: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Facets:
+    """Counts over all matching sections (not just the page): categories, sources, years, months."""
+
+    category: list[FacetCount]
+    source: list[FacetCount]
+    year: list[FacetCount]  # "2012", newest first
+    month: list[FacetCount]  # "2012-05", newest first
+
+
+@dataclass(frozen=True)
+class ArticleGroup:
+    """One article in grouped results: its best-ranked section and its other matching sections."""
+
+    best: Hit
+    others: list[Hit]
+
+
+@dataclass(frozen=True)
 class SearchResults:
     query: str
     total: int
@@ -51,6 +148,9 @@ class SearchResults:
     elapsed_ms: float
     natural_language: bool
     generation: str
+    facets: Facets | None = None
+    groups: list[ArticleGroup] = field(default_factory=list)
+    articles: int | None = None  # distinct matching articles, counted when grouping
 
 
 class SearchIndex:
@@ -60,6 +160,7 @@ class SearchIndex:
         self.store = IndexStore(root)
         self._lock = threading.Lock()
         self._opened: tuple[str, Index] | None = None
+        self._article_map: tuple[str, ArticleMap] | None = None
 
     def open(self) -> tuple[str, Index]:
         """The live generation's name and Whoosh index (IndexMissingError if none was built)."""
@@ -69,31 +170,139 @@ class SearchIndex:
                 self._opened = (folder.name, whoosh_index.open_dir(str(folder)))
             return self._opened
 
+    def article_map(self) -> ArticleMap:
+        """The live generation's docnum → article table (built once per generation)."""
+        generation, index = self.open()
+        with self._lock:
+            if self._article_map is None or self._article_map[0] != generation:
+                with index.reader() as reader:
+                    self._article_map = (generation, ArticleMap.build(reader))
+            return self._article_map[1]
+
     def search(
         self,
         query: str,
         limit: int = DEFAULT_LIMIT,
         offset: int = 0,
         snippets: bool = True,
+        *,
+        filters: Filters | None = None,
+        sort: str = "relevance",
+        facets: bool = False,
+        group: bool = False,
     ) -> SearchResults:
-        """Rank sections for `query`; `offset` skips that many hits (for pages)."""
+        """Rank sections for `query`; `offset` skips that many hits (for pages).
+
+        With `group`, `limit` and `offset` count articles instead: each article appears once, at
+        the rank of its best section, with its other matching sections in `groups`.
+        With `facets`, counts over every matching section come back too.
+        """
         started = time.perf_counter()
         limit = max(1, min(limit, MAX_LIMIT))
+        offset = max(0, offset)
+        if sort not in _SORT_FACETS:
+            raise QueryError(f"unknown sort order {sort!r}: use one of {', '.join(SORTS)}")
         generation, index = self.open()
         parsed = parse_query(query, index.schema)
+        articles = self.article_map() if group else None
         with index.searcher(weighting=BM25F()) as searcher:
-            results = searcher.search(parsed.query, limit=offset + limit)
+            results = searcher.search(
+                parsed.query,
+                limit=None if group else offset + limit,
+                filter=filters.query() if filters else None,
+                sortedby=_SORT_FACETS[sort],
+                groupedby=_facet_requests() if facets else None,
+            )
             total = len(results)
-            hits = [
-                _hit(result, parsed, offset + rank, snippets)
-                for rank, result in enumerate(results[offset:offset + limit], start=1)
-            ]
+            scored = sort == "relevance"
+            groups: list[ArticleGroup] = []
+            if articles is not None:
+                ranked = articles.group(results.top_n)
+                for number, sections in enumerate(ranked[offset:offset + limit], start=offset + 1):
+                    best, *others = (
+                        _hit(searcher, docnum, score if scored else 0.0, parsed, number, snippets and i == 0)
+                        for i, (score, docnum) in enumerate(sections)
+                    )
+                    groups.append(ArticleGroup(best, others))
+                hits = [g.best for g in groups]
+            else:
+                hits = [
+                    _hit(searcher, docnum, score if scored else 0.0, parsed, rank, snippets)
+                    for rank, (score, docnum) in enumerate(results.top_n[offset:offset + limit], start=offset + 1)
+                ]
+            facet_counts = _facets(results) if facets else None
         elapsed = (time.perf_counter() - started) * 1000
-        return SearchResults(parsed.text, total, hits, elapsed, parsed.natural_language, generation)
+        return SearchResults(
+            parsed.text,
+            total,
+            hits,
+            elapsed,
+            parsed.natural_language,
+            generation,
+            facets=facet_counts,
+            groups=groups,
+            articles=len(ranked) if articles is not None else None,
+        )
 
 
-def _hit(result, parsed: ParsedQuery, rank: int, with_snippet: bool) -> Hit:
-    fields = result.fields()
+class ArticleMap:
+    """Which article each document belongs to, as a compact array (article_id is not a column)."""
+
+    def __init__(self, names: list[str], numbers: array):
+        self.names = names
+        self.numbers = numbers
+
+    @classmethod
+    def build(cls, reader) -> ArticleMap:
+        names: list[str] = []
+        numbers = array("i", [-1] * reader.doc_count_all())
+        for number, term in enumerate(reader.lexicon("article_id")):
+            names.append(term.decode("utf-8"))
+            for docnum in reader.postings("article_id", term).all_ids():
+                numbers[docnum] = number
+        return cls(names, numbers)
+
+    def group(self, ranked: list[tuple[float, int]]) -> list[list[tuple[float, int]]]:
+        """Ranked (score, docnum) pairs → one list per article, articles in order of first rank."""
+        by_article: dict[int, list[tuple[float, int]]] = {}
+        for item in ranked:
+            by_article.setdefault(self.numbers[item[1]], []).append(item)
+        return list(by_article.values())
+
+
+def _facet_requests() -> dict[str, sorting.FacetType]:
+    return {name: sorting.FieldFacet(name, maptype=sorting.Count) for name in _FACET_FIELDS}
+
+
+def _facets(results) -> Facets:
+    """Facet counts from Whoosh's groups; year and month are summed from the per-date counts."""
+    years: dict[str, int] = {}
+    months: dict[str, int] = {}
+    for when, count in results.groups("date").items():
+        if isinstance(when, datetime):
+            years[f"{when.year:04d}"] = years.get(f"{when.year:04d}", 0) + count
+            months[f"{when:%Y-%m}"] = months.get(f"{when:%Y-%m}", 0) + count
+    return Facets(
+        category=_by_count(results.groups("category")),
+        source=_by_count(results.groups("source")),
+        year=_newest_first(years),
+        month=_newest_first(months),
+    )
+
+
+def _by_count(counts: Mapping) -> list[FacetCount]:
+    return sorted(
+        (FacetCount(str(value), count) for value, count in counts.items() if value),
+        key=lambda facet: (-facet.count, facet.value),
+    )
+
+
+def _newest_first(counts: Mapping[str, int]) -> list[FacetCount]:
+    return [FacetCount(value, counts[value]) for value in sorted(counts, reverse=True)]
+
+
+def _hit(searcher, docnum: int, score: float, parsed: ParsedQuery, rank: int, with_snippet: bool) -> Hit:
+    fields = searcher.stored_fields(docnum)
     terms = parsed.highlight_terms()
     body = fields.get("body", "")
     return Hit(
@@ -107,6 +316,6 @@ def _hit(result, parsed: ParsedQuery, rank: int, with_snippet: bool) -> Hit:
         source=fields.get("source", ""),
         category=fields.get("category", ""),
         url=fields.get("url", ""),
-        score=result.score,
+        score=score,
         rank=rank,
     )

@@ -1,0 +1,254 @@
+"""Everything around a search besides ranking: reading an article, related articles, suggestions.
+
+`Browser` wraps a `SearchIndex` so the web layer (and anything else) gets whole articles with the
+query's terms marked, `more_like` neighbours, search-as-you-type completions and, when a search
+finds nothing, other queries that would find something.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+
+from .analysis import terms
+from .articles import SECTION_SEPARATOR
+from .query import QueryError, normalize_query, parse_query
+from .searching import Filters, SearchIndex
+from .snippets import Snippet, mark_whole
+
+MAX_ARTICLE_ID_CHARS = 300
+RELATED_ARTICLES = 5
+RELATED_KEY_TERMS = 12
+SUGGESTIONS = 8
+# How many lexicon entries a prefix may expand to before we stop looking (a one-letter prefix).
+PREFIX_SCAN = 2000
+MAX_ALTERNATIVES = 5
+MIN_RESPELL_CHARS = 3
+_PLAIN_WORD = re.compile(r"[^\"':()*?+\-]+")
+_UNSAFE_ID = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
+@dataclass(frozen=True)
+class ArticleSection:
+    """One section of an article as read on its page: heading and paragraphs, matches marked."""
+
+    number: int
+    section_id: str
+    heading: Snippet
+    paragraphs: list[Snippet]
+    matched: bool
+
+
+@dataclass(frozen=True)
+class RelatedArticle:
+    article_id: str
+    title: str
+    date: datetime | None
+    source: str
+    category: str
+
+
+@dataclass(frozen=True)
+class ArticleView:
+    """A whole article: its fields, every section in order, and articles like it."""
+
+    article_id: str
+    title: Snippet
+    date: datetime | None
+    source: str
+    category: str
+    url: str
+    sections: list[ArticleSection]
+    related: list[RelatedArticle]
+
+
+@dataclass(frozen=True)
+class Suggestions:
+    """Completions for a partly typed query: whole queries, and article titles that contain it."""
+
+    queries: list[str]
+    titles: list[tuple[str, str]]  # (article_id, title)
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """A query that finds something where the user's query found nothing, and why we offer it."""
+
+    query: str
+    total: int
+    reason: str  # "drop-word" | "spelling" | "no-filters"
+    filtered: bool  # keeps the user's filters
+
+
+def valid_article_id(article_id: str) -> bool:
+    """Ids are relative corpus paths: no empty, `.` or `..` parts, no backslashes or control chars."""
+    if not article_id or len(article_id) > MAX_ARTICLE_ID_CHARS or _UNSAFE_ID.search(article_id):
+        return False
+    if SECTION_SEPARATOR in article_id:
+        return False
+    return all(part not in ("", ".", "..") for part in article_id.split("/"))
+
+
+class Browser:
+    """Article pages, related articles and suggestions over one `SearchIndex`."""
+
+    def __init__(self, index: SearchIndex):
+        self.index = index
+        self._lock = threading.Lock()
+        self._titles: tuple[str, list[tuple[str, str, str]]] | None = None
+
+    def article(self, article_id: str, query: str = "") -> ArticleView | None:
+        """The article with `query`'s terms marked (an unusable query marks nothing); None if unknown."""
+        if not valid_article_id(article_id):
+            return None
+        _, index = self.index.open()
+        matched_terms = _highlight_terms(query, index.schema)
+        with index.searcher() as searcher:
+            docnums = sorted(
+                searcher.document_numbers(article_id=article_id),
+                key=lambda docnum: searcher.stored_fields(docnum).get("section_number", 0),
+            )
+            if not docnums:
+                return None
+            stored = [searcher.stored_fields(docnum) for docnum in docnums]
+            first = stored[0]
+            sections = [_section(fields, matched_terms) for fields in stored]
+            text = "\n".join([first.get("title", "")] + [fields.get("body", "") for fields in stored])
+            related = self._related(searcher, docnums[0], article_id, text)
+        return ArticleView(
+            article_id=article_id,
+            title=mark_whole(first.get("title", ""), matched_terms),
+            date=first.get("date"),
+            source=first.get("source", ""),
+            category=first.get("category", ""),
+            url=first.get("url", ""),
+            sections=sections,
+            related=related,
+        )
+
+    @staticmethod
+    def _related(searcher, docnum: int, article_id: str, text: str) -> list[RelatedArticle]:
+        """Articles sharing the key content words (Bo1 over the analyzer's terms: no particles)."""
+        results = searcher.more_like(
+            docnum, "body", text=text, top=RELATED_ARTICLES * 6, numterms=RELATED_KEY_TERMS
+        )
+        related: dict[str, RelatedArticle] = {}
+        for hit in results:
+            fields = hit.fields()
+            other = fields["article_id"]
+            if other != article_id and other not in related:
+                related[other] = RelatedArticle(
+                    other, fields.get("title", ""), fields.get("date"),
+                    fields.get("source", ""), fields.get("category", ""),
+                )
+            if len(related) == RELATED_ARTICLES:
+                break
+        return list(related.values())
+
+    def suggest(self, text: str, limit: int = SUGGESTIONS) -> Suggestions:
+        """Completions of the last word from frequent index terms, and titles containing the text."""
+        text = normalize_query(text or "")[:100]
+        if not text:
+            return Suggestions([], [])
+        head, _, last = text.rpartition(" ")
+        _, index = self.index.open()
+        with index.reader() as reader:
+            candidates = itertools.islice(reader.expand_prefix("body", last.lower()), PREFIX_SCAN)
+            frequent = sorted(
+                ((reader.doc_frequency("body", term), term.decode("utf-8")) for term in candidates),
+                reverse=True,
+            )
+        queries = [f"{head} {term}".strip() for _, term in frequent[:limit]]
+        needle = text.casefold()
+        titles = [
+            (article_id, title)
+            for folded, title, article_id in self._title_list()
+            if needle in folded
+        ][:limit]
+        return Suggestions(queries, titles)
+
+    def _title_list(self) -> list[tuple[str, str, str]]:
+        """(casefolded title, title, article id) of every article, read once per generation."""
+        generation, index = self.index.open()
+        with self._lock:
+            if self._titles is None or self._titles[0] != generation:
+                with index.searcher() as searcher:
+                    titles = sorted(
+                        (fields.get("date") or datetime.min, fields.get("title", ""), fields["article_id"])
+                        for fields in searcher.documents(section_number=1)
+                    )
+                self._titles = (generation, [(t.casefold(), t, a) for _, t, a in reversed(titles)])
+            return self._titles[1]
+
+    def alternatives(self, query: str, filters: Filters | None = None) -> list[Alternative]:
+        """Queries that find something when `query` found nothing: the same without the filters,
+        without one of its words, or with a word spelled as the index knows it."""
+        words = normalize_query(query or "").split(" ")
+        candidates: list[tuple[str, str, bool]] = []
+        if filters:
+            candidates.append((" ".join(words), "no-filters", False))
+        if len(words) > 1:
+            candidates += [
+                (" ".join(words[:i] + words[i + 1:]), "drop-word", True) for i in range(len(words))
+            ]
+        candidates += [(corrected, "spelling", True) for corrected in self._respellings(words)]
+        found: list[Alternative] = []
+        for candidate, reason, keep_filters in dict.fromkeys(candidates):
+            total = self._count(candidate, filters if keep_filters else None)
+            if total:
+                found.append(Alternative(candidate, total, reason, keep_filters and bool(filters)))
+        found.sort(key=lambda alternative: -alternative.total)
+        return found[:MAX_ALTERNATIVES]
+
+    def _respellings(self, words: list[str]) -> list[str]:
+        """The query with one unknown word replaced by the nearest word the index has.
+
+        Whole words are corrected, not their Sudachi pieces (a typo splits 半導体 into odd bits),
+        and only from three characters up: one edit away from a two-kanji word is any other word.
+        """
+        _, index = self.index.open()
+        respelled: list[str] = []
+        with index.searcher() as searcher:
+            corrector = searcher.corrector("body")
+            reader = searcher.reader()
+            for i, word in enumerate(words):
+                if len(word) < MIN_RESPELL_CHARS or not _PLAIN_WORD.fullmatch(word):
+                    continue  # leave syntax (phrases, fields, negation) alone
+                if all(reader.doc_frequency("body", term.text) for term in terms(word)):
+                    continue
+                distance = 1 if len(word) < 6 else 2
+                for fixed in corrector.suggest(word.lower(), limit=2, maxdist=distance):
+                    respelled.append(" ".join(words[:i] + [fixed] + words[i + 1:]))
+        return respelled
+
+    def _count(self, query: str, filters: Filters | None) -> int:
+        if not query.strip():
+            return 0
+        try:
+            return self.index.search(query, limit=1, snippets=False, filters=filters).total
+        except QueryError:
+            return 0
+
+
+def _highlight_terms(query: str, schema) -> frozenset[str]:
+    if not query or not query.strip():
+        return frozenset()
+    try:
+        return parse_query(query, schema).highlight_terms()
+    except QueryError:
+        return frozenset()
+
+
+def _section(fields: dict, matched_terms: frozenset[str]) -> ArticleSection:
+    paragraphs = [mark_whole(line, matched_terms) for line in fields.get("body", "").split("\n") if line.strip()]
+    heading = mark_whole(fields.get("heading", ""), matched_terms)
+    return ArticleSection(
+        number=fields.get("section_number", 0),
+        section_id=fields["section_id"],
+        heading=heading,
+        paragraphs=paragraphs,
+        matched=heading.has_match() or any(p.has_match() for p in paragraphs),
+    )
