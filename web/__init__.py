@@ -1,0 +1,61 @@
+"""The browser search page and JSON API: a thin Flask layer over `search`.
+
+`create_app(index_root)` builds the app; `web.server.serve` runs it on waitress. Views only read
+parameters, call `search.searching` / `search.browse` and render; no search logic lives here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask, current_app, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from search.browse import Browser
+from search.searching import SearchIndex
+from search.store import IndexMissingError
+
+
+def create_app(index_root: str | Path) -> Flask:
+    app = Flask(__name__)
+    app.json.ensure_ascii = False
+    app.json.sort_keys = False
+    app.extensions["midashi"] = Browser(SearchIndex(index_root))
+
+    from . import api, views
+
+    app.register_blueprint(views.blueprint)
+    app.register_blueprint(api.blueprint)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(IndexMissingError, _index_missing)
+    return app
+
+
+def browser() -> Browser:
+    """The app's `Browser` (and through `.index`, its `SearchIndex`)."""
+    return current_app.extensions["midashi"]
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path == "/healthz"
+
+
+def _http_error(error: HTTPException):
+    if wants_json():
+        return jsonify(error=error.description), error.code
+    return render_template("error.html", code=error.code, message=_PAGE_MESSAGES.get(error.code)), error.code
+
+
+def _index_missing(error: IndexMissingError):
+    """No index built yet: say so (with the command to run) instead of failing."""
+    if wants_json():
+        return jsonify(error=str(error)), 503
+    return render_template("error.html", code=503, message="索引がまだありません。", detail=str(error)), 503
+
+
+_PAGE_MESSAGES = {
+    400: "リクエストを読み取れませんでした。",
+    404: "ページが見つかりません。",
+    405: "この方法ではアクセスできません。",
+    500: "サーバー内部でエラーが起きました。",
+}

@@ -1,0 +1,135 @@
+"""The JSON API: search, articles, suggestions, health, and its OpenAPI description."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from datetime import datetime
+
+from flask import Blueprint, abort, jsonify, request
+
+from search.query import QueryError
+from search.searching import ArticleGroup, Facets, Hit
+
+from . import browser
+from .openapi import OPENAPI
+from .params import search_request
+
+blueprint = Blueprint("api", __name__)
+
+
+@blueprint.errorhandler(QueryError)
+def _bad_query(error: QueryError):
+    return jsonify(error=str(error)), 400
+
+
+@blueprint.get("/api/search")
+def search():
+    wanted = search_request(request.args)
+    results = browser().index.search(
+        wanted.q, wanted.per_page, wanted.offset,
+        filters=wanted.filters, sort=wanted.sort, facets=True, group=True,
+    )
+    return jsonify(
+        query=results.query,
+        total=results.total,
+        articles=results.articles,
+        page=wanted.page,
+        per_page=wanted.per_page,
+        sort=wanted.sort,
+        elapsed_ms=round(results.elapsed_ms, 2),
+        hits=[_group_json(group) for group in results.groups],
+        facets=_facets_json(results.facets),
+    )
+
+
+@blueprint.get("/api/articles/<path:article_id>")
+def article(article_id: str):
+    view = browser().article(article_id, request.args.get("q", ""))
+    if view is None:
+        abort(404, description=f"no article with id {article_id!r}")
+    return jsonify(
+        id=view.article_id,
+        title=view.title.text(),
+        date=_iso(view.date),
+        source=view.source,
+        category=view.category,
+        url=view.url,
+        sections=[
+            {
+                "section_id": section.section_id,
+                "number": section.number,
+                "heading": section.heading.text(),
+                "text": "\n".join(p.text() for p in section.paragraphs),
+                "html": "\n".join(p.html() for p in section.paragraphs),
+                "matched": section.matched,
+            }
+            for section in view.sections
+        ],
+        related=[
+            {"id": r.article_id, "title": r.title, "date": _iso(r.date), "source": r.source, "category": r.category}
+            for r in view.related
+        ],
+    )
+
+
+@blueprint.get("/api/suggest")
+def suggest():
+    suggestions = browser().suggest(request.args.get("q", ""))
+    return jsonify(
+        queries=suggestions.queries,
+        titles=[{"id": article_id, "title": title} for article_id, title in suggestions.titles],
+    )
+
+
+@blueprint.get("/healthz")
+def healthz():
+    generation, index = browser().index.open()
+    return jsonify(status="ok", generation=generation, sections=index.doc_count())
+
+
+@blueprint.get("/api/openapi.json")
+def openapi():
+    return jsonify(OPENAPI)
+
+
+def _hit_json(hit: Hit) -> dict:
+    return {
+        "section_id": hit.section_id,
+        "article_id": hit.article_id,
+        "section_number": hit.section_number,
+        "title": hit.title.text(),
+        "title_html": hit.title.html(),
+        "heading": hit.heading.text(),
+        "heading_html": hit.heading.html(),
+        "snippet": hit.snippet.text(),
+        "snippet_html": hit.snippet.html(),
+        "date": _iso(hit.date),
+        "source": hit.source,
+        "category": hit.category,
+        "url": hit.url,
+        "score": round(hit.score, 4),
+        "rank": hit.rank,
+    }
+
+
+def _group_json(group: ArticleGroup) -> dict:
+    return {
+        **_hit_json(group.best),
+        "other_sections": [
+            {"section_id": o.section_id, "section_number": o.section_number, "heading": o.heading.text()}
+            for o in group.others
+        ],
+    }
+
+
+def _facets_json(facets: Facets | None) -> dict:
+    if facets is None:
+        return {}
+    return {
+        field.name: [{"value": f.value, "count": f.count} for f in getattr(facets, field.name)]
+        for field in fields(Facets)
+    }
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when else None

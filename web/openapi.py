@@ -1,0 +1,154 @@
+"""The OpenAPI 3.1 description of the JSON API, served at /api/openapi.json.
+
+`tests/test_openapi.py` validates real responses against these schemas, so they cannot drift.
+"""
+
+from __future__ import annotations
+
+_STRING = {"type": "string"}
+_DATE = {"type": ["string", "null"], "format": "date-time"}
+
+
+def _object(properties: dict, required: list[str] | None = None) -> dict:
+    """A closed object schema: every listed property required unless `required` says otherwise."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties) if required is None else required,
+        "additionalProperties": False,
+    }
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _query(name: str, description: str, schema: dict | None = None, required: bool = False) -> dict:
+    return {"name": name, "in": "query", "required": required, "description": description, "schema": schema or _STRING}
+
+
+_ERROR = _json(_ref("Error"), "The request cannot be answered; `error` says why.")
+_FACET_LIST = {"type": "array", "items": _ref("FacetCount")}
+
+SCHEMAS = {
+    "Error": _object({"error": _STRING}),
+    "FacetCount": _object({"value": _STRING, "count": {"type": "integer", "minimum": 0}}),
+    "OtherSection": _object({
+        "section_id": _STRING,
+        "section_number": {"type": "integer"},
+        "heading": _STRING,
+    }),
+    "SearchHit": _object({
+        "section_id": _STRING,
+        "article_id": _STRING,
+        "section_number": {"type": "integer"},
+        "title": _STRING,
+        "title_html": _STRING,
+        "heading": _STRING,
+        "heading_html": _STRING,
+        "snippet": _STRING,
+        "snippet_html": {"type": "string", "description": "HTML-escaped text; matches in <mark>."},
+        "date": _DATE,
+        "source": _STRING,
+        "category": _STRING,
+        "url": _STRING,
+        "score": {"type": "number", "description": "BM25F score; 0 when sorted by date."},
+        "rank": {"type": "integer", "minimum": 1},
+        "other_sections": {"type": "array", "items": _ref("OtherSection")},
+    }),
+    "SearchResults": _object({
+        "query": {"type": "string", "description": "The query as normalised for searching."},
+        "total": {"type": "integer", "minimum": 0, "description": "Matching sections."},
+        "articles": {"type": "integer", "minimum": 0, "description": "Matching articles."},
+        "page": {"type": "integer", "minimum": 1},
+        "per_page": {"type": "integer", "minimum": 1},
+        "sort": {"enum": ["relevance", "newest", "oldest"]},
+        "elapsed_ms": {"type": "number", "minimum": 0},
+        "hits": {"type": "array", "items": _ref("SearchHit"), "description": "One per article."},
+        "facets": _object({"category": _FACET_LIST, "source": _FACET_LIST, "year": _FACET_LIST, "month": _FACET_LIST}),
+    }),
+    "ArticleSection": _object({
+        "section_id": _STRING,
+        "number": {"type": "integer"},
+        "heading": _STRING,
+        "text": _STRING,
+        "html": {"type": "string", "description": "HTML-escaped paragraphs; matches in <mark>."},
+        "matched": {"type": "boolean"},
+    }),
+    "RelatedArticle": _object({"id": _STRING, "title": _STRING, "date": _DATE, "source": _STRING, "category": _STRING}),
+    "Article": _object({
+        "id": _STRING,
+        "title": _STRING,
+        "date": _DATE,
+        "source": _STRING,
+        "category": _STRING,
+        "url": _STRING,
+        "sections": {"type": "array", "items": _ref("ArticleSection")},
+        "related": {"type": "array", "items": _ref("RelatedArticle")},
+    }),
+    "Suggestions": _object({
+        "queries": {"type": "array", "items": _STRING},
+        "titles": {"type": "array", "items": _object({"id": _STRING, "title": _STRING})},
+    }),
+    "Health": _object({"status": {"const": "ok"}, "generation": _STRING, "sections": {"type": "integer"}}),
+}
+
+OPENAPI = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "Midashi",
+        "version": "0.1.0",
+        "description": "Full-text search over Japanese news, ranked by section and grouped by article.",
+    },
+    "paths": {
+        "/api/search": {
+            "get": {
+                "summary": "Search articles",
+                "parameters": [
+                    _query("q", "The query: words, \"phrases\", OR, -word, title:word.", required=True),
+                    _query("page", "Page of articles, from 1.", {"type": "integer", "minimum": 1, "maximum": 1000}),
+                    _query("per_page", "Articles per page.", {"type": "integer", "minimum": 1, "maximum": 50}),
+                    _query("sort", "Order of articles.", {"enum": ["relevance", "newest", "oldest"]}),
+                    _query("category", "Only this category."),
+                    _query("source", "Only this source."),
+                    _query("from", "Earliest date, YYYY-MM-DD (or YYYY-MM, YYYY)."),
+                    _query("to", "Latest date, inclusive, YYYY-MM-DD (or YYYY-MM, YYYY)."),
+                ],
+                "responses": {
+                    "200": _json(_ref("SearchResults"), "Ranked articles, facets and counts."),
+                    "400": _ERROR,
+                    "503": _ERROR,
+                },
+            }
+        },
+        "/api/articles/{id}": {
+            "get": {
+                "summary": "A whole article",
+                "parameters": [
+                    {"name": "id", "in": "path", "required": True, "schema": _STRING,
+                     "description": "Article id; may contain `/` (e.g. topic-news/topic-news-5903225)."},
+                    _query("q", "A query whose terms are marked in the text."),
+                ],
+                "responses": {"200": _json(_ref("Article"), "The article."), "404": _ERROR, "503": _ERROR},
+            }
+        },
+        "/api/suggest": {
+            "get": {
+                "summary": "Search-as-you-type suggestions",
+                "parameters": [_query("q", "What has been typed so far.")],
+                "responses": {"200": _json(_ref("Suggestions"), "Completed queries and matching titles."), "503": _ERROR},
+            }
+        },
+        "/healthz": {
+            "get": {
+                "summary": "Liveness and the live index generation",
+                "responses": {"200": _json(_ref("Health"), "Serving."), "503": _ERROR},
+            }
+        },
+    },
+    "components": {"schemas": SCHEMAS},
+}

@@ -1,0 +1,57 @@
+"""Reading a search request's query-string parameters, shared by the page and the JSON API."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from search.query import QueryError
+from search.searching import SORTS, Filters
+
+DEFAULT_PER_PAGE = 10
+MAX_PER_PAGE = 50
+MAX_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """What a search URL asks for; `page` and `per_page` count articles."""
+
+    q: str
+    page: int
+    per_page: int
+    sort: str
+    filters: Filters
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.per_page
+
+
+def search_request(args: Mapping[str, str]) -> SearchRequest:
+    """Parse and bound the parameters; QueryError says what is wrong with one."""
+    sort = args.get("sort") or "relevance"
+    if sort not in SORTS:
+        raise QueryError(f"sort must be one of {', '.join(SORTS)}")
+    return SearchRequest(
+        q=args.get("q", ""),
+        page=_bounded_int(args, "page", 1, 1, MAX_PAGE),
+        per_page=_bounded_int(args, "per_page", DEFAULT_PER_PAGE, 1, MAX_PER_PAGE),
+        sort=sort,
+        filters=Filters.parse(
+            args.get("category", ""), args.get("source", ""), args.get("from", ""), args.get("to", "")
+        ),
+    )
+
+
+def _bounded_int(args: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = args.get(name) or ""
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise QueryError(f"{name} must be a whole number") from None
+    if not low <= value <= high:
+        raise QueryError(f"{name} must be between {low} and {high}")
+    return value

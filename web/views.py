@@ -1,0 +1,98 @@
+"""The HTML pages: the search page (results, facets, help) and the article page."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from flask import Blueprint, abort, render_template, request, url_for
+
+from search.query import QueryError
+from search.searching import SORTS
+
+from . import browser
+from .params import MAX_PAGE, search_request
+
+blueprint = Blueprint("views", __name__)
+
+SORT_LABELS = dict(zip(SORTS, ("関連度順", "新しい順", "古い順")))
+# The livedoor news corpus's categories, as the sites call themselves.
+CATEGORY_LABELS = {
+    "dokujo-tsushin": "独女通信",
+    "it-life-hack": "ITライフハック",
+    "kaden-channel": "家電チャンネル",
+    "livedoor-homme": "livedoor HOMME",
+    "movie-enter": "MOVIE ENTER",
+    "peachy": "Peachy",
+    "smax": "エスマックス",
+    "sports-watch": "Sports Watch",
+    "topic-news": "トピックニュース",
+}
+_FILTER_ARGS = ("category", "source", "from", "to")
+
+
+@blueprint.app_template_filter("ja_date")
+def ja_date(when: datetime | None) -> str:
+    return f"{when.year}年{when.month}月{when.day}日" if when else ""
+
+
+@blueprint.app_template_filter("category_label")
+def category_label(category: str) -> str:
+    return CATEGORY_LABELS.get(category, category)
+
+
+@blueprint.app_template_filter("web_url")
+def web_url(url: str) -> str | None:
+    """The URL if it is safe to link (http/https); a `javascript:` URL is shown as text instead."""
+    return url if urlsplit(url).scheme in ("http", "https") else None
+
+
+@blueprint.app_template_global()
+def url_with(**changes: str | int | None) -> str:
+    """This search's URL with some parameters changed (None drops one); back to page 1 unless set."""
+    args = {key: value for key, value in request.args.items() if value and key != "page"}
+    args.update(changes)
+    return url_for("views.search", **{key: value for key, value in args.items() if value})
+
+
+@blueprint.app_template_global()
+def article_url(article_id: str, section_number: int | None = None, q: str = "") -> str:
+    anchor = f"s{section_number}" if section_number else None
+    return url_for("views.article", article_id=article_id, q=q or None, _anchor=anchor)
+
+
+@blueprint.get("/")
+def search():
+    q = request.args.get("q", "")
+    context = {"q": q, "sort_labels": SORT_LABELS, "args": request.args}
+    if not q.strip():
+        return render_template("search.html", **context)
+    try:
+        wanted = search_request(request.args)
+        results = browser().index.search(
+            wanted.q, wanted.per_page, wanted.offset,
+            filters=wanted.filters, sort=wanted.sort, facets=True, group=True,
+        )
+    except QueryError as error:
+        return render_template("search.html", error=str(error), **context), 400
+    pages = min(math.ceil((results.articles or 0) / wanted.per_page), MAX_PAGE)
+    alternatives = [] if results.total else browser().alternatives(q, wanted.filters)
+    return render_template(
+        "search.html",
+        results=results,
+        wanted=wanted,
+        pages=pages,
+        alternatives=alternatives,
+        filtered=any(request.args.get(name) for name in _FILTER_ARGS),
+        **context,
+    )
+
+
+@blueprint.get("/articles/<path:article_id>")
+def article(article_id: str):
+    q = request.args.get("q", "")
+    view = browser().article(article_id, q)
+    if view is None:
+        abort(404)
+    return render_template("article.html", article=view, q=q)
