@@ -34,7 +34,7 @@ _SORT_FACETS = {
     "newest": sorting.FieldFacet("date", reverse=True),
     "oldest": sorting.FieldFacet("date"),
 }
-_FACET_FIELDS = ("category", "source", "date")
+_FACET_FIELDS = ("category", "source")
 
 
 @dataclass(frozen=True)
@@ -270,18 +270,34 @@ class ArticleMap:
         return list(by_article.values())
 
 
+class _MonthFacet(sorting.FieldFacet):
+    """Counts per "YYYY-MM" of a DATETIME column (Whoosh's own facet fails on undated documents)."""
+
+    def categorizer(self, global_searcher):
+        return _MonthCategorizer(global_searcher, self.fieldname)
+
+
+class _MonthCategorizer(sorting.ColumnCategorizer):
+    def key_to_name(self, key) -> str | None:
+        try:
+            when = super().key_to_name(key)
+        except (OverflowError, ValueError):  # the column's "no value" sentinel
+            return None
+        return f"{when:%Y-%m}" if when else None
+
+
 def _facet_requests() -> dict[str, sorting.FacetType]:
-    return {name: sorting.FieldFacet(name, maptype=sorting.Count) for name in _FACET_FIELDS}
+    requests = {name: sorting.FieldFacet(name, maptype=sorting.Count) for name in _FACET_FIELDS}
+    requests["month"] = _MonthFacet("date", maptype=sorting.Count)
+    return requests
 
 
 def _facets(results) -> Facets:
-    """Facet counts from Whoosh's groups; year and month are summed from the per-date counts."""
+    """Facet counts from Whoosh's groups; the year counts are summed from the month counts."""
+    months = {month: count for month, count in results.groups("month").items() if month}
     years: dict[str, int] = {}
-    months: dict[str, int] = {}
-    for when, count in results.groups("date").items():
-        if isinstance(when, datetime):
-            years[f"{when.year:04d}"] = years.get(f"{when.year:04d}", 0) + count
-            months[f"{when:%Y-%m}"] = months.get(f"{when:%Y-%m}", 0) + count
+    for month, count in months.items():
+        years[month[:4]] = years.get(month[:4], 0) + count
     return Facets(
         category=_by_count(results.groups("category")),
         source=_by_count(results.groups("source")),
