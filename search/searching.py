@@ -28,12 +28,6 @@ from .store import IndexStore
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 1000
 SORTS = ("relevance", "newest", "oldest")
-# Whoosh sort facets per sort order; relevance is Whoosh's own score order.
-_SORT_FACETS = {
-    "relevance": None,
-    "newest": sorting.FieldFacet("date", reverse=True),
-    "oldest": sorting.FieldFacet("date"),
-}
 _FACET_FIELDS = ("category", "source")
 
 
@@ -284,6 +278,27 @@ class _MonthCategorizer(sorting.ColumnCategorizer):
         except (OverflowError, ValueError):  # the column's "no value" sentinel
             return None
         return f"{when:%Y-%m}" if when else None
+
+
+class _DateOrder(sorting.FieldFacet):
+    """Date order with undated documents last either way (Whoosh's own puts them first reversed)."""
+
+    def categorizer(self, global_searcher):
+        return _DateOrderCategorizer(global_searcher, self.fieldname, self.reverse)
+
+
+class _DateOrderCategorizer(sorting.ColumnCategorizer):
+    def set_searcher(self, segment_searcher, docoffset):
+        super().set_searcher(segment_searcher, docoffset)
+        self._missing = self._column_type.default_value()
+
+    def key_for(self, matcher, segment_docnum):
+        value = self._creader[segment_docnum]
+        return (value == self._missing, -value if self._reverse else value)
+
+
+# Whoosh sort facets per sort order; relevance is Whoosh's own score order.
+_SORT_FACETS = {"relevance": None, "newest": _DateOrder("date", reverse=True), "oldest": _DateOrder("date")}
 
 
 def _facet_requests() -> dict[str, sorting.FacetType]:
