@@ -50,6 +50,7 @@ def driver(tmp_path_factory):
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
     options.add_argument("--window-size=1280,900")
+    options.add_argument("--lang=ja-JP")
     service = Service(str(CHROMEDRIVER)) if CHROMEDRIVER.exists() else Service(shutil.which("chromedriver"))
     browser = webdriver.Chrome(options=options, service=service)
     yield browser
@@ -63,13 +64,16 @@ def wait(driver, condition):
 
 
 def screenshot(driver, name: str, width: int) -> Path:
-    """A full-height screenshot at `width` CSS pixels (the window is put back to desktop after)."""
+    """A full-height screenshot of the current page as loaded `width` CSS pixels wide."""
     ARTIFACTS.mkdir(exist_ok=True)
+    driver.set_window_size(width, 900)
+    driver.refresh()  # the page adapts on load (the filters fold on a phone)
     height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(width, min(max(height, 800), 4000))
+    driver.set_window_size(width, min(max(height, 600), 4000))
     path = ARTIFACTS / name
     driver.save_screenshot(str(path))
     driver.set_window_size(1280, 900)
+    driver.refresh()
     return path
 
 
