@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from whoosh import query as wq
 from whoosh.fields import Schema
-from whoosh.qparser import AndGroup, MultifieldParser, PlusMinusPlugin
+from whoosh.qparser import AndGroup, MultifieldParser, PlusMinusPlugin, WildcardPlugin
 
 from .analysis import terms
 from .schema import TEXT_FIELDS
@@ -28,7 +28,7 @@ NATURAL_LANGUAGE_MIN_TERMS = 5
 NATURAL_LANGUAGE_COORD = 0.9
 _QUOTES = str.maketrans({"「": '"', "」": '"', "『": '"', "』": '"', "“": '"', "”": '"'})
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_SYNTAX = re.compile(r'"|(^|\s)[-+]\S|\b(AND|OR|NOT)\b|\b[a-z]+:\S|[()*?]')
+_SYNTAX = re.compile(r'"|(^|\s)[-+]\S|\b(AND|OR|NOT)\b|\b[a-z]+:\S|[()]')
 
 
 class QueryError(ValueError):
@@ -71,6 +71,7 @@ def parse_query(raw: str, schema: Schema) -> ParsedQuery:
             return ParsedQuery(text, _best_match_query(words), natural_language=True)
     parser = MultifieldParser(list(TEXT_FIELDS), schema, group=AndGroup)
     parser.add_plugin(PlusMinusPlugin())
+    parser.remove_plugin_class(WildcardPlugin)  # ？ and ＊ are punctuation in Japanese text
     try:
         query = parser.parse(text)
     except Exception as error:  # Whoosh raises assorted types for odd input

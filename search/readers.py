@@ -19,7 +19,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 
-from .articles import Article, Section, heading_of_line, sections_from_paragraphs
+from .articles import (
+    MAX_SECTION_CHARS,
+    Article,
+    Section,
+    heading_of_line,
+    sections_from_paragraphs,
+)
 
 ARTICLE_SUFFIXES = {".txt", ".md", ".markdown"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
@@ -334,30 +340,30 @@ def _read_metadata(lines: list[str]) -> tuple[dict[str, str], list[str]]:
 
 
 def _text_sections(lines: list[str]) -> list[Section]:
-    has_markdown_headings = any(line.startswith("## ") for line in lines)
-    if not has_markdown_headings:
+    """Sections under `## ` headings (or plain heading lines); unheaded text cut at paragraphs."""
+    if not any(line.startswith("## ") for line in lines):
+        has_blank_lines = any(not line.strip() for line in "\n".join(lines).strip().split("\n"))
+        if has_blank_lines or any(heading_of_line(line) for line in lines):
+            return sections_from_paragraphs("", _paragraphs(lines))
         lines = _mark_plain_headings(lines)
     sections: list[Section] = []
     heading = ""
     paragraphs: list[str] = []
 
     def flush() -> None:
-        text = "\n".join(paragraphs).strip()
-        if text:
-            sections.append(Section(heading, text))
+        if sum(len(p) for p in paragraphs) <= MAX_SECTION_CHARS:
+            text = "\n".join(paragraphs)
+            sections.extend([Section(heading, text)] if text else [])
+        else:  # an over-long headed section: several sections under the same heading
+            sections.extend(sections_from_paragraphs(heading, paragraphs))
         paragraphs.clear()
 
-    any_heading = False
     for line in lines:
         if line.startswith("## "):
             flush()
             heading = line[3:].strip()
-            any_heading = True
         elif line.strip():
             paragraphs.append(line.strip())
-    if not any_heading:
-        # No headings at all: cut at paragraph boundaries into readable sections.
-        return sections_from_paragraphs("", _paragraphs(lines))
     flush()
     return sections
 
@@ -447,3 +453,27 @@ def parse_date(value: str) -> datetime | None:
         except ValueError:
             return None
     return parsed.replace(tzinfo=None)
+
+
+def estimate_articles(paths: Iterable[Path | str]) -> int:
+    """About how many articles `read_corpus` will yield, for a progress bar (cheap: no parsing)."""
+    total = 0
+    for path in map(Path, paths):
+        if path.is_dir():
+            for file in path.rglob("*"):
+                relative = file.relative_to(path).as_posix()
+                if file.is_file() and _is_article_file(relative):
+                    total += _lines(file.read_bytes()) if file.suffix in JSONL_SUFFIXES else 1
+        elif _is_tarball(path):
+            try:
+                with tarfile.open(path) as archive:
+                    total += sum(1 for m in archive if m.isfile() and _is_article_file(m.name))
+            except (OSError, tarfile.TarError):
+                continue
+        elif path.is_file():
+            total += _lines(path.read_bytes()) if path.suffix in JSONL_SUFFIXES else 1
+    return total
+
+
+def _lines(data: bytes) -> int:
+    return data.count(b"\n") + (0 if data.endswith(b"\n") else 1)

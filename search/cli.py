@@ -1,0 +1,257 @@
+"""The `midashi` command: reindex, search, stats, serve.
+
+Thin by design: every command calls one function of the engine and only formats what it returns.
+Errors a user can cause (no index, a busy index, a bad query, a bad option) end in one line that
+says what to do and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from .indexing import ReindexReport, reindex
+from .query import QueryError
+from .readers import estimate_articles
+from .searching import Hit, SearchIndex, SearchResults
+from .snippets import Snippet
+from .store import IndexBusyError, IndexMissingError, IndexStore
+
+DEFAULT_INDEX = "index"
+DEFAULT_CORPUS = "corpus"
+EXIT_INTERRUPTED = 130
+
+index_option = click.option(
+    "--index",
+    "index_root",
+    default=DEFAULT_INDEX,
+    show_default=True,
+    envvar="MIDASHI_INDEX",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Index folder (or set MIDASHI_INDEX).",
+)
+
+
+class UserError(click.ClickException):
+    """An error the user can fix; shown as one line."""
+
+    def show(self, file=None) -> None:
+        click.echo(f"midashi: {self.format_message()}", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Midashi: full-text search for Japanese news, section by section."""
+
+
+# --- reindex ---------------------------------------------------------------------------------
+
+@cli.command("reindex")
+@click.option(
+    "--corpus",
+    "corpus_paths",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help=f"Folder, file or tarball of articles; repeatable. [default: {DEFAULT_CORPUS}]",
+)
+@index_option
+@click.option("--full", is_flag=True, help="Rebuild everything instead of only what changed.")
+def reindex_command(corpus_paths: tuple[Path, ...], index_root: Path, full: bool) -> None:
+    """Bring the index in line with the corpus (only added, changed and removed articles)."""
+    paths = list(corpus_paths) or [Path(DEFAULT_CORPUS)]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise UserError(f"corpus not found: {', '.join(missing)} (give --corpus PATH)")
+    show_progress = sys.stderr.isatty()
+    bar = None
+    if show_progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=estimate_articles(paths), unit=" articles", file=sys.stderr, leave=False)
+    try:
+        report = reindex(paths, index_root, full=full, progress=(lambda _: bar.update()) if bar else None)
+    except IndexBusyError as error:
+        raise UserError(str(error)) from None
+    except KeyboardInterrupt:
+        click.echo("\nmidashi: reindex interrupted; the previous index is still in use.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    finally:
+        if bar is not None:
+            bar.close()
+    click.echo(format_report(report, index_root))
+
+
+def format_report(report: ReindexReport, index_root: Path) -> str:
+    lines = []
+    for label, counts in (
+        ("added", report.added),
+        ("updated", report.updated),
+        ("removed", report.removed),
+        ("unchanged", report.unchanged),
+    ):
+        lines.append(f"  {label:<9} {counts.articles:>8,} articles {counts.sections:>9,} sections")
+    lines.append(f"  {'skipped':<9} {len(report.skipped):>8,} files/lines")
+    for skipped in report.skipped[:20]:
+        lines.append(f"    {skipped.path}: {skipped.reason}")
+    if len(report.skipped) > 20:
+        lines.append(f"    … and {len(report.skipped) - 20:,} more")
+    if report.changed:
+        size = IndexStore(index_root).size_on_disk()
+        head = f"Reindexed {index_root} ({report.generation}, {size / 1e6:.1f} MB on disk)"
+    else:
+        head = f"Nothing changed: {index_root} is up to date"
+    lines.insert(0, f"{head} in {report.elapsed_seconds:.1f} s")
+    return "\n".join(lines)
+
+
+# --- search ----------------------------------------------------------------------------------
+
+@cli.command("search")
+@click.argument("query", required=False)
+@click.option("-n", "--limit", default=None, type=click.IntRange(1, 1000), help="Hits to show. [default: 10; 100 with --run]")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+@click.option("--queries", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Batch: a `qid<TAB>query` file.")
+@click.option("--run", "run_path", type=click.Path(dir_okay=False, path_type=Path), help="Batch: write a TREC run here.")
+@index_option
+def search_command(
+    query: str | None,
+    limit: int | None,
+    as_json: bool,
+    queries: Path | None,
+    run_path: Path | None,
+    index_root: Path,
+) -> None:
+    """Search the index: `midashi search "輸出規制"`, or a batch with --queries/--run."""
+    index = SearchIndex(index_root)
+    if queries or run_path:
+        if not (queries and run_path) or query:
+            raise UserError("batch search needs both --queries FILE.tsv and --run OUT.trec, and no QUERY")
+        _run_batch(index, queries, run_path, limit or 100)
+        return
+    if not query:
+        raise UserError('give a query: midashi search "輸出規制"')
+    results = _guarded(lambda: index.search(query, limit=limit or 10))
+    click.echo(json.dumps(results_json(results), ensure_ascii=False, indent=2) if as_json else format_results(results))
+
+
+def _guarded(action):
+    try:
+        return action()
+    except (QueryError, IndexMissingError) as error:
+        raise UserError(str(error)) from None
+
+
+def results_json(results: SearchResults) -> dict:
+    return {
+        "query": results.query,
+        "total": results.total,
+        "elapsed_ms": round(results.elapsed_ms, 2),
+        "hits": [hit_json(hit) for hit in results.hits],
+    }
+
+
+def hit_json(hit: Hit) -> dict:
+    return {
+        "rank": hit.rank,
+        "section_id": hit.section_id,
+        "article_id": hit.article_id,
+        "title": hit.title.text(),
+        "heading": hit.heading.text(),
+        "date": hit.date.isoformat() if hit.date else None,
+        "source": hit.source,
+        "category": hit.category,
+        "url": hit.url,
+        "score": round(hit.score, 4),
+        "snippet_html": hit.snippet.html(),
+        "snippet_text": hit.snippet.text(),
+    }
+
+
+def _emphasised(snippet: Snippet) -> str:
+    """Matches in bold yellow on a terminal; click strips the styling when piped."""
+    return snippet.render(lambda text: click.style(text, fg="yellow", bold=True))
+
+
+def format_results(results: SearchResults) -> str:
+    mode = ", ranked by best match" if results.natural_language else ""
+    lines = [f"{results.total:,} sections for 「{results.query}」 ({results.elapsed_ms:.0f} ms{mode})"]
+    for hit in results.hits:
+        lines.append("")
+        lines.append(f"{hit.rank:>3}. {click.style(_emphasised(hit.title), bold=True)}")
+        where = ["§ " + _emphasised(hit.heading) if hit.heading.text() else ""]
+        where += [hit.date.strftime("%Y-%m-%d") if hit.date else "", hit.source, hit.section_id, f"score {hit.score:.2f}"]
+        lines.append("     " + " · ".join(part for part in where if part))
+        lines.append("     " + _emphasised(hit.snippet))
+    return "\n".join(lines)
+
+
+def _run_batch(index: SearchIndex, queries: Path, run_path: Path, limit: int) -> None:
+    """Write a TREC run (`qid Q0 docid rank score tag`) for every `qid<TAB>query` line."""
+    _guarded(index.open)
+    started = time.perf_counter()
+    done = failed = 0
+    with open(queries, encoding="utf-8") as source, open(run_path, "w", encoding="utf-8") as run:
+        for number, line in enumerate(source, start=1):
+            if not line.strip():
+                continue
+            qid, tab, text = line.rstrip("\n").partition("\t")
+            if not tab:
+                raise UserError(f"{queries}:{number}: expected `qid<TAB>query`")
+            try:
+                results = index.search(text, limit=limit, snippets=False)
+            except QueryError as error:
+                failed += 1
+                click.echo(f"midashi: {queries}:{number} ({qid}): {error}", err=True)
+                continue
+            for hit in results.hits:
+                run.write(f"{qid} Q0 {hit.section_id} {hit.rank} {hit.score:.4f} midashi\n")
+            done += 1
+    elapsed = time.perf_counter() - started
+    click.echo(f"Wrote {run_path}: {done:,} queries ({failed:,} unsearchable) in {elapsed:.1f} s")
+
+
+# --- stats, serve ----------------------------------------------------------------------------
+
+@cli.command("stats")
+@index_option
+def stats_command(index_root: Path) -> None:
+    """Articles, sections, terms, size on disk and the last reindex."""
+    from .stats import index_stats
+
+    stats = _guarded(lambda: index_stats(index_root))
+    for label, value in stats.items():
+        click.echo(f"{label:<14} {value}")
+
+
+@cli.command("serve")
+@index_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback unless told otherwise).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+def serve_command(index_root: Path, host: str, port: int) -> None:
+    """Serve the search page and JSON API on a production WSGI server."""
+    from web.server import serve
+
+    _guarded(lambda: SearchIndex(index_root).open())
+    serve(str(index_root), host=host, port=port)
+
+
+def main() -> None:
+    """Entry point: usage errors become one line with a pointer to --help."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("midashi: aborted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.UsageError as error:
+        command = error.ctx.command_path if error.ctx else "midashi"
+        click.echo(f"midashi: {error.format_message()} (see `{command} --help`)", err=True)
+        sys.exit(error.exit_code)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except click.exceptions.Exit as exit_:
+        sys.exit(exit_.exit_code)

@@ -1,0 +1,29 @@
+"""`midashi stats`: what the live index holds, read from its manifest and Whoosh's reader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from whoosh import index as whoosh_index
+
+from .schema import TEXT_FIELDS
+from .store import IndexStore
+
+
+def index_stats(index_root: Path | str) -> dict[str, str]:
+    store = IndexStore(index_root)
+    folder = store.current()
+    manifest = store.manifest()
+    index = whoosh_index.open_dir(str(folder))
+    with index.reader() as reader:
+        sections = reader.doc_count()
+        terms = {term for field in TEXT_FIELDS for term in reader.lexicon(field)}
+    return {
+        "index": str(folder),
+        "articles": f"{len(manifest.articles):,}",
+        "sections": f"{sections:,}",
+        "terms": f"{len(terms):,} distinct (title, heading, body)",
+        "size on disk": f"{store.size_on_disk() / 1e6:.1f} MB",
+        "last reindex": manifest.built_at or "unknown",
+        "corpus": ", ".join(manifest.corpus) or "unknown",
+    }

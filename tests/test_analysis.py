@@ -1,0 +1,76 @@
+"""The Sudachi analyzer: normalised terms, offsets on the original characters, long input, threads."""
+
+from __future__ import annotations
+
+import pickle
+from concurrent.futures import ThreadPoolExecutor
+
+from search.analysis import MAX_CHUNK_BYTES, JapaneseAnalyzer, SudachiTokenizer, terms
+
+
+def texts(text: str) -> list[str]:
+    return [t.text for t in terms(text)]
+
+
+def test_terms_are_normalized_and_particles_dropped():
+    assert texts("コンピュータを使った") == ["コンピューター", "使う"]
+    assert texts("ＡＩ半導体") == ["ai", "半導体"]
+    assert texts("ｴﾇﾋﾞﾃﾞｨｱの株価") == ["エヌビディア", "株価"]
+    assert texts("引越しした") == texts("引っ越しした") == ["引っ越し"]
+    assert texts("、。！「」 　") == []
+
+
+def test_alphanumeric_model_names_stay_whole():
+    assert texts("H200チップ") == ["h200", "チップ"]
+    assert texts("H20チップ") == ["h20", "チップ"]
+    assert texts("Ｈ２００") == ["h200"]
+    assert "g7" in texts("G7サミット") and "5g" in texts("5G対応")
+
+
+def test_offsets_land_on_the_original_characters():
+    text = "ＡＩとｴﾇﾋﾞﾃﾞｨｱ😀、H200とコンピュータ🇯🇵です。"
+    spans = {t.text: text[t.start:t.end] for t in terms(text)}
+    assert spans["ai"] == "ＡＩ"
+    assert spans["エヌビディア"] == "ｴﾇﾋﾞﾃﾞｨｱ"
+    assert spans["h200"] == "H200"
+    assert spans["コンピューター"] == "コンピュータ"
+
+
+def test_text_over_sudachis_limit_is_split_at_sentence_ends_with_offsets_carried():
+    sentence = "米国政府は半導体の輸出規制を見直した。"
+    text = sentence * (3 * MAX_CHUNK_BYTES // len(sentence.encode("utf-8"))) + "最後にｴﾇﾋﾞﾃﾞｨｱ。"
+    assert len(text.encode("utf-8")) > 49_149 * 2
+    found = list(terms(text))
+    assert sum(1 for t in found if t.text == "輸出") == text.count("輸出")
+    last = found[-1]
+    assert last.text == "エヌビディア" and text[last.start:last.end] == "ｴﾇﾋﾞﾃﾞｨｱ"
+    assert all(text[t.start:t.end] in sentence + "最後にｴﾇﾋﾞﾃﾞｨｱ" for t in found)
+
+
+def test_a_single_huge_sentence_without_punctuation_is_still_analysed():
+    text = "あ" * 60_000 + "エヌビディア"
+    assert "エヌビディア" in texts(text)
+
+
+def test_whoosh_tokens_carry_positions_and_chars():
+    analyzer = JapaneseAnalyzer()
+    tokens = [(t.text, t.pos, t.startchar, t.endchar) for t in analyzer("日本の首都は東京", positions=True, chars=True)]
+    assert tokens == [("日本", 0, 0, 2), ("首都", 1, 3, 5), ("東京", 2, 6, 8)]
+
+
+def test_analyzer_pickles_without_tokenizer_state():
+    analyzer = JapaneseAnalyzer()
+    list(analyzer("辞書を開かせる"))  # make sure a tokenizer exists in this thread
+    state = pickle.dumps(analyzer)
+    assert b"sudachipy" not in state
+    restored = pickle.loads(state)
+    assert isinstance(restored, SudachiTokenizer) and restored == analyzer
+    assert [t.text for t in restored("輸出規制")] == ["輸出", "規制"]
+
+
+def test_threads_each_get_their_own_tokenizer():
+    text = "トランプ大統領がエヌビディアのH200チップの中国輸出を承認した。" * 50
+    expected = texts(text)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(texts, [text] * 64))
+    assert all(result == expected for result in results)
