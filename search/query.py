@@ -23,9 +23,14 @@ from .analysis import terms
 from .schema import TEXT_FIELDS
 
 MAX_QUERY_CHARS = 1000
-# At least this many content words without any query syntax: a question or a sentence.
-NATURAL_LANGUAGE_MIN_TERMS = 5
+# A sentence (particles between its words) with at least this many content words, or any query
+# of more words than this, is ranked by best match; fewer words stay all-required.
+BEST_MATCH_MIN_TERMS = 4
 NATURAL_LANGUAGE_COORD = 0.9
+# What a question asks with carries no meaning to match (normalized forms, as the index has them).
+QUESTION_WORDS = frozenset(
+    {"何", "どこ", "いつ", "誰", "どれ", "どの", "どう", "どのよう", "どのような", "何故", "幾つ", "幾ら", "どちら", "どんな", "言う"}
+)
 _QUOTES = str.maketrans({"「": '"', "」": '"', "『": '"', "』": '"', "“": '"', "”": '"'})
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _SYNTAX = re.compile(r'"|(^|\s)[-+]\S|\b(AND|OR|NOT)\b|\b[a-z]+:\S|[()]')
@@ -62,13 +67,17 @@ def parse_query(raw: str, schema: Schema) -> ParsedQuery:
     if not text:
         raise QueryError("the query has no searchable characters")
     if not _SYNTAX.search(text):
-        words = list(dict.fromkeys(t.text for t in terms(text)))
-        if not words:
+        found = list(terms(text))
+        if not found:
             raise QueryError(
                 "the query has no searchable words (particles and punctuation are not indexed)"
             )
-        if len(words) >= NATURAL_LANGUAGE_MIN_TERMS:
-            return ParsedQuery(text, _best_match_query(words), natural_language=True)
+        if _is_sentence(text, found) or len(found) > BEST_MATCH_MIN_TERMS:
+            words = list(dict.fromkeys(t.text for t in found if t.text not in QUESTION_WORDS))
+            words = words or [t.text for t in found]
+            if len(words) >= BEST_MATCH_MIN_TERMS:
+                return ParsedQuery(text, _best_match_query(words), natural_language=True)
+            return ParsedQuery(text, wq.And([_any_field(word) for word in words]), natural_language=False)
     parser = MultifieldParser(list(TEXT_FIELDS), schema, group=AndGroup)
     parser.add_plugin(PlusMinusPlugin())
     parser.remove_plugin_class(WildcardPlugin)  # ？ and ＊ are punctuation in Japanese text
@@ -84,9 +93,24 @@ def parse_query(raw: str, schema: Schema) -> ParsedQuery:
     return ParsedQuery(text, query, natural_language=False)
 
 
+def _is_sentence(text: str, found: list) -> bool:
+    """Words joined by particles or other kana/kanji (日本の首都), not a compound (輸出規制).
+
+    Gaps of symbols only (COVID-19) or at the ends (H200?) do not make a sentence.
+    """
+    return any(
+        any(unicodedata.category(ch).startswith("L") for ch in text[before.end:after.start])
+        for before, after in zip(found, found[1:])
+        if not text[before.end:after.start].isspace()
+    )
+
+
+def _any_field(word: str) -> wq.Query:
+    return wq.Or([wq.Term(field, word) for field in TEXT_FIELDS])
+
+
 def _best_match_query(words: list[str]) -> wq.Query:
-    per_word = [wq.Or([wq.Term(field, word) for field in TEXT_FIELDS]) for word in words]
-    return wq.Or(per_word, scale=NATURAL_LANGUAGE_COORD)
+    return wq.Or([_any_field(word) for word in words], scale=NATURAL_LANGUAGE_COORD)
 
 
 def _positive_terms(query: wq.Query) -> Iterator[tuple[str, str]]:

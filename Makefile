@@ -1,0 +1,36 @@
+# Midashi: `make run` builds the index from corpus/ and serves the search page; `make test` runs the tests.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: setup run test browser-deps relevance clean
+
+$(BIN)/midashi: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+setup: $(BIN)/midashi
+
+run: setup
+	$(BIN)/midashi reindex --corpus corpus --index index
+	$(BIN)/midashi serve --index index --host $(HOST) --port $(PORT)
+
+# The browser tests drive Debian's Chromium; Japanese fonts make their screenshots readable.
+browser-deps:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null || ! fc-list :lang=ja 2>/dev/null | grep -q .; then \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver fonts-noto-cjk >/dev/null; \
+	fi
+
+test: setup browser-deps
+	$(BIN)/python -m pytest
+
+relevance: setup
+	$(BIN)/python bench/relevance.py
+
+clean:
+	rm -rf $(VENV) index/gen-* index/CURRENT index/CURRENT.tmp index/.reindex.lock test-artifacts

@@ -1,0 +1,135 @@
+"""Reindex: incremental by content hash, atomic generations, one writer, interruptions lose nothing."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+import pytest
+
+from search.indexing import reindex
+from search.searching import SearchIndex
+from search.store import BUILDING_SUFFIX, IndexBusyError, IndexMissingError, IndexStore
+
+NEW_ARTICLE = "# 半導体の新工場\n出典: テスト通信\n日付: 2025年12月10日\n\n熊本に半導体の新工場が完成した。\n"
+
+
+def test_incremental_reindex_touches_only_what_changed(corpus_copy, tmp_path):
+    root = tmp_path / "index"
+    first = reindex([corpus_copy], root)
+    assert (first.added.articles, first.added.sections) == (1, 5)
+
+    again = reindex([corpus_copy], root)
+    assert not again.changed and again.unchanged.articles == 1
+    assert IndexStore(root).current_name() == first.generation
+
+    (corpus_copy / "factory.md").write_text(NEW_ARTICLE, encoding="utf-8")
+    added = reindex([corpus_copy], root)
+    assert (added.added.articles, added.unchanged.articles) == (1, 1)
+    [hit] = SearchIndex(root).search("熊本").hits
+    assert hit.article_id == "factory" and hit.date.year == 2025 and hit.source == "テスト通信"
+
+    (corpus_copy / "factory.md").write_text(NEW_ARTICLE.replace("熊本", "北海道"), encoding="utf-8")
+    updated = reindex([corpus_copy], root)
+    assert (updated.updated.articles, updated.added.articles) == (1, 0)
+    index = SearchIndex(root)
+    assert index.search("熊本").total == 0 and index.search("北海道").total == 1
+
+    (corpus_copy / "factory.md").unlink()
+    removed = reindex([corpus_copy], root)
+    assert (removed.removed.articles, removed.removed.sections) == (1, 1)
+    assert index.search("北海道").total == 0
+    assert index.search("H200").total == 4
+
+
+def test_full_reindex_rebuilds_everything(corpus_copy, tmp_path):
+    root = tmp_path / "index"
+    reindex([corpus_copy], root)
+    full = reindex([corpus_copy], root, full=True)
+    assert full.changed and full.added.articles == 1 and full.unchanged.articles == 0
+
+
+def test_a_search_keeps_its_generation_while_a_reindex_swaps(corpus_copy, tmp_path):
+    root = tmp_path / "index"
+    reindex([corpus_copy], root)
+    name, old_index = SearchIndex(root).open()
+    with old_index.searcher() as searcher:
+        (corpus_copy / "factory.md").write_text(NEW_ARTICLE, encoding="utf-8")
+        reindex([corpus_copy], root)
+        assert searcher.doc_count() == 5  # the open reader still sees the old generation whole
+    assert SearchIndex(root).open()[0] != name
+    assert SearchIndex(root).search("熊本").total == 1
+
+
+class Interrupt(KeyboardInterrupt):
+    pass
+
+
+def test_interrupted_reindex_leaves_the_previous_index_in_use(corpus_copy, tmp_path):
+    root = tmp_path / "index"
+    reindex([corpus_copy], root)
+    before = IndexStore(root).current_name()
+    for number in range(30):
+        (corpus_copy / f"extra-{number:02d}.md").write_text(NEW_ARTICLE, encoding="utf-8")
+
+    def interrupt_midway(count: int) -> None:
+        if count == 10:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        reindex([corpus_copy], root, progress=interrupt_midway)
+    assert IndexStore(root).current_name() == before
+    assert not list(root.glob("*" + BUILDING_SUFFIX))
+    assert SearchIndex(root).search("熊本").total == 0
+    assert SearchIndex(root).search("H200").total == 4
+    finished = reindex([corpus_copy], root)  # and the next reindex picks up from the old one
+    assert finished.added.articles == 30
+
+
+def _hold_lock(root: str, ready, release) -> None:
+    with IndexStore(root).writer_lock():
+        ready.set()
+        release.wait(30)
+
+
+def test_a_second_reindex_on_the_same_index_is_refused(corpus_copy, tmp_path):
+    root = tmp_path / "index"
+    reindex([corpus_copy], root)
+    context = multiprocessing.get_context("spawn")
+    ready, release = context.Event(), context.Event()
+    holder = context.Process(target=_hold_lock, args=(str(root), ready, release))
+    holder.start()
+    try:
+        assert ready.wait(30)
+        with pytest.raises(IndexBusyError, match=f"pid {holder.pid}"):
+            reindex([corpus_copy], root)
+    finally:
+        release.set()
+        holder.join(30)
+    assert reindex([corpus_copy], root).unchanged.articles == 1  # free again afterwards
+
+
+def test_unreadable_files_are_skipped_with_reasons_not_fatal(corpus_copy, tmp_path):
+    (corpus_copy / "broken.txt").write_bytes(b"\x00\xff binary")
+    (corpus_copy / "dup").mkdir()
+    (corpus_copy / "feed.jsonl").write_text('{"id": "x", "title": "t", "body": "本文。"}\n{"id": "x", "title": "t2", "body": "本文。"}\n', encoding="utf-8")
+    report = reindex([corpus_copy], tmp_path / "index")
+    reasons = {s.path.rsplit("/", 1)[-1]: s.reason for s in report.skipped}
+    assert "broken.txt" in reasons and "NUL" in reasons["broken.txt"]
+    assert any("duplicate article id 'x'" in r for r in reasons.values())
+    assert report.added.articles == 2
+
+
+def test_searching_without_an_index_says_what_to_do(tmp_path):
+    with pytest.raises(IndexMissingError, match="midashi reindex"):
+        SearchIndex(tmp_path / "nowhere").search("半導体")
+
+
+def test_old_generations_are_cleaned_up(corpus_copy, tmp_path):
+    root = tmp_path / "index"
+    for number in range(4):
+        (corpus_copy / f"n{number}.md").write_text(NEW_ARTICLE, encoding="utf-8")
+        reindex([corpus_copy], root)
+    generations = sorted(p.name for p in root.glob("gen-*"))
+    assert len(generations) == 2 and IndexStore(root).current_name() == generations[-1]
+    assert os.path.exists(root / "CURRENT")

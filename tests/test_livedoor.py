@@ -1,0 +1,62 @@
+"""Integration: the official livedoor news tarball, reindexed and searched as a user would."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from search.cli import cli
+from search.searching import SearchIndex
+
+pytestmark = pytest.mark.livedoor
+
+
+@pytest.fixture(scope="module")
+def livedoor(livedoor_tarball, tmp_path_factory):
+    root = tmp_path_factory.mktemp("livedoor") / "index"
+    first = CliRunner().invoke(cli, ["reindex", "--corpus", str(livedoor_tarball), "--index", str(root)])
+    assert first.exit_code == 0, first.output
+    return root, livedoor_tarball, first.output
+
+
+def test_every_article_is_indexed_and_a_rerun_changes_nothing(livedoor):
+    root, tarball, output = livedoor
+    assert "added        7,367 articles" in output
+    assert "skipped          0" in output
+    again = CliRunner().invoke(cli, ["reindex", "--corpus", str(tarball), "--index", str(root)])
+    assert again.output.startswith(f"Nothing changed: {root} is up to date")
+    assert "unchanged    7,367 articles" in again.output
+
+
+def test_real_queries_find_the_right_articles(livedoor):
+    index = SearchIndex(livedoor[0])
+    chef = index.search("川越シェフ", limit=5)
+    assert "topic-news/topic-news-5903225" in {h.article_id for h in chef.hits}
+    assert all("<mark>川越</mark>" in h.title.html() or "<mark>川越</mark>" in h.snippet.html() for h in chef.hits)
+
+    iphone = index.search("iPhone アプリ", limit=20)
+    assert iphone.total > 100
+    assert {h.category for h in iphone.hits} <= {"it-life-hack", "smax", "kaden-channel", "peachy", "livedoor-homme", "topic-news", "movie-enter", "dokujo-tsushin", "sports-watch"}
+    assert sum(h.category in ("it-life-hack", "smax") for h in iphone.hits) >= 15
+
+
+def test_width_and_spelling_variants_meet_in_one_term(livedoor):
+    index = SearchIndex(livedoor[0])
+    assert index.search("ｉＰｈｏｎｅ").total == index.search("iphone").total > 0
+    assert index.search("コンピュータ").total == index.search("コンピューター").total > 0
+
+
+def test_link_blocks_are_not_searchable_body_text(livedoor):
+    # The title of a 【関連記事】 link appears only in link blocks of topic-news-5903225.
+    index = SearchIndex(livedoor[0])
+    hits = index.search('"ミニストップの川越シェフプロデュースクリスマスケーキがバカ高いと話題に"', limit=50).hits
+    assert "topic-news/topic-news-5903225" not in {h.article_id for h in hits}
+
+
+def test_a_compound_typed_without_spaces_is_matched_as_a_phrase(livedoor):
+    index = SearchIndex(livedoor[0])
+    phrase = index.search("写真撮影", limit=1000)
+    loose = index.search("写真 撮影", limit=1000)
+    assert 0 < phrase.total < loose.total
+    for hit in phrase.hits[:20]:
+        assert "<mark>写真撮影</mark>" in hit.snippet.html() + hit.title.html() + hit.heading.html()
