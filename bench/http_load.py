@@ -1,0 +1,213 @@
+"""`/api/search` latency through HTTP, under concurrent load, on the production server.
+
+    python bench/http_load.py --index /tmp/perf-index [--clients 4] [--seconds 60] [--port 0]
+
+In-process timings miss what a user waits for: JSON encoding, the WSGI server's thread pool and
+requests queueing behind each other. So this starts `midashi serve`, has N client threads cycle
+through the mixed query set (`perf_queries.py`) for a fixed time, and prints throughput and
+p50/p95/p99 per query kind. `/healthz` under the same load is the baseline: it is what the server
+and HTTP alone cost, so search/healthz p95 shows what searching adds. Exit code 1 on any error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from perf_queries import mixed_queries
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+BASELINE_SECONDS = 5.0
+STARTUP_SECONDS = 60.0
+REQUEST_TIMEOUT = 30.0
+# No proxy: an http_proxy in the environment must not see (or slow down) loopback requests.
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+@dataclass
+class Results:
+    """Latencies (ms) of successful requests and error counts, by kind; shared by client threads."""
+
+    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    first_error: str = ""
+    seconds: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, kind: str, milliseconds: float, error: str) -> None:
+        with self.lock:
+            if error:
+                self.errors[kind] += 1
+                self.first_error = self.first_error or f"{kind}: {error}"
+            else:
+                self.latencies[kind].append(milliseconds)
+
+
+def free_port() -> int:
+    """A port nothing listens on now (the OS's pick), for the server to bind."""
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+def get(url: str) -> None:
+    """GET `url` and read the whole body; raises unless the answer is 200."""
+    with OPENER.open(url, timeout=REQUEST_TIMEOUT) as response:
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"HTTP {response.status}")
+
+
+def start_server(index: Path, port: int, log: Path) -> subprocess.Popen:
+    """`midashi serve` in the background, returned once `/healthz` answers."""
+    midashi = Path(sys.executable).with_name("midashi")
+    command = str(midashi) if midashi.exists() else shutil.which("midashi")
+    if command is None:
+        sys.exit("http_load: no `midashi` command: activate the project's venv first")
+    with log.open("wb") as output:
+        server = subprocess.Popen(
+            [command, "serve", "--index", str(index), "--host", HOST, "--port", str(port)],
+            stdout=output, stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            sys.exit(f"http_load: the server exited ({server.returncode}):\n{log.read_text(errors='replace')}")
+        try:
+            get(f"http://{HOST}:{port}/healthz")
+            return server
+        except OSError:
+            time.sleep(0.2)
+    stop_server(server)
+    sys.exit(f"http_load: /healthz did not answer within {STARTUP_SECONDS:.0f} s")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    """Stop the server politely, then firmly: a benchmark must not leave it running."""
+    server.terminate()
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+def run_load(requests: Sequence[tuple[str, str]], clients: int, seconds: float) -> Results:
+    """`clients` threads each cycle through (kind, url) pairs, starting at its own offset, until
+    `seconds` have passed; every request is timed."""
+    results = Results()
+    deadline = time.monotonic() + seconds
+
+    def client(number: int) -> None:
+        position = number * len(requests) // clients
+        while time.monotonic() < deadline:
+            kind, url = requests[position % len(requests)]
+            position += 1
+            started = time.perf_counter()
+            try:
+                get(url)
+                error = ""
+            except Exception as exception:  # any failure is a counted error, not a crash
+                error = f"{type(exception).__name__}: {exception}"
+            results.record(kind, (time.perf_counter() - started) * 1000, error)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    results.seconds = time.perf_counter() - started
+    return results
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def table(rows: list[tuple[str, list[float], int, float]]) -> str:
+    """(label, latencies, errors, seconds) rows → a fixed-width text table."""
+    lines = [f"{'kind':<10} {'requests':>9} {'errors':>7} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"]
+    for label, latencies, errors, seconds in rows:
+        ordered = sorted(latencies)
+        lines.append(
+            f"{label:<10} {len(ordered):>9} {errors:>7} {len(ordered) / seconds:>8.1f}"
+            + "".join(f" {percentile(ordered, p):>8.1f}" for p in (0.50, 0.95, 0.99))
+        )
+    return "\n".join(lines)
+
+
+def report(search: Results, baseline: Results, kinds: list[str]) -> str:
+    """The one table: all searches, each kind, then the /healthz baseline and the p95 ratio."""
+    everything = [ms for kind in kinds for ms in search.latencies[kind]]
+    rows = [("all", everything, sum(search.errors.values()), search.seconds)]
+    rows += [(kind, search.latencies[kind], search.errors[kind], search.seconds) for kind in kinds]
+    rows.append(("healthz", baseline.latencies["healthz"], baseline.errors["healthz"], baseline.seconds))
+    ratio = percentile(sorted(everything), 0.95) / percentile(sorted(baseline.latencies["healthz"]), 0.95)
+    return f"{table(rows)}\n\nsearch p95 / healthz p95 = {ratio:.1f}x"
+
+
+def existing_file(path: str) -> Path:
+    """argparse type: a path that must be an existing file, with a clear message when it is not."""
+    if not Path(path).is_file():
+        raise argparse.ArgumentTypeError(f"{path} not found (see bench/http_load.py --help)")
+    return Path(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--index", type=Path, required=True, help="index folder to serve")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent client threads")
+    parser.add_argument("--seconds", type=float, default=60.0, help="duration of the search load")
+    parser.add_argument("--port", type=int, default=0, help="server port (0: a free one)")
+    parser.add_argument("--livedoor", type=existing_file, default=str(ROOT.parent / "shared/data/ldcc-20140209.tar.gz"),
+                        help="livedoor news corpus tarball (titles for the query set)")
+    parser.add_argument("--jaquad", type=existing_file, default=str(ROOT.parent / "shared/data/jaquad/queries.tsv"),
+                        help="JaQuAD queries.tsv (questions for the query set)")
+    args = parser.parse_args(argv)
+    if args.clients < 1 or args.seconds <= 0:
+        parser.error("--clients and --seconds must be positive")
+
+    queries = mixed_queries(args.livedoor, args.jaquad)
+    kinds = list(dict.fromkeys(kind for kind, _ in queries))
+    port = args.port or free_port()
+    base = f"http://{HOST}:{port}"
+    search_requests = [(kind, f"{base}/api/search?{urllib.parse.urlencode({'q': q})}") for kind, q in queries]
+
+    with tempfile.TemporaryDirectory() as scratch:
+        server = start_server(args.index, port, Path(scratch) / "server.log")
+        try:
+            search = run_load(search_requests, args.clients, args.seconds)
+            baseline = run_load([("healthz", f"{base}/healthz")], args.clients, BASELINE_SECONDS)
+        finally:
+            stop_server(server)
+
+    print(f"{len(queries)} queries ({', '.join(kinds)}), {args.clients} clients, "
+          f"{search.seconds:.0f} s search load + {baseline.seconds:.0f} s /healthz baseline\n")
+    print(report(search, baseline, kinds))
+    errors = sum(search.errors.values()) + sum(baseline.errors.values())
+    if errors:
+        print(f"\n{errors} errors; first: {search.first_error or baseline.first_error}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
