@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ DROPPED_POS = frozenset({"助詞", "助動詞", "補助記号", "空白", "記�
 LIGHT_VERBS = frozenset({"為る", "居る", "有る", "成る", "下さる", "仕舞う", "御座る"})
 _SPLIT_MODES = {"A": SplitMode.A, "B": SplitMode.B, "C": SplitMode.C}
 _CHUNK_BREAK = re.compile(r"(?<=[。！？!?\n])")
+_BREAK = re.compile(r"[。！？!?\n]")
 
 _dictionary: Dictionary | None = None
 _dictionary_pid: int | None = None
@@ -138,7 +140,8 @@ def terms(text: str, mode: str = "C", with_synonyms: bool = False) -> Iterator[T
 
 
 class SudachiTokenizer(Tokenizer):
-    """Whoosh tokenizer over `terms()`: positions count index terms only, so phrases skip particles."""
+    """Whoosh tokenizer over `terms()`: positions count index terms only, so phrases skip particles,
+    and skip one more at sentence ends and line breaks, so phrases stay inside a sentence."""
 
     def __init__(self, mode: str = "C"):
         if mode not in _SPLIT_MODES:
@@ -168,7 +171,12 @@ class SudachiTokenizer(Tokenizer):
                 token.startchar, token.endchar = start_char, start_char + len(value)
             yield token
             return
-        for position, term in enumerate(terms(value, self.mode), start=start_pos):
+        position, previous_end = start_pos - 1, None
+        for term in terms(value, self.mode):
+            position += 1
+            if previous_end is not None and _BREAK.search(value, previous_end, term.start):
+                position += 1  # a phrase never spans a sentence end or a line break
+            previous_end = term.end
             token.text = term.text
             token.boost = 1.0
             token.stopped = False
@@ -180,6 +188,79 @@ class SudachiTokenizer(Tokenizer):
                 token.startchar = start_char + term.start
                 token.endchar = start_char + term.end
             yield token
+
+
+class SynonymGroupTokenizer(Tokenizer):
+    """Each term's Sudachi synonym groups as `g<id>` terms: 米国 and アメリカ both give `g62`.
+
+    Indexed in a field of their own, so a synonym match can rank below an exact one.
+    """
+
+    def __call__(self, value: str, positions: bool = False, chars: bool = False, **kwargs) -> Iterator[Token]:
+        token = Token(positions, chars, **kwargs)
+        for position, term in enumerate(terms(value, "C", with_synonyms=True)):
+            for group in term.synonym_groups:
+                token.text = synonym_term(group)
+                token.boost = 1.0
+                token.stopped = False
+                if positions:
+                    token.pos = position
+                if chars:
+                    token.startchar, token.endchar = term.start, term.end
+                yield token
+
+
+def synonym_term(group: int) -> str:
+    return f"g{group}"
+
+
+# Katakana only: Latin and digits are exact terms already (and h200 must never match h20).
+_FALLBACK_RUN = re.compile(r"[\u30a1-\u30fa\u30fc]{2,}")
+
+
+def fallback_runs(text: str) -> Iterator[tuple[list[str], list[tuple[int, int]]]]:
+    """Katakana runs of `text`, width-folded, with each character's span.
+
+    Folding is per character (ｴﾇﾋﾞﾃﾞｨｱ → エヌビディア) so every bigram keeps the offsets of the
+    original characters it came from.
+    """
+    folded: list[str] = []
+    spans: list[tuple[int, int]] = []
+    for index, char in enumerate(text):
+        char = unicodedata.normalize("NFKC", char).lower()
+        if char in ("\u3099", "\u309a", "\u309b", "\u309c") and folded:  # (semi-)voiced mark
+            mark = {"\u309b": "\u3099", "\u309c": "\u309a"}.get(char, char)
+            folded[-1] = unicodedata.normalize("NFC", folded[-1] + mark)
+            spans[-1] = (spans[-1][0], index + 1)
+            continue
+        folded.append(char if len(char) == 1 else " ")
+        spans.append((index, index + 1))
+    for match in _FALLBACK_RUN.finditer("".join(folded)):
+        yield folded[match.start():match.end()], spans[match.start():match.end()]
+
+
+class CharBigramTokenizer(Tokenizer):
+    """Character bigrams of katakana runs: a dictionary-free fallback for new names and coinages.
+
+    A run's bigrams get consecutive positions and runs are kept apart, so a bigram phrase matches
+    the run's characters in order and never across two runs.
+    """
+
+    def __call__(self, value: str, positions: bool = False, chars: bool = False, **kwargs) -> Iterator[Token]:
+        token = Token(positions, chars, **kwargs)
+        position = 0
+        for run, spans in fallback_runs(value):
+            for offset in range(len(run) - 1):
+                token.text = run[offset] + run[offset + 1]
+                token.boost = 1.0
+                token.stopped = False
+                if positions:
+                    token.pos = position
+                if chars:
+                    token.startchar, token.endchar = spans[offset][0], spans[offset + 1][1]
+                position += 1
+                yield token
+            position += 1
 
 
 def JapaneseAnalyzer(mode: str = "C") -> SudachiTokenizer:

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from .analysis import terms
 from .articles import SECTION_SEPARATOR
-from .query import QueryError, normalize_query, parse_query
+from .query import HighlightSpec, QueryError, normalize_query
 from .searching import Filters, SearchIndex
 from .snippets import Snippet, mark_whole
 
@@ -100,12 +100,19 @@ class Browser:
         self._lock = threading.Lock()
         self._titles: tuple[str, list[tuple[str, str, str]]] | None = None
 
+    def _highlight(self, query: str) -> HighlightSpec:
+        """What to mark for `query`; an empty or unusable query marks nothing."""
+        try:
+            return self.index.parse(query).highlight if query and query.strip() else HighlightSpec()
+        except QueryError:
+            return HighlightSpec()
+
     def article(self, article_id: str, query: str = "") -> ArticleView | None:
         """The article with `query`'s terms marked (an unusable query marks nothing); None if unknown."""
         if not valid_article_id(article_id):
             return None
         _, index = self.index.open()
-        matched_terms = _highlight_terms(query, index.schema)
+        matched_terms = self._highlight(query)
         with index.searcher() as searcher:
             docnums = sorted(
                 searcher.document_numbers(article_id=article_id),
@@ -233,16 +240,7 @@ class Browser:
             return 0
 
 
-def _highlight_terms(query: str, schema) -> frozenset[str]:
-    if not query or not query.strip():
-        return frozenset()
-    try:
-        return parse_query(query, schema).highlight_terms()
-    except QueryError:
-        return frozenset()
-
-
-def _section(fields: dict, matched_terms: frozenset[str]) -> ArticleSection:
+def _section(fields: dict, matched_terms: HighlightSpec) -> ArticleSection:
     paragraphs = [mark_whole(line, matched_terms) for line in fields.get("body", "").split("\n") if line.strip()]
     heading = mark_whole(fields.get("heading", ""), matched_terms)
     return ArticleSection(

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import click
 
+from .batch import BatchFormatError, read_queries, run_queries
 from .indexing import ReindexReport, reindex
 from .query import QueryError
 from .readers import estimate_articles
@@ -190,28 +190,16 @@ def format_results(results: SearchResults) -> str:
 
 
 def _run_batch(index: SearchIndex, queries: Path, run_path: Path, limit: int) -> None:
-    """Write a TREC run (`qid Q0 docid rank score tag`) for every `qid<TAB>query` line."""
-    _guarded(index.open)
-    started = time.perf_counter()
-    done = failed = 0
-    with open(queries, encoding="utf-8") as source, open(run_path, "w", encoding="utf-8") as run:
-        for number, line in enumerate(source, start=1):
-            if not line.strip():
-                continue
-            qid, tab, text = line.rstrip("\n").partition("\t")
-            if not tab:
-                raise UserError(f"{queries}:{number}: expected `qid<TAB>query`")
-            try:
-                results = index.search(text, limit=limit, snippets=False)
-            except QueryError as error:
-                failed += 1
-                click.echo(f"midashi: {queries}:{number} ({qid}): {error}", err=True)
-                continue
-            for hit in results.hits:
-                run.write(f"{qid} Q0 {hit.section_id} {hit.rank} {hit.score:.4f} midashi\n")
-            done += 1
-    elapsed = time.perf_counter() - started
-    click.echo(f"Wrote {run_path}: {done:,} queries ({failed:,} unsearchable) in {elapsed:.1f} s")
+    try:
+        report = _guarded(lambda: run_queries(index, read_queries(queries), run_path, limit))
+    except BatchFormatError as error:
+        raise UserError(str(error)) from None
+    for qid, reason in report.unsearchable:
+        click.echo(f"midashi: query {qid}: {reason}", err=True)
+    click.echo(
+        f"Wrote {run_path}: {report.queries:,} queries ({len(report.unsearchable):,} unsearchable)"
+        f" in {report.elapsed_seconds:.1f} s"
+    )
 
 
 # --- stats, serve ----------------------------------------------------------------------------

@@ -4,8 +4,11 @@
 - Space-separated words (half- or full-width spaces) are all required.
 - `"…"` (or 「…」『…』“…”) phrases, `OR`, `-word` / `NOT word`, `title:` / `heading:` /
   `body:` / `source:` / `category:` fields work as in Whoosh's query language.
-- A typed question or pasted sentence (many content words, no syntax) is ranked by best match:
-  an OR of its words that rewards sections matching more of them, instead of requiring all.
+- A typed question or pasted sentence is ranked by best match: an OR of its content words (question
+  words dropped) that rewards sections matching more of them, plus a bonus where a compound's
+  words stand together, instead of requiring every word.
+- Each word also matches, with less weight, its finer sub-units (mode A), its dictionary synonyms,
+  the user's synonyms file and katakana/Latin bigrams, so an exact match always ranks first.
 """
 
 from __future__ import annotations
@@ -13,20 +16,27 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from whoosh import query as wq
 from whoosh.fields import Schema
 from whoosh.qparser import AndGroup, MultifieldParser, PlusMinusPlugin, WildcardPlugin
 
-from .analysis import terms
+from .analysis import Term, fallback_runs, synonym_term, terms
 from .schema import TEXT_FIELDS
+from .synonyms import UserSynonyms
 
 MAX_QUERY_CHARS = 1000
 # A sentence (particles between its words) with at least this many content words, or any query
 # of more words than this, is ranked by best match; fewer words stay all-required.
 BEST_MATCH_MIN_TERMS = 4
 NATURAL_LANGUAGE_COORD = 0.9
+# Weights of the looser matches relative to the word itself (1.0).
+PARTS_BOOST = 0.5
+SYNONYM_BOOST = 0.5
+USER_SYNONYM_BOOST = 0.9
+FALLBACK_BOOST = 0.3
+PROXIMITY_BOOST = 1.0
 # What a question asks with carries no meaning to match (normalized forms, as the index has them).
 QUESTION_WORDS = frozenset(
     {"何", "どこ", "いつ", "誰", "どれ", "どの", "どう", "どのよう", "どのような", "何故", "幾つ", "幾ら", "どちら", "どんな", "言う"}
@@ -36,8 +46,41 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _SYNTAX = re.compile(r'"|(^|\s)[-+]\S|\b(AND|OR|NOT)\b|\b[a-z]+:\S|[()]')
 
 
+@dataclass(frozen=True)
+class QueryOptions:
+    """Which of the looser matches a query adds; the defaults are what users get."""
+
+    subwords: bool = True
+    synonyms: bool = True
+    fallback: bool = True
+    proximity: bool = True
+    drop_question_words: bool = True
+    always_best_match: bool = False  # the plain-BM25F baseline: every query an OR of its terms
+
+
+PLAIN_BM25F = QueryOptions(
+    subwords=False, synonyms=False, fallback=False, proximity=False, drop_question_words=False, always_best_match=True
+)
+
+
 class QueryError(ValueError):
     """The query cannot be searched; the message says why, for the user."""
+
+
+@dataclass(frozen=True)
+class HighlightSpec:
+    """What counts as a match in a snippet: index terms, synonym groups, and sub-strings."""
+
+    terms: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
+    substrings: frozenset[str] = frozenset()
+
+    def matches(self, term: Term) -> bool:
+        return (
+            term.text in self.terms
+            or any(synonym_term(group) in self.groups for group in term.synonym_groups)
+            or any(part in term.text for part in self.substrings)
+        )
 
 
 @dataclass(frozen=True)
@@ -45,10 +88,7 @@ class ParsedQuery:
     text: str  # the normalised query string
     query: wq.Query
     natural_language: bool
-
-    def highlight_terms(self) -> frozenset[str]:
-        """Index terms worth marking in snippets (negated ones can never be in a hit)."""
-        return frozenset(text for _, text in _positive_terms(self.query))
+    highlight: HighlightSpec = field(default_factory=HighlightSpec)  # never what is negated
 
 
 def normalize_query(raw: str) -> str:
@@ -58,7 +98,12 @@ def normalize_query(raw: str) -> str:
     return " ".join(text.split())
 
 
-def parse_query(raw: str, schema: Schema) -> ParsedQuery:
+def parse_query(
+    raw: str,
+    schema: Schema,
+    options: QueryOptions = QueryOptions(),
+    user_synonyms: UserSynonyms | None = None,
+) -> ParsedQuery:
     if raw is None or not raw.strip():
         raise QueryError("the query is empty: type one or more words")
     if len(raw) > MAX_QUERY_CHARS:
@@ -66,18 +111,22 @@ def parse_query(raw: str, schema: Schema) -> ParsedQuery:
     text = normalize_query(raw)
     if not text:
         raise QueryError("the query has no searchable characters")
-    if not _SYNTAX.search(text):
+    expander = _Expander(options, user_synonyms)
+    if options.always_best_match or not _SYNTAX.search(text):
         found = list(terms(text))
         if not found:
             raise QueryError(
                 "the query has no searchable words (particles and punctuation are not indexed)"
             )
-        if _is_sentence(text, found) or len(found) > BEST_MATCH_MIN_TERMS:
-            words = list(dict.fromkeys(t.text for t in found if t.text not in QUESTION_WORDS))
-            words = words or [t.text for t in found]
-            if len(words) >= BEST_MATCH_MIN_TERMS:
-                return ParsedQuery(text, _best_match_query(words), natural_language=True)
-            return ParsedQuery(text, wq.And([_any_field(word) for word in words]), natural_language=False)
+        if options.always_best_match or _is_sentence(text, found) or len(found) > BEST_MATCH_MIN_TERMS:
+            words = list(dict.fromkeys(t.text for t in found))
+            if options.drop_question_words:
+                words = [w for w in words if w not in QUESTION_WORDS] or words
+            if options.always_best_match or len(words) >= BEST_MATCH_MIN_TERMS:
+                query = expander.best_match(words, _compounds(text, found) if options.proximity else [])
+                return ParsedQuery(text, query, True, _highlight_spec(query))
+            query = wq.And([expander.word((word,)) for word in words])
+            return ParsedQuery(text, query, False, _highlight_spec(query))
     parser = MultifieldParser(list(TEXT_FIELDS), schema, group=AndGroup)
     parser.add_plugin(PlusMinusPlugin())
     parser.remove_plugin_class(WildcardPlugin)  # ？ and ＊ are punctuation in Japanese text
@@ -90,10 +139,11 @@ def parse_query(raw: str, schema: Schema) -> ParsedQuery:
         raise QueryError(
             "the query has no searchable words (particles and punctuation are not indexed)"
         )
-    return ParsedQuery(text, query, natural_language=False)
+    query = expander.expand(query)
+    return ParsedQuery(text, query, False, _highlight_spec(query))
 
 
-def _is_sentence(text: str, found: list) -> bool:
+def _is_sentence(text: str, found: list[Term]) -> bool:
     """Words joined by particles or other kana/kanji (日本の首都), not a compound (輸出規制).
 
     Gaps of symbols only (COVID-19) or at the ends (H200?) do not make a sentence.
@@ -105,22 +155,106 @@ def _is_sentence(text: str, found: list) -> bool:
     )
 
 
-def _any_field(word: str) -> wq.Query:
-    return wq.Or([wq.Term(field, word) for field in TEXT_FIELDS])
+def _compounds(text: str, found: list[Term]) -> list[tuple[str, ...]]:
+    """Runs of two or more terms written with nothing between them (国家安全保障 → 国家 安全 保障)."""
+    runs: list[list[str]] = [[found[0].text]] if found else []
+    for before, after in zip(found, found[1:]):
+        if before.end == after.start:
+            runs[-1].append(after.text)
+        else:
+            runs.append([after.text])
+    return [tuple(run) for run in runs if len(run) > 1]
 
 
-def _best_match_query(words: list[str]) -> wq.Query:
-    return wq.Or([_any_field(word) for word in words], scale=NATURAL_LANGUAGE_COORD)
+def _leaf(field_name: str, words: tuple[str, ...], boost: float = 1.0) -> wq.Query:
+    if len(words) == 1:
+        return wq.Term(field_name, words[0], boost=boost)
+    return wq.Phrase(field_name, list(words), boost=boost)
 
 
-def _positive_terms(query: wq.Query) -> Iterator[tuple[str, str]]:
+class _Expander:
+    """Adds each word's looser matches (sub-units, synonyms, fallback bigrams) beside the word."""
+
+    def __init__(self, options: QueryOptions, user_synonyms: UserSynonyms | None):
+        self.options = options
+        self.user_synonyms = user_synonyms
+
+    def word(self, words: tuple[str, ...]) -> wq.Query:
+        """The word in any text field, or any of its alternatives."""
+        return wq.Or([_leaf(name, words) for name in TEXT_FIELDS] + self.alternatives(words))
+
+    def best_match(self, words: list[str], compounds: list[tuple[str, ...]]) -> wq.Query:
+        clauses = [self.word((word,)) for word in words]
+        clauses += [_leaf(name, run, PROXIMITY_BOOST) for run in compounds for name in ("title", "body")]
+        return wq.Or(clauses, scale=NATURAL_LANGUAGE_COORD)
+
+    def expand(self, query: wq.Query) -> wq.Query:
+        """Add alternatives beside each body-field word of a parsed query (never under NOT)."""
+        if isinstance(query, wq.Not):
+            return query
+        if isinstance(query, wq.AndNot):
+            return wq.AndNot(self.expand(query.a), query.b)
+        if isinstance(query, (wq.Term, wq.Phrase)):
+            if query.fieldname != "body":
+                return query
+            words = (query.text,) if isinstance(query, wq.Term) else tuple(query.words)
+            alternatives = self.alternatives(words)
+            return wq.Or([query, *alternatives]) if alternatives else query
+        if query.is_leaf():
+            return query
+        return query.apply(self.expand)
+
+    def alternatives(self, words: tuple[str, ...]) -> list[wq.Query]:
+        options, joined = self.options, "".join(words)
+        found: list[wq.Query] = []
+        if options.subwords:
+            parts = tuple(t.text for t in terms(joined, "A"))
+            if parts:
+                found.append(_leaf("parts", parts, PARTS_BOOST))
+        if options.synonyms and len(words) == 1:
+            groups = {group for t in terms(joined, with_synonyms=True) for group in t.synonym_groups}
+            found += [wq.Term("synonyms", synonym_term(g), boost=SYNONYM_BOOST) for g in sorted(groups)]
+        if options.fallback:
+            runs = list(fallback_runs(joined))
+            if len(runs) == 1 and len(runs[0][0]) == len(joined) and len(joined) >= 3:
+                chars = runs[0][0]
+                bigrams = tuple(chars[i] + chars[i + 1] for i in range(len(chars) - 1))
+                found.append(_leaf("fallback", bigrams, FALLBACK_BOOST))
+        if self.user_synonyms is not None:
+            for other in sorted(self.user_synonyms.alternatives(words)):
+                found += [_leaf(name, other, USER_SYNONYM_BOOST) for name in TEXT_FIELDS]
+        return found
+
+
+def _highlight_spec(query: wq.Query) -> HighlightSpec:
+    words, groups, substrings = set(), set(), set()
+    for field_name, text in _positive_terms(query):
+        if field_name in TEXT_FIELDS:
+            words.add(text)
+        elif field_name == "synonyms":
+            groups.add(text)
+        elif field_name == "parts" and len(text) > 1:
+            substrings.add(text)
+    for leaf in _positive_leaves(query):
+        if getattr(leaf, "fieldname", None) == "fallback":
+            bigrams = [leaf.text] if isinstance(leaf, wq.Term) else list(leaf.words)
+            substrings.add(bigrams[0] + "".join(b[1:] for b in bigrams[1:]))
+    return HighlightSpec(frozenset(words), frozenset(groups), frozenset(substrings))
+
+
+def _positive_leaves(query: wq.Query) -> Iterator[wq.Query]:
     if isinstance(query, wq.Not):
         return
     if isinstance(query, wq.AndNot):
-        yield from _positive_terms(query.a)
+        yield from _positive_leaves(query.a)
         return
     if query.is_leaf():
-        yield from query.terms(phrases=True)
+        yield query
         return
     for child in query.children():
-        yield from _positive_terms(child)
+        yield from _positive_leaves(child)
+
+
+def _positive_terms(query: wq.Query) -> Iterator[tuple[str, str]]:
+    for leaf in _positive_leaves(query):
+        yield from leaf.terms(phrases=True)

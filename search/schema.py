@@ -2,18 +2,26 @@
 
 Text fields share the Japanese analyzer and turn an unspaced multi-term word into a phrase
 (`multitoken_query="phrase"`), so 輸出規制 means 輸出 directly followed by 規制.
+
+Three more fields index the same text (title, heading and body together) differently, each to
+be matched with less weight than the words themselves (see `query.py`):
+- `parts`: Sudachi's finest units (mode A), so 安全保障 finds 国家安全保障 and ロビー finds ロビー活動;
+  Whoosh has no position length, so the sub-units live beside the whole words, not among them;
+- `synonyms`: dictionary synonym groups (米国 ↔ アメリカ, スマホ ↔ スマートフォン);
+- `fallback`: character bigrams of katakana runs, for names the dictionary lacks.
 """
 
 from __future__ import annotations
 
 from whoosh.fields import DATETIME, ID, NUMERIC, STORED, TEXT, Schema
 
-from .analysis import JapaneseAnalyzer
+from .analysis import CharBigramTokenizer, JapaneseAnalyzer, SynonymGroupTokenizer
 from .articles import Article
 
 # BM25F field weights: a word in the title or a heading says more about a section than the body.
 FIELD_BOOSTS = {"title": 2.0, "heading": 1.5, "body": 1.0}
 TEXT_FIELDS = tuple(FIELD_BOOSTS)
+EXTRA_FIELDS = ("parts", "synonyms", "fallback")
 
 
 def build_schema() -> Schema:
@@ -35,6 +43,9 @@ def build_schema() -> Schema:
         title=text_field("title"),
         heading=text_field("heading"),
         body=text_field("body"),
+        parts=TEXT(analyzer=JapaneseAnalyzer("A"), phrase=True, multitoken_query="phrase"),
+        synonyms=TEXT(analyzer=SynonymGroupTokenizer(), phrase=False),
+        fallback=TEXT(analyzer=CharBigramTokenizer(), phrase=True, multitoken_query="phrase"),
         date=DATETIME(stored=True, sortable=True),
         source=ID(stored=True, sortable=True),
         category=ID(stored=True, sortable=True),
@@ -53,13 +64,17 @@ def section_documents(article: Article) -> list[dict]:
     }
     if article.date is not None:
         common["date"] = article.date
-    return [
-        {
-            **common,
-            "section_id": article.section_id(number),
-            "section_number": number,
-            "heading": section.heading,
-            "body": section.text,
-        }
-        for number, section in enumerate(article.sections, start=1)
-    ]
+    documents = []
+    for number, section in enumerate(article.sections, start=1):
+        whole = "\n".join((article.title, section.heading, section.text))
+        documents.append(
+            {
+                **common,
+                "section_id": article.section_id(number),
+                "section_number": number,
+                "heading": section.heading,
+                "body": section.text,
+                **{field: whole for field in EXTRA_FIELDS},
+            }
+        )
+    return documents

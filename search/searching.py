@@ -21,9 +21,10 @@ from whoosh import sorting
 from whoosh.index import Index
 from whoosh.scoring import BM25F
 
-from .query import ParsedQuery, QueryError, parse_query
+from .query import ParsedQuery, QueryError, QueryOptions, parse_query
 from .snippets import Snippet, make_snippet, mark_whole
 from .store import IndexStore
+from .synonyms import UserSynonyms, default_synonyms_path
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 1000
@@ -150,8 +151,15 @@ class SearchResults:
 class SearchIndex:
     """A searchable index root; cheap to keep for the life of a process."""
 
-    def __init__(self, root: Path | str):
+    def __init__(
+        self,
+        root: Path | str,
+        options: QueryOptions = QueryOptions(),
+        synonyms_path: Path | str | None = None,
+    ):
         self.store = IndexStore(root)
+        self.options = options
+        self.user_synonyms = UserSynonyms(synonyms_path or default_synonyms_path())
         self._lock = threading.Lock()
         self._opened: tuple[str, Index] | None = None
         self._article_map: tuple[str, ArticleMap] | None = None
@@ -163,6 +171,10 @@ class SearchIndex:
             if self._opened is None or self._opened[0] != folder.name:
                 self._opened = (folder.name, whoosh_index.open_dir(str(folder)))
             return self._opened
+
+    def parse(self, query: str) -> ParsedQuery:
+        """The query as this index runs it (options and the user's synonyms applied)."""
+        return parse_query(query, self.open()[1].schema, self.options, self.user_synonyms)
 
     def article_map(self) -> ArticleMap:
         """The live generation's docnum → article table (built once per generation)."""
@@ -197,7 +209,7 @@ class SearchIndex:
         if sort not in _SORT_FACETS:
             raise QueryError(f"unknown sort order {sort!r}: use one of {', '.join(SORTS)}")
         generation, index = self.open()
-        parsed = parse_query(query, index.schema)
+        parsed = self.parse(query)
         articles = self.article_map() if group else None
         with index.searcher(weighting=BM25F()) as searcher:
             results = searcher.search(
@@ -334,7 +346,7 @@ def _newest_first(counts: Mapping[str, int]) -> list[FacetCount]:
 
 def _hit(searcher, docnum: int, score: float, parsed: ParsedQuery, rank: int, with_snippet: bool) -> Hit:
     fields = searcher.stored_fields(docnum)
-    terms = parsed.highlight_terms()
+    terms = parsed.highlight
     body = fields.get("body", "")
     return Hit(
         section_id=fields["section_id"],

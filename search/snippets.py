@@ -1,7 +1,8 @@
 """Snippets: up to three sentence-aligned fragments around the matches, ready for HTML or a terminal.
 
-Built on Whoosh's highlighting pipeline (`whoosh.highlight.highlight`: tokenize, mark matched
-tokens, fragment, pick the best fragments in text order) with two pieces of our own:
+Built on Whoosh's highlighting pipeline (mark matched tokens, fragment, pick the best fragments
+in text order). Tokens are marked by the query's `HighlightSpec`, so synonyms, sub-units and
+fallback matches light up too. Two pieces are our own:
 `SentenceFragmenter` cuts at 。！？ and keeps long sentences to a window around their matches,
 and `SegmentFormatter` returns plain (text, is_match) segments, so HTML escaping and terminal
 emphasis are each done once, in `Snippet`, and nothing but our `<mark>` is ever markup.
@@ -11,11 +12,14 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from whoosh import highlight
+from whoosh.analysis import Token
 
-from .analysis import JapaneseAnalyzer, terms
+from .analysis import terms
+from .query import HighlightSpec
 
 MAX_FRAGMENTS = 3
 FRAGMENT_CHARS = 120
@@ -145,24 +149,24 @@ class SegmentFormatter(highlight.Formatter):
         return tuple(part for part in parts if part[0])
 
 
-_ANALYZER = JapaneseAnalyzer()
+def _tokens(text: str, spec: HighlightSpec) -> Iterator[Token]:
+    """Whoosh tokens of `text` with `matched` set by the query's highlight spec."""
+    for term in terms(text, with_synonyms=bool(spec.groups)):
+        token = Token(chars=True)
+        token.text, token.startchar, token.endchar = term.text, term.start, term.end
+        token.matched = spec.matches(term)
+        yield token
 
 
-def make_snippet(text: str, matched_terms: frozenset[str], fallback: bool = True) -> Snippet:
-    """Up to three fragments of `text` around `matched_terms` (index terms).
+def make_snippet(text: str, spec: HighlightSpec, fallback: bool = True) -> Snippet:
+    """Up to three fragments of `text` around what the query matched.
 
     Without any match (the section matched by its title, say) the opening of the text stands in,
     so every hit shows something to read.
     """
-    snippet = highlight.highlight(
-        text,
-        matched_terms,
-        _ANALYZER,
-        SentenceFragmenter(),
-        SegmentFormatter(),
-        top=MAX_FRAGMENTS,
-        order=highlight.FIRST,
-    )
+    fragments = SentenceFragmenter().fragment_tokens(text, _tokens(text, spec))
+    best = highlight.top_fragments(fragments, MAX_FRAGMENTS, highlight.BasicFragmentScorer(), highlight.FIRST)
+    snippet = SegmentFormatter().format(best)
     if snippet.has_match() or not fallback:
         return snippet
     opening = text[:FRAGMENT_CHARS].strip()
@@ -172,7 +176,7 @@ def make_snippet(text: str, matched_terms: frozenset[str], fallback: bool = True
     return Snippet((((opening, False), *tail),))
 
 
-def mark_whole(text: str, matched_terms: frozenset[str]) -> Snippet:
+def mark_whole(text: str, spec: HighlightSpec) -> Snippet:
     """All of a short text (a title, a heading) with its matches marked."""
-    spans = [(term.start, term.end) for term in terms(text) if term.text in matched_terms]
+    spans = [(t.startchar, t.endchar) for t in _tokens(text, spec) if t.matched]
     return Snippet((tuple(segments(text, spans)),))

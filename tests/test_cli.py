@@ -62,7 +62,7 @@ def test_batch_writes_a_trec_run(index_root, tmp_path):
     lines = run.read_text(encoding="utf-8").splitlines()
     assert lines[0].split() == ["q1", "Q0", f"{SAMPLE_ARTICLE_ID}#4", "1", lines[0].split()[4], "midashi"]
     assert {line.split()[0] for line in lines} == {"q1", "q2"}
-    assert "2 queries (1 unsearchable)" in result.output
+    assert "3 queries (1 unsearchable)" in result.output
 
 
 def test_stats(index_root):
