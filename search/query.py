@@ -27,8 +27,8 @@ from .schema import TEXT_FIELDS
 from .synonyms import UserSynonyms
 
 MAX_QUERY_CHARS = 1000
-# A sentence (particles between its words) or a query of more words than this is ranked by best
-# match; a few keywords stay all-required.
+# A question, a sentence (particles between its words) of this many words, or a query of more
+# words than this is ranked by best match; a few keywords stay all-required.
 BEST_MATCH_MIN_TERMS = 4
 NATURAL_LANGUAGE_COORD = 0.9
 # Weights of the looser matches relative to the word itself (1.0).
@@ -120,15 +120,21 @@ def parse_query(
                 "the query has no searchable words (particles and punctuation are not indexed)"
             )
         sentence = _is_sentence(text, found)
-        if options.always_best_match or (sentence and len(found) > 1) or (
-            len(found) > BEST_MATCH_MIN_TERMS and '"' not in text
+        words = list(dict.fromkeys(t.text for t in found))
+        if options.drop_question_words:
+            words = [w for w in words if w not in QUESTION_WORDS] or words
+        if (
+            options.always_best_match
+            or (_is_question(text, found) and len(found) > 1)
+            or (sentence and len(found) >= BEST_MATCH_MIN_TERMS)
+            or (len(found) > BEST_MATCH_MIN_TERMS and '"' not in text)
         ):
-            words = list(dict.fromkeys(t.text for t in found))
-            if options.drop_question_words:
-                words = [w for w in words if w not in QUESTION_WORDS] or words
             compounds = _compounds([t for t in found if t.text in words]) if options.proximity else []
             query = expander.best_match(words, compounds)
             return ParsedQuery(text, query, True, _highlight_spec(query))
+        if sentence:  # a few words joined by particles (存在しない語彙): all of them, anywhere
+            query = wq.And([expander.word((word,)) for word in words])
+            return ParsedQuery(text, query, False, _highlight_spec(query))
     parser = MultifieldParser(list(TEXT_FIELDS), schema, group=AndGroup)
     parser.add_plugin(PlusMinusPlugin())
     parser.remove_plugin_class(WildcardPlugin)  # ？ and ＊ are punctuation in Japanese text
@@ -155,6 +161,11 @@ def _is_sentence(text: str, found: list[Term]) -> bool:
         for before, after in zip(found, found[1:])
         if not text[before.end:after.start].isspace()
     )
+
+
+def _is_question(text: str, found: list[Term]) -> bool:
+    """Ends like a question (？, …か) or asks with a question word (何, どこ, いつ, 誰 …)."""
+    return text.rstrip("。 ").endswith(("?", "か")) or any(t.text in QUESTION_WORDS for t in found)
 
 
 def _compounds(found: list[Term]) -> list[tuple[str, ...]]:
