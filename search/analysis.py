@@ -102,39 +102,41 @@ def chunks(text: str) -> Iterator[tuple[int, str]]:
         yield offset, "".join(piece)
 
 
-def _is_ascii_alnum(text: str) -> bool:
-    return text.isascii() and text.isalnum()
+def _is_ascii_word(text: str) -> bool:
+    return text.isascii() and text.replace("-", "").isalnum() and not text.endswith("-")
 
 
 def terms(text: str, mode: str = "C", with_synonyms: bool = False) -> Iterator[Term]:
-    """The index terms of `text` in order, with offsets into `text`."""
+    """The index terms of `text` in order, with offsets into `text`.
+
+    Runs of Latin letters and digits written together, with single hyphens inside, become one
+    term (H200, 5G, COVID-19): Sudachi splits them, and differently depending on the context.
+    """
     tokenizer, is_content = _thread_tokenizer(mode)
     for offset, piece in chunks(text):
         pending: Term | None = None
+        hyphen_end: int | None = None  # end of a "-" right after an ASCII `pending`
         for morpheme in tokenizer.tokenize(piece):
             normalized = morpheme.normalized_form()
+            start, end = offset + morpheme.begin(), offset + morpheme.end()
             if not is_content(morpheme) or normalized in LIGHT_VERBS:
+                if normalized == "-" and pending and hyphen_end is None and pending.end == start and _is_ascii_word(pending.text):
+                    hyphen_end = end
+                    continue
                 if pending:
                     yield pending
-                    pending = None
+                pending, hyphen_end = None, None
                 continue
-            term = Term(
-                normalized.lower(),
-                offset + morpheme.begin(),
-                offset + morpheme.end(),
-                tuple(morpheme.synonym_group_ids()) if with_synonyms else (),
-            )
-            if (
-                pending is not None
-                and pending.end == term.start
-                and _is_ascii_alnum(pending.text)
-                and _is_ascii_alnum(term.text)
-            ):
-                pending = Term(pending.text + term.text, pending.start, term.end)
-                continue
+            groups = tuple(morpheme.synonym_group_ids()) if with_synonyms else ()
+            term = Term(normalized.lower(), start, end, groups)
+            if pending and _is_ascii_word(pending.text) and _is_ascii_word(term.text):
+                joiner = "" if pending.end == start else "-" if hyphen_end == start else None
+                if joiner is not None:
+                    pending, hyphen_end = Term(pending.text + joiner + term.text, pending.start, end), None
+                    continue
             if pending:
                 yield pending
-            pending = term
+            pending, hyphen_end = term, None
         if pending:
             yield pending
 

@@ -43,6 +43,7 @@ QUESTION_WORDS = frozenset(
 )
 _QUOTES = str.maketrans({"「": '"', "」": '"', "『": '"', "』": '"', "“": '"', "”": '"'})
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_WORD_START = r"(?<![^\s(])"  # +/- are operators only before a word: COVID-19 is one word
 _OPERATORS = re.compile(r'(^|\s)[-+]\S|\b(AND|OR|NOT)\b|\b[a-z]+:\S|[()]')
 
 
@@ -136,7 +137,7 @@ def parse_query(
             query = wq.And([expander.word((word,)) for word in words])
             return ParsedQuery(text, query, False, _highlight_spec(query))
     parser = MultifieldParser(list(TEXT_FIELDS), schema, group=AndGroup)
-    parser.add_plugin(PlusMinusPlugin())
+    parser.add_plugin(PlusMinusPlugin(plusexpr=_WORD_START + r"\+", minusexpr=_WORD_START + "-"))
     parser.remove_plugin_class(WildcardPlugin)  # ？ and ＊ are punctuation in Japanese text
     try:
         query = parser.parse(text)

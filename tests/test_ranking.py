@@ -1,0 +1,110 @@
+"""What a Japanese news reader expects to find: variants, synonyms, compounds, unknown words."""
+
+from __future__ import annotations
+
+import pytest
+
+from search.indexing import reindex
+from search.searching import SearchIndex
+from tests.conftest import CORPUS, SAMPLE_ARTICLE_ID
+
+ARTICLES = {
+    "usa-exact": "# 米国の半導体輸出\n\n米国が半導体の輸出を承認した。\n",
+    "usa-synonym": "# アメリカの半導体輸出\n\nアメリカが半導体の輸出を承認した。\n",
+    "phone": "# スマートフォン市場\n\nスマートフォンの出荷が伸びた。\n",
+    "games": "# オリンピック開幕\n\nオリンピックが開幕した。\n",
+    "university": "# 東京大学の研究\n\n東京大学の研究チームが発表した。\n",
+    "chief": "# 新しい最高経営責任者\n\n同社は最高経営責任者を交代すると発表した。\n",
+    "summit": "# G20サミット\n\nG20サミットで5G規格と4G回線の話が出た。COVID-19の影響も議論された。\n",
+    "moving": "# 引っ越しの季節\n\n春は引っ越しが多い。\n",
+}
+
+
+@pytest.fixture(scope="module")
+def news(tmp_path_factory) -> SearchIndex:
+    folder = tmp_path_factory.mktemp("ranking-corpus")
+    for name, text in ARTICLES.items():
+        (folder / f"{name}.md").write_text(text, encoding="utf-8")
+    root = folder / "index"
+    reindex([folder, CORPUS], root)
+    return SearchIndex(root, synonyms_path=folder / "no-synonyms.txt")
+
+
+def articles(results) -> list[str]:
+    return list(dict.fromkeys(hit.article_id for hit in results.hits))
+
+
+@pytest.mark.parametrize(
+    "query, expected",
+    [("米国", "usa-synonym"), ("スマホ", "phone"), ("五輪", "games"), ("東大", "university"), ("CEO", "chief")],
+)
+def test_dictionary_synonyms_match(news, query, expected):
+    assert expected in articles(news.search(query, limit=20))
+
+
+def test_an_exact_match_ranks_above_a_synonym_and_both_are_highlighted(news):
+    results = news.search("米国 半導体")
+    found = articles(results)
+    assert found.index("usa-exact") < found.index("usa-synonym")
+    synonym_hit = next(h for h in results.hits if h.article_id == "usa-synonym")
+    assert "<mark>アメリカ</mark>" in synonym_hit.snippet.html()
+
+
+def test_width_and_spelling_variants(news, corpus_index):
+    assert articles(news.search("引越し")) == ["moving"]
+    half_width = news.search("ｴﾇﾋﾞﾃﾞｨｱ")
+    assert [h.section_id for h in half_width.hits] == [h.section_id for h in news.search("エヌビディア").hits]
+    assert half_width.total == 3
+    assert corpus_index.search("ＡＩ").total == corpus_index.search("AI").total == 5
+
+
+def test_inflections_meet_in_the_dictionary_form(news):
+    for form in ("承認する", "承認され", "承認した"):
+        assert {"usa-exact", "usa-synonym", SAMPLE_ARTICLE_ID} == set(articles(news.search(form, limit=50)))
+
+
+def test_compounds_both_ways(corpus_index):
+    assert [h.section_id for h in corpus_index.search("安全保障").hits][0] == f"{SAMPLE_ARTICLE_ID}#3"
+    lobby = corpus_index.search("ロビー")  # inside the compound ロビー活動 (mode A sub-unit)
+    assert f"{SAMPLE_ARTICLE_ID}#3" in [h.section_id for h in lobby.hits]
+    assert "<mark>ロビー活動</mark>" in lobby.hits[0].snippet.html() + lobby.hits[0].heading.html()
+
+
+def test_alphanumerics_stay_precise(news):
+    assert news.search("G7").total == 0
+    assert articles(news.search("G20")) == ["summit"]
+    assert articles(news.search("5G")) == ["summit"] and news.search("3G").total == 0
+    assert articles(news.search("COVID-19")) == ["summit"] and news.search("COVID-20").total == 0
+    assert news.search("H20").total == 1 and news.search("H200").total == 4
+
+
+def test_unknown_katakana_is_found_through_bigrams_below_whole_words(corpus_index):
+    results = corpus_index.search("ビディア")  # not a dictionary word: only the fallback finds it
+    assert results.total == 3
+    assert "ビディア</mark>" in results.hits[0].snippet.html()
+
+
+def test_question_words_and_politeness_carry_no_weight(corpus_index):
+    parsed = corpus_index.parse("エヌビディアのCEOは誰ですか？")
+    assert parsed.natural_language
+    assert "誰" not in parsed.highlight.terms and "エヌビディア" in parsed.highlight.terms
+    assert corpus_index.search("エヌビディアのCEOは誰ですか？").hits[0].section_id == f"{SAMPLE_ARTICLE_ID}#3"
+
+
+def test_keywords_keep_and_precision_and_questions_rank_by_best_match(corpus_index):
+    assert corpus_index.search("大豆 ロビー").total == 0
+    question = corpus_index.search("米国産の大豆の輸入拡大を含む暫定合意とは何でしょうか？")
+    assert question.natural_language and question.hits[0].section_id == f"{SAMPLE_ARTICLE_ID}#5"
+
+
+def test_user_synonyms_apply_at_query_time_without_reindex(tmp_path):
+    root = tmp_path / "index"
+    reindex([CORPUS], root)
+    synonyms = tmp_path / "synonyms.txt"
+    index = SearchIndex(root, synonyms_path=synonyms)
+    before = index.search("NVIDIA")
+    assert all("<mark>エヌビディア</mark>" not in h.snippet.html() for h in before.hits)
+    synonyms.write_text("# 表記ゆれ\nNVIDIA, エヌビディア\n", encoding="utf-8")
+    after = index.search("NVIDIA")
+    assert after.hits[0].section_id == f"{SAMPLE_ARTICLE_ID}#3"
+    assert "<mark>エヌビディア</mark>" in after.hits[0].snippet.html()
