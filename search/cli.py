@@ -17,7 +17,7 @@ from .batch import BatchFormatError, read_queries, run_queries
 from .indexing import ReindexReport, reindex
 from .query import QueryError
 from .readers import estimate_articles
-from .searching import Hit, SearchIndex, SearchResults
+from .searching import SearchIndex, SearchResults
 from .snippets import Snippet
 from .store import IndexBusyError, IndexMissingError, IndexStore
 
@@ -150,24 +150,7 @@ def results_json(results: SearchResults) -> dict:
         "query": results.query,
         "total": results.total,
         "elapsed_ms": round(results.elapsed_ms, 2),
-        "hits": [hit_json(hit) for hit in results.hits],
-    }
-
-
-def hit_json(hit: Hit) -> dict:
-    return {
-        "rank": hit.rank,
-        "section_id": hit.section_id,
-        "article_id": hit.article_id,
-        "title": hit.title.text(),
-        "heading": hit.heading.text(),
-        "date": hit.date.isoformat() if hit.date else None,
-        "source": hit.source,
-        "category": hit.category,
-        "url": hit.url,
-        "score": round(hit.score, 4),
-        "snippet_html": hit.snippet.html(),
-        "snippet_text": hit.snippet.text(),
+        "hits": [hit.as_json() for hit in results.hits],
     }
 
 

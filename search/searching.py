@@ -49,6 +49,26 @@ class Hit:
     score: float
     rank: int
 
+    def as_json(self) -> dict:
+        """The hit as the JSON API and `midashi search --json` show it."""
+        return {
+            "section_id": self.section_id,
+            "article_id": self.article_id,
+            "section_number": self.section_number,
+            "title": self.title.text(),
+            "title_html": self.title.html(),
+            "heading": self.heading.text(),
+            "heading_html": self.heading.html(),
+            "snippet": self.snippet.text(),
+            "snippet_html": self.snippet.html(),
+            "date": self.date.isoformat() if self.date else None,
+            "source": self.source,
+            "category": self.category,
+            "url": self.url,
+            "score": round(self.score, 4),
+            "rank": self.rank,
+        }
+
 
 @dataclass(frozen=True)
 class Filters:

@@ -50,7 +50,7 @@ def test_search_json(index_root):
     assert data["total"] == 1
     [hit] = data["hits"]
     assert hit["section_id"] == f"{SAMPLE_ARTICLE_ID}#5" and hit["heading"] == "米中技術外交の流れ"
-    assert "<mark>輸出規制</mark>" in hit["snippet_html"] and "<mark>" not in hit["snippet_text"]
+    assert "<mark>輸出規制</mark>" in hit["snippet_html"] and "<mark>" not in hit["snippet"]
 
 
 def test_batch_writes_a_trec_run(index_root, tmp_path):

@@ -8,7 +8,7 @@ from datetime import datetime
 from flask import Blueprint, abort, jsonify, request
 
 from search.query import QueryError
-from search.searching import ArticleGroup, Facets, Hit
+from search.searching import ArticleGroup, Facets
 
 from . import browser
 from .openapi import OPENAPI
@@ -92,29 +92,9 @@ def openapi():
     return jsonify(OPENAPI)
 
 
-def _hit_json(hit: Hit) -> dict:
-    return {
-        "section_id": hit.section_id,
-        "article_id": hit.article_id,
-        "section_number": hit.section_number,
-        "title": hit.title.text(),
-        "title_html": hit.title.html(),
-        "heading": hit.heading.text(),
-        "heading_html": hit.heading.html(),
-        "snippet": hit.snippet.text(),
-        "snippet_html": hit.snippet.html(),
-        "date": _iso(hit.date),
-        "source": hit.source,
-        "category": hit.category,
-        "url": hit.url,
-        "score": round(hit.score, 4),
-        "rank": hit.rank,
-    }
-
-
 def _group_json(group: ArticleGroup) -> dict:
     return {
-        **_hit_json(group.best),
+        **group.best.as_json(),
         "other_sections": [
             {"section_id": o.section_id, "section_number": o.section_number, "heading": o.heading.text()}
             for o in group.others
