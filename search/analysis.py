@@ -12,6 +12,7 @@ not thread-safe).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -27,7 +28,7 @@ MAX_CHUNK_BYTES = 40_000
 DROPPED_POS = frozenset({"助詞", "助動詞", "補助記号", "空白", "記号"})
 # Light verbs that carry grammar, not meaning (承認し**た**, 行って**いる**): as common as particles.
 LIGHT_VERBS = frozenset({"為る", "居る", "有る", "成る", "下さる", "仕舞う", "御座る"})
-_SPLIT_MODES = {"A": SplitMode.A, "B": SplitMode.B, "C": SplitMode.C}
+_SPLIT_MODES = ("A", "C")
 _CHUNK_BREAK = re.compile(r"(?<=[。！？!?\n])")
 _BREAK = re.compile(r"[。！？!?\n]")
 
@@ -47,19 +48,17 @@ def _sudachi_dictionary() -> Dictionary:
         return _dictionary
 
 
-def _thread_tokenizer(mode: str):
-    """This thread's Sudachi tokenizer and content-POS matcher for `mode`."""
-    cache = getattr(_local, "tokenizers", None)
+def _thread_tokenizer():
+    """This thread's Sudachi tokenizer (mode C) and content-POS matcher."""
+    cache = getattr(_local, "tokenizer", None)
     if cache is None or _local.pid != os.getpid():
-        cache = _local.tokenizers = {}
-        _local.pid = os.getpid()
-    if mode not in cache:
         dictionary = _sudachi_dictionary()
-        cache[mode] = (
-            dictionary.tokenizer(mode=_SPLIT_MODES[mode]),
+        cache = _local.tokenizer = (
+            dictionary.tokenizer(mode=SplitMode.C),
             dictionary.pos_matcher(lambda pos: pos[0] not in DROPPED_POS),
         )
-    return cache[mode]
+        _local.pid = os.getpid()
+    return cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,39 +105,100 @@ def _is_ascii_word(text: str) -> bool:
     return text.isascii() and text.replace("-", "").isalnum() and not text.endswith("-")
 
 
-def terms(text: str, mode: str = "C", with_synonyms: bool = False) -> Iterator[Term]:
-    """The index terms of `text` in order, with offsets into `text`.
+def terms(text: str, mode: str = "C") -> Iterator[Term]:
+    """The index terms of `text` in order, with offsets into `text` (synonym groups in mode C).
 
-    Runs of Latin letters and digits written together, with single hyphens inside, become one
-    term (H200, 5G, COVID-19): Sudachi splits them, and differently depending on the context.
+    Mode A terms are Sudachi's finest units, split from the same mode C analysis. A section's
+    text is analysed by several fields (words, sub-units, synonyms), so the analysis of recent
+    texts is cached and Sudachi runs once per text.
     """
-    tokenizer, is_content = _thread_tokenizer(mode)
+    if mode not in _SPLIT_MODES:
+        raise ValueError(f"Sudachi split mode must be A or C, not {mode!r}")
+    return iter(_analysed(text)[mode == "A"])
+
+
+@functools.lru_cache(maxsize=64)
+def _analysed(text: str) -> tuple[tuple[Term, ...], tuple[Term, ...]]:
+    """(mode C terms with synonym groups, mode A terms) of `text` from one Sudachi pass."""
+    tokenizer, is_content = _thread_tokenizer()
+    whole: list[Term] = []
+    parts: list[Term] = []
     for offset, piece in chunks(text):
-        pending: Term | None = None
-        hyphen_end: int | None = None  # end of a "-" right after an ASCII `pending`
-        for morpheme in tokenizer.tokenize(piece):
-            normalized = morpheme.normalized_form()
-            start, end = offset + morpheme.begin(), offset + morpheme.end()
-            if not is_content(morpheme) or normalized in LIGHT_VERBS:
-                if normalized == "-" and pending and hyphen_end is None and pending.end == start and _is_ascii_word(pending.text):
-                    hyphen_end = end
-                    continue
-                if pending:
-                    yield pending
-                pending, hyphen_end = None, None
+        morphemes = tokenizer.tokenize(piece)
+        whole += _join_ascii(_units(morphemes, offset, is_content, split=False))
+        parts += _join_ascii(_units(morphemes, offset, is_content, split=True))
+    return tuple(whole), tuple(parts)
+
+
+def _units(morphemes, offset: int, is_content, split: bool) -> Iterator[Term | str]:
+    """Content morphemes as Terms (split into mode A units when `split`); dropped ones as their
+    normalized form, which `_join_ascii` needs to see hyphens and gaps."""
+    for morpheme in morphemes:
+        normalized = morpheme.normalized_form()
+        if not is_content(morpheme) or normalized in LIGHT_VERBS:
+            yield normalized
+            continue
+        if split:
+            for unit in morpheme.split(SplitMode.A) or (morpheme,):  # empty when it is one unit
+                unit_form = unit.normalized_form()
+                if is_content(unit) and unit_form not in LIGHT_VERBS:
+                    yield Term(unit_form.lower(), offset + unit.begin(), offset + unit.end())
+                else:
+                    yield unit_form
+        else:
+            groups = tuple(morpheme.synonym_group_ids())
+            yield Term(normalized.lower(), offset + morpheme.begin(), offset + morpheme.end(), groups)
+
+
+def _join_ascii(units: Iterator[Term | str]) -> Iterator[Term]:
+    """Join Latin letters and digits written together, with single hyphens inside, into one term
+    (H200, 5G, COVID-19): Sudachi splits them, and differently depending on the context."""
+    pending: Term | None = None
+    hyphen = False  # a "-" directly after an ASCII `pending`, which the next unit may continue
+    for unit in units:
+        if isinstance(unit, str):
+            if unit == "-" and pending and not hyphen and _is_ascii_word(pending.text):
+                hyphen = True
                 continue
-            groups = tuple(morpheme.synonym_group_ids()) if with_synonyms else ()
-            term = Term(normalized.lower(), start, end, groups)
-            if pending and _is_ascii_word(pending.text) and _is_ascii_word(term.text):
-                joiner = "" if pending.end == start else "-" if hyphen_end == start else None
-                if joiner is not None:
-                    pending, hyphen_end = Term(pending.text + joiner + term.text, pending.start, end), None
-                    continue
             if pending:
                 yield pending
-            pending, hyphen_end = term, None
+            pending, hyphen = None, False
+            continue
+        if pending and _is_ascii_word(pending.text) and _is_ascii_word(unit.text):
+            gap = unit.start - pending.end
+            if gap == 0 or (hyphen and gap == 1):
+                text = pending.text + ("-" if gap else "") + unit.text
+                pending, hyphen = Term(text, pending.start, unit.end), False
+                continue
         if pending:
             yield pending
+        pending, hyphen = unit, False
+    if pending:
+        yield pending
+
+
+# Joins the texts of a field fed from several (title, heading, body); Whoosh would take a list
+# for pre-split tokens, so the tokenizers split on this instead.
+TEXT_SEPARATOR = "\x1e"
+
+
+def over_texts(tokenize):
+    """Let a tokenizer take several texts joined by TEXT_SEPARATOR.
+
+    Each text is analysed on its own, so the cached analysis of each is reused, and positions run
+    on across them with a gap, so a phrase never spans two texts.
+    """
+
+    @functools.wraps(tokenize)
+    def wrapper(self, value, positions=False, chars=False, start_pos=0, start_char=0, **kwargs):
+        for text in value.split(TEXT_SEPARATOR):
+            last = start_pos
+            for token in tokenize(self, text, positions, chars, start_pos=start_pos, start_char=start_char, **kwargs):
+                last = token.pos if positions else last
+                yield token
+            start_pos, start_char = last + 2, start_char + len(text) + 1
+
+    return wrapper
 
 
 class SudachiTokenizer(Tokenizer):
@@ -147,9 +207,10 @@ class SudachiTokenizer(Tokenizer):
 
     def __init__(self, mode: str = "C"):
         if mode not in _SPLIT_MODES:
-            raise ValueError(f"Sudachi split mode must be A, B or C, not {mode!r}")
+            raise ValueError(f"Sudachi split mode must be A or C, not {mode!r}")
         self.mode = mode
 
+    @over_texts
     def __call__(
         self,
         value: str,
@@ -198,9 +259,12 @@ class SynonymGroupTokenizer(Tokenizer):
     Indexed in a field of their own, so a synonym match can rank below an exact one.
     """
 
-    def __call__(self, value: str, positions: bool = False, chars: bool = False, **kwargs) -> Iterator[Token]:
+    @over_texts
+    def __call__(
+        self, value: str, positions: bool = False, chars: bool = False, start_pos: int = 0, start_char: int = 0, **kwargs
+    ) -> Iterator[Token]:
         token = Token(positions, chars, **kwargs)
-        for position, term in enumerate(terms(value, "C", with_synonyms=True)):
+        for position, term in enumerate(terms(value), start=start_pos):
             for group in term.synonym_groups:
                 token.text = synonym_term(group)
                 token.boost = 1.0
@@ -208,7 +272,7 @@ class SynonymGroupTokenizer(Tokenizer):
                 if positions:
                     token.pos = position
                 if chars:
-                    token.startchar, token.endchar = term.start, term.end
+                    token.startchar, token.endchar = start_char + term.start, start_char + term.end
                 yield token
 
 
@@ -248,9 +312,12 @@ class CharBigramTokenizer(Tokenizer):
     the run's characters in order and never across two runs.
     """
 
-    def __call__(self, value: str, positions: bool = False, chars: bool = False, **kwargs) -> Iterator[Token]:
+    @over_texts
+    def __call__(
+        self, value: str, positions: bool = False, chars: bool = False, start_pos: int = 0, start_char: int = 0, **kwargs
+    ) -> Iterator[Token]:
         token = Token(positions, chars, **kwargs)
-        position = 0
+        position = start_pos
         for run, spans in fallback_runs(value):
             for offset in range(len(run) - 1):
                 token.text = run[offset] + run[offset + 1]
@@ -259,7 +326,7 @@ class CharBigramTokenizer(Tokenizer):
                 if positions:
                     token.pos = position
                 if chars:
-                    token.startchar, token.endchar = spans[offset][0], spans[offset + 1][1]
+                    token.startchar, token.endchar = start_char + spans[offset][0], start_char + spans[offset + 1][1]
                 position += 1
                 yield token
             position += 1

@@ -230,7 +230,7 @@ class _Expander:
             if parts:
                 found.append(_leaf("parts", parts, PARTS_BOOST))
         if options.synonyms and len(words) == 1:
-            groups = {group for t in terms(joined, with_synonyms=True) for group in t.synonym_groups}
+            groups = {group for t in terms(joined) for group in t.synonym_groups}
             found += [wq.Term("synonyms", synonym_term(g), boost=SYNONYM_BOOST) for g in sorted(groups)]
         if options.fallback:
             runs = list(fallback_runs(joined))

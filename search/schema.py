@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from whoosh.fields import DATETIME, ID, NUMERIC, STORED, TEXT, Schema
 
-from .analysis import CharBigramTokenizer, JapaneseAnalyzer, SynonymGroupTokenizer
+from .analysis import TEXT_SEPARATOR, CharBigramTokenizer, JapaneseAnalyzer, SynonymGroupTokenizer
 from .articles import Article
 
 # BM25F field weights: a word in the title or a heading says more about a section than the body.
@@ -66,7 +66,8 @@ def section_documents(article: Article) -> list[dict]:
         common["date"] = article.date
     documents = []
     for number, section in enumerate(article.sections, start=1):
-        whole = "\n".join((article.title, section.heading, section.text))
+        # Each part is analysed once (cached) for the word fields and the fields below.
+        whole = TEXT_SEPARATOR.join((article.title, section.heading, section.text))
         documents.append(
             {
                 **common,

@@ -151,7 +151,7 @@ class SegmentFormatter(highlight.Formatter):
 
 def _tokens(text: str, spec: HighlightSpec) -> Iterator[Token]:
     """Whoosh tokens of `text` with `matched` set by the query's highlight spec."""
-    for term in terms(text, with_synonyms=bool(spec.groups)):
+    for term in terms(text):
         token = Token(chars=True)
         token.text, token.startchar, token.endchar = term.text, term.start, term.end
         token.matched = spec.matches(term)
