@@ -69,6 +69,7 @@ class Term:
     start: int
     end: int
     synonym_groups: tuple[int, ...] = ()
+    in_compound: bool = False  # a mode A unit of a longer mode C word (ロビー of ロビー活動)
 
 
 def chunks(text: str) -> Iterator[tuple[int, str]]:
@@ -139,10 +140,11 @@ def _units(morphemes, offset: int, is_content, split: bool) -> Iterator[Term | s
             yield normalized
             continue
         if split:
-            for unit in morpheme.split(SplitMode.A) or (morpheme,):  # empty when it is one unit
+            units = morpheme.split(SplitMode.A)  # empty when the word is one unit already
+            for unit in units or (morpheme,):
                 unit_form = unit.normalized_form()
                 if is_content(unit) and unit_form not in LIGHT_VERBS:
-                    yield Term(unit_form.lower(), offset + unit.begin(), offset + unit.end())
+                    yield Term(unit_form.lower(), offset + unit.begin(), offset + unit.end(), (), bool(units))
                 else:
                     yield unit_form
         else:
@@ -168,7 +170,7 @@ def _join_ascii(units: Iterator[Term | str]) -> Iterator[Term]:
             gap = unit.start - pending.end
             if gap == 0 or (hyphen and gap == 1):
                 text = pending.text + ("-" if gap else "") + unit.text
-                pending, hyphen = Term(text, pending.start, unit.end), False
+                pending, hyphen = Term(text, pending.start, unit.end, (), pending.in_compound), False
                 continue
         if pending:
             yield pending
@@ -205,10 +207,12 @@ class SudachiTokenizer(Tokenizer):
     """Whoosh tokenizer over `terms()`: positions count index terms only, so phrases skip particles,
     and skip one more at sentence ends and line breaks, so phrases stay inside a sentence."""
 
-    def __init__(self, mode: str = "C"):
+    def __init__(self, mode: str = "C", compound_parts_only: bool = False):
         if mode not in _SPLIT_MODES:
             raise ValueError(f"Sudachi split mode must be A or C, not {mode!r}")
         self.mode = mode
+        # In mode A, index only the units of words that split: the rest are in the word fields.
+        self.compound_parts_only = compound_parts_only
 
     @over_texts
     def __call__(
@@ -240,6 +244,8 @@ class SudachiTokenizer(Tokenizer):
             if previous_end is not None and _BREAK.search(value, previous_end, term.start):
                 position += 1  # a phrase never spans a sentence end or a line break
             previous_end = term.end
+            if self.compound_parts_only and not term.in_compound:
+                continue
             token.text = term.text
             token.boost = 1.0
             token.stopped = False
@@ -282,6 +288,7 @@ def synonym_term(group: int) -> str:
 
 # Katakana only: Latin and digits are exact terms already (and h200 must never match h20).
 _FALLBACK_RUN = re.compile(r"[\u30a1-\u30fa\u30fc]{2,}")
+_HALFWIDTH_KANA = re.compile(r"[\uff61-\uff9f]")
 
 
 def fallback_runs(text: str) -> Iterator[tuple[list[str], list[tuple[int, int]]]]:
@@ -290,6 +297,10 @@ def fallback_runs(text: str) -> Iterator[tuple[list[str], list[tuple[int, int]]]
     Folding is per character (ｴﾇﾋﾞﾃﾞｨｱ → エヌビディア) so every bigram keeps the offsets of the
     original characters it came from.
     """
+    if not _HALFWIDTH_KANA.search(text):  # the common case: nothing to fold
+        for match in _FALLBACK_RUN.finditer(text):
+            yield list(match.group()), [(i, i + 1) for i in range(match.start(), match.end())]
+        return
     folded: list[str] = []
     spans: list[tuple[int, int]] = []
     for index, char in enumerate(text):

@@ -5,7 +5,7 @@ Text fields share the Japanese analyzer and turn an unspaced multi-term word int
 
 Three more fields index the same text (title, heading and body together) differently, each to
 be matched with less weight than the words themselves (see `query.py`):
-- `parts`: Sudachi's finest units (mode A), so 安全保障 finds 国家安全保障 and ロビー finds ロビー活動;
+- `parts`: Sudachi's finest units (mode A) of the words that have them, so ロビー finds ロビー活動;
   Whoosh has no position length, so the sub-units live beside the whole words, not among them;
 - `synonyms`: dictionary synonym groups (米国 ↔ アメリカ, スマホ ↔ スマートフォン);
 - `fallback`: character bigrams of katakana runs, for names the dictionary lacks.
@@ -15,7 +15,13 @@ from __future__ import annotations
 
 from whoosh.fields import DATETIME, ID, NUMERIC, STORED, TEXT, Schema
 
-from .analysis import TEXT_SEPARATOR, CharBigramTokenizer, JapaneseAnalyzer, SynonymGroupTokenizer
+from .analysis import (
+    TEXT_SEPARATOR,
+    CharBigramTokenizer,
+    JapaneseAnalyzer,
+    SudachiTokenizer,
+    SynonymGroupTokenizer,
+)
 from .articles import Article
 
 # BM25F field weights: a word in the title or a heading says more about a section than the body.
@@ -43,7 +49,7 @@ def build_schema() -> Schema:
         title=text_field("title"),
         heading=text_field("heading"),
         body=text_field("body"),
-        parts=TEXT(analyzer=JapaneseAnalyzer("A"), phrase=True, multitoken_query="phrase"),
+        parts=TEXT(analyzer=SudachiTokenizer("A", compound_parts_only=True), phrase=True, multitoken_query="phrase"),
         synonyms=TEXT(analyzer=SynonymGroupTokenizer(), phrase=False),
         fallback=TEXT(analyzer=CharBigramTokenizer(), phrase=True, multitoken_query="phrase"),
         date=DATETIME(stored=True, sortable=True),
