@@ -207,6 +207,8 @@ class SudachiTokenizer(Tokenizer):
     """Whoosh tokenizer over `terms()`: positions count index terms only, so phrases skip particles,
     and skip one more at sentence ends and line breaks, so phrases stay inside a sentence."""
 
+    compound_parts_only = False  # class default: schemas pickled before the option still load
+
     def __init__(self, mode: str = "C", compound_parts_only: bool = False):
         if mode not in _SPLIT_MODES:
             raise ValueError(f"Sudachi split mode must be A or C, not {mode!r}")

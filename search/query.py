@@ -43,6 +43,7 @@ QUESTION_WORDS = frozenset(
 )
 _QUOTES = str.maketrans({"「": '"', "」": '"', "『": '"', "』": '"', "“": '"', "”": '"'})
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_QUOTED = re.compile(r'"[^"]*"')
 _WORD_START = r"(?<![^\s(])"  # +/- are operators only before a word: COVID-19 is one word
 _OPERATORS = re.compile(r'(^|\s)[-+]\S|\b(AND|OR|NOT)\b|\b[a-z]+:\S|[()]')
 
@@ -114,26 +115,29 @@ def parse_query(
         raise QueryError("the query has no searchable characters")
     expander = _Expander(options, user_synonyms)
     if options.always_best_match or not _OPERATORS.search(text):
-        # Quotes inside a question (『妖精の女王』は誰の作品ですか) name things; they are not syntax.
         found = list(terms(text.replace('"', " ")))
         if not found:
             raise QueryError(
                 "the query has no searchable words (particles and punctuation are not indexed)"
             )
-        sentence = _is_sentence(text, found)
+        # What is typed outside quotes says whether this is a question or a sentence; quotes
+        # inside one (『妖精の女王』は誰の作品ですか) name things, while "…" alone is a phrase.
+        outside = _QUOTED.sub(" ", text)
+        outside_found = list(terms(outside)) if outside != text else found
+        sentence = _is_sentence(outside, outside_found)
         words = list(dict.fromkeys(t.text for t in found))
         if options.drop_question_words:
             words = [w for w in words if w not in QUESTION_WORDS] or words
         if (
             options.always_best_match
-            or (_is_question(text, found) and len(found) > 1)
+            or (_is_question(outside, outside_found) and len(found) > 1)
             or (sentence and len(found) >= BEST_MATCH_MIN_TERMS)
             or (len(found) > BEST_MATCH_MIN_TERMS and '"' not in text)
         ):
             compounds = _compounds([t for t in found if t.text in words]) if options.proximity else []
             query = expander.best_match(words, compounds)
             return ParsedQuery(text, query, True, _highlight_spec(query))
-        if sentence:  # a few words joined by particles (存在しない語彙): all of them, anywhere
+        if sentence and '"' not in text:  # a few words joined by particles (存在しない語彙): all, anywhere
             query = wq.And([expander.word((word,)) for word in words])
             return ParsedQuery(text, query, False, _highlight_spec(query))
     parser = MultifieldParser(list(TEXT_FIELDS), schema, group=AndGroup)

@@ -116,8 +116,8 @@ def test_search_facet_page_article_and_back(driver, base_url):
     wait(driver, lambda d: "/articles/" in d.current_url)
     section = driver.find_element(By.ID, anchor)
     assert driver.execute_script("return document.querySelector(':target').id") == anchor
-    top = driver.execute_script("return arguments[0].getBoundingClientRect().top", section)
-    assert 0 <= top < 400, "the matched section is scrolled into view"
+    top = lambda d: d.execute_script("return arguments[0].getBoundingClientRect().top", section)  # noqa: E731
+    wait(driver, lambda d: 0 <= top(d) < 400)  # the matched section is scrolled into view
     assert driver.find_elements(By.CSS_SELECTOR, ".article mark")
     assert screenshot(driver, "article.png", 1280).exists()
 
