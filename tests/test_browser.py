@@ -116,8 +116,8 @@ def test_search_facet_page_article_and_back(driver, base_url):
     wait(driver, lambda d: "/articles/" in d.current_url)
     section = driver.find_element(By.ID, anchor)
     assert driver.execute_script("return document.querySelector(':target').id") == anchor
-    top = lambda d: d.execute_script("return arguments[0].getBoundingClientRect().top", section)  # noqa: E731
-    wait(driver, lambda d: 0 <= top(d) < 400)  # the matched section is scrolled into view
+    in_view = "var r = arguments[0].getBoundingClientRect(); return r.top >= 0 && r.top < window.innerHeight;"
+    wait(driver, lambda d: d.execute_script(in_view, section))  # the matched section is scrolled into view
     assert driver.find_elements(By.CSS_SELECTOR, ".article mark")
     assert screenshot(driver, "article.png", 1280).exists()
 
