@@ -255,7 +255,7 @@ def _highlight_spec(query: wq.Query) -> HighlightSpec:
             words.add(text)
         elif field_name == "synonyms":
             groups.add(text)
-        elif field_name == "parts" and len(text) > 1:
+        elif field_name == "parts" and len(text) > 1 and not text.isascii():  # h20 ⊂ h200 is no match
             substrings.add(text)
     for leaf in _positive_leaves(query):
         if getattr(leaf, "fieldname", None) == "fallback":

@@ -31,6 +31,7 @@ def test_h20_ranks_the_china_reaction_section_first(corpus_index):
     assert ids(results)[0] == SECTION[4]
     assert results.hits[0].heading.text() == "中国の反応と技術自立化"
     assert "<mark>H20</mark>チップ" in results.hits[0].snippet.html()
+    assert "H200" not in results.hits[0].snippet.text()  # only the sentence that says H20
     assert results.total == 1  # the H200 sections do not match
 
 
