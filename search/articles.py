@@ -61,11 +61,6 @@ class Article:
         return hashlib.blake2b(encoded, digest_size=16).hexdigest()
 
 
-def article_id_of(section_id: str) -> str:
-    """The article part of a section id (`topic-news/topic-news-1#3` → `topic-news/topic-news-1`)."""
-    return section_id.rsplit(SECTION_SEPARATOR, 1)[0]
-
-
 def heading_of_line(line: str) -> str | None:
     """The heading text if `line` is a news-style heading line (■…, ●…, 【…】), else None."""
     match = _HEADING_LINE.match(line)

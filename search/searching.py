@@ -366,15 +366,15 @@ def _newest_first(counts: Mapping[str, int]) -> list[FacetCount]:
 
 def _hit(searcher, docnum: int, score: float, parsed: ParsedQuery, rank: int, with_snippet: bool) -> Hit:
     fields = searcher.stored_fields(docnum)
-    terms = parsed.highlight
+    spec = parsed.highlight
     body = fields.get("body", "")
     return Hit(
         section_id=fields["section_id"],
         article_id=fields["article_id"],
         section_number=fields.get("section_number", 0),
-        title=mark_whole(fields.get("title", ""), terms),
-        heading=mark_whole(fields.get("heading", ""), terms),
-        snippet=make_snippet(body, terms) if with_snippet else Snippet(()),
+        title=mark_whole(fields.get("title", ""), spec),
+        heading=mark_whole(fields.get("heading", ""), spec),
+        snippet=make_snippet(body, spec) if with_snippet else Snippet(()),
         date=fields.get("date"),
         source=fields.get("source", ""),
         category=fields.get("category", ""),

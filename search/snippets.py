@@ -61,7 +61,6 @@ class SentenceFragmenter(highlight.Fragmenter):
 
     def __init__(self, maxchars: int = FRAGMENT_CHARS):
         self.maxchars = maxchars
-        self.charlimit = None
 
     def fragment_tokens(self, text, tokens):
         matches = [t.copy() for t in tokens if t.matched]
@@ -158,7 +157,7 @@ def _tokens(text: str, spec: HighlightSpec) -> Iterator[Token]:
         yield token
 
 
-def make_snippet(text: str, spec: HighlightSpec, fallback: bool = True) -> Snippet:
+def make_snippet(text: str, spec: HighlightSpec) -> Snippet:
     """Up to three fragments of `text` around what the query matched.
 
     Without any match (the section matched by its title, say) the opening of the text stands in,
@@ -167,7 +166,7 @@ def make_snippet(text: str, spec: HighlightSpec, fallback: bool = True) -> Snipp
     fragments = SentenceFragmenter().fragment_tokens(text, _tokens(text, spec))
     best = highlight.top_fragments(fragments, MAX_FRAGMENTS, highlight.BasicFragmentScorer(), highlight.FIRST)
     snippet = SegmentFormatter().format(best)
-    if snippet.has_match() or not fallback:
+    if snippet.has_match():
         return snippet
     opening = text[:FRAGMENT_CHARS].strip()
     if not opening:
