@@ -16,7 +16,7 @@ from datetime import datetime
 from .analysis import terms
 from .articles import SECTION_SEPARATOR
 from .query import HighlightSpec, QueryError, normalize_query
-from .searching import Filters, SearchIndex
+from .searching import Filters, SearchIndex, article_fields
 from .snippets import Snippet, mark_whole
 
 MAX_ARTICLE_ID_CHARS = 300
@@ -112,7 +112,7 @@ class Browser:
         if not valid_article_id(article_id):
             return None
         _, index = self.index.open()
-        matched_terms = self._highlight(query)
+        spec = self._highlight(query)
         with index.searcher() as searcher:
             docnums = sorted(
                 searcher.document_numbers(article_id=article_id),
@@ -122,18 +122,15 @@ class Browser:
                 return None
             stored = [searcher.stored_fields(docnum) for docnum in docnums]
             first = stored[0]
-            sections = [_section(fields, matched_terms) for fields in stored]
+            sections = [_section(fields, spec) for fields in stored]
             text = "\n".join([first.get("title", "")] + [fields.get("body", "") for fields in stored])
             related = self._related(searcher, docnums[0], article_id, text)
         return ArticleView(
             article_id=article_id,
-            title=mark_whole(first.get("title", ""), matched_terms),
-            date=first.get("date"),
-            source=first.get("source", ""),
-            category=first.get("category", ""),
-            url=first.get("url", ""),
+            title=mark_whole(first.get("title", ""), spec),
             sections=sections,
             related=related,
+            **article_fields(first),
         )
 
     @staticmethod
@@ -240,9 +237,9 @@ class Browser:
             return 0
 
 
-def _section(fields: dict, matched_terms: HighlightSpec) -> ArticleSection:
-    paragraphs = [mark_whole(line, matched_terms) for line in fields.get("body", "").split("\n") if line.strip()]
-    heading = mark_whole(fields.get("heading", ""), matched_terms)
+def _section(fields: dict, spec: HighlightSpec) -> ArticleSection:
+    paragraphs = [mark_whole(line, spec) for line in fields.get("body", "").split("\n") if line.strip()]
+    heading = mark_whole(fields.get("heading", ""), spec)
     return ArticleSection(
         number=fields.get("section_number", 0),
         section_id=fields["section_id"],

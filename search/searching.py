@@ -375,10 +375,17 @@ def _hit(searcher, docnum: int, score: float, parsed: ParsedQuery, rank: int, wi
         title=mark_whole(fields.get("title", ""), spec),
         heading=mark_whole(fields.get("heading", ""), spec),
         snippet=make_snippet(body, spec) if with_snippet else Snippet(()),
-        date=fields.get("date"),
-        source=fields.get("source", ""),
-        category=fields.get("category", ""),
-        url=fields.get("url", ""),
         score=score,
         rank=rank,
+        **article_fields(fields),
     )
+
+
+def article_fields(stored: dict) -> dict:
+    """The article-level stored fields every section carries (for hits and article views)."""
+    return {
+        "date": stored.get("date"),
+        "source": stored.get("source", ""),
+        "category": stored.get("category", ""),
+        "url": stored.get("url", ""),
+    }
