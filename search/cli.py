@@ -24,6 +24,7 @@ from .store import IndexBusyError, IndexMissingError, IndexStore
 DEFAULT_INDEX = "index"
 DEFAULT_CORPUS = "corpus"
 EXIT_INTERRUPTED = 130
+SKIPPED_SHOWN = 20  # skipped files listed in the reindex summary; the count covers all
 
 index_option = click.option(
     "--index",
@@ -66,9 +67,8 @@ def reindex_command(corpus_paths: tuple[Path, ...], index_root: Path, full: bool
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise UserError(f"corpus not found: {', '.join(missing)} (give --corpus PATH)")
-    show_progress = sys.stderr.isatty()
     bar = None
-    if show_progress:
+    if sys.stderr.isatty():  # a progress bar on a terminal, quiet when piped
         from tqdm import tqdm
 
         bar = tqdm(total=estimate_articles(paths), unit=" articles", file=sys.stderr, leave=False)
@@ -95,10 +95,10 @@ def format_report(report: ReindexReport, index_root: Path) -> str:
     ):
         lines.append(f"  {label:<9} {counts.articles:>8,} articles {counts.sections:>9,} sections")
     lines.append(f"  {'skipped':<9} {len(report.skipped):>8,} files/lines")
-    for skipped in report.skipped[:20]:
+    for skipped in report.skipped[:SKIPPED_SHOWN]:
         lines.append(f"    {skipped.path}: {skipped.reason}")
-    if len(report.skipped) > 20:
-        lines.append(f"    … and {len(report.skipped) - 20:,} more")
+    if len(report.skipped) > SKIPPED_SHOWN:
+        lines.append(f"    … and {len(report.skipped) - SKIPPED_SHOWN:,} more")
     if report.changed:
         size = IndexStore(index_root).size_on_disk()
         head = f"Reindexed {index_root} ({report.generation}, {size / 1e6:.1f} MB on disk)"

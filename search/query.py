@@ -65,6 +65,9 @@ PLAIN_BM25F = QueryOptions(
 )
 
 
+NO_WORDS = "the query has no searchable words (particles and punctuation are not indexed)"
+
+
 class QueryError(ValueError):
     """The query cannot be searched; the message says why, for the user."""
 
@@ -117,9 +120,7 @@ def parse_query(
     if options.always_best_match or not _OPERATORS.search(text):
         found = list(terms(text.replace('"', " ")))
         if not found:
-            raise QueryError(
-                "the query has no searchable words (particles and punctuation are not indexed)"
-            )
+            raise QueryError(NO_WORDS)
         # What is typed outside quotes says whether this is a question or a sentence; quotes
         # inside one (『妖精の女王』は誰の作品ですか) name things, while "…" alone is a phrase.
         outside = _QUOTED.sub(" ", text)
@@ -149,9 +150,7 @@ def parse_query(
         raise QueryError(f"could not understand the query: {error}") from None
     query = query.normalize()
     if query is wq.NullQuery:
-        raise QueryError(
-            "the query has no searchable words (particles and punctuation are not indexed)"
-        )
+        raise QueryError(NO_WORDS)
     query = expander.expand(query)
     return ParsedQuery(text, query, False, _highlight_spec(query))
 

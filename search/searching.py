@@ -229,7 +229,7 @@ class SearchIndex:
         if sort not in _SORT_FACETS:
             raise QueryError(f"unknown sort order {sort!r}: use one of {', '.join(SORTS)}")
         generation, index = self.open()
-        parsed = self.parse(query)
+        parsed = parse_query(query, index.schema, self.options, self.user_synonyms)
         articles = self.article_map() if group else None
         with index.searcher(weighting=BM25F()) as searcher:
             results = searcher.search(
