@@ -15,6 +15,7 @@ import click
 
 from .batch import BatchFormatError, read_queries, run_queries
 from .indexing import ReindexReport, reindex
+from .parallel import WorkerFailed
 from .query import QueryError
 from .readers import estimate_articles
 from .searching import SearchIndex, SearchResults
@@ -61,7 +62,13 @@ def cli() -> None:
 )
 @index_option
 @click.option("--full", is_flag=True, help="Rebuild everything instead of only what changed.")
-def reindex_command(corpus_paths: tuple[Path, ...], index_root: Path, full: bool) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Processes that analyse a big change. [default: one per core; 0 analyses in this process]",
+)
+def reindex_command(corpus_paths: tuple[Path, ...], index_root: Path, full: bool, workers: int | None) -> None:
     """Bring the index in line with the corpus (only added, changed and removed articles)."""
     paths = list(corpus_paths) or [Path(DEFAULT_CORPUS)]
     missing = [str(p) for p in paths if not p.exists()]
@@ -73,9 +80,13 @@ def reindex_command(corpus_paths: tuple[Path, ...], index_root: Path, full: bool
 
         bar = tqdm(total=estimate_articles(paths), unit=" articles", file=sys.stderr, leave=False)
     try:
-        report = reindex(paths, index_root, full=full, progress=(lambda _: bar.update()) if bar else None)
+        report = reindex(
+            paths, index_root, full=full, progress=(lambda _: bar.update()) if bar else None, workers=workers
+        )
     except IndexBusyError as error:
         raise UserError(str(error)) from None
+    except WorkerFailed as error:
+        raise UserError(f"reindex failed, the previous index is still in use. {error}") from None
     except KeyboardInterrupt:
         click.echo("\nmidashi: reindex interrupted; the previous index is still in use.", err=True)
         sys.exit(EXIT_INTERRUPTED)

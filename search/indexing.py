@@ -15,8 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from whoosh import index as whoosh_index
-from whoosh.writing import SegmentWriter
 
+from .parallel import ParallelWriter, default_workers
 from .readers import Unreadable, read_corpus
 from .schema import build_schema, section_documents
 from .store import IndexMissingError, IndexStore, Manifest
@@ -59,10 +59,12 @@ def reindex(
     index_root: Path | str,
     full: bool = False,
     progress: ProgressCallback | None = None,
+    workers: int | None = None,
 ) -> ReindexReport:
     """Update (or, with `full`, rebuild) the index at `index_root` from the corpus paths.
 
-    `progress` is called with the number of articles read so far, once per article.
+    `progress` is called with the number of articles read so far, once per article. `workers`
+    is the number of processes that analyse a big change (default: one per core; 0: none).
     """
     started = time.perf_counter()
     store = IndexStore(index_root)
@@ -70,7 +72,7 @@ def reindex(
     report = ReindexReport()
     with store.writer_lock():
         previous = None if full else _live_manifest(store)
-        build = _GenerationBuilder(store, previous)
+        build = _GenerationBuilder(store, previous, default_workers() if workers is None else workers)
         try:
             seen: set[str] = set()
             for number, item in enumerate(read_corpus(corpus), start=1):
@@ -102,22 +104,22 @@ def _live_manifest(store: IndexStore) -> Manifest | None:
 class _GenerationBuilder:
     """Writes the next generation lazily: nothing is created until the first real change."""
 
-    def __init__(self, store: IndexStore, previous: Manifest | None):
+    def __init__(self, store: IndexStore, previous: Manifest | None, workers: int):
         self.store = store
         self.previous = previous
+        self.workers = workers
         self.articles: dict[str, tuple[str, int]] = {}
         self.folder: Path | None = None
-        self.writer: SegmentWriter | None = None
+        self.writer: ParallelWriter | None = None
 
-    def _open(self) -> SegmentWriter:
+    def _open(self) -> ParallelWriter:
         if self.writer is None:
             self.folder = self.store.new_generation()
             if self.previous is not None:
                 self.store.link_segments(self.store.current(), self.folder)
-                index = whoosh_index.open_dir(str(self.folder))
             else:
-                index = whoosh_index.create_in(str(self.folder), build_schema())
-            self.writer = index.writer(limitmb=WRITER_MEMORY_MB)
+                whoosh_index.create_in(str(self.folder), build_schema())
+            self.writer = ParallelWriter(self.folder, self.workers, WRITER_MEMORY_MB)
         return self.writer
 
     def put(self, article, report: ReindexReport) -> None:

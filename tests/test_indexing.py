@@ -5,11 +5,19 @@ from __future__ import annotations
 import multiprocessing
 import os
 
-import pytest
+from pathlib import Path
 
+import pytest
+from whoosh.writing import SegmentWriter
+
+from search import parallel
 from search.indexing import reindex
+from search.parallel import WorkerFailed
 from search.searching import SearchIndex
+from search.stats import index_stats
 from search.store import BUILDING_SUFFIX, IndexBusyError, IndexMissingError, IndexStore
+
+from tests.conftest import JAQUAD, require
 
 NEW_ARTICLE = "# 半導体の新工場\n出典: テスト通信\n日付: 2025年12月10日\n\n熊本に半導体の新工場が完成した。\n"
 
@@ -133,3 +141,53 @@ def test_old_generations_are_cleaned_up(corpus_copy, tmp_path):
     generations = sorted(p.name for p in root.glob("gen-*"))
     assert len(generations) == 2 and IndexStore(root).current_name() == generations[-1]
     assert os.path.exists(root / "CURRENT")
+
+
+@pytest.fixture
+def jaquad_sample(tmp_path) -> Path:
+    """The first articles of the JaQuAD corpus (real Wikipedia text, ~150 sections)."""
+    lines = require(JAQUAD / "corpus.jsonl").read_text(encoding="utf-8").splitlines()[:12]
+    path = tmp_path / "sample.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def small_batches(monkeypatch):
+    """Make a small corpus take the worker-process path a big reindex takes."""
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_DOCUMENTS", 10)
+    monkeypatch.setattr(parallel, "BATCH_DOCUMENTS", 7)
+
+
+def _ranked(index: SearchIndex, query: str) -> list[tuple[str, float]]:
+    return [(hit.section_id, round(hit.score, 6)) for hit in index.search(query, limit=20, snippets=False).hits]
+
+
+def test_worker_processes_build_the_same_index_as_one_process(jaquad_sample, tmp_path, small_batches):
+    serial, workers = tmp_path / "serial", tmp_path / "workers"
+    reindex([jaquad_sample], serial, workers=0)
+    report = reindex([jaquad_sample], workers, workers=2)
+    segments = list((workers / report.generation).glob("*.seg"))
+    assert len(segments) == 2  # one per worker: the parallel path really ran
+    one, two = SearchIndex(serial), SearchIndex(workers)
+    for query in ("東大寺", "奈良 仏像", "大仏はいつ造られたか", "「盧舎那仏」"):
+        assert _ranked(one, query) and _ranked(one, query) == _ranked(two, query)
+    assert index_stats(serial)["sections"] == index_stats(workers)["sections"] == f"{report.added.sections:,}"
+
+
+def test_a_failing_worker_abandons_the_reindex(jaquad_sample, corpus_copy, tmp_path, small_batches, monkeypatch):
+    root = tmp_path / "index"
+    reindex([corpus_copy], root)
+    before = IndexStore(root).current_name()
+
+    def broken_add_document(self, **fields):
+        raise MemoryError("simulated worker failure")
+
+    monkeypatch.setattr(SegmentWriter, "add_document", broken_add_document)  # inherited by the forks
+    with pytest.raises(WorkerFailed, match="simulated worker failure"):
+        reindex([corpus_copy, jaquad_sample], root, workers=2)
+    assert not multiprocessing.active_children()
+    assert IndexStore(root).current_name() == before
+    assert not list(root.glob("*" + BUILDING_SUFFIX))
+    monkeypatch.undo()
+    assert SearchIndex(root).search("H200").total == 4

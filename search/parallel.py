@@ -1,0 +1,175 @@
+"""A Whoosh writer that analyses and writes large batches in worker processes, one segment each.
+
+Analysis (Sudachi) and Whoosh's posting code are pure CPU work under one GIL, so a big reindex
+uses one core unless it runs in several processes. Whoosh's own `MpWriter` does this, but its
+workers share one temporary folder (the first to finish deletes the others' spilled runs), a
+crashed worker's documents silently go missing, and cancelling leaves the workers running. This
+writer keeps Whoosh's segment format and commit protocol and fixes those three things:
+
+- the parent `SegmentWriter` keeps deletions, small changes and the merge policy;
+- once a change is big enough to pay for process start-up, documents go to worker processes in
+  batches, and each worker writes its own segment with a private temporary folder;
+- a worker that fails makes the commit fail (the generation is then abandoned, nothing is lost),
+  and `cancel()` stops the workers.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import signal
+import traceback
+from pathlib import Path
+
+from whoosh import index as whoosh_index
+from whoosh.writing import PostingPool, SegmentWriter
+
+# Below this many new sections the parent writes them itself: starting workers (each opens the
+# Sudachi dictionary) costs more than it saves.
+PARALLEL_MIN_DOCUMENTS = 2_000
+BATCH_DOCUMENTS = 200
+RESULT_POLL_SECONDS = 1.0
+
+
+def default_workers() -> int:
+    """Worker processes for a big reindex: one per usable core, none on a single core."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores if cores > 1 else 0
+
+
+class WorkerFailed(RuntimeError):
+    """A worker process could not index its documents; the whole reindex is abandoned."""
+
+
+class ParallelWriter:
+    """The writer of one generation folder: `add_document`, `delete_by_term`, `commit`, `cancel`."""
+
+    def __init__(self, folder: Path, workers: int, limitmb: int):
+        self.folder = folder
+        self.workers = workers
+        self.limitmb = limitmb
+        self.writer = whoosh_index.open_dir(str(folder)).writer(limitmb=limitmb)
+        self.pending: list[dict] = []
+        self.processes: list[multiprocessing.Process] = []
+        self.context = multiprocessing.get_context("fork")
+        self.jobs = self.context.Queue(maxsize=2 * max(workers, 1))
+        self.results = self.context.Queue()
+
+    def delete_by_term(self, fieldname: str, text: str) -> None:
+        self.writer.delete_by_term(fieldname, text)
+
+    def add_document(self, **document) -> None:
+        self.pending.append(document)
+        if self.processes:
+            if len(self.pending) >= BATCH_DOCUMENTS:
+                self._send_pending()
+        elif self.workers and len(self.pending) >= PARALLEL_MIN_DOCUMENTS:
+            self._start_workers()
+            self._send_pending()
+
+    def commit(self) -> None:
+        """Publish every added document in this folder's index; raise if any of them failed."""
+        segments = []
+        if self.processes:
+            self._send_pending()
+            for _ in self.processes:
+                self.jobs.put(None)
+            segments = self._collect_segments()
+        else:
+            for document in self.pending:
+                self.writer.add_document(**document)
+        self.pending = []
+        writer = self.writer
+        # SegmentWriter.commit, with the workers' segments added to the table of contents.
+        final = writer._merge_segments(None, None, None)
+        if writer._added:
+            final.append(writer._finalize_segment())
+        else:
+            writer._close_segment()
+        writer._commit_toc(final + segments)
+        writer._finish()
+
+    def cancel(self) -> None:
+        self.jobs.cancel_join_thread()  # batches no worker will read must not block our exit
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.join()
+        self.processes = []
+        if not self.writer.is_closed:
+            self.writer.cancel()
+
+    def _start_workers(self) -> None:
+        for number in range(self.workers):
+            process = self.context.Process(
+                target=_work,
+                args=(str(self.folder), number, self.limitmb, self.jobs, self.results),
+                name=f"midashi-index-worker-{number}",
+                daemon=True,
+            )
+            process.start()
+            self.processes.append(process)
+
+    def _send_pending(self) -> None:
+        for start in range(0, len(self.pending), BATCH_DOCUMENTS):
+            self._put(self.pending[start:start + BATCH_DOCUMENTS])
+        self.pending = []
+
+    def _put(self, batch: list[dict]) -> None:
+        """Queue a batch, noticing a dead worker instead of waiting forever for room."""
+        while True:
+            try:
+                self.jobs.put(batch, timeout=RESULT_POLL_SECONDS)
+                return
+            except queue.Full:
+                if any(process.exitcode is not None for process in self.processes):
+                    self._raise_failure()  # a worker only stops early when it failed
+
+    def _raise_failure(self) -> None:
+        try:
+            status, payload = self.results.get(timeout=RESULT_POLL_SECONDS)
+        except queue.Empty:
+            codes = ", ".join(f"{p.name} exit code {p.exitcode}" for p in self.processes)
+            raise WorkerFailed(f"an index worker died ({codes})") from None
+        raise WorkerFailed(payload if status != "ok" else "an index worker stopped early")
+
+    def _collect_segments(self) -> list:
+        segments = []
+        while len(segments) < len(self.processes):
+            try:
+                status, payload = self.results.get(timeout=RESULT_POLL_SECONDS)
+            except queue.Empty:
+                if any(process.exitcode not in (None, 0) for process in self.processes):
+                    self._raise_failure()  # killed outright: it could not report
+                continue
+            if status != "ok":
+                raise WorkerFailed(payload)
+            segments.append(payload)
+        for process in self.processes:
+            process.join()
+        self.processes = []
+        return [segment for segment in segments if segment is not None]
+
+
+def _work(folder: str, number: int, limitmb: int, jobs, results) -> None:
+    """A worker: index every batch it takes off `jobs` into one new segment, then report it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (it cancels us)
+    try:
+        ix = whoosh_index.open_dir(folder)
+        writer = SegmentWriter(ix, _lk=False, limitmb=limitmb)
+        # A private folder for spilled posting runs: Whoosh's default is shared by every writer.
+        writer._tempstorage = ix.storage.temp_storage(f"{ix.indexname}.worker-{number}.tmp")
+        writer.pool = PostingPool(writer._tempstorage, writer.newsegment, limitmb=limitmb)
+        while (batch := jobs.get()) is not None:
+            for document in batch:
+                writer.add_document(**document)
+        if writer._added:
+            segment = writer._finalize_segment()
+        else:  # every batch went to the other workers
+            segment = None
+            writer._close_segment()
+        writer._finish()
+        results.put(("ok", segment))
+    except BaseException:
+        results.put(("error", f"index worker {number} failed:\n{traceback.format_exc()}"))
