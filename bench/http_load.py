@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from perf_queries import mixed_queries
+from perf_queries import livedoor_titles, mixed_queries
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.clients < 1 or args.seconds <= 0:
         parser.error("--clients and --seconds must be positive")
 
-    queries = mixed_queries(args.livedoor, args.jaquad)
+    queries = mixed_queries(livedoor_titles(args.livedoor), args.jaquad)
     kinds = list(dict.fromkeys(kind for kind, _ in queries))
     port = args.port or free_port()
     base = f"http://{HOST}:{port}"

@@ -29,14 +29,18 @@ _HIRAGANA = re.compile(r"[\u3041-\u309f]+")
 ARTICLES_READ = 500  # enough titles to draw from; reading the whole corpus would take minutes
 
 
-def mixed_queries(livedoor_tarball: Path, jaquad_queries: Path, seed: int = 7) -> list[tuple[str, str]]:
-    """About 60 (kind, query) pairs: "keywords", "common", "phrase" and "question" queries."""
-    rng = random.Random(seed)
-    titles = [
+def livedoor_titles(livedoor_tarball: Path) -> list[str]:
+    """Titles of the tarball's first articles."""
+    return [
         article.title
         for article in itertools.islice(read_corpus([livedoor_tarball]), ARTICLES_READ)
         if isinstance(article, Article) and article.title
     ]
+
+
+def mixed_queries(titles: list[str], jaquad_queries: Path, seed: int = 7) -> list[tuple[str, str]]:
+    """About 60 (kind, query) pairs: "keywords", "common", "phrase" and "question" queries."""
+    rng = random.Random(seed)
     queries = [("keywords", query) for query in _keyword_queries(titles, rng)]
     queries += [("common", word) for word in COMMON_WORDS]
     queries += [("phrase", query) for query in _phrase_queries(titles, rng)]
@@ -102,7 +106,7 @@ def main() -> None:
     for path in (args.livedoor, args.jaquad):
         if not path.is_file():
             sys.exit(f"perf_queries: {path} not found")
-    for kind, query in mixed_queries(args.livedoor, args.jaquad, args.seed):
+    for kind, query in mixed_queries(livedoor_titles(args.livedoor), args.jaquad, args.seed):
         print(f"{kind}\t{query}")
 
 

@@ -1,0 +1,292 @@
+"""Reindex and query speed as the corpus grows, against the floor of bare Sudachi tokenization.
+
+    python bench/perf.py                          # 1x, 4x, 16x and 1,000,000 sections
+    python bench/perf.py --sizes 1x,4x            # a quicker run
+    python bench/perf.py --sizes 1x --serial      # also build with --workers 0 (before/after)
+
+1x is the livedoor tarball plus the JaQuAD corpus, as the readers section them. Bigger sizes
+are SYNTHETIC: copies of 1x with distinct ids and each section's sentences shuffled, so
+documents differ while vocabulary and lengths stay real. For each size, in one run:
+
+- bare Sudachi (mode C, normalized form, part-of-speech filter) over the same texts on one core,
+  the floor for our analysis, and `midashi reindex` (a subprocess, default settings) beside it;
+- index size against the raw UTF-8 text, peak RSS of the reindex (all its processes together);
+- a no-change reindex and a reindex after changing 1 % of the articles;
+- query latency over the mixed set of `perf_queries.py`, search alone and with snippets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from perf_queries import mixed_queries
+
+from search.analysis import _thread_tokenizer
+from search.readers import Article, read_corpus
+from search.searching import SearchIndex
+from search.store import IndexStore
+
+PROJECT = Path(__file__).resolve().parent.parent
+SHARED = PROJECT.parent / "shared" / "data"
+MIDASHI = Path(sys.executable).parent / "midashi"
+CHANGED_SHARE = 0.01
+_SENTENCE = re.compile(r"(?<=[。！？])")
+
+
+@dataclass
+class Row:
+    size: str
+    sections: int = 0
+    raw_mb: float = 0.0
+    bare_s: float = 0.0
+    build_s: float = 0.0
+    index_mb: float = 0.0
+    peak_rss_mb: float = 0.0
+    nochange_s: float = 0.0
+    change_s: float = 0.0
+    latencies: dict[str, list[float]] = field(default_factory=dict)
+
+
+# --- the scaled corpora ------------------------------------------------------------------------
+
+def base_articles() -> list[Article]:
+    paths = [SHARED / "ldcc-20140209.tar.gz", SHARED / "jaquad" / "corpus.jsonl"]
+    for path in paths:
+        if not path.exists():
+            sys.exit(f"perf: {path} not found (the data sets live in ../shared/data)")
+    return [item for item in read_corpus(paths) if isinstance(item, Article)]
+
+
+def article_record(article: Article, copy: int, rng: random.Random, changed: bool = False) -> dict:
+    """`article` as a JSONL record; copies after the first get a new id and shuffled sentences."""
+    sections = []
+    for section in article.sections:
+        text = section.text
+        if copy:
+            sentences = [s for s in _SENTENCE.split(text) if s]
+            rng.shuffle(sentences)
+            text = "".join(sentences)
+        sections.append({"heading": section.heading, "text": text})
+    if changed:
+        sections[-1]["text"] += "\n（この記事は更新されました。）"
+    return {
+        "id": article.id if not copy else f"{article.id}~{copy}",
+        "title": article.title,
+        "date": article.date.isoformat() if article.date else None,
+        "source": article.source,
+        "category": article.category,
+        "url": article.url,
+        "sections": sections,
+    }
+
+
+def write_corpus(articles: list[Article], target_sections: int, path: Path, changed: set[str] = frozenset()) -> tuple[int, int]:
+    """Write copies of `articles` until `target_sections`; (sections, raw UTF-8 bytes of the text)."""
+    sections = raw = 0
+    with open(path, "w", encoding="utf-8") as out:
+        copy = 0
+        while sections < target_sections:
+            for article in articles:
+                if sections >= target_sections:
+                    break
+                record = article_record(article, copy, random.Random(f"{article.id}/{copy}"))
+                if record["id"] in changed:
+                    record = article_record(article, copy, random.Random(f"{article.id}/{copy}"), changed=True)
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                sections += len(record["sections"])
+                raw += sum(len((s["heading"] + s["text"]).encode("utf-8")) for s in record["sections"])
+                raw += len(record["title"].encode("utf-8"))
+            copy += 1
+    return sections, raw
+
+
+def section_texts(path: Path):
+    """The texts an index analyses per section: title, heading, body."""
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            record = json.loads(line)
+            for section in record["sections"]:
+                yield record["title"]
+                yield section["heading"]
+                yield section["text"]
+
+
+# --- measurements ------------------------------------------------------------------------------
+
+def bare_sudachi_seconds(path: Path) -> float:
+    """Sudachi alone on one core: tokenize, normalized form, content-word filter."""
+    tokenizer, is_content = _thread_tokenizer()
+    elapsed = 0.0
+    for text in section_texts(path):
+        if not text:
+            continue
+        started = time.perf_counter()
+        for morpheme in tokenizer.tokenize(text):
+            if is_content(morpheme):
+                morpheme.normalized_form()
+        elapsed += time.perf_counter() - started
+    return elapsed
+
+
+def tree_rss_mb(root_pid: int) -> float:
+    """Resident memory of a process and all its descendants, from /proc."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        rss[pid] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+    total, frontier = 0, [root_pid]
+    while frontier:
+        pid = frontier.pop()
+        total += rss.get(pid, 0)
+        frontier += [child for child, parent in parents.items() if parent == pid]
+    return total / 1e6
+
+
+def run_reindex(corpus: Path, index: Path, *extra: str) -> tuple[float, float]:
+    """(seconds, peak RSS MB of the whole process tree) of one `midashi reindex`."""
+    started = time.perf_counter()
+    process = subprocess.Popen([str(MIDASHI), "reindex", "--corpus", str(corpus), "--index", str(index), *extra],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peak = 0.0
+    sampler_done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not sampler_done.wait(0.25):
+            peak = max(peak, tree_rss_mb(process.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    output, _ = process.communicate()
+    elapsed = time.perf_counter() - started
+    sampler_done.set()
+    sampler.join()
+    if process.returncode != 0:
+        sys.exit(f"perf: reindex failed:\n{output}")
+    return elapsed, peak
+
+
+def query_latencies(index: Path, queries: list[tuple[str, str]], out) -> dict[str, list[float]]:
+    """ms per query, search alone and with snippets (after one warm-up pass); hits go to `out`."""
+    search = SearchIndex(index)
+    for _, query in queries:
+        search.search(query, limit=10, snippets=False)
+    found: dict[str, list[float]] = {"search": [], "search+snippets": []}
+    for kind, query in queries:
+        for label, snippets in (("search", False), ("search+snippets", True)):
+            started = time.perf_counter()
+            results = search.search(query, limit=10, snippets=snippets)
+            found[label].append((time.perf_counter() - started) * 1000)
+        out.write(f"{index.name}\t{kind}\t{results.total}\t{found['search'][-1]:.1f}\t{found['search+snippets'][-1]:.1f}\t{query}\n")
+    return found
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+def parse_size(text: str, base_sections: int) -> int:
+    text = text.strip().lower()
+    if text.endswith("x"):
+        return int(text[:-1]) * base_sections
+    return int(float(text.replace("m", "e6").replace("k", "e3")))
+
+
+def measure(size: str, articles: list[Article], base_sections: int, queries, work: Path, log, serial: bool) -> list[Row]:
+    target = parse_size(size, base_sections)
+    corpus = work / f"corpus-{size}.jsonl"
+    sections, raw = write_corpus(articles, target, corpus)
+    print(f"[{size}] {sections:,} sections written to {corpus}; bare Sudachi ...", file=sys.stderr, flush=True)
+    bare = bare_sudachi_seconds(corpus)
+    rows = []
+    for label, extra in ((size, ()),) + (((f"{size} workers=0", ("--workers", "0")),) if serial else ()):
+        row = Row(label, sections, raw / 1e6, bare)
+        index = work / f"index-{label.replace(' ', '-').replace('=', '')}"
+        shutil.rmtree(index, ignore_errors=True)
+        print(f"[{label}] reindex ...", file=sys.stderr, flush=True)
+        row.build_s, row.peak_rss_mb = run_reindex(corpus, index, *extra)
+        row.index_mb = IndexStore(index).size_on_disk() / 1e6
+        row.nochange_s, _ = run_reindex(corpus, index, *extra)
+        ids = [json.loads(line)["id"] for line in open(corpus, encoding="utf-8")]
+        changed = set(random.Random(size).sample(ids, max(1, int(len(ids) * CHANGED_SHARE))))
+        changed_corpus = work / f"corpus-{size}-changed.jsonl"
+        write_corpus(articles, target, changed_corpus, changed)
+        row.change_s, _ = run_reindex(changed_corpus, index, *extra)
+        changed_corpus.unlink()
+        print(f"[{label}] queries ...", file=sys.stderr, flush=True)
+        row.latencies = query_latencies(index, queries, log)
+        rows.append(row)
+    return rows
+
+
+def print_table(rows: list[Row]) -> None:
+    header = (f"{'size':<16}{'sections':>10}{'raw MB':>8}{'bare s':>8}{'build s':>9}{'ratio':>7}{'sect/s':>8}"
+              f"{'µs/sect':>8}{'idx MB':>8}{'x raw':>6}{'RSS MB':>8}{'same s':>8}{'1% s':>7}{'1%/full':>8}"
+              f"{'search p50/p95/p99 ms':>24}{'+snippets p50/p95/p99 ms':>27}")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        lat = {k: "/".join(f"{percentile(v, p):.0f}" for p in (0.5, 0.95, 0.99)) for k, v in r.latencies.items()}
+        print(f"{r.size:<16}{r.sections:>10,}{r.raw_mb:>8.1f}{r.bare_s:>8.1f}{r.build_s:>9.1f}{r.build_s / r.bare_s:>7.2f}"
+              f"{r.sections / r.build_s:>8.0f}{1e6 * r.build_s / r.sections:>8.0f}{r.index_mb:>8.1f}{r.index_mb / r.raw_mb:>6.2f}"
+              f"{r.peak_rss_mb:>8.0f}{r.nochange_s:>8.1f}{r.change_s:>7.1f}{r.change_s / r.build_s:>8.1%}"
+              f"{lat['search']:>24}{lat['search+snippets']:>27}")
+    main = [r for r in rows if "workers" not in r.size]
+    if len(main) > 1:
+        first, last = main[0], main[-1]
+        per_section = (last.build_s / last.sections) / (first.build_s / first.sections)
+        p95 = percentile(last.latencies["search+snippets"], 0.95) / percentile(first.latencies["search+snippets"], 0.95)
+        print(f"\ngrowth {first.size} -> {last.size} ({last.sections / first.sections:.0f}x sections): "
+              f"build time per section x{per_section:.2f}, search+snippets p95 x{p95:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1x,4x,16x,1M", help="comma-separated: Nx (copies of 1x) or a section count (1M)")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/midashi-perf"), help="scratch folder for corpora and indexes")
+    parser.add_argument("--serial", action="store_true", help="also build with --workers 0 (the before of the parallel build)")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    articles = base_articles()
+    base_sections = sum(len(a.sections) for a in articles)
+    queries = mixed_queries([a.title for a in articles if a.category], SHARED / "jaquad" / "queries.tsv")
+    print(f"1x = livedoor + JaQuAD: {len(articles):,} articles, {base_sections:,} sections; "
+          f"bigger sizes are SYNTHETIC (copies with shuffled sentences). {len(queries)} mixed queries; "
+          f"{os.cpu_count()} cores.", flush=True)
+    rows: list[Row] = []
+    with open(args.work / "queries.tsv", "w", encoding="utf-8") as log:
+        log.write("index\tkind\thits\tsearch ms\tsearch+snippets ms\tquery\n")
+        for size in args.sizes.split(","):
+            rows += measure(size, articles, base_sections, queries, args.work, log, args.serial and size == args.sizes.split(",")[0])
+            log.flush()
+    print()
+    print_table(rows)
+    print(f"\nper-query hits and times: {args.work / 'queries.tsv'}")
+
+
+if __name__ == "__main__":
+    main()
