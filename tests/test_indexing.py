@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
+import re
+import tarfile
 
 from pathlib import Path
 
@@ -153,6 +156,16 @@ def jaquad_sample(tmp_path) -> Path:
 
 
 @pytest.fixture
+def livedoor_sample(livedoor_tarball, tmp_path) -> Path:
+    """The tarball's first 60 articles, unmodified, in its own folder layout (text/<category>/)."""
+    target = tmp_path / "livedoor"
+    with tarfile.open(livedoor_tarball) as tar:
+        members = (m for m in tar if m.isfile() and re.search(r"-\d+\.txt$", m.name))
+        tar.extractall(target, members=list(itertools.islice(members, 60)), filter="data")
+    return target
+
+
+@pytest.fixture
 def small_batches(monkeypatch):
     """Make a small corpus take the worker-process path a big reindex takes."""
     monkeypatch.setattr(parallel, "PARALLEL_MIN_DOCUMENTS", 10)
@@ -163,14 +176,14 @@ def _ranked(index: SearchIndex, query: str) -> list[tuple[str, float]]:
     return [(hit.section_id, round(hit.score, 6)) for hit in index.search(query, limit=20, snippets=False).hits]
 
 
-def test_worker_processes_build_the_same_index_as_one_process(jaquad_sample, tmp_path, small_batches):
+def test_worker_processes_build_the_same_index_as_one_process(livedoor_sample, jaquad_sample, tmp_path, small_batches):
     serial, workers = tmp_path / "serial", tmp_path / "workers"
-    reindex([jaquad_sample], serial, workers=0)
-    report = reindex([jaquad_sample], workers, workers=2)
+    reindex([livedoor_sample, jaquad_sample], serial, workers=0)
+    report = reindex([livedoor_sample, jaquad_sample], workers, workers=2)
     segments = list((workers / report.generation).glob("*.seg"))
     assert len(segments) == 2  # one per worker: the parallel path really ran
     one, two = SearchIndex(serial), SearchIndex(workers)
-    for query in ("東大寺", "奈良 仏像", "大仏はいつ造られたか", "「盧舎那仏」"):
+    for query in ("東大寺", "奈良 仏像", "大仏はいつ造られたか", "「盧舎那仏」", "女性", "結婚 仕事", "独女"):
         assert _ranked(one, query) and _ranked(one, query) == _ranked(two, query)
     assert index_stats(serial)["sections"] == index_stats(workers)["sections"] == f"{report.added.sections:,}"
 
