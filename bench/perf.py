@@ -2,7 +2,7 @@
 
     python bench/perf.py                          # 1x, 4x, 16x and 1,000,000 sections
     python bench/perf.py --sizes 1x,4x            # a quicker run
-    python bench/perf.py --sizes 1x --serial      # also build with --workers 0 (before/after)
+    python bench/perf.py --sizes 1x --before      # also the "before" of the speed-ups, same run
 
 1x is the livedoor tarball plus the JaQuAD corpus, as the readers section them. Bigger sizes
 are SYNTHETIC: copies of 1x with distinct ids and each section's sentences shuffled, so
@@ -187,9 +187,9 @@ def run_reindex(corpus: Path, index: Path, *extra: str) -> tuple[float, float]:
     return elapsed, peak
 
 
-def query_latencies(index: Path, queries: list[tuple[str, str]], out) -> dict[str, list[float]]:
+def query_latencies(index: Path, queries: list[tuple[str, str]], out, straightforward: bool) -> dict[str, list[float]]:
     """ms per query, search alone and with snippets (after one warm-up pass); hits go to `out`."""
-    search = SearchIndex(index)
+    search = SearchIndex(index, straightforward=straightforward)
     for _, query in queries:
         search.search(query, limit=10, snippets=False)
     found: dict[str, list[float]] = {"search": [], "search+snippets": []}
@@ -198,7 +198,7 @@ def query_latencies(index: Path, queries: list[tuple[str, str]], out) -> dict[st
             started = time.perf_counter()
             results = search.search(query, limit=10, snippets=snippets)
             found[label].append((time.perf_counter() - started) * 1000)
-        out.write(f"{index.name}\t{kind}\t{results.total}\t{found['search'][-1]:.1f}\t{found['search+snippets'][-1]:.1f}\t{query}\n")
+        out.write(f"{index.name}{' (before)' if straightforward else ''}\t{kind}\t{results.total}\t{found['search'][-1]:.1f}\t{found['search+snippets'][-1]:.1f}\t{query}\n")
     return found
 
 
@@ -216,14 +216,16 @@ def parse_size(text: str, base_sections: int) -> int:
     return int(float(text.replace("m", "e6").replace("k", "e3")))
 
 
-def measure(size: str, articles: list[Article], base_sections: int, queries, work: Path, log, serial: bool) -> list[Row]:
+def measure(size: str, articles: list[Article], base_sections: int, queries, work: Path, log, before: bool) -> list[Row]:
+    """The row of one size; with `before`, a second row built and searched the straightforward way
+    (one process: --workers 0; a new Whoosh searcher per search, block skipping, recount)."""
     target = parse_size(size, base_sections)
     corpus = work / f"corpus-{size}.jsonl"
     sections, raw = write_corpus(articles, target, corpus)
     print(f"[{size}] {sections:,} sections written to {corpus}; bare Sudachi ...", file=sys.stderr, flush=True)
     bare = bare_sudachi_seconds(corpus)
     rows = []
-    for label, extra in ((size, ()),) + (((f"{size} workers=0", ("--workers", "0")),) if serial else ()):
+    for label, extra in ((size, ()),) + (((f"{size} before", ("--workers", "0")),) if before else ()):
         row = Row(label, sections, raw / 1e6, bare)
         index = work / f"index-{label.replace(' ', '-').replace('=', '')}"
         shutil.rmtree(index, ignore_errors=True)
@@ -238,7 +240,7 @@ def measure(size: str, articles: list[Article], base_sections: int, queries, wor
         row.change_s, _ = run_reindex(changed_corpus, index, *extra)
         changed_corpus.unlink()
         print(f"[{label}] queries ...", file=sys.stderr, flush=True)
-        row.latencies = query_latencies(index, queries, log)
+        row.latencies = query_latencies(index, queries, log, straightforward=bool(extra))
         rows.append(row)
     return rows
 
@@ -255,7 +257,7 @@ def print_table(rows: list[Row]) -> None:
               f"{r.sections / r.build_s:>8.0f}{1e6 * r.build_s / r.sections:>8.0f}{r.index_mb:>8.1f}{r.index_mb / r.raw_mb:>6.2f}"
               f"{r.peak_rss_mb:>8.0f}{r.nochange_s:>8.1f}{r.change_s:>7.1f}{r.change_s / r.build_s:>8.1%}"
               f"{lat['search']:>24}{lat['search+snippets']:>27}")
-    main = [r for r in rows if "workers" not in r.size]
+    main = [r for r in rows if not r.size.endswith("before")]
     if len(main) > 1:
         first, last = main[0], main[-1]
         per_section = (last.build_s / last.sections) / (first.build_s / first.sections)
@@ -268,7 +270,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1x,4x,16x,1M", help="comma-separated: Nx (copies of 1x) or a section count (1M)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/midashi-perf"), help="scratch folder for corpora and indexes")
-    parser.add_argument("--serial", action="store_true", help="also build with --workers 0 (the before of the parallel build)")
+    parser.add_argument("--before", action="store_true", help="also build and search the first size the straightforward way")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     articles = base_articles()
@@ -281,7 +283,7 @@ def main() -> None:
     with open(args.work / "queries.tsv", "w", encoding="utf-8") as log:
         log.write("index\tkind\thits\tsearch ms\tsearch+snippets ms\tquery\n")
         for size in args.sizes.split(","):
-            rows += measure(size, articles, base_sections, queries, args.work, log, args.serial and size == args.sizes.split(",")[0])
+            rows += measure(size, articles, base_sections, queries, args.work, log, args.before and size == args.sizes.split(",")[0])
             log.flush()
     print()
     print_table(rows)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import threading
 import time
 from array import array
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from whoosh import index as whoosh_index
 from whoosh import query as wq
 from whoosh import sorting
 from whoosh.index import Index
+from whoosh.searching import Searcher
 from whoosh.scoring import BM25F
 
 from .query import ParsedQuery, QueryError, QueryOptions, parse_query
@@ -176,11 +178,16 @@ class SearchIndex:
         root: Path | str,
         options: QueryOptions = QueryOptions(),
         synonyms_path: Path | str | None = None,
+        straightforward: bool = False,
     ):
+        """`straightforward` searches as Whoosh does by default (a new searcher per search, block
+        skipping, then a recount of the total): the before of this module's speed-ups."""
         self.store = IndexStore(root)
         self.options = options
+        self.straightforward = straightforward
         self.user_synonyms = UserSynonyms(synonyms_path or default_synonyms_path())
         self._lock = threading.Lock()
+        self._local = threading.local()  # this thread's open searcher: Whoosh searchers are not thread-safe
         self._opened: tuple[str, Index] | None = None
         self._article_map: tuple[str, ArticleMap] | None = None
 
@@ -191,6 +198,26 @@ class SearchIndex:
             if self._opened is None or self._opened[0] != folder.name:
                 self._opened = (folder.name, whoosh_index.open_dir(str(folder)))
             return self._opened
+
+    @contextmanager
+    def searcher(self) -> Iterator[tuple[str, Searcher]]:
+        """The live generation's name and a searcher of it.
+
+        Normally this thread's searcher, kept open between searches: opening one (every segment
+        file opened and mapped) costs more than a typical search. A new generation gets a new
+        searcher and the old one is closed. `straightforward` opens one per search instead.
+        """
+        generation, index = self.open()
+        if self.straightforward:
+            with index.searcher(weighting=BM25F()) as searcher:
+                yield generation, searcher
+            return
+        cached = getattr(self._local, "searcher", None)
+        if cached is None or cached[0] != generation:
+            if cached is not None:
+                cached[1].close()
+            cached = self._local.searcher = (generation, index.searcher(weighting=BM25F()))
+        yield cached
 
     def parse(self, query: str) -> ParsedQuery:
         """The query as this index runs it (options and the user's synonyms applied)."""
@@ -228,16 +255,18 @@ class SearchIndex:
         offset = max(0, offset)
         if sort not in _SORT_FACETS:
             raise QueryError(f"unknown sort order {sort!r}: use one of {', '.join(SORTS)}")
-        generation, index = self.open()
-        parsed = parse_query(query, index.schema, self.options, self.user_synonyms)
-        articles = self.article_map() if group else None
-        with index.searcher(weighting=BM25F()) as searcher:
+        with self.searcher() as (generation, searcher):
+            parsed = parse_query(query, searcher.schema, self.options, self.user_synonyms)
+            articles = self.article_map() if group else None
             results = searcher.search(
                 parsed.query,
                 limit=None if group else offset + limit,
                 filter=filters.query() if filters else None,
                 sortedby=_SORT_FACETS[sort],
                 groupedby=_facet_requests() if facets else None,
+                # Scoring every match counts them as it goes. Whoosh's block skipping scores fewer,
+                # but then counting the total runs the query a second time: slower overall.
+                optimize=self.straightforward,
             )
             total = len(results)
             scored = sort == "relevance"
@@ -257,18 +286,18 @@ class SearchIndex:
                     for rank, (score, docnum) in enumerate(results.top_n[offset:offset + limit], start=offset + 1)
                 ]
             facet_counts = _facets(results) if facets else None
-        elapsed = (time.perf_counter() - started) * 1000
-        return SearchResults(
-            parsed.text,
-            total,
-            hits,
-            elapsed,
-            parsed.natural_language,
-            generation,
-            facets=facet_counts,
-            groups=groups,
-            articles=len(ranked) if articles is not None else None,
-        )
+            elapsed = (time.perf_counter() - started) * 1000
+            return SearchResults(
+                parsed.text,
+                total,
+                hits,
+                elapsed,
+                parsed.natural_language,
+                generation,
+                facets=facet_counts,
+                groups=groups,
+                articles=len(ranked) if articles is not None else None,
+            )
 
 
 class ArticleMap:
