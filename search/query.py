@@ -30,7 +30,6 @@ MAX_QUERY_CHARS = 1000
 # A question, a sentence (particles between its words) of this many words, or a query of more
 # words than this is ranked by best match; a few keywords stay all-required.
 BEST_MATCH_MIN_TERMS = 4
-NATURAL_LANGUAGE_COORD = 0.9
 # Weights of the looser matches relative to the word itself (1.0).
 PARTS_BOOST = 0.5
 SYNONYM_BOOST = 0.5
@@ -203,7 +202,7 @@ class _Expander:
     def best_match(self, words: list[str], compounds: list[tuple[str, ...]]) -> wq.Query:
         clauses = [self.word((word,)) for word in words]
         clauses += [_leaf(name, run, PROXIMITY_BOOST) for run in compounds for name in ("title", "body")]
-        query = wq.Or(clauses, scale=NATURAL_LANGUAGE_COORD)
+        query = wq.Or(clauses)
         # Whoosh's binary tree of union matchers walks many clauses one posting at a time;
         # preloading the matches into an array halves the time of a long question.
         query.matcher_type = wq.Or.ARRAY_MATCHER
