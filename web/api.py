@@ -83,8 +83,8 @@ def suggest():
 
 @blueprint.get("/healthz")
 def healthz():
-    generation, index = browser().index.open()
-    return jsonify(status="ok", generation=generation, sections=index.doc_count())
+    with browser().index.searcher() as (generation, searcher):  # this thread's open searcher: no file opening
+        return jsonify(status="ok", generation=generation, sections=searcher.doc_count())
 
 
 @blueprint.get("/api/openapi.json")
