@@ -245,18 +245,20 @@ def measure(size: str, articles: list[Article], base_sections: int, queries, wor
     return rows
 
 
-def print_table(rows: list[Row]) -> None:
-    header = (f"{'size':<16}{'sections':>10}{'raw MB':>8}{'bare s':>8}{'build s':>9}{'ratio':>7}{'sect/s':>8}"
-              f"{'µs/sect':>8}{'idx MB':>8}{'x raw':>6}{'RSS MB':>8}{'same s':>8}{'1% s':>7}{'1%/full':>8}"
-              f"{'search p50/p95/p99 ms':>24}{'+snippets p50/p95/p99 ms':>27}")
-    print(header)
-    print("-" * len(header))
-    for r in rows:
-        lat = {k: "/".join(f"{percentile(v, p):.0f}" for p in (0.5, 0.95, 0.99)) for k, v in r.latencies.items()}
-        print(f"{r.size:<16}{r.sections:>10,}{r.raw_mb:>8.1f}{r.bare_s:>8.1f}{r.build_s:>9.1f}{r.build_s / r.bare_s:>7.2f}"
-              f"{r.sections / r.build_s:>8.0f}{1e6 * r.build_s / r.sections:>8.0f}{r.index_mb:>8.1f}{r.index_mb / r.raw_mb:>6.2f}"
-              f"{r.peak_rss_mb:>8.0f}{r.nochange_s:>8.1f}{r.change_s:>7.1f}{r.change_s / r.build_s:>8.1%}"
-              f"{lat['search']:>24}{lat['search+snippets']:>27}")
+HEADER = (f"{'size':<16}{'sections':>10}{'raw MB':>8}{'bare s':>8}{'build s':>9}{'ratio':>7}{'sect/s':>8}"
+          f"{'µs/sect':>8}{'idx MB':>8}{'x raw':>6}{'RSS MB':>8}{'same s':>8}{'1% s':>7}{'1%/full':>8}"
+          f"{'search p50/p95/p99 ms':>24}{'+snippets p50/p95/p99 ms':>27}")
+
+
+def print_row(r: Row) -> None:
+    lat = {k: "/".join(f"{percentile(v, p):.0f}" for p in (0.5, 0.95, 0.99)) for k, v in r.latencies.items()}
+    print(f"{r.size:<16}{r.sections:>10,}{r.raw_mb:>8.1f}{r.bare_s:>8.1f}{r.build_s:>9.1f}{r.build_s / r.bare_s:>7.2f}"
+          f"{r.sections / r.build_s:>8.0f}{1e6 * r.build_s / r.sections:>8.0f}{r.index_mb:>8.1f}{r.index_mb / r.raw_mb:>6.2f}"
+          f"{r.peak_rss_mb:>8.0f}{r.nochange_s:>8.1f}{r.change_s:>7.1f}{r.change_s / r.build_s:>8.1%}"
+          f"{lat['search']:>24}{lat['search+snippets']:>27}", flush=True)
+
+
+def print_growth(rows: list[Row]) -> None:
     main = [r for r in rows if not r.size.endswith("before")]
     if len(main) > 1:
         first, last = main[0], main[-1]
@@ -279,14 +281,17 @@ def main() -> None:
     print(f"1x = livedoor + JaQuAD: {len(articles):,} articles, {base_sections:,} sections; "
           f"bigger sizes are SYNTHETIC (copies with shuffled sentences). {len(queries)} mixed queries; "
           f"{os.cpu_count()} cores.", flush=True)
+    print(f"\n{HEADER}\n{'-' * len(HEADER)}", flush=True)
     rows: list[Row] = []
     with open(args.work / "queries.tsv", "w", encoding="utf-8") as log:
         log.write("index\tkind\thits\tsearch ms\tsearch+snippets ms\tquery\n")
         for size in args.sizes.split(","):
-            rows += measure(size, articles, base_sections, queries, args.work, log, args.before and size == args.sizes.split(",")[0])
+            measured = measure(size, articles, base_sections, queries, args.work, log, args.before and size == args.sizes.split(",")[0])
             log.flush()
-    print()
-    print_table(rows)
+            for row in measured:  # as soon as measured: a long run stopped later keeps its rows
+                print_row(row)
+            rows += measured
+    print_growth(rows)
     print(f"\nper-query hits and times: {args.work / 'queries.tsv'}")
 
 
