@@ -53,8 +53,8 @@ class ParallelWriter:
         self.pending: list[dict] = []
         self.processes: list[multiprocessing.Process] = []
         self.context = multiprocessing.get_context("fork")
-        self.jobs = self.context.Queue(maxsize=2 * max(workers, 1))
-        self.results = self.context.Queue()
+        self.jobs: multiprocessing.Queue | None = None  # made with the workers: small changes need none
+        self.results: multiprocessing.Queue | None = None
 
     def delete_by_term(self, fieldname: str, text: str) -> None:
         self.writer.delete_by_term(fieldname, text)
@@ -91,7 +91,8 @@ class ParallelWriter:
         writer._finish()
 
     def cancel(self) -> None:
-        self.jobs.cancel_join_thread()  # batches no worker will read must not block our exit
+        if self.jobs is not None:
+            self.jobs.cancel_join_thread()  # batches no worker will read must not block our exit
         for process in self.processes:
             process.terminate()
         for process in self.processes:
@@ -101,6 +102,8 @@ class ParallelWriter:
             self.writer.cancel()
 
     def _start_workers(self) -> None:
+        self.jobs = self.context.Queue(maxsize=2 * self.workers)
+        self.results = self.context.Queue()
         for number in range(self.workers):
             process = self.context.Process(
                 target=_work,
