@@ -10,7 +10,7 @@ documents differ while vocabulary and lengths stay real. For each size, in one r
 
 - bare Sudachi (mode C, normalized form, part-of-speech filter) over the same texts on one core,
   the floor for our analysis, and `midashi reindex` (a subprocess, default settings) beside it;
-- index size against the raw UTF-8 text, peak RSS of the reindex (all its processes together);
+- index size against the raw UTF-8 text, peak memory of the reindex (PSS of all its processes);
 - a no-change reindex and a reindex after changing 1 % of the articles;
 - query latency over the mixed set of `perf_queries.py`, search alone and with snippets.
 """
@@ -53,7 +53,7 @@ class Row:
     bare_s: float = 0.0
     build_s: float = 0.0
     index_mb: float = 0.0
-    peak_rss_mb: float = 0.0
+    peak_memory_mb: float = 0.0
     nochange_s: float = 0.0
     change_s: float = 0.0
     latencies: dict[str, list[float]] = field(default_factory=dict)
@@ -140,31 +140,38 @@ def bare_sudachi_seconds(path: Path) -> float:
     return elapsed
 
 
-def tree_rss_mb(root_pid: int) -> float:
-    """Resident memory of a process and all its descendants, from /proc."""
+def tree_pss_mb(root_pid: int) -> float:
+    """Memory of a process and all its descendants: the sum of their proportional set sizes.
+
+    PSS, not RSS: forked index workers share the parent's pages and every process maps the same
+    Sudachi dictionary, and summing RSS would count those pages once per process.
+    """
     parents: dict[int, int] = {}
-    rss: dict[int, int] = {}
     for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid = int(entry.name)
-        parents[pid] = int(fields[1])
-        rss[pid] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat") as stat:
+                    parents[int(entry.name)] = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
     total, frontier = 0, [root_pid]
     while frontier:
         pid = frontier.pop()
-        total += rss.get(pid, 0)
+        total += _pss_kb(pid)
         frontier += [child for child, parent in parents.items() if parent == pid]
-    return total / 1e6
+    return total / 1e3
+
+
+def _pss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            return next((int(line.split()[1]) for line in rollup if line.startswith("Pss:")), 0)
+    except OSError:
+        return 0  # the process ended between the listing and the read
 
 
 def run_reindex(corpus: Path, index: Path, *extra: str) -> tuple[float, float]:
-    """(seconds, peak RSS MB of the whole process tree) of one `midashi reindex`."""
+    """(seconds, peak memory (PSS) MB of the whole process tree) of one `midashi reindex`."""
     started = time.perf_counter()
     process = subprocess.Popen([str(MIDASHI), "reindex", "--corpus", str(corpus), "--index", str(index), *extra],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -174,7 +181,7 @@ def run_reindex(corpus: Path, index: Path, *extra: str) -> tuple[float, float]:
     def sample() -> None:
         nonlocal peak
         while not sampler_done.wait(0.25):
-            peak = max(peak, tree_rss_mb(process.pid))
+            peak = max(peak, tree_pss_mb(process.pid))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -230,7 +237,7 @@ def measure(size: str, articles: list[Article], base_sections: int, queries, wor
         index = work / f"index-{label.replace(' ', '-').replace('=', '')}"
         shutil.rmtree(index, ignore_errors=True)
         print(f"[{label}] reindex ...", file=sys.stderr, flush=True)
-        row.build_s, row.peak_rss_mb = run_reindex(corpus, index, *extra)
+        row.build_s, row.peak_memory_mb = run_reindex(corpus, index, *extra)
         row.index_mb = IndexStore(index).size_on_disk() / 1e6
         row.nochange_s, _ = run_reindex(corpus, index, *extra)
         ids = [json.loads(line)["id"] for line in open(corpus, encoding="utf-8")]
@@ -246,7 +253,7 @@ def measure(size: str, articles: list[Article], base_sections: int, queries, wor
 
 
 HEADER = (f"{'size':<16}{'sections':>10}{'raw MB':>8}{'bare s':>8}{'build s':>9}{'ratio':>7}{'sect/s':>8}"
-          f"{'µs/sect':>8}{'idx MB':>8}{'x raw':>6}{'RSS MB':>8}{'same s':>8}{'1% s':>7}{'1%/full':>8}"
+          f"{'µs/sect':>8}{'idx MB':>8}{'x raw':>6}{'PSS MB':>8}{'same s':>8}{'1% s':>7}{'1%/full':>8}"
           f"{'search p50/p95/p99 ms':>24}{'+snippets p50/p95/p99 ms':>27}")
 
 
@@ -254,7 +261,7 @@ def print_row(r: Row) -> None:
     lat = {k: "/".join(f"{percentile(v, p):.0f}" for p in (0.5, 0.95, 0.99)) for k, v in r.latencies.items()}
     print(f"{r.size:<16}{r.sections:>10,}{r.raw_mb:>8.1f}{r.bare_s:>8.1f}{r.build_s:>9.1f}{r.build_s / r.bare_s:>7.2f}"
           f"{r.sections / r.build_s:>8.0f}{1e6 * r.build_s / r.sections:>8.0f}{r.index_mb:>8.1f}{r.index_mb / r.raw_mb:>6.2f}"
-          f"{r.peak_rss_mb:>8.0f}{r.nochange_s:>8.1f}{r.change_s:>7.1f}{r.change_s / r.build_s:>8.1%}"
+          f"{r.peak_memory_mb:>8.0f}{r.nochange_s:>8.1f}{r.change_s:>7.1f}{r.change_s / r.build_s:>8.1%}"
           f"{lat['search']:>24}{lat['search+snippets']:>27}", flush=True)
 
 

@@ -109,7 +109,7 @@ def read_corpus(paths: Iterable[Path | str]) -> Iterator[ReadResult]:
         elif _is_tarball(path):
             yield from _read_tarball(path)
         else:
-            yield from _read_bytes_safely(path.name, str(path), path.read_bytes)
+            yield from _read_file(path, path.name)
 
 
 def _is_tarball(path: Path) -> bool:
@@ -130,7 +130,31 @@ def _read_folder(root: Path) -> Iterator[ReadResult]:
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         relative = path.relative_to(root).as_posix()
         if _is_article_file(relative):
-            yield from _read_bytes_safely(relative, str(path), path.read_bytes)
+            yield from _read_file(path, relative)
+
+
+def _read_file(path: Path, relative: str) -> Iterator[ReadResult]:
+    """One file on disk. A JSON Lines file is streamed line by line: a feed can be gigabytes."""
+    if PurePosixPath(relative).suffix.lower() not in JSONL_SUFFIXES:
+        yield from _read_bytes_safely(relative, str(path), path.read_bytes)
+        return
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(2) in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 has no byte lines to stream
+                yield from _read_bytes_safely(relative, str(path), path.read_bytes)
+                return
+            handle.seek(0)
+            yield from parse_jsonl(_decoded_lines(handle, str(path)), str(path))
+    except OSError as error:
+        yield Unreadable(str(path), f"cannot read: {error.strerror or error}")
+
+
+def _decoded_lines(handle, shown_path: str) -> Iterator[str | Unreadable]:
+    for number, line in enumerate(handle, start=1):
+        try:
+            yield decode_japanese(line).rstrip("\r\n")
+        except (UndecodableError, UnicodeDecodeError) as error:
+            yield Unreadable(f"{shown_path}:{number}", str(error))
 
 
 def _read_tarball(path: Path) -> Iterator[ReadResult]:
@@ -166,7 +190,7 @@ def _read_bytes_safely(relative: str, shown_path: str, load) -> Iterator[ReadRes
         return
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if PurePosixPath(relative).suffix.lower() in JSONL_SUFFIXES:
-        yield from parse_jsonl(text, shown_path)
+        yield from parse_jsonl(text.split("\n"), shown_path)
         return
     try:
         yield parse_article_text(text, relative, shown_path)
@@ -389,9 +413,12 @@ def _mark_plain_headings(lines: list[str]) -> list[str]:
 
 # --- JSON Lines ------------------------------------------------------------------------------
 
-def parse_jsonl(text: str, shown_path: str) -> Iterator[ReadResult]:
+def parse_jsonl(lines: Iterable[str | Unreadable], shown_path: str) -> Iterator[ReadResult]:
     """One article per line; a bad line is reported with its line number and skipped."""
-    for number, line in enumerate(text.split("\n"), start=1):
+    for number, line in enumerate(lines, start=1):
+        if isinstance(line, Unreadable):
+            yield line
+            continue
         if not line.strip():
             continue
         where = f"{shown_path}:{number}"
@@ -463,7 +490,7 @@ def estimate_articles(paths: Iterable[Path | str]) -> int:
             for file in path.rglob("*"):
                 relative = file.relative_to(path).as_posix()
                 if file.is_file() and _is_article_file(relative):
-                    total += _lines(file.read_bytes()) if file.suffix in JSONL_SUFFIXES else 1
+                    total += _lines(file) if file.suffix in JSONL_SUFFIXES else 1
         elif _is_tarball(path):
             try:
                 with tarfile.open(path) as archive:
@@ -471,9 +498,18 @@ def estimate_articles(paths: Iterable[Path | str]) -> int:
             except (OSError, tarfile.TarError):
                 continue
         elif path.is_file():
-            total += _lines(path.read_bytes()) if path.suffix in JSONL_SUFFIXES else 1
+            total += _lines(path) if path.suffix in JSONL_SUFFIXES else 1
     return total
 
 
-def _lines(data: bytes) -> int:
-    return data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+def _lines(path: Path) -> int:
+    """Lines in a JSON Lines file, counted a megabyte at a time (a feed can be gigabytes)."""
+    total, last = 0, b"\n"
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                total += chunk.count(b"\n")
+                last = chunk[-1:]
+    except OSError:
+        return 0
+    return total + (0 if last == b"\n" else 1)

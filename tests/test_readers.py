@@ -10,7 +10,7 @@ from datetime import datetime
 import pytest
 
 from search.articles import MAX_SECTION_CHARS
-from search.readers import Unreadable, read_corpus
+from search.readers import Unreadable, estimate_articles, read_corpus
 from tests.conftest import CORPUS, SAMPLE_ARTICLE_ID
 
 SAMPLE_TITLE = "トランプ、NVIDIAのAIチップ中国輸出を電撃承認…米中技術覇権競争の転換点"
@@ -149,6 +149,30 @@ def test_jsonl_sections_body_and_bad_lines(tmp_path):
     assert "第二段落" in articles[1].sections[0].text
     assert [e.path.rsplit(":", 1)[1] for e in errors] == ["3", "4", "5"]
     assert all(e.reason for e in errors)
+
+
+def test_jsonl_is_read_line_by_line_so_one_bad_line_costs_only_itself(tmp_path):
+    def line(article_id: str, encoding: str) -> bytes:
+        record = {"id": article_id, "title": "半導体輸出", "body": "エヌビディアのＨ２００を承認した。"}
+        return json.dumps(record, ensure_ascii=False).encode(encoding)
+
+    path = tmp_path / "feed.jsonl"
+    path.write_bytes(b"\r\n".join([
+        b"\xef\xbb\xbf" + line("bom", "utf-8"),
+        line("sjis", "cp932"),
+        b'{"id": "broken", "body": "' + bytes([0x80, 0xFF, 0xFE, 0x81]) * 3 + b'"}',  # no encoding reads it
+        line("utf8", "utf-8"),
+    ]))
+    items = read_all(path)
+    assert [i.id for i in items if not isinstance(i, Unreadable)] == ["bom", "sjis", "utf8"]
+    assert all("エヌビディアのＨ２００" in i.sections[0].text for i in items if not isinstance(i, Unreadable))
+    [bad] = [i for i in items if isinstance(i, Unreadable)]
+    assert bad.path == f"{path}:3" and "not UTF-8" in bad.reason
+    assert estimate_articles([path]) == 4
+
+    utf16 = tmp_path / "utf16.jsonl"
+    utf16.write_bytes("\n".join(l.decode() for l in (line("u1", "utf-8"), line("u2", "utf-8"))).encode("utf-16"))
+    assert [i.id for i in read_all(utf16)] == ["u1", "u2"]
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp932", "euc_jp", "utf-16"])
