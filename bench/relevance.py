@@ -31,6 +31,7 @@ ABLATIONS = {
     "without synonyms": dataclasses.replace(DEFAULT, synonyms=False),
     "without fallback bigrams": dataclasses.replace(DEFAULT, fallback=False),
     "without compound proximity": dataclasses.replace(DEFAULT, proximity=False),
+    "without neighbouring-word phrases": dataclasses.replace(DEFAULT, neighbours=False),
     "keeping question words": dataclasses.replace(DEFAULT, drop_question_words=False),
 }
 

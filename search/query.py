@@ -6,7 +6,8 @@
   `body:` / `source:` / `category:` fields work as in Whoosh's query language.
 - A typed question or pasted sentence is ranked by best match: an OR of its content words (question
   words dropped) that rewards sections matching more of them, plus a bonus where a compound's
-  words stand together, instead of requiring every word.
+  words stand together and where neighbouring words stand next to each other, particles aside
+  (日本の首都 → 日本 首都), instead of requiring every word.
 - Each word also matches, with less weight, its finer sub-units (mode A), its dictionary synonyms,
   the user's synonyms file and katakana/Latin bigrams, so an exact match always ranks first.
 """
@@ -36,6 +37,7 @@ SYNONYM_BOOST = 0.5
 USER_SYNONYM_BOOST = 0.9
 FALLBACK_BOOST = 0.3
 PROXIMITY_BOOST = 0.5
+NEIGHBOUR_BOOST = 0.3
 # What a question asks with carries no meaning to match (normalized forms, as the index has them).
 QUESTION_WORDS = frozenset(
     {"何", "どこ", "いつ", "誰", "どれ", "どの", "どう", "どのよう", "どのような", "何故", "幾つ", "幾ら", "どちら", "どんな", "言う"}
@@ -54,13 +56,21 @@ class QueryOptions:
     subwords: bool = True
     synonyms: bool = True
     fallback: bool = True
-    proximity: bool = True
+    proximity: bool = True  # a compound's words together
+    neighbours: bool = True  # a question's neighbouring words next to each other
     drop_question_words: bool = True
     always_best_match: bool = False  # the plain-BM25F baseline: every query an OR of its terms
 
 
 PLAIN_BM25F = QueryOptions(
-    subwords=False, synonyms=False, fallback=False, proximity=False, drop_question_words=False, always_best_match=True
+    subwords=False,
+    synonyms=False,
+    fallback=False,
+    proximity=False,
+    neighbours=False,
+    drop_question_words=False,
+    always_best_match=True,
+
 )
 
 
@@ -135,7 +145,8 @@ def parse_query(
             or (len(found) > BEST_MATCH_MIN_TERMS and '"' not in text)
         ):
             compounds = _compounds([t for t in found if t.text in words]) if options.proximity else []
-            query = expander.best_match(words, compounds)
+            neighbours = _neighbours(words, compounds) if options.neighbours else []
+            query = expander.best_match(words, compounds, neighbours)
             return ParsedQuery(text, query, True, _highlight_spec(query))
         if sentence and '"' not in text:  # a few words joined by particles (存在しない語彙): all, anywhere
             query = wq.And([expander.word((word,)) for word in words])
@@ -182,6 +193,16 @@ def _compounds(found: list[Term]) -> list[tuple[str, ...]]:
     return [tuple(run) for run in runs if len(run) > 1]
 
 
+def _neighbours(words: list[str], compounds: list[tuple[str, ...]]) -> list[tuple[str, str]]:
+    """Each content word with the next one (8世紀に日本の首都は → 世紀 日本, 日本 首都).
+
+    Words a question joins with a particle are mostly joined the same way in the passage that
+    answers it, and positions skip particles, so the pair is a two-word phrase there.
+    """
+    inside = {pair for run in compounds for pair in zip(run, run[1:])}  # already a compound's phrase
+    return [pair for pair in zip(words, words[1:]) if pair not in inside]
+
+
 def _leaf(field_name: str, words: tuple[str, ...], boost: float = 1.0) -> wq.Query:
     if len(words) == 1:
         return wq.Term(field_name, words[0], boost=boost)
@@ -199,9 +220,12 @@ class _Expander:
         """The word in any text field, or any of its alternatives."""
         return wq.Or([_leaf(name, words) for name in TEXT_FIELDS] + self.alternatives(words))
 
-    def best_match(self, words: list[str], compounds: list[tuple[str, ...]]) -> wq.Query:
+    def best_match(
+        self, words: list[str], compounds: list[tuple[str, ...]], neighbours: list[tuple[str, str]]
+    ) -> wq.Query:
         clauses = [self.word((word,)) for word in words]
         clauses += [_leaf(name, run, PROXIMITY_BOOST) for run in compounds for name in ("title", "body")]
+        clauses += [_leaf("body", pair, NEIGHBOUR_BOOST) for pair in neighbours]
         query = wq.Or(clauses)
         # Whoosh's binary tree of union matchers walks many clauses one posting at a time;
         # preloading the matches into an array halves the time of a long question.

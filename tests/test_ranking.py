@@ -17,6 +17,9 @@ ARTICLES = {
     "chief": "# 新しい最高経営責任者\n\n同社は最高経営責任者を交代すると発表した。\n",
     "summit": "# G20サミット\n\nG20サミットで5G規格と4G回線の話が出た。COVID-19の影響も議論された。\n",
     "moving": "# 引っ越しの季節\n\n春は引っ越しが多い。\n",
+    # The same words and length; only whether 日本 and 首都 stand together differs.
+    "capital-apart": "# 古代の都\n\n首都の奈良は、日本の文化の中心だった。\n",
+    "capital-together": "# 古代の都\n\n奈良は、日本の首都で文化の中心だった。\n",
 }
 
 
@@ -68,6 +71,12 @@ def test_compounds_both_ways(corpus_index):
     lobby = corpus_index.search("ロビー")  # inside the compound ロビー活動 (mode A sub-unit)
     assert f"{SAMPLE_ARTICLE_ID}#3" in [h.section_id for h in lobby.hits]
     assert "<mark>ロビー活動</mark>" in lobby.hits[0].snippet.html() + lobby.hits[0].heading.html()
+
+
+def test_a_question_prefers_its_neighbouring_words_standing_together(news):
+    parsed = news.parse("8世紀に日本の首都はどこでしたか")
+    assert parsed.natural_language
+    assert articles(news.search("8世紀に日本の首都はどこでしたか"))[:2] == ["capital-together", "capital-apart"]
 
 
 def test_alphanumerics_stay_precise(news):
