@@ -1,13 +1,16 @@
 """`reindex`: bring an index in line with a corpus, touching only what changed.
 
-Articles are streamed from the readers; each one's content hash is compared with the manifest of
-the live generation. Only added and changed articles are analysed and written, removed ones are
-deleted, and the result is published as a new generation in one atomic step. Any failure,
-Ctrl-C included, discards the half-built generation and leaves the live one untouched.
+A corpus file whose size, times and inode are those the live generation's manifest recorded is
+skipped unread, its articles kept (as git and rsync trust a file's stat). Every other file's
+articles are streamed from the readers and each one's content hash is compared with the manifest.
+Only added and changed articles are analysed and written, removed ones are deleted, and the result
+is published as a new generation in one atomic step. Any failure, Ctrl-C included, discards the
+half-built generation and leaves the live one untouched.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -17,11 +20,14 @@ from pathlib import Path
 from whoosh import index as whoosh_index
 
 from .parallel import ParallelWriter, default_workers
-from .readers import Unreadable, read_corpus
+from .readers import CorpusFile, Unreadable, corpus_files, read_file
 from .schema import build_schema, section_documents
-from .store import IndexMissingError, IndexStore, Manifest
+from .store import FileSignature, IndexMissingError, IndexStore, Manifest
 
 WRITER_MEMORY_MB = 256
+# A file modified this close to the reindex's start may change again within the same timestamp
+# tick, unseen by its signature ("racily clean" in git's words): such a file is read next time too.
+RACY_SECONDS = 2
 
 
 @dataclass
@@ -67,6 +73,7 @@ def reindex(
     is the number of processes that analyse a big change (default: one per core; 0: none).
     """
     started = time.perf_counter()
+    started_ns = time.time_ns()
     store = IndexStore(index_root)
     corpus = [str(path) for path in corpus]
     report = ReindexReport()
@@ -75,16 +82,34 @@ def reindex(
         build = _GenerationBuilder(store, previous, default_workers() if workers is None else workers)
         try:
             seen: set[str] = set()
-            for number, item in enumerate(read_corpus(corpus), start=1):
-                if isinstance(item, Unreadable):
-                    report.skipped.append(item)
-                elif item.id in seen:
-                    report.skipped.append(Unreadable(item.path, f"duplicate article id {item.id!r}"))
-                else:
-                    seen.add(item.id)
-                    build.put(item, report)
-                if progress:
-                    progress(number)
+            articles_read = 0
+            for file in corpus_files(corpus):
+                if isinstance(file, Unreadable):
+                    report.skipped.append(file)
+                    continue
+                signature = _signature(file, started_ns)
+                kept = build.kept_articles(file, signature, seen)
+                if kept is not None:
+                    seen.update(kept)
+                    build.keep(file, signature, kept, report)
+                    articles_read += len(kept)
+                    if progress:
+                        progress(articles_read)
+                    continue
+                put: list[str] = []
+                for item in read_file(file):
+                    if isinstance(item, Unreadable):
+                        report.skipped.append(item)
+                    elif item.id in seen:
+                        report.skipped.append(Unreadable(item.path, f"duplicate article id {item.id!r}"))
+                    else:
+                        seen.add(item.id)
+                        put.append(item.id)
+                        build.put(item, report)
+                    articles_read += 1
+                    if progress:
+                        progress(articles_read)
+                build.record_file(file, signature, put)
             build.remove_missing(seen, report)
             report.generation = build.finish(corpus)
         except BaseException:
@@ -92,6 +117,21 @@ def reindex(
             raise
     report.elapsed_seconds = time.perf_counter() - started
     return report
+
+
+def _signature(file: CorpusFile, started_ns: int) -> FileSignature | None:
+    """The file's stat identity, or None when it cannot be trusted (racily new, or unstattable)."""
+    try:
+        stat = file.path.stat()
+    except OSError:
+        return None  # reading it will say what is wrong
+    if max(stat.st_mtime_ns, stat.st_ctime_ns) > started_ns - RACY_SECONDS * 1_000_000_000:
+        return None
+    return (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino, stat.st_dev)
+
+
+def _file_key(file: CorpusFile) -> str:
+    return os.path.abspath(file.path)
 
 
 def _live_manifest(store: IndexStore) -> Manifest | None:
@@ -109,6 +149,7 @@ class _GenerationBuilder:
         self.previous = previous
         self.workers = workers
         self.articles: dict[str, tuple[str, int]] = {}
+        self.files: dict[str, tuple[FileSignature, list[str]]] = {}
         self.folder: Path | None = None
         self.writer: ParallelWriter | None = None
 
@@ -121,6 +162,28 @@ class _GenerationBuilder:
                 whoosh_index.create_in(str(self.folder), build_schema())
             self.writer = ParallelWriter(self.folder, self.workers, WRITER_MEMORY_MB)
         return self.writer
+
+    def kept_articles(self, file: CorpusFile, signature: FileSignature | None, seen: set[str]) -> list[str] | None:
+        """The article ids of a file the live generation indexed exactly as it is now, else None."""
+        if signature is None or self.previous is None:
+            return None
+        known = self.previous.files.get(_file_key(file))
+        if known is None or tuple(known[0]) != signature:
+            return None
+        ids = known[1]
+        if any(i in seen or i not in self.previous.articles for i in ids):
+            return None  # an earlier file now claims one of its ids: read it to report the duplicate
+        return ids
+
+    def keep(self, file: CorpusFile, signature: FileSignature, ids: list[str], report: ReindexReport) -> None:
+        for article_id in ids:
+            self.articles[article_id] = self.previous.articles[article_id]
+            report.unchanged.add(self.articles[article_id][1])
+        self.files[_file_key(file)] = (signature, ids)
+
+    def record_file(self, file: CorpusFile, signature: FileSignature | None, ids: list[str]) -> None:
+        if signature is not None:
+            self.files[_file_key(file)] = (signature, ids)
 
     def put(self, article, report: ReindexReport) -> None:
         digest = article.content_hash()
@@ -150,13 +213,16 @@ class _GenerationBuilder:
     def finish(self, corpus: list[str]) -> str | None:
         if self.writer is None:
             if self.previous is not None:
+                if self.files != self.previous.files:  # same articles; files touched or newly signed
+                    self.previous.files = self.files
+                    self.previous.save(self.store.current())
                 return None  # nothing changed: the live generation stays as it is
             self._open()  # an empty corpus still gets an (empty) index to search
         assert self.writer is not None and self.folder is not None
         self.writer.commit()
         self.writer = None
         built_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        Manifest(self.articles, built_at, corpus).save(self.folder)
+        Manifest(self.articles, built_at, corpus, self.files).save(self.folder)
         return self.store.publish(self.folder).name
 
     def abandon(self) -> None:

@@ -99,17 +99,43 @@ def _japanese_score(text: str) -> float:
 
 # --- walking a corpus ------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class CorpusFile:
+    """One file a corpus path names (a tarball is one file), and its path under the corpus folder."""
+
+    path: Path
+    relative: str  # what article ids are made from
+
+
 def read_corpus(paths: Iterable[Path | str]) -> Iterator[ReadResult]:
     """Every article (or unreadable file) under the given files, folders and tarballs, in order."""
+    for file in corpus_files(paths):
+        if isinstance(file, Unreadable):
+            yield file
+        else:
+            yield from read_file(file)
+
+
+def corpus_files(paths: Iterable[Path | str]) -> Iterator[CorpusFile | Unreadable]:
+    """The article files under the given files, folders and tarballs, in reading order."""
     for path in map(Path, paths):
         if not path.exists():
             yield Unreadable(str(path), "no such file or folder")
         elif path.is_dir():
-            yield from _read_folder(path)
-        elif _is_tarball(path):
-            yield from _read_tarball(path)
+            for file in sorted(p for p in path.rglob("*") if p.is_file()):
+                relative = file.relative_to(path).as_posix()
+                if _is_article_file(relative):
+                    yield CorpusFile(file, relative)
         else:
-            yield from _read_file(path, path.name)
+            yield CorpusFile(path, path.name)
+
+
+def read_file(file: CorpusFile) -> Iterator[ReadResult]:
+    """The articles of one corpus file; a tarball's members, a JSON Lines file's lines."""
+    if _is_tarball(file.path):
+        yield from _read_tarball(file.path)
+    else:
+        yield from _read_file(file.path, file.relative)
 
 
 def _is_tarball(path: Path) -> bool:
@@ -124,13 +150,6 @@ def _is_article_file(name: str) -> bool:
         and not NOT_ARTICLES.match(pure.name)
         and not any(part.startswith(".") for part in pure.parts)
     )
-
-
-def _read_folder(root: Path) -> Iterator[ReadResult]:
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        relative = path.relative_to(root).as_posix()
-        if _is_article_file(relative):
-            yield from _read_file(path, relative)
 
 
 def _read_file(path: Path, relative: str) -> Iterator[ReadResult]:
@@ -485,20 +504,19 @@ def parse_date(value: str) -> datetime | None:
 def estimate_articles(paths: Iterable[Path | str]) -> int:
     """About how many articles `read_corpus` will yield, for a progress bar (cheap: no parsing)."""
     total = 0
-    for path in map(Path, paths):
-        if path.is_dir():
-            for file in path.rglob("*"):
-                relative = file.relative_to(path).as_posix()
-                if file.is_file() and _is_article_file(relative):
-                    total += _lines(file) if file.suffix in JSONL_SUFFIXES else 1
-        elif _is_tarball(path):
+    for file in corpus_files(paths):
+        if isinstance(file, Unreadable):
+            continue
+        if _is_tarball(file.path):
             try:
-                with tarfile.open(path) as archive:
+                with tarfile.open(file.path) as archive:
                     total += sum(1 for m in archive if m.isfile() and _is_article_file(m.name))
             except (OSError, tarfile.TarError):
                 continue
-        elif path.is_file():
-            total += _lines(path) if path.suffix in JSONL_SUFFIXES else 1
+        elif file.path.suffix.lower() in JSONL_SUFFIXES:
+            total += _lines(file.path)
+        else:
+            total += 1
     return total
 
 

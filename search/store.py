@@ -33,28 +33,38 @@ class IndexBusyError(RuntimeError):
     """Another reindex holds the writer lock of this index."""
 
 
+# A file's identity for skipping it unread: size, modification and change times, inode, device.
+FileSignature = tuple[int, int, int, int, int]
+
+
 @dataclass
 class Manifest:
-    """What a generation holds: each article's content hash and section count, and when it was built."""
+    """What a generation holds: each article's content hash and section count, each corpus file's
+    signature and article ids (so an untouched file is skipped unread), and when it was built."""
 
     articles: dict[str, tuple[str, int]] = field(default_factory=dict)
     built_at: str = ""
     corpus: list[str] = field(default_factory=list)
+    files: dict[str, tuple[FileSignature, list[str]]] = field(default_factory=dict)
 
     def save(self, folder: Path) -> None:
-        data = {"built_at": self.built_at, "corpus": self.corpus, "articles": self.articles}
+        """Write the manifest atomically: a no-change reindex rewrites the live one in place."""
+        data = {"built_at": self.built_at, "corpus": self.corpus, "articles": self.articles, "files": self.files}
         path = folder / MANIFEST_FILE
-        with open(path, "w", encoding="utf-8") as handle:
+        temporary = path.with_suffix(".tmp")
+        with open(temporary, "w", encoding="utf-8") as handle:
             json.dump(data, handle, ensure_ascii=False, separators=(",", ":"))
             handle.flush()
             os.fsync(handle.fileno())
+        os.replace(temporary, path)
 
     @classmethod
     def load(cls, folder: Path) -> Manifest:
         with open(folder / MANIFEST_FILE, encoding="utf-8") as handle:
             data = json.load(handle)
         articles = {key: (value[0], value[1]) for key, value in data["articles"].items()}
-        return cls(articles=articles, built_at=data.get("built_at", ""), corpus=data.get("corpus", []))
+        files = {key: (tuple(value[0]), value[1]) for key, value in data.get("files", {}).items()}
+        return cls(articles, data.get("built_at", ""), data.get("corpus", []), files)
 
 
 class IndexStore:

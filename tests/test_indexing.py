@@ -14,7 +14,9 @@ import pytest
 from whoosh.writing import SegmentWriter
 
 from search import parallel
+from search import indexing
 from search.indexing import reindex
+from search.readers import read_file as indexing_read_file
 from search.parallel import WorkerFailed
 from search.searching import SearchIndex
 from search.stats import index_stats
@@ -51,6 +53,37 @@ def test_incremental_reindex_touches_only_what_changed(corpus_copy, tmp_path):
     assert (removed.removed.articles, removed.removed.sections) == (1, 1)
     assert index.search("北海道").total == 0
     assert index.search("H200").total == 4
+
+
+def test_an_untouched_file_is_skipped_unread_and_any_touch_rereads_it(corpus_copy, tmp_path, monkeypatch):
+    monkeypatch.setattr(indexing, "RACY_SECONDS", 0)  # the test's files are only milliseconds old
+    read: list[str] = []
+
+    def reading(file):
+        read.append(file.relative)
+        return indexing_read_file(file)
+
+    monkeypatch.setattr(indexing, "read_file", reading)
+    (corpus_copy / "factory.md").write_text(NEW_ARTICLE, encoding="utf-8")
+    root = tmp_path / "index"
+    first = reindex([corpus_copy], root)
+    assert sorted(read) == ["blockmedia-trump-nvidia-h200-china-export.md", "factory.md"]
+
+    read.clear()
+    again = reindex([corpus_copy], root)
+    assert read == [] and not again.changed
+    assert (again.unchanged.articles, again.unchanged.sections) == (2, 6)
+
+    os.utime(corpus_copy / "factory.md")  # touched, same content: read, nothing to write
+    touched = reindex([corpus_copy], root)
+    assert read == ["factory.md"] and not touched.changed and touched.unchanged.articles == 2
+    read.clear()
+    assert not reindex([corpus_copy], root).changed and read == []  # the live manifest was re-signed
+
+    (corpus_copy / "factory.md").write_text(NEW_ARTICLE.replace("熊本", "福岡"), encoding="utf-8")  # same size
+    updated = reindex([corpus_copy], root)
+    assert read == ["factory.md"] and updated.updated.articles == 1
+    assert SearchIndex(root).search("福岡").total == 1 and IndexStore(root).current_name() != first.generation
 
 
 def test_full_reindex_rebuilds_everything(corpus_copy, tmp_path):
