@@ -168,7 +168,7 @@ class _GenerationBuilder:
         if signature is None or self.previous is None:
             return None
         known = self.previous.files.get(_file_key(file))
-        if known is None or tuple(known[0]) != signature:
+        if known is None or known[0] != signature:
             return None
         ids = known[1]
         if any(i in seen or i not in self.previous.articles for i in ids):

@@ -70,7 +70,6 @@ PLAIN_BM25F = QueryOptions(
     neighbours=False,
     drop_question_words=False,
     always_best_match=True,
-
 )
 
 
