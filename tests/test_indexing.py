@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 from whoosh.writing import SegmentWriter
 
-from search import parallel
-from search import indexing
+from search import indexing, parallel
 from search.indexing import reindex
-from search.readers import read_file as indexing_read_file
 from search.parallel import WorkerFailed
+from search.readers import read_file as indexing_read_file
 from search.searching import SearchIndex
 from search.stats import index_stats
 from search.store import BUILDING_SUFFIX, IndexBusyError, IndexMissingError, IndexStore
