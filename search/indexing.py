@@ -179,7 +179,7 @@ class _GenerationBuilder:
         for article_id in ids:
             self.articles[article_id] = self.previous.articles[article_id]
             report.unchanged.add(self.articles[article_id][1])
-        self.files[_file_key(file)] = (signature, ids)
+        self.record_file(file, signature, ids)
 
     def record_file(self, file: CorpusFile, signature: FileSignature | None, ids: list[str]) -> None:
         if signature is not None:
