@@ -25,6 +25,7 @@ from whoosh.qparser import AndGroup, MultifieldParser, PlusMinusPlugin, Wildcard
 
 from .analysis import Term, fallback_runs, synonym_term, terms
 from .schema import TEXT_FIELDS
+from .scoring import BestMatch
 from .synonyms import UserSynonyms
 
 MAX_QUERY_CHARS = 1000
@@ -226,15 +227,11 @@ class _Expander:
         self, words: list[str], compounds: list[tuple[str, ...]], neighbours: list[tuple[str, str]]
     ) -> wq.Query:
         # One flat OR of every word's leaves: an OR scores the sum of its matching children, nested
-        # or not, so the ranking is the same, and Whoosh's binary tree of union matchers, which walks
-        # many clauses one posting at a time, is gone. Preloading all the leaves' matches into one
-        # array is what makes a long question fast.
+        # or not, so the ranking is the same, and it can be scored a posting list at a time.
         clauses = [leaf for word in words for leaf in self._word_leaves((word,))]
         clauses += [_leaf(name, run, PROXIMITY_BOOST) for run in compounds for name in ("title", "body")]
         clauses += [_leaf("body", pair, NEIGHBOUR_BOOST) for pair in neighbours]
-        query = wq.Or(clauses)
-        query.matcher_type = wq.Or.ARRAY_MATCHER
-        return query
+        return BestMatch(clauses)
 
     def expand(self, query: wq.Query) -> wq.Query:
         """Add alternatives beside each body-field word of a parsed query (never under NOT)."""

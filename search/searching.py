@@ -16,14 +16,16 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+from whoosh import collectors, sorting
 from whoosh import index as whoosh_index
 from whoosh import query as wq
-from whoosh import sorting
 from whoosh.index import Index
-from whoosh.searching import Searcher
+from whoosh.searching import Results, Searcher
 from whoosh.scoring import BM25F
 
 from .query import ParsedQuery, QueryError, QueryOptions, parse_query
+from .scoring import BestMatch
 from .snippets import Snippet, make_snippet, mark_whole
 from .store import IndexStore
 from .synonyms import UserSynonyms, default_synonyms_path
@@ -223,6 +225,26 @@ class SearchIndex:
         """The query as this index runs it (options and the user's synonyms applied)."""
         return parse_query(query, self.open()[1].schema, self.options, self.user_synonyms)
 
+    def _whoosh_search(
+        self, searcher: Searcher, query: wq.Query, limit: int | None, filters: Filters | None, sort: str, facets: bool
+    ) -> Results:
+        """Whoosh's own search, which the straightforward path runs as Whoosh does by default."""
+        if isinstance(query, BestMatch) and self.straightforward:
+            query = query.whoosh_or()  # scored by Whoosh a posting at a time
+        collector = searcher.collector(
+            limit=limit,
+            filter=filters.query() if filters else None,
+            sortedby=_SORT_FACETS[sort],
+            groupedby=_facet_requests() if facets else None,
+            # Scoring every match counts them as it goes. Whoosh's block skipping scores fewer,
+            # but then counting the total runs the query a second time: slower overall.
+            optimize=self.straightforward,
+        )
+        if not self.straightforward:
+            _count_every_match(collector)
+        searcher.search_with_collector(query, collector)
+        return collector.results()
+
     def article_map(self) -> ArticleMap:
         """The live generation's docnum → article table (built once per generation)."""
         generation, index = self.open()
@@ -258,21 +280,17 @@ class SearchIndex:
         with self.searcher() as (generation, searcher):
             parsed = parse_query(query, searcher.schema, self.options, self.user_synonyms)
             articles = self.article_map() if group else None
-            results = searcher.search(
-                parsed.query,
-                limit=None if group else offset + limit,
-                filter=filters.query() if filters else None,
-                sortedby=_SORT_FACETS[sort],
-                groupedby=_facet_requests() if facets else None,
-                # Scoring every match counts them as it goes. Whoosh's block skipping scores fewer,
-                # but then counting the total runs the query a second time: slower overall.
-                optimize=self.straightforward,
-            )
-            total = len(results)
+            query = parsed.query
+            results = None
+            if isinstance(query, BestMatch) and not self.straightforward and sort == "relevance" and not facets:
+                total, top_n = query.ranked(searcher, None if group else offset + limit, _allowed(searcher, filters))
+            else:
+                results = self._whoosh_search(searcher, query, None if group else offset + limit, filters, sort, facets)
+                total, top_n = len(results), results.top_n
             scored = sort == "relevance"
             groups: list[ArticleGroup] = []
             if articles is not None:
-                ranked = articles.group(results.top_n)
+                ranked = articles.group(top_n)
                 for number, sections in enumerate(ranked[offset:offset + limit], start=offset + 1):
                     best, *others = (
                         _hit(searcher, docnum, score if scored else 0.0, parsed, number, snippets and i == 0)
@@ -283,9 +301,9 @@ class SearchIndex:
             else:
                 hits = [
                     _hit(searcher, docnum, score if scored else 0.0, parsed, rank, snippets)
-                    for rank, (score, docnum) in enumerate(results.top_n[offset:offset + limit], start=offset + 1)
+                    for rank, (score, docnum) in enumerate(top_n[offset:offset + limit], start=offset + 1)
                 ]
-            facet_counts = _facets(results) if facets else None
+            facet_counts = _facets(results) if results is not None and facets else None
             elapsed = (time.perf_counter() - started) * 1000
             return SearchResults(
                 parsed.text,
@@ -298,6 +316,25 @@ class SearchIndex:
                 groups=groups,
                 articles=len(ranked) if articles is not None else None,
             )
+
+
+def _allowed(searcher: Searcher, filters: Filters | None) -> np.ndarray | None:
+    """The docnums a filter lets through, or None when nothing is restricted."""
+    restriction = filters.query() if filters else None
+    return None if restriction is None else np.fromiter(restriction.docs(searcher), dtype=np.int64)
+
+
+def _count_every_match(collector: collectors.Collector) -> None:
+    """Keep every matcher to the end, so the total counts every match.
+
+    Whoosh's top-N collector, even unoptimised, replaces the matcher every 10 matches with one
+    that drops the clauses that can no longer reach the top N, and then counts fewer matches than
+    there are (737 of 738 for 「iPhone アプリ」 on livedoor).
+    """
+    while collector is not None:
+        if isinstance(collector, collectors.ScoredCollector):
+            collector.replace = 0
+        collector = getattr(collector, "child", None)
 
 
 class ArticleMap:

@@ -54,6 +54,24 @@ def test_incremental_reindex_touches_only_what_changed(corpus_copy, tmp_path):
     assert index.search("H200").total == 4
 
 
+def test_a_question_over_deleted_sections_ranks_like_whoosh(corpus_copy, tmp_path):
+    # An update deletes the old sections inside a kept segment; best-match scoring reads postings
+    # unfiltered and must drop them as Whoosh's own matchers do.
+    root = tmp_path / "index"
+    (corpus_copy / "factory.md").write_text(NEW_ARTICLE, encoding="utf-8")
+    reindex([corpus_copy], root)
+    (corpus_copy / "factory.md").write_text(NEW_ARTICLE.replace("熊本", "北海道"), encoding="utf-8")
+    reindex([corpus_copy], root)
+    fast, plain = SearchIndex(root), SearchIndex(root, straightforward=True)
+    with fast.open()[1].reader() as reader:
+        assert reader.has_deletions()
+    question = "熊本に半導体の新工場が完成したのはいつですか？"
+    one, two = fast.search(question, snippets=False), plain.search(question, snippets=False)
+    assert one.natural_language and one.total == two.total == 5
+    assert [(h.section_id, h.score) for h in one.hits] == [(h.section_id, h.score) for h in two.hits]
+    assert [h.heading.text() for h in one.hits if h.article_id == "factory"] == [""]
+
+
 def test_an_untouched_file_is_skipped_unread_and_any_touch_rereads_it(corpus_copy, tmp_path, monkeypatch):
     monkeypatch.setattr(indexing, "RACY_SECONDS", 0)  # the test's files are only milliseconds old
     read: list[str] = []
