@@ -16,7 +16,6 @@ This reads Whoosh 2.7's posting blocks and length columns directly; whoosh-reloa
 
 from __future__ import annotations
 
-import functools
 import weakref
 from dataclasses import dataclass
 
@@ -178,7 +177,12 @@ def _phrase_postings(
     each = [_term_postings(searcher, weighting, fieldname, word, terms) for word in words]
     if any(postings is None for postings in each):
         return None
-    ids = functools.reduce(np.intersect1d, (postings.ids for postings in each))
+    # Where every word occurs: a docnum mask per word (numpy's intersect1d sorts, this is linear).
+    ids = min((postings.ids for postings in each), key=len)
+    for postings in each:
+        present = np.zeros(searcher.reader().doc_count_all(), dtype=bool)
+        present[postings.ids] = True
+        ids = ids[present[ids]]
     rows = [postings.at(ids) for postings in each]
     decode = field.format.decoder("positions")
     together = np.array(

@@ -229,7 +229,7 @@ class SearchIndex:
         self, searcher: Searcher, query: wq.Query, limit: int | None, filters: Filters | None, sort: str, facets: bool
     ) -> Results:
         """Whoosh's own search, which the straightforward path runs as Whoosh does by default."""
-        if isinstance(query, BestMatch) and self.straightforward:
+        if self.straightforward and isinstance(query, BestMatch):
             query = query.whoosh_or()  # scored by Whoosh a posting at a time
         collector = searcher.collector(
             limit=limit,
