@@ -25,7 +25,6 @@ from whoosh.qparser import AndGroup, MultifieldParser, PlusMinusPlugin, Wildcard
 
 from .analysis import Term, fallback_runs, synonym_term, terms
 from .schema import TEXT_FIELDS
-from .scoring import BestMatch
 from .synonyms import UserSynonyms
 
 MAX_QUERY_CHARS = 1000
@@ -161,26 +160,8 @@ def parse_query(
     query = query.normalize()
     if query is wq.NullQuery:
         raise QueryError(NO_WORDS)
-    query = as_best_match(expander.expand(query))
+    query = expander.expand(query)
     return ParsedQuery(text, query, False, _highlight_spec(query))
-
-
-def as_best_match(query: wq.Query) -> wq.Query:
-    """A query that is an OR (日本 alone is an OR of its leaves in every field) as one flat
-    `BestMatch`, nested ORs spliced in: an OR scores the sum of its matching children, nested or
-    not, so the ranking is the same, and a flat OR is scored a posting list at a time.
-
-    Only at the top: under an AND, Whoosh skips through an OR's matches, which arrays do not help.
-    """
-    if type(query) is not wq.Or or query.scale is not None:
-        return query
-
-    def leaves(node: wq.Query) -> list[wq.Query]:
-        if type(node) is wq.Or and node.boost == 1.0 and node.scale is None:
-            return [leaf for child in node.subqueries for leaf in leaves(child)]
-        return [node]
-
-    return BestMatch(leaves(query), boost=query.boost)
 
 
 def _is_sentence(text: str, found: list[Term]) -> bool:
@@ -244,11 +225,12 @@ class _Expander:
     def best_match(
         self, words: list[str], compounds: list[tuple[str, ...]], neighbours: list[tuple[str, str]]
     ) -> wq.Query:
-        # One flat OR of every word's leaves (see `as_best_match`).
+        # One flat OR of every word's leaves: an OR scores the sum of its matching children, nested
+        # or not, so the ranking is the same.
         clauses = [leaf for word in words for leaf in self._word_leaves((word,))]
         clauses += [_leaf(name, run, PROXIMITY_BOOST) for run in compounds for name in ("title", "body")]
         clauses += [_leaf("body", pair, NEIGHBOUR_BOOST) for pair in neighbours]
-        return BestMatch(clauses)
+        return wq.Or(clauses)
 
     def expand(self, query: wq.Query) -> wq.Query:
         """Add alternatives beside each body-field word of a parsed query (never under NOT)."""

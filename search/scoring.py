@@ -1,17 +1,20 @@
-"""Best-match scoring a posting list at a time (numpy) instead of a posting at a time.
+"""Ranking with whole posting lists at a time (numpy) instead of one posting at a time.
 
-A question's best-match OR has dozens of leaves: each word in five fields, plus phrases. Whoosh
-scores such an OR one posting at a time in Python, about 4 µs a posting, and then its collector
-walks every match: most of a question's time, growing with the corpus. `BestMatch` is the same
-flat OR scored the same way:
-- each term's postings are read a block at a time and scored by BM25F as arrays;
-- a phrase is the documents where all its words occur (array intersection), positions decoded
-  only there, scored as Whoosh scores a phrase (the sum of its words' scores);
-- leaves are summed in the query's order, so every score comes out bit for bit as Whoosh's own
-  (the livedoor tests compare rankings and scores with the straightforward path);
-- `ranked` takes the top of the array instead of Whoosh's collector.
+Whoosh scores a query one posting at a time in Python, about 4 µs a posting, and its collector then
+walks every match: most of a search's time for a question or a common word, growing with the
+corpus. `rank` lets Whoosh build its matcher tree for the query as usual and evaluates that same
+tree over arrays:
+- a term's postings are read a block at a time and scored as Whoosh's BM25F `bm25()` scores them,
+  operation for operation;
+- unions, intersections, exclusions and boosts combine arrays node by node, in the tree's own
+  order, so every score is bit for bit Whoosh's (a + 0 is a), and so is the ranking (the livedoor
+  tests compare with the straightforward path);
+- a phrase is checked for positions only where all its words occur, and scored as Whoosh scores
+  it (the sum of its words' scores);
+- any other matcher is walked as Whoosh would walk it.
 
-This reads Whoosh 2.7's posting blocks and length columns directly; whoosh-reloaded is pinned.
+This reads Whoosh 2.7's matcher trees, posting blocks and length columns directly: whoosh-reloaded
+is pinned, and the tests would show a change.
 """
 
 from __future__ import annotations
@@ -22,9 +25,19 @@ from dataclasses import dataclass
 import numpy as np
 from whoosh import query as wq
 from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3LeafMatcher, _lenfield
-from whoosh.matching import ListMatcher, Matcher, NullMatcher
-from whoosh.reading import SegmentReader
-from whoosh.scoring import BM25F, BM25FScorer
+from whoosh.matching import (
+    AndNotMatcher,
+    FilterMatcher,
+    IntersectionMatcher,
+    ListMatcher,
+    Matcher,
+    NullMatcher,
+    NullMatcherClass,
+    UnionMatcher,
+    WrappingMatcher,
+)
+from whoosh.reading import IndexReader
+from whoosh.scoring import BM25FScorer
 from whoosh.searching import Searcher
 from whoosh.util.numeric import byte_to_length
 
@@ -33,198 +46,205 @@ _LENGTH_OF_BYTE = np.array([1] + [byte_to_length(code) for code in range(1, 256)
 _FIELD_LENGTHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # segment reader → {field: lengths}
 
 
-class BestMatch(wq.Or):
-    """An OR scored as the sum of its matching leaves, like Whoosh's preloaded OR, in arrays."""
+def rank(
+    searcher: Searcher, query: wq.Query, limit: int | None, allowed: np.ndarray | None = None
+) -> tuple[int, list[tuple[float, int]]]:
+    """(how many documents match, the best `limit` (score, docnum) pairs, or all if None).
 
-    matcher_type = wq.Or.ARRAY_MATCHER  # what Whoosh's own matcher for this OR is (`whoosh_or`)
+    What `searcher.search(query, limit=limit, filter=…)` gives as its length and `top_n`, in the
+    same order (score down, then docnum up, as Whoosh's heap keeps ties). `allowed` are the
+    docnums a filter lets through.
+    """
+    context = searcher.context()  # as Whoosh's collector passes it: the same matcher tree
+    query = _fast_phrases(query)
+    parts = []
+    for segment, _offset in searcher.leaf_searchers():  # offsets are the running doc counts
+        matched, scores = _Evaluation(segment.reader()).dense(query.matcher(segment, context))
+        parts.append(np.where(matched, scores, np.nan))
+    scores = np.concatenate(parts) if parts else np.zeros(0)
+    matched = np.flatnonzero(~np.isnan(scores))
+    if allowed is not None:
+        matched = matched[np.isin(matched, allowed)]
+    total = len(matched)
+    if limit is not None and limit < total:
+        cutoff = -np.partition(-scores[matched], limit - 1)[limit - 1]
+        matched = matched[scores[matched] >= cutoff]  # every tie at the cutoff, for the docnum order
+    best = matched[np.lexsort((matched, -scores[matched]))][:limit]
+    return total, [(float(scores[docnum]), int(docnum)) for docnum in best]
 
-    def whoosh_or(self) -> wq.Or:
-        """The same OR for Whoosh's own matcher: the straightforward path, and every fallback."""
-        query = wq.Or(self.subqueries, boost=self.boost)
-        query.matcher_type = wq.Or.ARRAY_MATCHER
-        return query
+
+class _Phrase(wq.Phrase):
+    """A phrase as `rank` runs it: its matcher names the words' matchers and leaves intersecting
+    them and checking positions to the arrays. (Whoosh's own phrase matcher intersects its words
+    when it is built, a posting at a time.)"""
 
     def matcher(self, searcher: Searcher, context=None) -> Matcher:
-        weighting = searcher.weighting if context is None else context.weighting
-        if not isinstance(weighting, BM25F) or not isinstance(searcher.reader(), SegmentReader):
-            return self.whoosh_or().matcher(searcher, context)
-        scores = self.segment_scores(searcher, weighting, context)
-        matched = np.flatnonzero(scores > 0)
-        if not len(matched):
-            return NullMatcher()
-        return _ScoredDocs(matched.tolist(), scores[matched].tolist())
-
-    def segment_scores(self, searcher: Searcher, weighting: BM25F, context=None) -> np.ndarray:
-        """Every document's score in one segment's searcher (0 where nothing matched)."""
-        reader = searcher.reader()
-        scores = np.zeros(reader.doc_count_all())
-        terms: dict[tuple[str, str], _Postings | None] = {}  # a word's postings, read once
-        for leaf in self.subqueries:
-            found = _leaf_scores(leaf, searcher, weighting, terms)
-            ids, leaf_scores = found if found is not None else _matcher_scores(leaf.matcher(searcher, context))
-            scores[ids] += leaf_scores * self.boost
-        if reader.deleted_docs_set:  # postings were read unfiltered
-            scores[list(reader.deleted_docs_set)] = 0
-        return scores
-
-    def ranked(self, searcher: Searcher, limit: int | None, allowed: np.ndarray | None = None) -> tuple[int, list[tuple[float, int]]]:
-        """(how many documents match, the best `limit` (score, docnum) pairs, or all if None).
-
-        What `searcher.search(self, limit, filter=…).top_n` gives, in the same order (score down,
-        then docnum up), without Whoosh's collector walking every match one at a time: a long
-        question matches most of a big corpus. `allowed` are the docnums a filter lets through.
-        """
-        scores = np.concatenate([self.segment_scores(leaf, searcher.weighting) for leaf, _ in searcher.leaf_searchers()])
-        matched = np.flatnonzero(scores > 0)
-        if allowed is not None:
-            matched = matched[np.isin(matched, allowed)]
-        total = len(matched)
-        if limit is not None and limit < total:
-            cutoff = -np.partition(-scores[matched], limit - 1)[limit - 1]
-            matched = matched[scores[matched] >= cutoff]  # every tie at the cutoff, for the docnum order
-        best = matched[np.lexsort((matched, -scores[matched]))][:limit]
-        return total, [(float(scores[docnum]), int(docnum)) for docnum in best]
+        field = searcher.schema[self.fieldname] if self.fieldname in searcher.schema else None
+        if field is None or not field.format or not field.format.supports("positions"):
+            return wq.Phrase.matcher(self, searcher, context)  # Whoosh's answer, or its error
+        words = []
+        for word in self.words:
+            try:
+                text = field.to_bytes(word)
+            except ValueError:
+                return NullMatcher()
+            if (self.fieldname, text) not in searcher.reader():
+                return NullMatcher()
+            words.append(wq.Term(self.fieldname, text).matcher(searcher, context))
+        unboosted = wq.Phrase(self.fieldname, self.words, slop=self.slop, char_ranges=self.char_ranges)
+        phrase = _PhraseWords(words, lambda: unboosted.matcher(searcher, context))
+        # Wrapped as Whoosh wraps its own: Whoosh orders an OR's clauses by their sizes, and ties
+        # by the matchers' classes, so the classes must be Whoosh's for the sums to add alike.
+        return phrase if self.boost == 1.0 else WrappingMatcher(phrase, boost=self.boost)
 
 
-class _ScoredDocs(ListMatcher):
-    """Docnums with their finished scores, for Whoosh's collector."""
+class _PhraseWords(WrappingMatcher):
+    """The words of a phrase, for `_Evaluation`; in place of Whoosh's SpanNear2 matcher, which is
+    a WrappingMatcher too. Anything else that asks it for matches gets that matcher, built then."""
 
-    def __init__(self, ids: list[int], scores: list[float]):
-        super().__init__(ids, weights=scores)
-        self._best = max(scores)
+    def __init__(self, words: list[Matcher], build):
+        self.words = words
+        self.boost = 1.0
+        self._build = build
+        self._child: Matcher | None = None
 
-    def max_quality(self) -> float:
-        # The collector asks again and again; ListMatcher would take max() of every score each time.
-        return self._best
+    @property
+    def child(self) -> Matcher:
+        if self._child is None:
+            self._child = self._build()
+        return self._child
+
+
+def _fast_phrases(query: wq.Query) -> wq.Query:
+    return query.accept(
+        lambda node: _Phrase(node.fieldname, node.words, slop=1, boost=node.boost, char_ranges=node.char_ranges)
+        if type(node) is wq.Phrase and node.slop == 1
+        else node
+    )
 
 
 @dataclass
 class _Postings:
-    """One term's postings in one segment, scored as Whoosh's BM25F scorer scores them."""
+    """One term's postings in one segment, scored as its Whoosh scorer scores them."""
 
     ids: np.ndarray
     scores: np.ndarray
     values: list[bytes]  # encoded positions, where the field has them
 
-    def at(self, ids: np.ndarray) -> np.ndarray:
-        """Row of each of `ids` (all present) in this term's arrays."""
-        return np.searchsorted(self.ids, ids)
 
+class _Evaluation:
+    """One segment's matcher tree as arrays: (matched, score) of every document, node by node."""
 
-_NO_POSTINGS = _Postings(np.zeros(0, dtype=np.int64), np.zeros(0), [])
-_NOTHING = (_NO_POSTINGS.ids, _NO_POSTINGS.scores)
+    def __init__(self, reader: IndexReader):
+        self.reader = reader
+        self.size = reader.doc_count_all()
+        self.terms: dict[tuple[str, bytes], _Postings] = {}  # a word read once: phrases repeat words
 
+    def dense(self, matcher: Matcher) -> tuple[np.ndarray, np.ndarray]:
+        kind = type(matcher)
+        if kind is UnionMatcher:  # a + b where both match, else the one that does
+            matched, scores = self.dense(matcher.a)
+            b_matched, b_scores = self.dense(matcher.b)
+            return matched | b_matched, scores + b_scores
+        if kind is IntersectionMatcher:
+            matched, scores = self.dense(matcher.a)
+            b_matched, b_scores = self.dense(matcher.b)
+            matched &= b_matched
+            return matched, np.where(matched, scores + b_scores, 0.0)
+        if kind is AndNotMatcher:
+            matched, scores = self.dense(matcher.a)
+            matched &= ~self.dense(matcher.b)[0]
+            return matched, np.where(matched, scores, 0.0)
+        if kind is WrappingMatcher:  # a boost
+            matched, scores = self.dense(matcher.child)
+            return matched, scores * matcher.boost
+        if kind is FilterMatcher:  # a segment's deleted documents, usually
+            matched, scores = self.dense(matcher.child)
+            listed = np.zeros(self.size, dtype=bool)
+            listed[np.fromiter(matcher._ids, dtype=np.int64)] = True
+            matched &= ~listed if matcher._exclude else listed
+            return matched, np.where(matched, scores * matcher.boost, 0.0)
+        if kind is _PhraseWords:
+            found = self._phrase(matcher)
+            if found is not None:
+                return found
+        if isinstance(matcher, NullMatcherClass):
+            return np.zeros(self.size, dtype=bool), np.zeros(self.size)
+        return self._scatter(self._leaf(matcher) or _walked(matcher))
 
-def _leaf_scores(
-    leaf: wq.Query, searcher: Searcher, weighting: BM25F, terms: dict
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """A term's or a phrase's (docnums, scores), as its Whoosh matcher would score them; None if
-    this leaf needs Whoosh's matcher. `terms` keeps the postings read so far."""
-    if isinstance(leaf, wq.Term):
-        postings = _term_postings(searcher, weighting, leaf.fieldname, leaf.text, terms)
-        if postings is None:
+    def _scatter(self, postings: _Postings) -> tuple[np.ndarray, np.ndarray]:
+        matched, scores = np.zeros(self.size, dtype=bool), np.zeros(self.size)
+        matched[postings.ids] = True
+        scores[postings.ids] = postings.scores
+        return matched, scores
+
+    def _phrase(self, phrase: _PhraseWords) -> tuple[np.ndarray, np.ndarray] | None:
+        """Whoosh's phrase: its words' intersection (scored as the sum of the words, in its tree of
+        intersections), kept where the words stand one after another, scaled by the boost.
+        Positions are decoded only where all the words occur."""
+        leaves = [word.child if type(word) is FilterMatcher else word for word in phrase.words]
+        if not all(_readable(leaf) for leaf in leaves):
+            return None  # walked as Whoosh's own phrase matcher instead
+        words = [self._leaf(leaf) for leaf in leaves]
+        matched, scores = self._intersection(phrase.words)
+        candidates = np.flatnonzero(matched)
+        rows = [np.searchsorted(word.ids, candidates) for word in words]
+        decode = self.reader.schema[leaves[0].term()[0]].format.decoder("positions")
+        for i, docnum in enumerate(candidates):
+            if not _in_sequence([decode(word.values[row[i]]) for word, row in zip(words, rows)]):
+                matched[docnum] = False
+        return matched, np.where(matched, scores * phrase.boost, 0.0)  # SpanNear2 is a wrapper too
+
+    def _intersection(self, matchers: list[Matcher]) -> tuple[np.ndarray, np.ndarray]:
+        """The words of a phrase as Whoosh intersects them: `make_binary_tree`'s shape."""
+        if len(matchers) == 1:
+            return self.dense(matchers[0])
+        half = len(matchers) // 2
+        matched, scores = self._intersection(matchers[:half])
+        b_matched, b_scores = self._intersection(matchers[half:])
+        matched &= b_matched
+        return matched, np.where(matched, scores + b_scores, 0.0)
+
+    def _leaf(self, matcher: Matcher) -> _Postings | None:
+        """A term's postings and BM25F scores, read once; None if this is not a BM25F leaf."""
+        if not _readable(matcher):
             return None
-        scores = postings.scores
-    elif isinstance(leaf, wq.Phrase) and leaf.slop == 1:
-        found = _phrase_postings(searcher, weighting, leaf.fieldname, leaf.words, terms)
-        if found is None:
-            return None
-        postings, scores = found, found.scores * 1.0  # SpanNear2's wrapping matcher (boost 1.0)
-    else:
-        return None
-    if leaf.boost != 1.0:
-        scores = scores * leaf.boost
-    return postings.ids, scores
+        term = matcher.term()  # the same term has the same postings and the same scorer
+        if term not in self.terms:
+            self.terms[term] = _read_leaf(matcher, self.reader)
+        return self.terms[term]
 
 
-def _term_postings(searcher: Searcher, weighting: BM25F, fieldname: str, word: str, terms: dict) -> _Postings | None:
-    if (fieldname, word) not in terms:
-        terms[fieldname, word] = _read_term(searcher, weighting, fieldname, word)
-    return terms[fieldname, word]
+def _readable(matcher: Matcher) -> bool:
+    """A term's postings scored by BM25F, which `_read_leaf` can read as arrays."""
+    if type(matcher) not in (W3LeafMatcher, ListMatcher):
+        return False
+    scorer = matcher.scorer if type(matcher) is W3LeafMatcher else matcher._scorer
+    return isinstance(scorer, BM25FScorer) and matcher.term() is not None
 
 
-def _read_term(searcher: Searcher, weighting: BM25F, fieldname: str, word: str) -> _Postings | None:
-    schema, reader = searcher.schema, searcher.reader()
-    if fieldname not in schema:
-        return _NO_POSTINGS
-    try:
-        text = schema[fieldname].to_bytes(word)
-    except ValueError:
-        return _NO_POSTINGS
-    if (fieldname, text) not in reader:
-        return _NO_POSTINGS
-    scorer = weighting.scorer(searcher, fieldname, text)
-    if not isinstance(scorer, BM25FScorer):
-        return None
-    # Unfiltered: a segment's deleted documents are cleared once for the whole OR.
-    matcher = reader._terms.matcher(fieldname, text, schema[fieldname].format)
-    ids, tf, values = _posting_arrays(matcher, schema[fieldname].format.supports("positions"))
+def _read_leaf(matcher: W3LeafMatcher | ListMatcher, reader: IndexReader) -> _Postings:
+    fieldname = matcher.term()[0]
+    scorer = matcher.scorer if type(matcher) is W3LeafMatcher else matcher._scorer
+    positions = reader.schema[fieldname].format.supports("positions")
+    # From the first posting: building an intersection may already have moved it. Docs it skipped
+    # cannot match there, and every other node takes a leaf as a whole list.
+    matcher.reset()
+    if type(matcher) is W3LeafMatcher:
+        ids, tf, values = _block_arrays(matcher, positions)
+    else:  # a few postings kept inline in the term info
+        ids, tf, values = _walk(matcher, matcher.weight, positions)
     fl = _field_lengths(reader, fieldname)[ids]
     idf, B, K1, avgfl = scorer.idf, scorer.B, scorer.K1, scorer.avgfl
     # whoosh.scoring.bm25, operation for operation, so the floats are the same.
-    scores = idf * ((tf * (K1 + 1)) / (tf + K1 * ((1 - B) + B * fl / avgfl)))
-    return _Postings(ids, scores, values)
+    return _Postings(ids, idf * ((tf * (K1 + 1)) / (tf + K1 * ((1 - B) + B * fl / avgfl))), values)
 
 
-def _phrase_postings(
-    searcher: Searcher, weighting: BM25F, fieldname: str, words: list[str], terms: dict
-) -> _Postings | None:
-    """Where `words` stand one after another, scored as Whoosh's Phrase (SpanNear2, slop 1): the
-    sum of the words' scores. Positions are decoded only where all the words occur."""
-    field = searcher.schema[fieldname] if fieldname in searcher.schema else None
-    if field is None or not field.format or not field.format.supports("positions"):
-        return None  # Whoosh's matcher says what is wrong
-    each = [_term_postings(searcher, weighting, fieldname, word, terms) for word in words]
-    if any(postings is None for postings in each):
-        return None
-    # Where every word occurs: a docnum mask per word (numpy's intersect1d sorts, this is linear).
-    ids = min((postings.ids for postings in each), key=len)
-    for postings in each:
-        present = np.zeros(searcher.reader().doc_count_all(), dtype=bool)
-        present[postings.ids] = True
-        ids = ids[present[ids]]
-    rows = [postings.at(ids) for postings in each]
-    decode = field.format.decoder("positions")
-    together = np.array(
-        [_in_sequence([decode(p.values[r[i]]) for p, r in zip(each, rows)]) for i in range(len(ids))], dtype=bool
-    )
-    scores = _tree_sum([p.scores[r[together]] for p, r in zip(each, rows)])
-    return _Postings(ids[together], scores, [])
-
-
-def _in_sequence(positions: list[list[int]]) -> bool:
-    """Some position of the first word is followed directly by the second, the third, ..."""
-    starts = set(positions[0])
-    for offset, later in enumerate(positions[1:], start=1):
-        starts.intersection_update(position - offset for position in later)
-        if not starts:
-            return False
-    return True
-
-
-def _tree_sum(parts: list[np.ndarray]) -> np.ndarray:
-    """Sum in the shape of Whoosh's `make_binary_tree` of intersections, so floats add in its order."""
-    if len(parts) == 1:
-        return parts[0]
-    half = len(parts) // 2
-    return _tree_sum(parts[:half]) + _tree_sum(parts[half:])
-
-
-def _posting_arrays(matcher: Matcher, positions: bool) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
-    """All (docnums, weights, encoded positions if wanted) of a term's postings, a block at a time
-    where Whoosh stores blocks."""
-    if not isinstance(matcher, W3LeafMatcher):  # few postings, kept inline in the term info
-        ids, weights, values = [], [], []
-        while matcher.is_active():
-            ids.append(matcher.id())
-            weights.append(matcher.weight())
-            if positions:
-                values.append(matcher.value())
-            matcher.next()
-        return np.array(ids, dtype=np.int64), np.array(weights, dtype=np.float64), values
+def _block_arrays(matcher: W3LeafMatcher, positions: bool) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
+    """All (docnums, weights, encoded positions if wanted) of a term, a stored block at a time."""
     id_blocks: list[np.ndarray] = []
     weight_blocks: list[np.ndarray] = []
-    values = []
+    values: list[bytes] = []
     while not matcher._atend:
         matcher._read_data()
         block_ids, block_weights, block_values = matcher._data
@@ -237,22 +257,40 @@ def _posting_arrays(matcher: Matcher, positions: bool) -> tuple[np.ndarray, np.n
             values.extend(block_values)
         matcher._next_block()
     if not id_blocks:
-        return _NO_POSTINGS.ids, _NO_POSTINGS.scores, values
+        return np.zeros(0, dtype=np.int64), np.zeros(0), values
     return np.concatenate(id_blocks), np.concatenate(weight_blocks), values
 
 
-def _matcher_scores(matcher: Matcher) -> tuple[np.ndarray, np.ndarray]:
-    """Any other leaf: Whoosh's matcher, one posting at a time."""
+def _walked(matcher: Matcher) -> _Postings:
+    """Any other matcher, walked one match at a time as Whoosh's collector would."""
+    ids, scores, _ = _walk(matcher, matcher.score, False)
+    return _Postings(ids, scores, [])
+
+
+def _walk(matcher: Matcher, value, positions: bool) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
     ids: list[int] = []
-    scores: list[float] = []
+    values: list[float] = []
+    encoded: list[bytes] = []
     while matcher.is_active():
         ids.append(matcher.id())
-        scores.append(matcher.score())
+        values.append(value())
+        if positions:
+            encoded.append(matcher.value())
         matcher.next()
-    return np.array(ids, dtype=np.int64), np.array(scores, dtype=np.float64)
+    return np.array(ids, dtype=np.int64), np.array(values, dtype=np.float64), encoded
 
 
-def _field_lengths(reader: SegmentReader, fieldname: str) -> np.ndarray:
+def _in_sequence(positions: list[list[int]]) -> bool:
+    """Some position of the first word is followed directly by the second, the third, ..."""
+    starts = set(positions[0])
+    for offset, later in enumerate(positions[1:], start=1):
+        starts.intersection_update(position - offset for position in later)
+        if not starts:
+            return False
+    return True
+
+
+def _field_lengths(reader: IndexReader, fieldname: str) -> np.ndarray:
     """Every document's length in a field, as Whoosh's `doc_field_length` reads them one by one."""
     cached = _FIELD_LENGTHS.setdefault(reader, {})
     if fieldname not in cached:

@@ -25,7 +25,7 @@ from whoosh.searching import Results, Searcher
 from whoosh.scoring import BM25F
 
 from .query import ParsedQuery, QueryError, QueryOptions, parse_query
-from .scoring import BestMatch
+from .scoring import rank
 from .snippets import Snippet, make_snippet, mark_whole
 from .store import IndexStore
 from .synonyms import UserSynonyms, default_synonyms_path
@@ -228,9 +228,8 @@ class SearchIndex:
     def _whoosh_search(
         self, searcher: Searcher, query: wq.Query, limit: int | None, filters: Filters | None, sort: str, facets: bool
     ) -> Results:
-        """Whoosh's own search, which the straightforward path runs as Whoosh does by default."""
-        if self.straightforward and isinstance(query, BestMatch):
-            query = query.whoosh_or()  # scored by Whoosh a posting at a time
+        """Whoosh's collector: for facets and date order, and the straightforward path (as Whoosh
+        searches by default)."""
         collector = searcher.collector(
             limit=limit,
             filter=filters.query() if filters else None,
@@ -282,8 +281,8 @@ class SearchIndex:
             articles = self.article_map() if group else None
             query = parsed.query
             results = None
-            if isinstance(query, BestMatch) and not self.straightforward and sort == "relevance" and not facets:
-                total, top_n = query.ranked(searcher, None if group else offset + limit, _allowed(searcher, filters))
+            if not self.straightforward and sort == "relevance" and not facets:
+                total, top_n = rank(searcher, query, None if group else offset + limit, _allowed(searcher, filters))
             else:
                 results = self._whoosh_search(searcher, query, None if group else offset + limit, filters, sort, facets)
                 total, top_n = len(results), results.top_n
