@@ -3,6 +3,7 @@
     python bench/perf.py                          # 1x, 4x, 16x and 1,000,000 sections
     python bench/perf.py --sizes 1x,4x            # a quicker run
     python bench/perf.py --sizes 1x --before      # also the "before" of the speed-ups, same run
+    python bench/perf.py --search-only --before   # queries only, on the indexes a full run left
 
 1x is the livedoor tarball plus the JaQuAD corpus, as the readers section them. Bigger sizes
 are SYNTHETIC: copies of 1x with distinct ids and each section's sentences shuffled, so
@@ -265,14 +266,39 @@ def print_row(r: Row) -> None:
           f"{lat['search']:>24}{lat['search+snippets']:>27}", flush=True)
 
 
+SEARCH_HEADER = f"{'size':<16}{'sections':>10}{'search p50/p95/p99 ms':>24}{'+snippets p50/p95/p99 ms':>27}"
+
+
+def print_search_row(r: Row) -> None:
+    lat = {k: "/".join(f"{percentile(v, p):.0f}" for p in (0.5, 0.95, 0.99)) for k, v in r.latencies.items()}
+    print(f"{r.size:<16}{r.sections:>10,}{lat['search']:>24}{lat['search+snippets']:>27}", flush=True)
+
+
+def measure_search(size: str, queries, work: Path, log, before: bool) -> list[Row]:
+    """Query latency alone, on the index a full run built for `size`; with `before`, the same index
+    searched the straightforward way too."""
+    index = work / f"index-{size}"
+    if not (index / "CURRENT").exists():
+        sys.exit(f"perf: {index} not found: run without --search-only first")
+    rows = []
+    for label, straightforward in ((size, False),) + (((f"{size} before", True),) if before else ()):
+        print(f"[{label}] queries ...", file=sys.stderr, flush=True)
+        row = Row(label, SearchIndex(index).open()[1].doc_count())
+        row.latencies = query_latencies(index, queries, log, straightforward)
+        rows.append(row)
+    return rows
+
+
 def print_growth(rows: list[Row]) -> None:
     main = [r for r in rows if not r.size.endswith("before")]
     if len(main) > 1:
         first, last = main[0], main[-1]
-        per_section = (last.build_s / last.sections) / (first.build_s / first.sections)
         p95 = percentile(last.latencies["search+snippets"], 0.95) / percentile(first.latencies["search+snippets"], 0.95)
+        build = ""
+        if first.build_s:
+            build = f"build time per section x{(last.build_s / last.sections) / (first.build_s / first.sections):.2f}, "
         print(f"\ngrowth {first.size} -> {last.size} ({last.sections / first.sections:.0f}x sections): "
-              f"build time per section x{per_section:.2f}, search+snippets p95 x{p95:.2f}")
+              f"{build}search+snippets p95 x{p95:.2f}")
 
 
 def main() -> None:
@@ -280,6 +306,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="1x,4x,16x,1M", help="comma-separated: Nx (copies of 1x) or a section count (1M)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/midashi-perf"), help="scratch folder for corpora and indexes")
     parser.add_argument("--before", action="store_true", help="also build and search the first size the straightforward way")
+    parser.add_argument("--search-only", action="store_true",
+                        help="only query latency, on the indexes a previous run left in --work (after search changes)")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     articles = base_articles()
@@ -288,15 +316,20 @@ def main() -> None:
     print(f"1x = livedoor + JaQuAD: {len(articles):,} articles, {base_sections:,} sections; "
           f"bigger sizes are SYNTHETIC (copies with shuffled sentences). {len(queries)} mixed queries; "
           f"{os.cpu_count()} cores.", flush=True)
-    print(f"\n{HEADER}\n{'-' * len(HEADER)}", flush=True)
+    header = SEARCH_HEADER if args.search_only else HEADER
+    print(f"\n{header}\n{'-' * len(header)}", flush=True)
     rows: list[Row] = []
     with open(args.work / "queries.tsv", "w", encoding="utf-8") as log:
         log.write("index\tkind\thits\tsearch ms\tsearch+snippets ms\tquery\n")
         for size in args.sizes.split(","):
-            measured = measure(size, articles, base_sections, queries, args.work, log, args.before and size == args.sizes.split(",")[0])
+            before = args.before and size == args.sizes.split(",")[0]
+            if args.search_only:
+                measured = measure_search(size, queries, args.work, log, before)
+            else:
+                measured = measure(size, articles, base_sections, queries, args.work, log, before)
             log.flush()
             for row in measured:  # as soon as measured: a long run stopped later keeps its rows
-                print_row(row)
+                (print_search_row if args.search_only else print_row)(row)
             rows += measured
     print_growth(rows)
     print(f"\nper-query hits and times: {args.work / 'queries.tsv'}")

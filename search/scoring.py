@@ -2,7 +2,7 @@
 
 Whoosh scores a query one posting at a time in Python, about 4 µs a posting, and its collector then
 walks every match: most of a search's time for a question or a common word, growing with the
-corpus. `rank` lets Whoosh build its matcher tree for the query as usual and evaluates that same
+corpus. `top_documents` lets Whoosh build its matcher tree for the query as usual and evaluates that same
 tree over arrays:
 - a term's postings are read a block at a time and scored as Whoosh's BM25F `bm25()` scores them,
   operation for operation;
@@ -46,7 +46,7 @@ _LENGTH_OF_BYTE = np.array([1] + [byte_to_length(code) for code in range(1, 256)
 _FIELD_LENGTHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # segment reader → {field: lengths}
 
 
-def rank(
+def top_documents(
     searcher: Searcher, query: wq.Query, limit: int | None, allowed: np.ndarray | None = None
 ) -> tuple[int, list[tuple[float, int]]]:
     """(how many documents match, the best `limit` (score, docnum) pairs, or all if None).
@@ -74,7 +74,7 @@ def rank(
 
 
 class _Phrase(wq.Phrase):
-    """A phrase as `rank` runs it: its matcher names the words' matchers and leaves intersecting
+    """A phrase as `top_documents` runs it: its matcher names the words' matchers and leaves intersecting
     them and checking positions to the arrays. (Whoosh's own phrase matcher intersects its words
     when it is built, a posting at a time.)"""
 

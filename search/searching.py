@@ -25,7 +25,7 @@ from whoosh.searching import Results, Searcher
 from whoosh.scoring import BM25F
 
 from .query import ParsedQuery, QueryError, QueryOptions, parse_query
-from .scoring import rank
+from .scoring import top_documents
 from .snippets import Snippet, make_snippet, mark_whole
 from .store import IndexStore
 from .synonyms import UserSynonyms, default_synonyms_path
@@ -279,12 +279,12 @@ class SearchIndex:
         with self.searcher() as (generation, searcher):
             parsed = parse_query(query, searcher.schema, self.options, self.user_synonyms)
             articles = self.article_map() if group else None
-            query = parsed.query
+            wanted = None if group else offset + limit  # grouping ranks every matching section
             results = None
             if not self.straightforward and sort == "relevance" and not facets:
-                total, top_n = rank(searcher, query, None if group else offset + limit, _allowed(searcher, filters))
+                total, top_n = top_documents(searcher, parsed.query, wanted, _allowed(searcher, filters))
             else:
-                results = self._whoosh_search(searcher, query, None if group else offset + limit, filters, sort, facets)
+                results = self._whoosh_search(searcher, parsed.query, wanted, filters, sort, facets)
                 total, top_n = len(results), results.top_n
             scored = sort == "relevance"
             groups: list[ArticleGroup] = []
@@ -328,7 +328,8 @@ def _count_every_match(collector: collectors.Collector) -> None:
 
     Whoosh's top-N collector, even unoptimised, replaces the matcher every 10 matches with one
     that drops the clauses that can no longer reach the top N, and then counts fewer matches than
-    there are (737 of 738 for 「iPhone アプリ」 on livedoor).
+    there are: 125 of 131 for 「W杯 日本代表」 on livedoor, 25,332 of 167,733 for 日本 at 1M
+    sections (its dropped clauses were the words inside compounds).
     """
     while collector is not None:
         if isinstance(collector, collectors.ScoredCollector):

@@ -55,8 +55,8 @@ def test_incremental_reindex_touches_only_what_changed(corpus_copy, tmp_path):
 
 
 def test_a_question_over_deleted_sections_ranks_like_whoosh(corpus_copy, tmp_path):
-    # An update deletes the old sections inside a kept segment; best-match scoring reads postings
-    # unfiltered and must drop them as Whoosh's own matchers do.
+    # An update deletes the old sections inside a kept segment: the array evaluation must drop
+    # them as Whoosh's own matchers do.
     root = tmp_path / "index"
     (corpus_copy / "factory.md").write_text(NEW_ARTICLE, encoding="utf-8")
     reindex([corpus_copy], root)
