@@ -147,10 +147,7 @@ class _Evaluation:
             b_matched, b_scores = self.dense(matcher.b)
             return matched | b_matched, scores + b_scores
         if kind is IntersectionMatcher:
-            matched, scores = self.dense(matcher.a)
-            b_matched, b_scores = self.dense(matcher.b)
-            matched &= b_matched
-            return matched, np.where(matched, scores + b_scores, 0.0)
+            return _both(self.dense(matcher.a), self.dense(matcher.b))
         if kind is AndNotMatcher:
             matched, scores = self.dense(matcher.a)
             matched &= ~self.dense(matcher.b)[0]
@@ -200,10 +197,7 @@ class _Evaluation:
         if len(matchers) == 1:
             return self.dense(matchers[0])
         half = len(matchers) // 2
-        matched, scores = self._intersection(matchers[:half])
-        b_matched, b_scores = self._intersection(matchers[half:])
-        matched &= b_matched
-        return matched, np.where(matched, scores + b_scores, 0.0)
+        return _both(self._intersection(matchers[:half]), self._intersection(matchers[half:]))
 
     def _leaf(self, matcher: Matcher) -> _Postings | None:
         """A term's postings and BM25F scores, read once; None if this is not a BM25F leaf."""
@@ -213,6 +207,12 @@ class _Evaluation:
         if term not in self.terms:
             self.terms[term] = _read_leaf(matcher, self.reader)
         return self.terms[term]
+
+
+def _both(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """An intersection: where both match, a + b."""
+    matched = a[0] & b[0]
+    return matched, np.where(matched, a[1] + b[1], 0.0)
 
 
 def _readable(matcher: Matcher) -> bool:
