@@ -73,6 +73,30 @@ def top_documents(
     return total, [(float(scores[docnum]), int(docnum)) for docnum in best]
 
 
+class ArrayScored(wq.Query):
+    """A query for Whoosh's collector (facets, date order) whose matches and scores come from the
+    arrays: the collector still walks every match, but nothing is scored a posting at a time."""
+
+    def __init__(self, query: wq.Query):
+        self.query = _fast_phrases(query)
+
+    def matcher(self, searcher: Searcher, context=None) -> Matcher:
+        matched, scores = _Evaluation(searcher.reader()).dense(self.query.matcher(searcher, context))
+        ids = np.flatnonzero(matched)
+        return _ScoredDocs(ids.tolist(), scores[ids].tolist()) if len(ids) else NullMatcher()
+
+
+class _ScoredDocs(ListMatcher):
+    """Docnums with their finished scores."""
+
+    def __init__(self, ids: list[int], scores: list[float]):
+        super().__init__(ids, weights=scores)
+        self._best = max(scores)
+
+    def max_quality(self) -> float:  # ListMatcher takes max() of every score each time it is asked
+        return self._best
+
+
 class _Phrase(wq.Phrase):
     """A phrase as `top_documents` runs it: its matcher names the words' matchers and leaves intersecting
     them and checking positions to the arrays. (Whoosh's own phrase matcher intersects its words

@@ -25,7 +25,7 @@ from whoosh.searching import Results, Searcher
 from whoosh.scoring import BM25F
 
 from .query import ParsedQuery, QueryError, QueryOptions, parse_query
-from .scoring import top_documents
+from .scoring import ArrayScored, top_documents
 from .snippets import Snippet, make_snippet, mark_whole
 from .store import IndexStore
 from .synonyms import UserSynonyms, default_synonyms_path
@@ -228,8 +228,8 @@ class SearchIndex:
     def _whoosh_search(
         self, searcher: Searcher, query: wq.Query, limit: int | None, filters: Filters | None, sort: str, facets: bool
     ) -> Results:
-        """Whoosh's collector: for facets and date order, and the straightforward path (as Whoosh
-        searches by default)."""
+        """Whoosh's collector: for facets and date order (over the arrays' matches and scores), and
+        the straightforward path (as Whoosh searches by default)."""
         collector = searcher.collector(
             limit=limit,
             filter=filters.query() if filters else None,
@@ -241,6 +241,7 @@ class SearchIndex:
         )
         if not self.straightforward:
             _count_every_match(collector)
+            query = ArrayScored(query)
         searcher.search_with_collector(query, collector)
         return collector.results()
 

@@ -75,8 +75,15 @@ SPEED_CHECK_QUERIES = (
 
 @pytest.mark.parametrize(
     "options",
-    [{}, {"group": True}, {"facets": True}, {"filters": Filters(category="it-life-hack")}],
-    ids=["ranked", "grouped", "faceted", "filtered"],
+    [
+        {},
+        {"group": True},
+        {"facets": True},
+        {"filters": Filters(category="it-life-hack")},
+        {"facets": True, "group": True, "filters": Filters(source="livedoor ニュース")},  # the web page's search
+        {"sort": "newest", "facets": True},
+    ],
+    ids=["ranked", "grouped", "faceted", "filtered", "as-the-web-page", "newest"],
 )
 def test_the_optimised_search_ranks_exactly_like_the_straightforward_one(livedoor, options):
     fast, plain = SearchIndex(livedoor[0]), SearchIndex(livedoor[0], straightforward=True)
