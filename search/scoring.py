@@ -46,15 +46,20 @@ _LENGTH_OF_BYTE = np.array([1] + [byte_to_length(code) for code in range(1, 256)
 _FIELD_LENGTHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # segment reader → {field: lengths}
 
 
+@dataclass
+class Ranking:
+    """What `searcher.search(query, limit=…, filter=…)` gives as its length and `top_n`."""
+
+    total: int
+    top: list[tuple[float, int]]  # (score, docnum), score down, then docnum up as Whoosh's heap keeps ties
+    matched: np.ndarray  # every matching docnum, for facet counts
+
+
 def top_documents(
     searcher: Searcher, query: wq.Query, limit: int | None, allowed: np.ndarray | None = None
-) -> tuple[int, list[tuple[float, int]]]:
-    """(how many documents match, the best `limit` (score, docnum) pairs, or all if None).
-
-    What `searcher.search(query, limit=limit, filter=…)` gives as its length and `top_n`, in the
-    same order (score down, then docnum up, as Whoosh's heap keeps ties). `allowed` are the
-    docnums a filter lets through.
-    """
+) -> Ranking:
+    """The best `limit` documents (all if None) and how many match; `allowed` are the docnums a
+    filter lets through."""
     context = searcher.context()  # as Whoosh's collector passes it: the same matcher tree
     query = _fast_phrases(query)
     parts = []
@@ -65,12 +70,12 @@ def top_documents(
     matched = np.flatnonzero(~np.isnan(scores))
     if allowed is not None:
         matched = matched[np.isin(matched, allowed)]
-    total = len(matched)
-    if limit is not None and limit < total:
+    best = matched
+    if limit is not None and limit < len(matched):
         cutoff = -np.partition(-scores[matched], limit - 1)[limit - 1]
-        matched = matched[scores[matched] >= cutoff]  # every tie at the cutoff, for the docnum order
-    best = matched[np.lexsort((matched, -scores[matched]))][:limit]
-    return total, [(float(scores[docnum]), int(docnum)) for docnum in best]
+        best = matched[scores[matched] >= cutoff]  # every tie at the cutoff, for the docnum order
+    best = best[np.lexsort((best, -scores[best]))][:limit]
+    return Ranking(len(matched), [(float(scores[docnum]), int(docnum)) for docnum in best], matched)
 
 
 class ArrayScored(wq.Query):

@@ -11,6 +11,7 @@ import threading
 import time
 from array import array
 from collections.abc import Iterator, Mapping
+from typing import TypeVar
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -34,6 +35,8 @@ DEFAULT_LIMIT = 10
 MAX_LIMIT = 1000
 SORTS = ("relevance", "newest", "oldest")
 _FACET_FIELDS = ("category", "source")
+_FACETS = (*_FACET_FIELDS, "month")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -191,7 +194,7 @@ class SearchIndex:
         self._lock = threading.Lock()
         self._local = threading.local()  # this thread's open searcher: Whoosh searchers are not thread-safe
         self._opened: tuple[str, Index] | None = None
-        self._article_map: tuple[str, ArticleMap] | None = None
+        self._tables: dict[type, tuple[str, object]] = {}  # per-generation tables, by class
 
     def open(self) -> tuple[str, Index]:
         """The live generation's name and Whoosh index (IndexMissingError if none was built)."""
@@ -246,13 +249,22 @@ class SearchIndex:
         return collector.results()
 
     def article_map(self) -> ArticleMap:
-        """The live generation's docnum → article table (built once per generation)."""
+        """The live generation's docnum → article table."""
+        return self._per_generation(ArticleMap)
+
+    def facet_table(self) -> FacetTable:
+        """The live generation's docnum → category, source and month table."""
+        return self._per_generation(FacetTable)
+
+    def _per_generation(self, table: type[T]) -> T:
+        """`table.build(reader)` of the live generation, built once per generation."""
         generation, index = self.open()
         with self._lock:
-            if self._article_map is None or self._article_map[0] != generation:
+            cached = self._tables.get(table)
+            if cached is None or cached[0] != generation:
                 with index.reader() as reader:
-                    self._article_map = (generation, ArticleMap.build(reader))
-            return self._article_map[1]
+                    cached = self._tables[table] = (generation, table.build(reader))
+            return cached[1]
 
     def search(
         self,
@@ -281,12 +293,14 @@ class SearchIndex:
             parsed = parse_query(query, searcher.schema, self.options, self.user_synonyms)
             articles = self.article_map() if group else None
             wanted = None if group else offset + limit  # grouping ranks every matching section
-            results = None
-            if not self.straightforward and sort == "relevance" and not facets:
-                total, top_n = top_documents(searcher, parsed.query, wanted, _allowed(searcher, filters))
+            if not self.straightforward and sort == "relevance":
+                ranking = top_documents(searcher, parsed.query, wanted, _allowed(searcher, filters))
+                total, top_n = ranking.total, ranking.top
+                facet_counts = self.facet_table().facets(ranking.matched) if facets else None
             else:
                 results = self._whoosh_search(searcher, parsed.query, wanted, filters, sort, facets)
                 total, top_n = len(results), results.top_n
+                facet_counts = _facets(*(results.groups(name) for name in _FACETS)) if facets else None
             scored = sort == "relevance"
             groups: list[ArticleGroup] = []
             if articles is not None:
@@ -303,7 +317,6 @@ class SearchIndex:
                     _hit(searcher, docnum, score if scored else 0.0, parsed, rank, snippets)
                     for rank, (score, docnum) in enumerate(top_n[offset:offset + limit], start=offset + 1)
                 ]
-            facet_counts = _facets(results) if results is not None and facets else None
             elapsed = (time.perf_counter() - started) * 1000
             return SearchResults(
                 parsed.text,
@@ -336,6 +349,51 @@ def _count_every_match(collector: collectors.Collector) -> None:
         if isinstance(collector, collectors.ScoredCollector):
             collector.replace = 0
         collector = getattr(collector, "child", None)
+
+
+class FacetTable:
+    """Each document's category, source and month as a code, so the facet counts of any set of
+    matches are bincounts, not a walk over them with Whoosh's collector."""
+
+    def __init__(self, names: dict[str, list[str | None]], codes: dict[str, np.ndarray]):
+        self.names = names
+        self.codes = codes  # docnum → index into names, -1 for none
+
+    @classmethod
+    def build(cls, reader) -> FacetTable:
+        size = reader.doc_count_all()
+        names: dict[str, list[str | None]] = {}
+        codes: dict[str, np.ndarray] = {}
+        for name in _FACET_FIELDS:
+            names[name], codes[name] = [], np.full(size, -1, dtype=np.int64)
+            for number, term in enumerate(reader.lexicon(name)):
+                names[name].append(term.decode("utf-8"))
+                codes[name][np.fromiter(reader.postings(name, term).all_ids(), dtype=np.int64)] = number
+        stored = np.fromiter(reader.column_reader("date", translate=False), dtype=np.uint64, count=size)  # "Q"
+        values, codes["month"] = np.unique(stored, return_inverse=True)
+        names["month"] = [_month(reader.schema["date"], int(value)) for value in values]
+        return cls(names, codes)
+
+    def facets(self, matched: np.ndarray) -> Facets:
+        return _facets(*(self._counts(name, matched) for name in _FACETS))
+
+    def _counts(self, name: str, matched: np.ndarray) -> dict[str | None, int]:
+        codes = self.codes[name][matched]
+        counts: dict[str | None, int] = {}
+        for code, count in enumerate(np.bincount(codes[codes >= 0], minlength=len(self.names[name]))):
+            if count:
+                value = self.names[name][code]
+                counts[value] = counts.get(value, 0) + int(count)
+        return counts
+
+
+def _month(field, stored: int) -> str | None:
+    """"YYYY-MM" of a DATETIME column value, None for the column's "no value" sentinel."""
+    try:
+        when = field.from_column_value(stored)
+    except (OverflowError, ValueError):
+        return None
+    return f"{when:%Y-%m}" if when else None
 
 
 class ArticleMap:
@@ -372,11 +430,7 @@ class _MonthFacet(sorting.FieldFacet):
 
 class _MonthCategorizer(sorting.ColumnCategorizer):
     def key_to_name(self, key) -> str | None:
-        try:
-            when = super().key_to_name(key)
-        except (OverflowError, ValueError):  # the column's "no value" sentinel
-            return None
-        return f"{when:%Y-%m}" if when else None
+        return _month(self._fieldobj, key)
 
 
 class _DateOrder(sorting.FieldFacet):
@@ -406,18 +460,13 @@ def _facet_requests() -> dict[str, sorting.FacetType]:
     return requests
 
 
-def _facets(results) -> Facets:
-    """Facet counts from Whoosh's groups; the year counts are summed from the month counts."""
-    months = {month: count for month, count in results.groups("month").items() if month}
+def _facets(category: Mapping, source: Mapping, month: Mapping) -> Facets:
+    """Facets from counts per value; the year counts are summed from the month counts."""
+    months = {value: count for value, count in month.items() if value}
     years: dict[str, int] = {}
-    for month, count in months.items():
-        years[month[:4]] = years.get(month[:4], 0) + count
-    return Facets(
-        category=_by_count(results.groups("category")),
-        source=_by_count(results.groups("source")),
-        year=_newest_first(years),
-        month=_newest_first(months),
-    )
+    for value, count in months.items():
+        years[value[:4]] = years.get(value[:4], 0) + count
+    return Facets(category=_by_count(category), source=_by_count(source), year=_newest_first(years), month=_newest_first(months))
 
 
 def _by_count(counts: Mapping) -> list[FacetCount]:
