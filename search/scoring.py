@@ -51,7 +51,8 @@ class Ranking:
     """What `searcher.search(query, limit=…, filter=…)` gives as its length and `top_n`."""
 
     total: int
-    top: list[tuple[float, int]]  # (score, docnum), score down, then docnum up as Whoosh's heap keeps ties
+    docnums: np.ndarray  # the best, score down, then docnum up as Whoosh's heap keeps ties
+    scores: np.ndarray  # theirs
     matched: np.ndarray  # every matching docnum, for facet counts
 
 
@@ -75,7 +76,7 @@ def top_documents(
         cutoff = -np.partition(-scores[matched], limit - 1)[limit - 1]
         best = matched[scores[matched] >= cutoff]  # every tie at the cutoff, for the docnum order
     best = best[np.lexsort((best, -scores[best]))][:limit]
-    return Ranking(len(matched), [(float(scores[docnum]), int(docnum)) for docnum in best], matched)
+    return Ranking(len(matched), best, scores[best], matched)
 
 
 class ArrayScored(wq.Query):

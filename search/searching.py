@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-from array import array
 from collections.abc import Iterator, Mapping
 from typing import TypeVar
 from contextlib import contextmanager
@@ -295,28 +294,28 @@ class SearchIndex:
             wanted = None if group else offset + limit  # grouping ranks every matching section
             if not self.straightforward and sort == "relevance":
                 ranking = top_documents(searcher, parsed.query, wanted, _allowed(searcher, filters))
-                total, top_n = ranking.total, ranking.top
+                total, docnums, scores = ranking.total, ranking.docnums, ranking.scores.tolist()
                 facet_counts = self.facet_table().facets(ranking.matched) if facets else None
             else:
                 results = self._whoosh_search(searcher, parsed.query, wanted, filters, sort, facets)
-                total, top_n = len(results), results.top_n
+                total, scores = len(results), [score for score, _ in results.top_n]
+                docnums = np.array([docnum for _, docnum in results.top_n], dtype=np.int64)
                 facet_counts = _facets(*(results.groups(name) for name in _FACETS)) if facets else None
-            scored = sort == "relevance"
+
+            def hit(position: int, rank: int, with_snippet: bool) -> Hit:
+                score = scores[position] if sort == "relevance" else 0.0
+                return _hit(searcher, int(docnums[position]), score, parsed, rank, with_snippet)
+
             groups: list[ArticleGroup] = []
+            article_count = None
             if articles is not None:
-                ranked = articles.group(top_n)
-                for number, sections in enumerate(ranked[offset:offset + limit], start=offset + 1):
-                    best, *others = (
-                        _hit(searcher, docnum, score if scored else 0.0, parsed, number, snippets and i == 0)
-                        for i, (score, docnum) in enumerate(sections)
-                    )
+                article_count, pages = articles.group(docnums, offset, limit)
+                for number, positions in enumerate(pages, start=offset + 1):
+                    best, *others = (hit(p, number, snippets and i == 0) for i, p in enumerate(positions))
                     groups.append(ArticleGroup(best, others))
                 hits = [g.best for g in groups]
             else:
-                hits = [
-                    _hit(searcher, docnum, score if scored else 0.0, parsed, rank, snippets)
-                    for rank, (score, docnum) in enumerate(top_n[offset:offset + limit], start=offset + 1)
-                ]
+                hits = [hit(p, p + 1, snippets) for p in range(offset, min(offset + limit, len(docnums)))]
             elapsed = (time.perf_counter() - started) * 1000
             return SearchResults(
                 parsed.text,
@@ -327,7 +326,7 @@ class SearchIndex:
                 generation,
                 facets=facet_counts,
                 groups=groups,
-                articles=len(ranked) if articles is not None else None,
+                articles=article_count,
             )
 
 
@@ -399,26 +398,30 @@ def _month(field, stored: int) -> str | None:
 class ArticleMap:
     """Which article each document belongs to, as a compact array (article_id is not a column)."""
 
-    def __init__(self, names: list[str], numbers: array):
+    def __init__(self, names: list[str], numbers: np.ndarray):
         self.names = names
-        self.numbers = numbers
+        self.numbers = numbers  # docnum → index into names
 
     @classmethod
     def build(cls, reader) -> ArticleMap:
         names: list[str] = []
-        numbers = array("i", [-1] * reader.doc_count_all())
+        numbers = np.full(reader.doc_count_all(), -1, dtype=np.int64)
         for number, term in enumerate(reader.lexicon("article_id")):
             names.append(term.decode("utf-8"))
-            for docnum in reader.postings("article_id", term).all_ids():
-                numbers[docnum] = number
+            numbers[np.fromiter(reader.postings("article_id", term).all_ids(), dtype=np.int64)] = number
         return cls(names, numbers)
 
-    def group(self, ranked: list[tuple[float, int]]) -> list[list[tuple[float, int]]]:
-        """Ranked (score, docnum) pairs → one list per article, articles in order of first rank."""
-        by_article: dict[int, list[tuple[float, int]]] = {}
-        for item in ranked:
-            by_article.setdefault(self.numbers[item[1]], []).append(item)
-        return list(by_article.values())
+    def group(self, ranked: np.ndarray, offset: int, limit: int) -> tuple[int, list[list[int]]]:
+        """Ranked docnums → (how many articles, and for the articles at ranks offset..offset+limit
+        by their best section, the positions in `ranked` of their sections, best first)."""
+        articles = self.numbers[ranked]
+        found, first = np.unique(articles, return_index=True)
+        page = found[np.argsort(first)][offset:offset + limit]
+        sections: dict[int, list[int]] = {article: [] for article in page.tolist()}
+        wanted = np.flatnonzero(np.isin(articles, page))
+        for position, article in zip(wanted.tolist(), articles[wanted].tolist()):
+            sections[article].append(position)
+        return len(found), list(sections.values())
 
 
 class _MonthFacet(sorting.FieldFacet):
