@@ -2,8 +2,8 @@
 
 Whoosh scores a query one posting at a time in Python, about 4 µs a posting, and its collector then
 walks every match: most of a search's time for a question or a common word, growing with the
-corpus. `top_documents` lets Whoosh build its matcher tree for the query as usual and evaluates that same
-tree over arrays:
+corpus. `top_documents` lets Whoosh build its matcher tree for the query as usual and evaluates
+that same tree over arrays:
 - a term's postings are read a block at a time and scored as Whoosh's BM25F `bm25()` scores them,
   operation for operation;
 - unions, intersections, exclusions and boosts combine arrays node by node, in the tree's own
@@ -104,9 +104,9 @@ class _ScoredDocs(ListMatcher):
 
 
 class _Phrase(wq.Phrase):
-    """A phrase as `top_documents` runs it: its matcher names the words' matchers and leaves intersecting
-    them and checking positions to the arrays. (Whoosh's own phrase matcher intersects its words
-    when it is built, a posting at a time.)"""
+    """A phrase as `top_documents` runs it: its matcher names the words' matchers and leaves
+    intersecting them and checking positions to the arrays. (Whoosh's own phrase matcher
+    intersects its words when it is built, a posting at a time.)"""
 
     def matcher(self, searcher: Searcher, context=None) -> Matcher:
         field = searcher.schema[self.fieldname] if self.fieldname in searcher.schema else None
@@ -169,6 +169,7 @@ class _Evaluation:
         self.reader = reader
         self.size = reader.doc_count_all()
         self.terms: dict[tuple[str, bytes], _Postings] = {}  # a word read once: phrases repeat words
+        self.listed: dict[int, np.ndarray] = {}  # a filter's docnums as a mask, by id of its set
 
     def dense(self, matcher: Matcher) -> tuple[np.ndarray, np.ndarray]:
         kind = type(matcher)
@@ -187,8 +188,7 @@ class _Evaluation:
             return matched, scores * matcher.boost
         if kind is FilterMatcher:  # a segment's deleted documents, usually
             matched, scores = self.dense(matcher.child)
-            listed = np.zeros(self.size, dtype=bool)
-            listed[np.fromiter(matcher._ids, dtype=np.int64)] = True
+            listed = self._listed(matcher._ids)
             matched &= ~listed if matcher._exclude else listed
             return matched, np.where(matched, scores * matcher.boost, 0.0)
         if kind is _PhraseWords:
@@ -198,6 +198,14 @@ class _Evaluation:
         if isinstance(matcher, NullMatcherClass):
             return np.zeros(self.size, dtype=bool), np.zeros(self.size)
         return self._scatter(self._leaf(matcher) or _walked(matcher))
+
+    def _listed(self, ids) -> np.ndarray:
+        """Every term of a segment shares one set of deleted docnums: one mask for them all."""
+        if id(ids) not in self.listed:
+            mask = np.zeros(self.size, dtype=bool)
+            mask[np.fromiter(ids, dtype=np.int64)] = True
+            self.listed[id(ids)] = mask
+        return self.listed[id(ids)]
 
     def _scatter(self, postings: _Postings) -> tuple[np.ndarray, np.ndarray]:
         matched, scores = np.zeros(self.size, dtype=bool), np.zeros(self.size)
@@ -249,13 +257,16 @@ def _readable(matcher: Matcher) -> bool:
     """A term's postings scored by BM25F, which `_read_leaf` can read as arrays."""
     if type(matcher) not in (W3LeafMatcher, ListMatcher):
         return False
-    scorer = matcher.scorer if type(matcher) is W3LeafMatcher else matcher._scorer
-    return isinstance(scorer, BM25FScorer) and matcher.term() is not None
+    return isinstance(_scorer(matcher), BM25FScorer) and matcher.term() is not None
+
+
+def _scorer(matcher: W3LeafMatcher | ListMatcher):
+    return matcher.scorer if type(matcher) is W3LeafMatcher else matcher._scorer
 
 
 def _read_leaf(matcher: W3LeafMatcher | ListMatcher, reader: IndexReader) -> _Postings:
     fieldname = matcher.term()[0]
-    scorer = matcher.scorer if type(matcher) is W3LeafMatcher else matcher._scorer
+    scorer = _scorer(matcher)
     positions = reader.schema[fieldname].format.supports("positions")
     # From the first posting: building an intersection may already have moved it. Docs it skipped
     # cannot match there, and every other node takes a leaf as a whole list.

@@ -10,11 +10,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from typing import TypeVar
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from whoosh import collectors, sorting
@@ -364,10 +364,7 @@ class FacetTable:
         names: dict[str, list[str | None]] = {}
         codes: dict[str, np.ndarray] = {}
         for name in _FACET_FIELDS:
-            names[name], codes[name] = [], np.full(size, -1, dtype=np.int64)
-            for number, term in enumerate(reader.lexicon(name)):
-                names[name].append(term.decode("utf-8"))
-                codes[name][np.fromiter(reader.postings(name, term).all_ids(), dtype=np.int64)] = number
+            names[name], codes[name] = _term_codes(reader, name)
         stored = np.fromiter(reader.column_reader("date", translate=False), dtype=np.uint64, count=size)  # "Q"
         values, codes["month"] = np.unique(stored, return_inverse=True)
         names["month"] = [_month(reader.schema["date"], int(value)) for value in values]
@@ -386,6 +383,16 @@ class FacetTable:
         return counts
 
 
+def _term_codes(reader, fieldname: str) -> tuple[list[str | None], np.ndarray]:
+    """An ID field's values, and each document's index into them (-1 for none)."""
+    names: list[str | None] = []
+    codes = np.full(reader.doc_count_all(), -1, dtype=np.int64)
+    for number, term in enumerate(reader.lexicon(fieldname)):
+        names.append(term.decode("utf-8"))
+        codes[np.fromiter(reader.postings(fieldname, term).all_ids(), dtype=np.int64)] = number
+    return names, codes
+
+
 def _month(field, stored: int) -> str | None:
     """"YYYY-MM" of a DATETIME column value, None for the column's "no value" sentinel."""
     try:
@@ -398,18 +405,12 @@ def _month(field, stored: int) -> str | None:
 class ArticleMap:
     """Which article each document belongs to, as a compact array (article_id is not a column)."""
 
-    def __init__(self, names: list[str], numbers: np.ndarray):
-        self.names = names
-        self.numbers = numbers  # docnum → index into names
+    def __init__(self, numbers: np.ndarray):
+        self.numbers = numbers  # docnum → article number
 
     @classmethod
     def build(cls, reader) -> ArticleMap:
-        names: list[str] = []
-        numbers = np.full(reader.doc_count_all(), -1, dtype=np.int64)
-        for number, term in enumerate(reader.lexicon("article_id")):
-            names.append(term.decode("utf-8"))
-            numbers[np.fromiter(reader.postings("article_id", term).all_ids(), dtype=np.int64)] = number
-        return cls(names, numbers)
+        return cls(_term_codes(reader, "article_id")[1])
 
     def group(self, ranked: np.ndarray, offset: int, limit: int) -> tuple[int, list[list[int]]]:
         """Ranked docnums → (how many articles, and for the articles at ranks offset..offset+limit
@@ -469,7 +470,9 @@ def _facets(category: Mapping, source: Mapping, month: Mapping) -> Facets:
     years: dict[str, int] = {}
     for value, count in months.items():
         years[value[:4]] = years.get(value[:4], 0) + count
-    return Facets(category=_by_count(category), source=_by_count(source), year=_newest_first(years), month=_newest_first(months))
+    return Facets(
+        category=_by_count(category), source=_by_count(source), year=_newest_first(years), month=_newest_first(months)
+    )
 
 
 def _by_count(counts: Mapping) -> list[FacetCount]:
