@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from whoosh import index as whoosh_index
@@ -22,7 +22,7 @@ from whoosh import index as whoosh_index
 from .parallel import ParallelWriter, default_workers
 from .readers import CorpusFile, Unreadable, corpus_files, read_file
 from .schema import build_schema, section_documents
-from .store import FileSignature, IndexMissingError, IndexStore, Manifest
+from .store import INDEX_FORMAT, FileSignature, IndexMissingError, IndexStore, Manifest
 
 WRITER_MEMORY_MB = 256
 # A file modified this close to the reindex's start may change again within the same timestamp
@@ -136,9 +136,10 @@ def _file_key(file: CorpusFile) -> str:
 
 def _live_manifest(store: IndexStore) -> Manifest | None:
     try:
-        return store.manifest()
+        manifest = store.manifest()
     except (IndexMissingError, FileNotFoundError, ValueError, KeyError):
         return None  # no index yet, or one we cannot trust: rebuild from scratch
+    return manifest if manifest.format == INDEX_FORMAT else None  # an older layout: rebuild too
 
 
 class _GenerationBuilder:
@@ -221,7 +222,7 @@ class _GenerationBuilder:
         assert self.writer is not None and self.folder is not None
         self.writer.commit()
         self.writer = None
-        built_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        built_at = datetime.now(UTC).isoformat(timespec="seconds")
         Manifest(self.articles, built_at, corpus, self.files).save(self.folder)
         return self.store.publish(self.folder).name
 

@@ -25,6 +25,8 @@ from pathlib import Path
 from whoosh import index as whoosh_index
 from whoosh.writing import PostingPool, SegmentWriter
 
+from .postings import ArrayCodec
+
 # Below this many new sections the parent writes them itself: starting workers (each opens the
 # Sudachi dictionary) costs more than it saves.
 PARALLEL_MIN_DOCUMENTS = 2_000
@@ -49,7 +51,7 @@ class ParallelWriter:
         self.folder = folder
         self.workers = workers
         self.limitmb = limitmb
-        self.writer = whoosh_index.open_dir(str(folder)).writer(limitmb=limitmb)
+        self.writer = whoosh_index.open_dir(str(folder)).writer(limitmb=limitmb, codec=ArrayCodec())
         self.pending: list[dict] = []
         self.processes: list[multiprocessing.Process] = []
         self.context = multiprocessing.get_context("fork")
@@ -160,7 +162,7 @@ def _work(folder: str, number: int, limitmb: int, jobs, results) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (it cancels us)
     try:
         ix = whoosh_index.open_dir(folder)
-        writer = SegmentWriter(ix, _lk=False, limitmb=limitmb)
+        writer = SegmentWriter(ix, _lk=False, limitmb=limitmb, codec=ArrayCodec())
         # A private folder for spilled posting runs: Whoosh's default is shared by every writer.
         writer._tempstorage = ix.storage.temp_storage(f"{ix.indexname}.worker-{number}.tmp")
         writer.pool = PostingPool(writer._tempstorage, writer.newsegment, limitmb=limitmb)

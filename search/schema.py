@@ -23,6 +23,7 @@ from .analysis import (
     SynonymGroupTokenizer,
 )
 from .articles import Article
+from .postings import ArrayPositions
 
 # BM25F field weights: a word in the title or a heading says more about a section than the body.
 FIELD_BOOSTS = {"title": 2.0, "heading": 1.5, "body": 1.0}
@@ -34,12 +35,14 @@ def build_schema() -> Schema:
     analyzer = JapaneseAnalyzer()
 
     def text_field(name: str) -> TEXT:
-        return TEXT(
-            analyzer=analyzer,
-            stored=True,
-            phrase=True,
-            field_boost=FIELD_BOOSTS[name],
-            multitoken_query="phrase",
+        return _array_positions(
+            TEXT(
+                analyzer=analyzer,
+                stored=True,
+                phrase=True,
+                field_boost=FIELD_BOOSTS[name],
+                multitoken_query="phrase",
+            )
         )
 
     return Schema(
@@ -49,14 +52,22 @@ def build_schema() -> Schema:
         title=text_field("title"),
         heading=text_field("heading"),
         body=text_field("body"),
-        parts=TEXT(analyzer=SudachiTokenizer("A", compound_parts_only=True), phrase=True, multitoken_query="phrase"),
+        parts=_array_positions(
+            TEXT(analyzer=SudachiTokenizer("A", compound_parts_only=True), phrase=True, multitoken_query="phrase")
+        ),
         synonyms=TEXT(analyzer=SynonymGroupTokenizer(), phrase=False),
-        fallback=TEXT(analyzer=CharBigramTokenizer(), phrase=True, multitoken_query="phrase"),
+        fallback=_array_positions(TEXT(analyzer=CharBigramTokenizer(), phrase=True, multitoken_query="phrase")),
         date=DATETIME(stored=True, sortable=True),
         source=ID(stored=True, sortable=True),
         category=ID(stored=True, sortable=True),
         url=STORED(),
     )
+
+
+def _array_positions(field: TEXT) -> TEXT:
+    """Positions kept as `ArrayPositions` keeps them: read as arrays, not unpickled."""
+    field.format = ArrayPositions(field_boost=field.format.field_boost)
+    return field
 
 
 def section_documents(article: Article) -> list[dict]:

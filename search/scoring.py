@@ -4,17 +4,17 @@ Whoosh scores a query one posting at a time in Python, about 4 µs a posting, an
 walks every match: most of a search's time for a question or a common word, growing with the
 corpus. `top_documents` lets Whoosh build its matcher tree for the query as usual and evaluates
 that same tree over arrays:
-- a term's postings are read a block at a time and scored as Whoosh's BM25F `bm25()` scores them,
-  operation for operation;
+- a term's postings are read as whole arrays (the array posting format, `postings.py`) and scored
+  as Whoosh's BM25F `bm25()` scores them, operation for operation;
 - unions, intersections, exclusions and boosts combine arrays node by node, in the tree's own
   order, so every score is bit for bit Whoosh's (a + 0 is a), and so is the ranking (the livedoor
   tests compare with the straightforward path);
-- a phrase is checked for positions only where all its words occur, and scored as Whoosh scores
-  it (the sum of its words' scores);
+- a phrase is checked for positions only where all its words occur, all candidates at once, and
+  scored as Whoosh scores it (the sum of its words' scores);
 - any other matcher is walked as Whoosh would walk it.
 
-This reads Whoosh 2.7's matcher trees, posting blocks and length columns directly: whoosh-reloaded
-is pinned, and the tests would show a change.
+This reads Whoosh 2.7's matcher trees and length columns directly: whoosh-reloaded is pinned, and
+the tests would show a change.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from whoosh import query as wq
-from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3LeafMatcher, _lenfield
+from whoosh.codec.whoosh3 import LENGTHS_COLUMN, _lenfield
 from whoosh.matching import (
     AndNotMatcher,
     FilterMatcher,
@@ -40,6 +40,8 @@ from whoosh.reading import IndexReader
 from whoosh.scoring import BM25FScorer
 from whoosh.searching import Searcher
 from whoosh.util.numeric import byte_to_length
+
+from .postings import ArrayPostings, PostingArrays
 
 # Whoosh stores each document's field length as one byte; a document with no such field reads 1.
 _LENGTH_OF_BYTE = np.array([1] + [byte_to_length(code) for code in range(1, 256)], dtype=np.float64)
@@ -63,20 +65,21 @@ def top_documents(
     filter lets through."""
     context = searcher.context()  # as Whoosh's collector passes it: the same matcher tree
     query = _fast_phrases(query)
-    parts = []
-    for segment, _offset in searcher.leaf_searchers():  # offsets are the running doc counts
-        matched, scores = _Evaluation(segment.reader()).dense(query.matcher(segment, context))
-        parts.append(np.where(matched, scores, np.nan))
-    scores = np.concatenate(parts) if parts else np.zeros(0)
-    matched = np.flatnonzero(~np.isnan(scores))
+    id_parts, score_parts = [np.zeros(0, dtype=np.int64)], [np.zeros(0)]
+    for segment, offset in searcher.leaf_searchers():  # offsets are the running doc counts
+        ids, scores = _Evaluation(segment.reader()).matches(query.matcher(segment, context))
+        id_parts.append(ids + offset)
+        score_parts.append(scores)
+    matched, scores = np.concatenate(id_parts), np.concatenate(score_parts)
     if allowed is not None:
-        matched = matched[np.isin(matched, allowed)]
-    best = matched
+        keep = np.isin(matched, allowed)
+        matched, scores = matched[keep], scores[keep]
+    best = np.arange(len(matched))
     if limit is not None and limit < len(matched):
-        cutoff = -np.partition(-scores[matched], limit - 1)[limit - 1]
-        best = matched[scores[matched] >= cutoff]  # every tie at the cutoff, for the docnum order
-    best = best[np.lexsort((best, -scores[best]))][:limit]
-    return Ranking(len(matched), best, scores[best], matched)
+        cutoff = -np.partition(-scores, limit - 1)[limit - 1]
+        best = np.flatnonzero(scores >= cutoff)  # every tie at the cutoff, for the docnum order
+    best = best[np.lexsort((matched[best], -scores[best]))][:limit]
+    return Ranking(len(matched), matched[best], scores[best], matched)
 
 
 class ArrayScored(wq.Query):
@@ -87,9 +90,8 @@ class ArrayScored(wq.Query):
         self.query = _fast_phrases(query)
 
     def matcher(self, searcher: Searcher, context=None) -> Matcher:
-        matched, scores = _Evaluation(searcher.reader()).dense(self.query.matcher(searcher, context))
-        ids = np.flatnonzero(matched)
-        return _ScoredDocs(ids.tolist(), scores[ids].tolist()) if len(ids) else NullMatcher()
+        ids, scores = _Evaluation(searcher.reader()).matches(self.query.matcher(searcher, context))
+        return _ScoredDocs(ids.tolist(), scores.tolist()) if len(ids) else NullMatcher()
 
 
 class _ScoredDocs(ListMatcher):
@@ -153,51 +155,41 @@ def _fast_phrases(query: wq.Query) -> wq.Query:
     )
 
 
-@dataclass
-class _Postings:
-    """One term's postings in one segment, scored as its Whoosh scorer scores them."""
-
-    ids: np.ndarray
-    scores: np.ndarray
-    values: list[bytes]  # encoded positions, where the field has them
-
-
 class _Evaluation:
-    """One segment's matcher tree as arrays: (matched, score) of every document, node by node."""
+    """One segment's matcher tree as arrays, node by node: each node's `_Matches`."""
 
     def __init__(self, reader: IndexReader):
         self.reader = reader
         self.size = reader.doc_count_all()
-        self.terms: dict[tuple[str, bytes], _Postings] = {}  # a word read once: phrases repeat words
+        self.terms: dict[tuple[str, bytes], _Matches] = {}  # a word read once: phrases repeat words
         self.listed: dict[int, np.ndarray] = {}  # a filter's docnums as a mask, by id of its set
 
-    def dense(self, matcher: Matcher) -> tuple[np.ndarray, np.ndarray]:
+    def matches(self, matcher: Matcher) -> tuple[np.ndarray, np.ndarray]:
+        """Every matching docnum, ascending, and its score."""
+        return self.evaluate(matcher).as_sparse()
+
+    def evaluate(self, matcher: Matcher) -> _Matches:
         kind = type(matcher)
         if kind is UnionMatcher:  # a + b where both match, else the one that does
-            matched, scores = self.dense(matcher.a)
-            b_matched, b_scores = self.dense(matcher.b)
-            return matched | b_matched, scores + b_scores
+            return _union(self.evaluate(matcher.a), self.evaluate(matcher.b), self.size)
         if kind is IntersectionMatcher:
-            return _both(self.dense(matcher.a), self.dense(matcher.b))
+            return _intersection(self.evaluate(matcher.a), self.evaluate(matcher.b))
         if kind is AndNotMatcher:
-            matched, scores = self.dense(matcher.a)
-            matched &= ~self.dense(matcher.b)[0]
-            return matched, np.where(matched, scores, 0.0)
+            found = self.evaluate(matcher.a)
+            return found.kept(~self.evaluate(matcher.b).contains(found, self.size))
         if kind is WrappingMatcher:  # a boost
-            matched, scores = self.dense(matcher.child)
-            return matched, scores * matcher.boost
+            return self.evaluate(matcher.child).scaled(matcher.boost)
         if kind is FilterMatcher:  # a segment's deleted documents, usually
-            matched, scores = self.dense(matcher.child)
-            listed = self._listed(matcher._ids)
-            matched &= ~listed if matcher._exclude else listed
-            return matched, np.where(matched, scores * matcher.boost, 0.0)
+            found = self.evaluate(matcher.child)
+            listed = found.at(self._listed(matcher._ids))
+            return found.kept(~listed if matcher._exclude else listed).scaled(matcher.boost)
         if kind is _PhraseWords:
             found = self._phrase(matcher)
             if found is not None:
                 return found
         if isinstance(matcher, NullMatcherClass):
-            return np.zeros(self.size, dtype=bool), np.zeros(self.size)
-        return self._scatter(self._leaf(matcher) or _walked(matcher))
+            return _Matches(np.zeros(0), ids=np.zeros(0, dtype=np.int64))
+        return self._leaf(matcher) or _walked(matcher)
 
     def _listed(self, ids) -> np.ndarray:
         """Every term of a segment shares one set of deleted docnums: one mask for them all."""
@@ -207,37 +199,26 @@ class _Evaluation:
             self.listed[id(ids)] = mask
         return self.listed[id(ids)]
 
-    def _scatter(self, postings: _Postings) -> tuple[np.ndarray, np.ndarray]:
-        matched, scores = np.zeros(self.size, dtype=bool), np.zeros(self.size)
-        matched[postings.ids] = True
-        scores[postings.ids] = postings.scores
-        return matched, scores
-
-    def _phrase(self, phrase: _PhraseWords) -> tuple[np.ndarray, np.ndarray] | None:
+    def _phrase(self, phrase: _PhraseWords) -> _Matches | None:
         """Whoosh's phrase: its words' intersection (scored as the sum of the words, in its tree of
         intersections), kept where the words stand one after another, scaled by the boost.
-        Positions are decoded only where all the words occur."""
+        Positions are read only where all the words occur."""
         leaves = [word.child if type(word) is FilterMatcher else word for word in phrase.words]
-        if not all(_readable(leaf) for leaf in leaves):
+        if not all(_readable(leaf) and leaf.has_array_positions() for leaf in leaves):
             return None  # walked as Whoosh's own phrase matcher instead
-        words = [self._leaf(leaf) for leaf in leaves]
-        matched, scores = self._intersection(phrase.words)
-        candidates = np.flatnonzero(matched)
-        rows = [np.searchsorted(word.ids, candidates) for word in words]
-        decode = self.reader.schema[leaves[0].term()[0]].format.decoder("positions")
-        for i, docnum in enumerate(candidates):
-            if not _in_sequence([decode(word.values[row[i]]) for word, row in zip(words, rows)]):
-                matched[docnum] = False
-        return matched, np.where(matched, scores * phrase.boost, 0.0)  # SpanNear2 is a wrapper too
+        candidates, scores = self._intersection(phrase.words).as_sparse()
+        in_sequence = _in_sequence([leaf.with_positions() for leaf in leaves], candidates)
+        # Whoosh's SpanNear2 matcher is a wrapper too: the boost multiplies the words' sum.
+        return _Matches(scores[in_sequence] * phrase.boost, ids=candidates[in_sequence])
 
-    def _intersection(self, matchers: list[Matcher]) -> tuple[np.ndarray, np.ndarray]:
+    def _intersection(self, matchers: list[Matcher]) -> _Matches:
         """The words of a phrase as Whoosh intersects them: `make_binary_tree`'s shape."""
         if len(matchers) == 1:
-            return self.dense(matchers[0])
+            return self.evaluate(matchers[0])
         half = len(matchers) // 2
-        return _both(self._intersection(matchers[:half]), self._intersection(matchers[half:]))
+        return _intersection(self._intersection(matchers[:half]), self._intersection(matchers[half:]))
 
-    def _leaf(self, matcher: Matcher) -> _Postings | None:
+    def _leaf(self, matcher: Matcher) -> _Matches | None:
         """A term's postings and BM25F scores, read once; None if this is not a BM25F leaf."""
         if not _readable(matcher):
             return None
@@ -247,88 +228,140 @@ class _Evaluation:
         return self.terms[term]
 
 
-def _both(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """An intersection: where both match, a + b."""
-    matched = a[0] & b[0]
-    return matched, np.where(matched, a[1] + b[1], 0.0)
+# A node matching fewer than 1/DENSE_SHARE of a segment's documents keeps its docnums as a sorted
+# array; a bigger one a mask over the segment, which is quicker to combine than sorted arrays.
+DENSE_SHARE = 32
+
+
+@dataclass
+class _Matches:
+    """A node's matches in one segment: sorted docnums (`ids`) and their scores, or a mask over the
+    segment (`mask`) and a score for every document, 0 where it does not match. The arrays are
+    never changed in place: a term's are shared by every node that names it."""
+
+    scores: np.ndarray
+    ids: np.ndarray | None = None
+    mask: np.ndarray | None = None
+
+    def as_sparse(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.ids is not None:
+            return self.ids, self.scores
+        ids = np.flatnonzero(self.mask)
+        return ids, self.scores[ids]
+
+    def as_dense(self, size: int) -> _Matches:
+        if self.mask is not None:
+            return self
+        mask, scores = np.zeros(size, dtype=bool), np.zeros(size)
+        mask[self.ids] = True
+        scores[self.ids] = self.scores
+        return _Matches(scores, mask=mask)
+
+    def at(self, flags: np.ndarray) -> np.ndarray:
+        """Per-document `flags` of the segment, read where these matches are (in their form)."""
+        return flags[self.ids] if self.ids is not None else flags
+
+    def contains(self, other: _Matches, size: int) -> np.ndarray:
+        """Which of `other`'s matches are ours too, in `other`'s form."""
+        if self.ids is not None and other.ids is not None:
+            return np.isin(other.ids, self.ids, assume_unique=True)
+        return other.at(self.as_dense(size).mask)
+
+    def kept(self, keep: np.ndarray) -> _Matches:
+        """Only the matches `keep` flags (in this form)."""
+        if self.ids is not None:
+            return _Matches(self.scores[keep], ids=self.ids[keep])
+        mask = self.mask & keep
+        return _Matches(np.where(mask, self.scores, 0.0), mask=mask)
+
+    def scaled(self, boost: float) -> _Matches:
+        return _Matches(self.scores * boost, ids=self.ids, mask=self.mask)
+
+
+def _union(a: _Matches, b: _Matches, size: int) -> _Matches:
+    """a + b where both match, else the one that does (0 + b is b: every sum is Whoosh's)."""
+    if a.ids is not None and b.ids is not None and len(a.ids) + len(b.ids) < size // DENSE_SHARE:
+        ids = np.union1d(a.ids, b.ids)
+        scores = np.zeros(len(ids))
+        scores[np.searchsorted(ids, a.ids)] = a.scores
+        scores[np.searchsorted(ids, b.ids)] += b.scores
+        return _Matches(scores, ids=ids)
+    if a.mask is None:
+        a, b = b, a  # a + b is b + a in floating point too
+    a = a.as_dense(size)
+    if b.mask is not None:
+        return _Matches(a.scores + b.scores, mask=a.mask | b.mask)
+    scores, mask = a.scores.copy(), a.mask.copy()
+    scores[b.ids] += b.scores
+    mask[b.ids] = True
+    return _Matches(scores, mask=mask)
+
+
+def _intersection(a: _Matches, b: _Matches) -> _Matches:
+    """a + b where both match."""
+    if a.ids is None and b.ids is None:
+        mask = a.mask & b.mask
+        return _Matches(np.where(mask, a.scores + b.scores, 0.0), mask=mask)
+    if a.ids is None:
+        a, b = b, a
+    if b.ids is None:
+        keep = b.mask[a.ids]
+        ids = a.ids[keep]
+        return _Matches(a.scores[keep] + b.scores[ids], ids=ids)
+    ids, in_a, in_b = np.intersect1d(a.ids, b.ids, assume_unique=True, return_indices=True)
+    return _Matches(a.scores[in_a] + b.scores[in_b], ids=ids)
 
 
 def _readable(matcher: Matcher) -> bool:
-    """A term's postings scored by BM25F, which `_read_leaf` can read as arrays."""
-    if type(matcher) not in (W3LeafMatcher, ListMatcher):
-        return False
-    return isinstance(_scorer(matcher), BM25FScorer) and matcher.term() is not None
+    """A term's postings in the array format, scored by BM25F: `_read_leaf` reads them as arrays.
+    (Segments of indexes built before that format are walked as Whoosh walks them.)"""
+    return type(matcher) is ArrayPostings and isinstance(matcher._scorer, BM25FScorer) and matcher.term() is not None
 
 
-def _scorer(matcher: W3LeafMatcher | ListMatcher):
-    return matcher.scorer if type(matcher) is W3LeafMatcher else matcher._scorer
-
-
-def _read_leaf(matcher: W3LeafMatcher | ListMatcher, reader: IndexReader) -> _Postings:
-    fieldname = matcher.term()[0]
-    scorer = _scorer(matcher)
-    positions = reader.schema[fieldname].format.supports("positions")
-    # From the first posting: building an intersection may already have moved it. Docs it skipped
-    # cannot match there, and every other node takes a leaf as a whole list.
-    matcher.reset()
-    if type(matcher) is W3LeafMatcher:
-        ids, tf, values = _block_arrays(matcher, positions)
-    else:  # a few postings kept inline in the term info
-        ids, tf, values = _walk(matcher, matcher.weight, positions)
-    fl = _field_lengths(reader, fieldname)[ids]
+def _read_leaf(matcher: ArrayPostings, reader: IndexReader) -> _Matches:
+    arrays = matcher.arrays
+    ids = arrays.ids
+    tf = arrays.weights if arrays.weights is not None else np.ones(len(ids))
+    fl = _field_lengths(reader, matcher.term()[0])[ids]
+    scorer = matcher._scorer
     idf, B, K1, avgfl = scorer.idf, scorer.B, scorer.K1, scorer.avgfl
     # whoosh.scoring.bm25, operation for operation, so the floats are the same.
-    return _Postings(ids, idf * ((tf * (K1 + 1)) / (tf + K1 * ((1 - B) + B * fl / avgfl))), values)
+    return _Matches(idf * ((tf * (K1 + 1)) / (tf + K1 * ((1 - B) + B * fl / avgfl))), ids=ids)
 
 
-def _block_arrays(matcher: W3LeafMatcher, positions: bool) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
-    """All (docnums, weights, encoded positions if wanted) of a term, a stored block at a time."""
-    id_blocks: list[np.ndarray] = []
-    weight_blocks: list[np.ndarray] = []
-    values: list[bytes] = []
-    while not matcher._atend:
-        matcher._read_data()
-        block_ids, block_weights, block_values = matcher._data
-        id_blocks.append(np.cumsum(np.asarray(block_ids, dtype=np.int64)))  # stored as deltas from 0
-        if block_weights is None or isinstance(block_weights, float):  # all 1.0, or all the same
-            weight_blocks.append(np.full(len(block_ids), 1.0 if block_weights is None else block_weights))
-        else:
-            weight_blocks.append(np.asarray(block_weights, dtype=np.float64))
-        if positions:
-            values.extend(block_values)
-        matcher._next_block()
-    if not id_blocks:
-        return np.zeros(0, dtype=np.int64), np.zeros(0), values
-    return np.concatenate(id_blocks), np.concatenate(weight_blocks), values
-
-
-def _walked(matcher: Matcher) -> _Postings:
+def _walked(matcher: Matcher) -> _Matches:
     """Any other matcher, walked one match at a time as Whoosh's collector would."""
-    ids, scores, _ = _walk(matcher, matcher.score, False)
-    return _Postings(ids, scores, [])
-
-
-def _walk(matcher: Matcher, value, positions: bool) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
     ids: list[int] = []
-    values: list[float] = []
-    encoded: list[bytes] = []
+    scores: list[float] = []
     while matcher.is_active():
         ids.append(matcher.id())
-        values.append(value())
-        if positions:
-            encoded.append(matcher.value())
+        scores.append(matcher.score())
         matcher.next()
-    return np.array(ids, dtype=np.int64), np.array(values, dtype=np.float64), encoded
+    return _Matches(np.array(scores, dtype=np.float64), ids=np.array(ids, dtype=np.int64))
 
 
-def _in_sequence(positions: list[list[int]]) -> bool:
-    """Some position of the first word is followed directly by the second, the third, ..."""
-    starts = set(positions[0])
-    for offset, later in enumerate(positions[1:], start=1):
-        starts.intersection_update(position - offset for position in later)
-        if not starts:
-            return False
-    return True
+def _in_sequence(words: list[PostingArrays], candidates: np.ndarray) -> np.ndarray:
+    """For each candidate docnum (one that every word's postings hold): does some position of the
+    first word have the second word right after it, the third after that, and so on?"""
+    if not len(candidates):
+        return np.zeros(0, dtype=bool)
+    placed = []  # per word: (candidate number, position - the word's place in the phrase)
+    for place, word in enumerate(words):
+        rows = np.searchsorted(word.ids, candidates)
+        begins, counts = word.starts[rows], np.diff(word.starts)[rows]
+        owners = np.repeat(np.arange(len(candidates)), counts)
+        firsts = np.repeat(np.cumsum(counts) - counts, counts)  # where each posting's run begins
+        positions = word.positions[np.repeat(begins, counts) + np.arange(counts.sum()) - firsts]
+        placed.append((owners, positions - place))
+    lowest = min(int(shifted.min()) for _, shifted in placed)
+    stride = max(int(shifted.max()) for _, shifted in placed) - lowest + 1
+    starts = None  # candidate number × stride + where the phrase would start
+    for owners, shifted in placed:
+        keys = owners * stride + (shifted - lowest)
+        starts = keys if starts is None else np.intersect1d(starts, keys, assume_unique=True)
+    found = np.zeros(len(candidates), dtype=bool)
+    found[starts // stride] = True
+    return found
 
 
 def _field_lengths(reader: IndexReader, fieldname: str) -> np.ndarray:

@@ -23,6 +23,9 @@ LOCK_FILE = ".reindex.lock"
 MANIFEST_FILE = "midashi-manifest.json"
 GENERATION_PREFIX = "gen-"
 BUILDING_SUFFIX = ".building"
+# The on-disk layout this code writes (2: postings as arrays, `postings.py`). A generation in another
+# layout is rebuilt in full by the next reindex rather than extended.
+INDEX_FORMAT = 2
 
 
 class IndexMissingError(RuntimeError):
@@ -40,16 +43,24 @@ FileSignature = tuple[int, int, int, int, int]
 @dataclass
 class Manifest:
     """What a generation holds: each article's content hash and section count, each corpus file's
-    signature and article ids (so an untouched file is skipped unread), and when it was built."""
+    signature and article ids (so an untouched file is skipped unread), when it was built, and in
+    which on-disk format."""
 
     articles: dict[str, tuple[str, int]] = field(default_factory=dict)
     built_at: str = ""
     corpus: list[str] = field(default_factory=list)
     files: dict[str, tuple[FileSignature, list[str]]] = field(default_factory=dict)
+    format: int = INDEX_FORMAT
 
     def save(self, folder: Path) -> None:
         """Write the manifest atomically: a no-change reindex rewrites the live one in place."""
-        data = {"built_at": self.built_at, "corpus": self.corpus, "articles": self.articles, "files": self.files}
+        data = {
+            "format": self.format,
+            "built_at": self.built_at,
+            "corpus": self.corpus,
+            "articles": self.articles,
+            "files": self.files,
+        }
         path = folder / MANIFEST_FILE
         temporary = path.with_suffix(".tmp")
         with open(temporary, "w", encoding="utf-8") as handle:
@@ -64,7 +75,7 @@ class Manifest:
             data = json.load(handle)
         articles = {key: (value[0], value[1]) for key, value in data["articles"].items()}
         files = {key: (tuple(value[0]), value[1]) for key, value in data.get("files", {}).items()}
-        return cls(articles, data.get("built_at", ""), data.get("corpus", []), files)
+        return cls(articles, data.get("built_at", ""), data.get("corpus", []), files, data.get("format", 1))
 
 
 class IndexStore:

@@ -19,7 +19,8 @@ from search.parallel import WorkerFailed
 from search.readers import read_file as indexing_read_file
 from search.searching import SearchIndex
 from search.stats import index_stats
-from search.store import BUILDING_SUFFIX, IndexBusyError, IndexMissingError, IndexStore
+from search.postings import ArrayCodec
+from search.store import BUILDING_SUFFIX, INDEX_FORMAT, IndexBusyError, IndexMissingError, IndexStore
 
 from tests.conftest import JAQUAD, require
 
@@ -70,6 +71,21 @@ def test_a_question_over_deleted_sections_ranks_like_whoosh(corpus_copy, tmp_pat
     assert one.natural_language and one.total == two.total == 5
     assert [(h.section_id, h.score) for h in one.hits] == [(h.section_id, h.score) for h in two.hits]
     assert [h.heading.text() for h in one.hits if h.article_id == "factory"] == [""]
+
+
+def test_an_index_in_an_older_on_disk_format_is_rebuilt_in_full(corpus_copy, tmp_path):
+    root = tmp_path / "index"
+    reindex([corpus_copy], root)
+    store = IndexStore(root)
+    manifest = store.manifest()
+    manifest.format = INDEX_FORMAT - 1  # as an index built before the array posting format says
+    manifest.save(store.current())
+    rebuilt = reindex([corpus_copy], root)
+    assert (rebuilt.added.articles, rebuilt.unchanged.articles) == (1, 0)
+    assert store.manifest().format == INDEX_FORMAT
+    with SearchIndex(root).open()[1].reader() as reader:
+        assert [type(segment.codec()) for segment in reader.segments()] == [ArrayCodec]
+    assert not reindex([corpus_copy], root).changed
 
 
 def test_an_untouched_file_is_skipped_unread_and_any_touch_rereads_it(corpus_copy, tmp_path, monkeypatch):

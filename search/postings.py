@@ -1,0 +1,323 @@
+"""The on-disk posting format: Whoosh's W3 codec with each term's postings stored as whole arrays.
+
+Whoosh 2.7 stores a posting list in blocks of 128, each block a pickled tuple in which every
+posting's positions are pickled once more. At a million sections a question spends most of its
+time unpickling those blocks (profile in `bench/perf`'s notes), and the pickles take about 20
+bytes a posting. `ArrayCodec` keeps everything else of W3 (term index, stored fields, length
+columns, segment files, merging) and writes one record per term:
+
+    header: count, first docnum, the four arrays' types, flags, size of the first part
+    part 1: docnum gaps, weights, positions per posting   (zlib'd when that pays)
+    part 2: every posting's positions, one after another   (zlib'd when that pays)
+
+each array in the narrowest unsigned type that holds it, so `np.frombuffer` reads it in one go and
+a search that needs no positions never decompresses them. `ArrayPositions` keeps a posting's
+positions as raw uint32 (Whoosh pickles them), so the writer joins them without decoding.
+
+Segments written by the W3 codec (indexes built before this format) still read as before; their
+codec is pickled in each segment. Whoosh itself reads ours through `ArrayPostings`, a ListMatcher,
+while `scoring.py` takes the arrays directly.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from array import array
+from bisect import bisect_left
+from dataclasses import dataclass
+from functools import cached_property
+from itertools import pairwise
+
+import numpy as np
+from whoosh.codec.whoosh3 import W3Codec, W3PostingsWriter
+from whoosh.formats import Positions
+from whoosh.matching import ListMatcher, NullMatcher, ReadTooFar
+
+_HEADER = struct.Struct("<II4sBI")  # count, first docnum, types of gaps/weights/counts/positions, flags, part-1 size
+_PART1_ZIPPED, _PART2_ZIPPED = 1, 2
+_ABSENT = b"-"  # an array that is not stored: no gaps (one posting), weights all 1.0, no values
+_BYTES = b"c"  # values of another format: raw bytes, their sizes in the counts array
+_ZIP_FROM_BYTES = 64  # smaller parts are stored as they are: zlib's header costs more than it saves
+_ZIP_LEVEL = 1
+
+
+class ArrayPositions(Positions):
+    """Positions, each posting's stored as a raw uint32 array rather than a pickled list."""
+
+    def encode(self, poslist) -> bytes:
+        return array("I", poslist).tobytes()
+
+    def decode_positions(self, valuestring: bytes) -> list[int]:
+        return np.frombuffer(valuestring, dtype=np.uint32).tolist()
+
+    def decode_frequency(self, valuestring: bytes) -> int:
+        return len(valuestring) // 4
+
+    def decode_weight(self, valuestring: bytes) -> float:
+        return self.decode_frequency(valuestring) * self.field_boost
+
+
+class ArrayCodec(W3Codec):
+    """W3, with postings (not term vectors, which are keyed by bytes) as `_record` lays them out."""
+
+    def postings_writer(self, dbfile, byteids=False):
+        if byteids:
+            return super().postings_writer(dbfile, byteids=True)
+        return ArrayPostingsWriter(dbfile)
+
+    def postings_reader(self, dbfile, terminfo, format_, term=None, scorer=None):
+        offset, _length = terminfo.extent()
+        return ArrayPostings(dbfile, offset, format_, terminfo, term=term, scorer=scorer)
+
+
+class ArrayPostingsWriter(W3PostingsWriter):
+    """Collects a term's postings, then writes them as one record (see the module docstring)."""
+
+    def __init__(self, postfile):
+        self._postfile = postfile
+        self._terminfo = None
+
+    def start_postings(self, format_, terminfo) -> None:
+        if self._terminfo is not None:
+            raise RuntimeError("start_postings called inside a term")
+        self._format = format_
+        self._terminfo = terminfo
+        self._ids = array("I")
+        self._weights = array("f")  # float32, as W3 stores weights
+        self._values: list[bytes] = []
+        self._lengths = array("I")
+
+    def add_posting(self, id_: int, weight: float, vbytes: bytes, length: int | None = None) -> None:
+        self._ids.append(id_)
+        self._weights.append(weight)
+        self._values.append(vbytes or b"")  # a merge passes on W3's None for "no value"
+        if length:
+            self._lengths.append(length)
+
+    def finish_postings(self):
+        terminfo = self._terminfo
+        terminfo.add_block(self)  # the whole list as one block: df, total weight, lengths, ids
+        offset = self._postfile.tell()
+        self._postfile.write(_record(self._ids, self._weights, self._values, self._format))
+        terminfo.set_extent(offset, self._postfile.tell() - offset)
+        self._terminfo = None
+        return terminfo
+
+    # What `W3TermInfo.add_block` asks of a block.
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def min_id(self) -> int:
+        return self._ids[0]
+
+    def max_id(self) -> int:
+        return self._ids[-1]
+
+    def min_length(self) -> int | None:
+        return min(self._lengths) if self._lengths else None
+
+    def max_length(self) -> int:
+        return max(self._lengths) if self._lengths else 0
+
+    def max_weight(self) -> float:
+        return max(self._weights)
+
+
+def _record(ids: array, weights: array, values: list[bytes], format_) -> bytes:
+    gaps = _narrowest(np.diff(np.frombuffer(ids, dtype=np.uint32)))
+    weight_array = np.frombuffer(weights, dtype=np.float32)
+    if (weight_array == 1.0).all():
+        weight_array = None
+    elif (weight_array == np.round(weight_array)).all() and weight_array.min() >= 0:  # counts × a whole boost
+        weight_array = _narrowest(weight_array.astype(np.uint32))
+    else:
+        weight_array = weight_array.astype("<f4")
+    blob = b"".join(values)
+    sizes = np.fromiter(map(len, values), dtype=np.uint32, count=len(values))
+    if isinstance(format_, ArrayPositions):  # counts of positions, and the positions
+        counts, stored_values = _narrowest(sizes // 4), _narrowest(np.frombuffer(blob, dtype=np.uint32))
+        value_type = _type_code(stored_values)
+    elif blob:  # any other format's values: their sizes, and their bytes
+        counts, stored_values, value_type = _narrowest(sizes), np.frombuffer(blob, dtype=np.uint8), _BYTES
+    else:
+        counts = stored_values = None
+        value_type = _ABSENT
+    types = _type_code(gaps if len(ids) > 1 else None) + _type_code(weight_array) + _type_code(counts) + value_type
+    part1 = b"".join(part.tobytes() for part in (gaps, weight_array, counts) if part is not None and len(part))
+    part2 = stored_values.tobytes() if stored_values is not None else b""
+    part1, zipped1 = _maybe_zipped(part1)
+    part2, zipped2 = _maybe_zipped(part2)
+    flags = (_PART1_ZIPPED if zipped1 else 0) | (_PART2_ZIPPED if zipped2 else 0)
+    return _HEADER.pack(len(ids), ids[0], types, flags, len(part1)) + part1 + part2
+
+
+def _narrowest(values: np.ndarray) -> np.ndarray:
+    top = int(values.max()) if len(values) else 0
+    for kind in ("<u1", "<u2"):
+        if top <= np.iinfo(kind).max:
+            return values.astype(kind)
+    return values.astype("<u4")
+
+
+def _type_code(part: np.ndarray | None) -> bytes:
+    return _ABSENT if part is None else part.dtype.char.encode()
+
+
+def _dtype(type_code: str) -> np.dtype:
+    return np.dtype("<" + type_code)  # stored little-endian whatever the machine
+
+
+def _maybe_zipped(part: bytes) -> tuple[bytes, bool]:
+    if len(part) < _ZIP_FROM_BYTES:
+        return part, False
+    zipped = zlib.compress(part, _ZIP_LEVEL)
+    return (zipped, True) if len(zipped) < len(part) else (part, False)
+
+
+@dataclass
+class PostingArrays:
+    """A term's postings in one segment: docnums, weights, and where the field has them, each
+    posting's positions (`positions[starts[i]:starts[i + 1]]`)."""
+
+    ids: np.ndarray  # int64, ascending
+    weights: np.ndarray | None  # float64; None when every weight is 1.0
+    starts: np.ndarray | None
+    positions: np.ndarray | None  # int64
+
+
+class ArrayPostings(ListMatcher):
+    """A term's postings as Whoosh matchers read them. The arrays are decoded on first use, and
+    turned into Python lists only if Whoosh itself walks the postings."""
+
+    def __init__(self, postfile, offset: int, format_, terminfo, term=None, scorer=None, position: int = 0):
+        self._postfile = postfile
+        self._offset = offset
+        self._format = format_
+        self._terminfo = terminfo
+        self._term = term
+        self._scorer = scorer
+        self._i = position
+        self._all_weights = None
+        self._count, self._first, self._types, self._flags, self._part1_size = _HEADER.unpack(
+            postfile.get(offset, _HEADER.size)
+        )
+
+    @cached_property
+    def arrays(self) -> PostingArrays:
+        """Docnums and weights; positions (`with_positions`) are a second, separate read."""
+        gap_type, weight_type, count_type, _ = (chr(code) for code in self._types)
+        part1 = self._postfile.get(self._offset + _HEADER.size, self._part1_size)
+        if self._flags & _PART1_ZIPPED:
+            part1 = zlib.decompress(part1)
+        read = _Reader(part1)
+        ids = np.empty(self._count, dtype=np.int64)
+        ids[0] = self._first
+        if self._count > 1:
+            np.cumsum(read.array(gap_type, self._count - 1), out=ids[1:])
+            ids[1:] += self._first
+        weights = read.array(weight_type, self._count)
+        counts = read.array(count_type, self._count)
+        starts = None if counts is None else np.concatenate(([0], np.cumsum(counts, dtype=np.int64)))
+        return PostingArrays(ids, None if weights is None else weights.astype(np.float64), starts, None)
+
+    def has_array_positions(self) -> bool:
+        """Whether `with_positions` can read this term's positions (its field's format is ArrayPositions)."""
+        return self._types[3:] not in (_ABSENT, _BYTES)
+
+    def with_positions(self) -> PostingArrays:
+        """The arrays with every posting's positions (the field's format must have positions)."""
+        arrays = self.arrays
+        if arrays.positions is None:
+            arrays.positions = self._values_array().astype(np.int64)
+        return arrays
+
+    def _values_array(self) -> np.ndarray:
+        value_type = chr(self._types[3])
+        start = self._offset + _HEADER.size + self._part1_size
+        size = self._terminfo_extent_end() - start
+        part2 = self._postfile.get(start, size)
+        if self._flags & _PART2_ZIPPED:
+            part2 = zlib.decompress(part2)
+        return np.frombuffer(part2, dtype=np.uint8 if value_type == _BYTES.decode() else _dtype(value_type))
+
+    def _terminfo_extent_end(self) -> int:
+        offset, length = self._terminfo.extent()
+        return offset + (length[0] if isinstance(length, tuple) else length)  # W3 unpacks it as a tuple
+
+    # ListMatcher's lists, made when Whoosh walks these postings itself.
+    @cached_property
+    def _ids(self) -> list[int]:
+        return self.arrays.ids.tolist()
+
+    @cached_property
+    def _weights(self) -> list[float] | None:
+        weights = self.arrays.weights
+        return None if weights is None else weights.tolist()
+
+    @cached_property
+    def _values(self) -> list[bytes] | None:
+        starts = self.arrays.starts
+        if starts is None:
+            return None
+        if chr(self._types[3]) == _BYTES.decode():
+            blob = self._values_array().tobytes()
+        else:  # positions, re-encoded as ArrayPositions encodes them
+            blob = self._values_array().astype(np.uint32).tobytes()
+            starts = starts * 4
+        bounds = starts.tolist()
+        return [blob[begin:end] for begin, end in pairwise(bounds)]
+
+    def value(self) -> bytes | None:
+        return self._values[self._i] if self._values is not None else None  # None as W3 gives it
+
+    def all_items(self):
+        values = self._values
+        return zip(self._ids, values if values is not None else [None] * self._count)
+
+    def is_active(self) -> bool:
+        return self._i < self._count
+
+    def skip_to(self, id: int) -> None:
+        if not self.is_active():
+            raise ReadTooFar
+        self._i = bisect_left(self._ids, id, self._i)
+
+    def skip_to_quality(self, minquality: float) -> int:
+        if self.block_quality() <= minquality:  # the whole list is one block
+            self._i = self._count
+            return 1
+        return 0
+
+    def block_max_weight(self) -> float:
+        return self._terminfo.max_weight()  # ListMatcher takes max() of every weight each time
+
+    def replace(self, minquality=0):
+        if not self.is_active() or (minquality and self.max_quality() < minquality):
+            return NullMatcher()
+        return self
+
+    def copy(self) -> ArrayPostings:
+        twin = ArrayPostings(
+            self._postfile, self._offset, self._format, self._terminfo, self._term, self._scorer, self._i
+        )
+        twin.__dict__.update({key: value for key, value in self.__dict__.items() if key in _DECODED})
+        return twin
+
+
+_DECODED = {"arrays", "_ids", "_weights", "_values"}
+
+
+class _Reader:
+    """Consecutive arrays of known types and lengths out of one buffer."""
+
+    def __init__(self, buffer: bytes):
+        self.buffer = buffer
+        self.at = 0
+
+    def array(self, type_code: str, length: int) -> np.ndarray | None:
+        if type_code == _ABSENT.decode():
+            return None
+        values = np.frombuffer(self.buffer, dtype=_dtype(type_code), count=length, offset=self.at)
+        self.at += values.nbytes
+        return values

@@ -1,0 +1,98 @@
+"""The array posting format holds exactly what Whoosh's own W3 format holds, and Whoosh reads it."""
+
+from __future__ import annotations
+
+from itertools import islice
+
+import pytest
+from whoosh import index as whoosh_index
+from whoosh.codec.whoosh3 import W3Codec
+from whoosh.qparser import QueryParser
+
+from search.articles import Article
+from search.postings import ArrayCodec, ArrayPostings
+from search.readers import read_corpus
+from search.schema import build_schema, section_documents
+from tests.conftest import CORPUS
+
+LIVEDOOR_ARTICLES = 250
+
+
+@pytest.fixture(scope="module")
+def documents(livedoor_tarball) -> list[dict]:
+    """The sample article and 250 livedoor articles, as section documents."""
+    articles = islice(read_corpus([CORPUS, livedoor_tarball]), LIVEDOOR_ARTICLES + 1)
+    return [document for article in articles if isinstance(article, Article) for document in section_documents(article)]
+
+
+def _index(folder, documents: list[dict], codec, segments: int = 1):
+    """The same documents, written by `codec` in `segments` commits."""
+    ix = whoosh_index.create_in(str(folder), build_schema())
+    size = -(-len(documents) // segments)
+    for start in range(0, len(documents), size):
+        writer = ix.writer(codec=codec, merge=False)
+        for document in documents[start:start + size]:
+            writer.add_document(**document)
+        writer.commit(merge=False)
+    return ix
+
+
+def _every_posting(ix) -> list[tuple]:
+    with ix.reader() as reader:
+        return list(reader.iter_postings())
+
+
+def _every_term_statistic(ix) -> dict:
+    with ix.reader() as reader:
+        return {term: _statistics(reader.term_info(*term)) for term in reader.all_terms()}
+
+
+def _statistics(info) -> tuple:
+    return (info.doc_frequency(), info.weight(), info.min_length(), info.max_length(), info.max_weight(),
+            info.min_id(), info.max_id())
+
+
+@pytest.fixture(scope="module")
+def w3_and_arrays(documents, tmp_path_factory):
+    w3 = _index(tmp_path_factory.mktemp("w3"), documents, W3Codec())
+    arrays = _index(tmp_path_factory.mktemp("arrays"), documents, ArrayCodec())
+    return w3, arrays
+
+
+def test_every_posting_reads_back_as_whoosh_wrote_it(w3_and_arrays):
+    w3, arrays = w3_and_arrays
+    expected, actual = _every_posting(w3), _every_posting(arrays)
+    assert len(actual) > 100_000
+    assert actual == expected  # (field, term, docnum, weight, positions or value) for every posting
+
+
+def test_every_term_keeps_whooshs_statistics(w3_and_arrays):
+    w3, arrays = w3_and_arrays
+    assert _every_term_statistic(arrays) == _every_term_statistic(w3)
+
+
+def test_merged_segments_hold_the_same_postings(documents, w3_and_arrays, tmp_path):
+    w3, _ = w3_and_arrays
+    ix = _index(tmp_path, documents, ArrayCodec(), segments=3)
+    assert len(ix._segments()) == 3
+    ix.writer(codec=ArrayCodec()).commit(optimize=True)  # Whoosh's merge reads our postings back
+    [segment] = ix._segments()
+    assert type(segment.codec()) is ArrayCodec
+    assert _every_posting(ix) == _every_posting(w3)
+
+
+@pytest.mark.parametrize(
+    "text", ["日本", "日本 発表", '"輸出 規制"', "スマートフォン OR アプリ", "iPhone アプリ NOT 無料", "映画 OR 公開 OR 監督"]
+)
+def test_whoosh_searches_the_arrays_as_it_searches_its_own_format(w3_and_arrays, text):
+    # Whoosh walks, skips (intersections, block quality) and reads positions (phrases) itself.
+    w3, arrays = w3_and_arrays
+    results = []
+    for ix in (w3, arrays):
+        query = QueryParser("body", ix.schema).parse(text)
+        with ix.searcher() as searcher:
+            assert isinstance(searcher.reader().postings("body", "日本"), ArrayPostings) == (ix is arrays)
+            hits = searcher.search(query, limit=10)
+            results.append(([(hit.docnum, hit.score) for hit in hits], len(list(query.docs(searcher)))))
+    assert results[1] == results[0]
+    assert results[0][1] > 0
