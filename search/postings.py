@@ -24,7 +24,6 @@ from __future__ import annotations
 import struct
 import zlib
 from array import array
-from bisect import bisect_left
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import pairwise
@@ -187,8 +186,8 @@ class PostingArrays:
 
 
 class ArrayPostings(ListMatcher):
-    """A term's postings as Whoosh matchers read them. The arrays are decoded on first use, and
-    turned into Python lists only if Whoosh itself walks the postings."""
+    """A term's postings as Whoosh matchers read them: the arrays, decoded on first use (the
+    positions only when asked for)."""
 
     def __init__(self, postfile, offset: int, format_, terminfo, term=None, scorer=None, position: int = 0):
         self._postfile = postfile
@@ -245,18 +244,20 @@ class ArrayPostings(ListMatcher):
         offset, length = self._terminfo.extent()
         return offset + (length[0] if isinstance(length, tuple) else length)  # W3 unpacks it as a tuple
 
-    # ListMatcher's lists, made when Whoosh walks these postings itself.
-    @cached_property
-    def _ids(self) -> list[int]:
-        return self.arrays.ids.tolist()
+    # What Whoosh asks of a matcher, when it walks these postings itself.
+    def id(self) -> int:
+        return int(self.arrays.ids[self._i])
 
-    @cached_property
-    def _weights(self) -> list[float] | None:
+    def weight(self) -> float:
         weights = self.arrays.weights
-        return None if weights is None else weights.tolist()
+        return 1.0 if weights is None else float(weights[self._i])
+
+    def all_ids(self):
+        return iter(self.arrays.ids.tolist())
 
     @cached_property
     def _values(self) -> list[bytes] | None:
+        """Each posting's value as its format encodes it."""
         starts = self.arrays.starts
         if starts is None:
             return None
@@ -273,7 +274,7 @@ class ArrayPostings(ListMatcher):
 
     def all_items(self):
         values = self._values
-        return zip(self._ids, values if values is not None else [None] * self._count)
+        return zip(self.arrays.ids.tolist(), values if values is not None else [None] * self._count)
 
     def is_active(self) -> bool:
         return self._i < self._count
@@ -281,7 +282,7 @@ class ArrayPostings(ListMatcher):
     def skip_to(self, id: int) -> None:
         if not self.is_active():
             raise ReadTooFar
-        self._i = bisect_left(self._ids, id, self._i)
+        self._i = max(self._i, int(np.searchsorted(self.arrays.ids, id)))
 
     def skip_to_quality(self, minquality: float) -> int:
         if self.block_quality() <= minquality:  # the whole list is one block
@@ -305,7 +306,7 @@ class ArrayPostings(ListMatcher):
         return twin
 
 
-_DECODED = {"arrays", "_ids", "_weights", "_values"}
+_DECODED = {"arrays", "_values"}
 
 
 class _Reader:

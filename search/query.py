@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from whoosh import query as wq
+from whoosh.query.compound import DefaultOr
 from whoosh.fields import Schema
 from whoosh.qparser import AndGroup, MultifieldParser, PlusMinusPlugin, WildcardPlugin
 
@@ -146,10 +147,10 @@ def parse_query(
             compounds = _compounds([t for t in found if t.text in words]) if options.proximity else []
             neighbours = _neighbours(words, compounds) if options.neighbours else []
             query = expander.best_match(words, compounds, neighbours)
-            return ParsedQuery(text, query, True, _highlight_spec(query))
+            return _parsed(text, query, best_match=True)
         if sentence and '"' not in text:  # a few words joined by particles (存在しない語彙): all, anywhere
             query = wq.And([expander.word((word,)) for word in words])
-            return ParsedQuery(text, query, False, _highlight_spec(query))
+            return _parsed(text, query, best_match=False)
     parser = MultifieldParser(list(TEXT_FIELDS), schema, group=AndGroup)
     parser.add_plugin(PlusMinusPlugin(plusexpr=_WORD_START + r"\+", minusexpr=_WORD_START + "-"))
     parser.remove_plugin_class(WildcardPlugin)  # ？ and ＊ are punctuation in Japanese text
@@ -161,7 +162,27 @@ def parse_query(
     if query is wq.NullQuery:
         raise QueryError(NO_WORDS)
     query = expander.expand(query)
-    return ParsedQuery(text, query, False, _highlight_spec(query))
+    return _parsed(text, query, best_match=False)
+
+
+def _parsed(text: str, query: wq.Query, best_match: bool) -> ParsedQuery:
+    query = _binary_unions(query)
+    return ParsedQuery(text, query, best_match, _highlight_spec(query))
+
+
+def _binary_unions(query: wq.Query) -> wq.Query:
+    """Every OR as Whoosh's binary tree of unions (DefaultOr), whatever the segment's size.
+
+    Left to choose, Whoosh pre-reads all of an OR's matches in Python while it builds the matcher
+    tree (PreloadedOr) in any segment under 5,000 documents, before ranking even starts; bigger
+    segments get the tree, and the tree is what `scoring.py` evaluates over arrays. One shape for
+    every segment keeps the scores of both paths the same sums in the same order.
+    """
+    return query.accept(
+        lambda node: DefaultOr(node.subqueries, boost=node.boost, minmatch=node.minmatch, scale=node.scale)
+        if type(node) is wq.Or
+        else node
+    )
 
 
 def _is_sentence(text: str, found: list[Term]) -> bool:
