@@ -22,6 +22,7 @@ while `scoring.py` takes the arrays directly.
 from __future__ import annotations
 
 import struct
+import sys
 import zlib
 from array import array
 from dataclasses import dataclass
@@ -29,9 +30,17 @@ from functools import cached_property
 from itertools import pairwise
 
 import numpy as np
-from whoosh.codec.whoosh3 import W3Codec, W3PostingsWriter
+from whoosh.codec.whoosh3 import (
+    LENGTHS_COLUMN,
+    W3Codec,
+    W3FieldWriter,
+    W3PerDocReader,
+    W3PostingsWriter,
+    _lenfield,
+)
 from whoosh.formats import Positions
 from whoosh.matching import ListMatcher, NullMatcher, ReadTooFar
+from whoosh.util.numeric import byte_to_length
 
 _HEADER = struct.Struct("<II4sBI")  # count, first docnum, types of gaps/weights/counts/positions, flags, part-1 size
 _PART1_ZIPPED, _PART2_ZIPPED = 1, 2
@@ -60,6 +69,9 @@ class ArrayPositions(Positions):
 class ArrayCodec(W3Codec):
     """W3, with postings (not term vectors, which are keyed by bytes) as `_record` lays them out."""
 
+    def field_writer(self, storage, segment):
+        return ArrayFieldWriter(self, storage, segment)
+
     def postings_writer(self, dbfile, byteids=False):
         if byteids:
             return super().postings_writer(dbfile, byteids=True)
@@ -68,6 +80,41 @@ class ArrayCodec(W3Codec):
     def postings_reader(self, dbfile, terminfo, format_, term=None, scorer=None):
         offset, _length = terminfo.extent()
         return ArrayPostings(dbfile, offset, format_, terminfo, term=term, scorer=scorer)
+
+
+class ArrayFieldWriter(W3FieldWriter):
+    """W3's field writer, told each posting's field length from whole length columns: Whoosh
+    reads a length column one document at a time for every posting it writes (seek, read,
+    decode), which was the largest single cost of a reindex's final write."""
+
+    def add_postings(self, schema, lengths, items):
+        super().add_postings(schema, _ColumnLengths(lengths) if lengths else None, items)
+
+
+class _ColumnLengths:
+    """`doc_field_length` as a W3 per-document reader answers it, from each field's whole column."""
+
+    def __init__(self, perdoc: W3PerDocReader):
+        self.perdoc = perdoc
+        self.columns: dict[str, list[int]] = {}
+
+    def doc_field_length(self, docnum: int, fieldname: str, default: int = 0) -> int:
+        column = self.columns.get(fieldname)
+        if column is None:
+            column = self.columns[fieldname] = _LENGTHS[length_codes(self.perdoc, fieldname)].tolist()
+        return column[docnum] if docnum < len(column) else default
+
+
+def length_codes(perdoc: W3PerDocReader, fieldname: str) -> np.ndarray:
+    """Every document's field length as Whoosh stores it, one byte each (0: none), in one read."""
+    codes = np.zeros(perdoc.doc_count_all(), dtype=np.uint8)
+    column = perdoc._cached_reader(_lenfield(fieldname), LENGTHS_COLUMN)
+    if column is not None:
+        codes[: column._count] = np.frombuffer(column._dbfile.get(column._basepos, column._count), dtype=np.uint8)
+    return codes
+
+
+_LENGTHS = np.array([byte_to_length(code) for code in range(256)], dtype=np.int64)
 
 
 class ArrayPostingsWriter(W3PostingsWriter):
@@ -124,47 +171,49 @@ class ArrayPostingsWriter(W3PostingsWriter):
 
 
 def _record(ids: array, weights: array, values: list[bytes], format_) -> bytes:
-    gaps = _narrowest(np.diff(np.frombuffer(ids, dtype=np.uint32)))
-    weight_array = np.frombuffer(weights, dtype=np.float32)
-    if (weight_array == 1.0).all():
-        weight_array = None
-    elif (weight_array == np.round(weight_array)).all() and weight_array.min() >= 0:  # counts × a whole boost
-        weight_array = _narrowest(weight_array.astype(np.uint32))
+    count = len(ids)
+    gaps = _narrowest([later - earlier for earlier, later in pairwise(ids)]) if count > 1 else None
+    if weights.count(1.0) == count:
+        weight_part = None
+    elif all(weight >= 0 and weight.is_integer() for weight in weights):  # counts × a whole boost
+        weight_part = _narrowest([int(weight) for weight in weights])
     else:
-        weight_array = weight_array.astype("<f4")
+        weight_part = weights  # float32
     blob = b"".join(values)
-    sizes = np.fromiter(map(len, values), dtype=np.uint32, count=len(values))
     if isinstance(format_, ArrayPositions):  # counts of positions, and the positions
-        counts, stored_values = _narrowest(sizes // 4), _narrowest(np.frombuffer(blob, dtype=np.uint32))
-        value_type = _type_code(stored_values)
+        counts = _narrowest([len(value) >> 2 for value in values])
+        positions = array("I")
+        positions.frombytes(blob)
+        stored_values = _narrowest(positions)
+        value_type = stored_values.typecode.encode()
+        blob = _little_endian(stored_values)
     elif blob:  # any other format's values: their sizes, and their bytes
-        counts, stored_values, value_type = _narrowest(sizes), np.frombuffer(blob, dtype=np.uint8), _BYTES
+        counts, value_type = _narrowest([len(value) for value in values]), _BYTES
     else:
-        counts = stored_values = None
-        value_type = _ABSENT
-    types = _type_code(gaps if len(ids) > 1 else None) + _type_code(weight_array) + _type_code(counts) + value_type
-    part1 = b"".join(part.tobytes() for part in (gaps, weight_array, counts) if part is not None and len(part))
-    part2 = stored_values.tobytes() if stored_values is not None else b""
-    part1, zipped1 = _maybe_zipped(part1)
-    part2, zipped2 = _maybe_zipped(part2)
+        counts, value_type = None, _ABSENT
+    arrays = (gaps, weight_part, counts)
+    types = b"".join(_ABSENT if part is None else part.typecode.encode() for part in arrays) + value_type
+    part1, zipped1 = _maybe_zipped(b"".join(_little_endian(part) for part in arrays if part is not None))
+    part2, zipped2 = _maybe_zipped(blob)
     flags = (_PART1_ZIPPED if zipped1 else 0) | (_PART2_ZIPPED if zipped2 else 0)
-    return _HEADER.pack(len(ids), ids[0], types, flags, len(part1)) + part1 + part2
+    return _HEADER.pack(count, ids[0], types, flags, len(part1)) + part1 + part2
 
 
-def _narrowest(values: np.ndarray) -> np.ndarray:
-    top = int(values.max()) if len(values) else 0
-    for kind in ("<u1", "<u2"):
-        if top <= np.iinfo(kind).max:
-            return values.astype(kind)
-    return values.astype("<u4")
+def _narrowest(values) -> array:
+    """Unsigned integers in the smallest array type that holds them all."""
+    top = max(values, default=0)
+    return array("B" if top < 1 << 8 else "H" if top < 1 << 16 else "I", values)
 
 
-def _type_code(part: np.ndarray | None) -> bytes:
-    return _ABSENT if part is None else part.dtype.char.encode()
+def _little_endian(part: array) -> bytes:
+    if sys.byteorder == "big":
+        part = array(part.typecode, part)
+        part.byteswap()
+    return part.tobytes()
 
 
 def _dtype(type_code: str) -> np.dtype:
-    return np.dtype("<" + type_code)  # stored little-endian whatever the machine
+    return np.dtype("<" + type_code)  # stored little-endian whatever the machine (array codes)
 
 
 def _maybe_zipped(part: bytes) -> tuple[bytes, bool]:

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from whoosh import query as wq
-from whoosh.codec.whoosh3 import LENGTHS_COLUMN, _lenfield
 from whoosh.matching import (
     AndNotMatcher,
     FilterMatcher,
@@ -41,7 +40,7 @@ from whoosh.scoring import BM25FScorer
 from whoosh.searching import Searcher
 from whoosh.util.numeric import byte_to_length
 
-from .postings import ArrayPostings, PostingArrays
+from .postings import ArrayPostings, PostingArrays, length_codes
 
 # Whoosh stores each document's field length as one byte; a document with no such field reads 1.
 _LENGTH_OF_BYTE = np.array([1] + [byte_to_length(code) for code in range(1, 256)], dtype=np.float64)
@@ -368,10 +367,5 @@ def _field_lengths(reader: IndexReader, fieldname: str) -> np.ndarray:
     """Every document's length in a field, as Whoosh's `doc_field_length` reads them one by one."""
     cached = _FIELD_LENGTHS.setdefault(reader, {})
     if fieldname not in cached:
-        codes = np.zeros(reader.doc_count_all(), dtype=np.uint8)
-        column = reader._perdoc._cached_reader(_lenfield(fieldname), LENGTHS_COLUMN)
-        if column is not None:
-            stored = column._dbfile.get(column._basepos, column._count)
-            codes[: column._count] = np.frombuffer(stored, dtype=np.uint8)
-        cached[fieldname] = _LENGTH_OF_BYTE[codes]
+        cached[fieldname] = _LENGTH_OF_BYTE[length_codes(reader._perdoc, fieldname)]
     return cached[fieldname]
