@@ -32,6 +32,7 @@ ABLATIONS = {
     "without fallback bigrams": dataclasses.replace(DEFAULT, fallback=False),
     "without compound proximity": dataclasses.replace(DEFAULT, proximity=False),
     "without neighbouring-word phrases": dataclasses.replace(DEFAULT, neighbours=False),
+    "without coverage (scores summed)": dataclasses.replace(DEFAULT, coverage=False),
     "keeping question words": dataclasses.replace(DEFAULT, drop_question_words=False),
 }
 

@@ -288,19 +288,20 @@ def synonym_term(group: int) -> str:
     return f"g{group}"
 
 
-# Katakana only: Latin and digits are exact terms already (and h200 must never match h20).
-_FALLBACK_RUN = re.compile(r"[\u30a1-\u30fa\u30fc]{2,}")
+# Katakana only: Latin and digits are exact terms already (and h200 must never match h20), and
+# kanji bigrams, measured on JaQuAD, would double the index for +0.003 MRR@10 (see the README).
+_KATAKANA_RUN = re.compile(r"[\u30a1-\u30fa\u30fc]{2,}")
 _HALFWIDTH_KANA = re.compile(r"[\uff61-\uff9f]")
 
 
-def fallback_runs(text: str) -> Iterator[tuple[list[str], list[tuple[int, int]]]]:
+def katakana_runs(text: str) -> Iterator[tuple[list[str], list[tuple[int, int]]]]:
     """Katakana runs of `text`, width-folded, with each character's span.
 
     Folding is per character (ｴﾇﾋﾞﾃﾞｨｱ → エヌビディア) so every bigram keeps the offsets of the
     original characters it came from.
     """
     if not _HALFWIDTH_KANA.search(text):  # the common case: nothing to fold
-        for match in _FALLBACK_RUN.finditer(text):
+        for match in _KATAKANA_RUN.finditer(text):
             yield list(match.group()), [(i, i + 1) for i in range(match.start(), match.end())]
         return
     folded: list[str] = []
@@ -314,35 +315,46 @@ def fallback_runs(text: str) -> Iterator[tuple[list[str], list[tuple[int, int]]]
             continue
         folded.append(char if len(char) == 1 else " ")
         spans.append((index, index + 1))
-    for match in _FALLBACK_RUN.finditer("".join(folded)):
+    for match in _KATAKANA_RUN.finditer("".join(folded)):
         yield folded[match.start():match.end()], spans[match.start():match.end()]
 
 
-class CharBigramTokenizer(Tokenizer):
-    """Character bigrams of katakana runs: a dictionary-free fallback for new names and coinages.
+def is_katakana_word(text: str) -> bool:
+    """A word written in katakana only (width-folded), such as a name the dictionary lacks."""
+    runs = list(katakana_runs(text))
+    return len(runs) == 1 and runs[0][1][0][0] == 0 and runs[0][1][-1][1] == len(text)
 
-    A run's bigrams get consecutive positions and runs are kept apart, so a bigram phrase matches
-    the run's characters in order and never across two runs.
-    """
+
+def char_bigrams(text: str) -> Iterator[tuple[str, int, int, int]]:
+    """(bigram, position, start, end) of each pair of adjacent characters in a katakana run of
+    `text`: a run's bigrams have consecutive positions and runs are kept apart, so a phrase of
+    bigrams matches the run's characters in order and never across two runs."""
+    position = 0
+    for run, spans in katakana_runs(text):
+        for offset in range(len(run) - 1):
+            yield run[offset] + run[offset + 1], position, spans[offset][0], spans[offset + 1][1]
+            position += 1
+        position += 1
+
+
+class CharBigramTokenizer(Tokenizer):
+    """Character bigrams of katakana runs (`char_bigrams`): a dictionary-free fallback for new
+    names and coinages."""
 
     @over_texts
     def __call__(
         self, value: str, positions: bool = False, chars: bool = False, start_pos: int = 0, start_char: int = 0, **kwargs
     ) -> Iterator[Token]:
         token = Token(positions, chars, **kwargs)
-        position = start_pos
-        for run, spans in fallback_runs(value):
-            for offset in range(len(run) - 1):
-                token.text = run[offset] + run[offset + 1]
-                token.boost = 1.0
-                token.stopped = False
-                if positions:
-                    token.pos = position
-                if chars:
-                    token.startchar, token.endchar = start_char + spans[offset][0], start_char + spans[offset + 1][1]
-                position += 1
-                yield token
-            position += 1
+        for bigram, position, start, end in char_bigrams(value):
+            token.text = bigram
+            token.boost = 1.0
+            token.stopped = False
+            if positions:
+                token.pos = start_pos + position
+            if chars:
+                token.startchar, token.endchar = start_char + start, start_char + end
+            yield token
 
 
 def JapaneseAnalyzer(mode: str = "C") -> SudachiTokenizer:

@@ -4,12 +4,12 @@
 - Space-separated words (half- or full-width spaces) are all required.
 - `"…"` (or 「…」『…』“…”) phrases, `OR`, `-word` / `NOT word`, `title:` / `heading:` /
   `body:` / `source:` / `category:` fields work as in Whoosh's query language.
-- A typed question or pasted sentence is ranked by best match: an OR of its content words (question
-  words dropped) that rewards sections matching more of them, plus a bonus where a compound's
-  words stand together and where neighbouring words stand next to each other, particles aside
-  (日本の首都 → 日本 首都), instead of requiring every word.
+- A typed question or pasted sentence is ranked by best match instead of requiring every word:
+  its content words (question words dropped), a bonus where a compound's words stand together and
+  where neighbouring words stand next to each other, particles aside (日本の首都 → 日本 首都), the
+  whole scaled by how much of the question a section covers (`coverage.py`).
 - Each word also matches, with less weight, its finer sub-units (mode A), its dictionary synonyms,
-  the user's synonyms file and katakana/Latin bigrams, so an exact match always ranks first.
+  the user's synonyms file and, for katakana, its bigrams, so an exact match always ranks first.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from whoosh.query.compound import DefaultOr
 from whoosh.fields import Schema
 from whoosh.qparser import AndGroup, MultifieldParser, PlusMinusPlugin, WildcardPlugin
 
-from .analysis import Term, fallback_runs, synonym_term, terms
+from .analysis import Term, char_bigrams, is_katakana_word, synonym_term, terms
+from .coverage import Coverage, Word
 from .schema import TEXT_FIELDS
 from .synonyms import UserSynonyms
 
@@ -39,15 +40,19 @@ USER_SYNONYM_BOOST = 0.9
 FALLBACK_BOOST = 0.3
 PROXIMITY_BOOST = 0.5
 NEIGHBOUR_BOOST = 0.3
-# What a question asks with carries no meaning to match (normalized forms, as the index has them).
+# What a question asks with carries no meaning to match (normalized forms, as the index has them);
+# so does any 何 with a counter (何人, 何歳, 何回, 何処, 何時), see `is_question_word`.
 QUESTION_WORDS = frozenset(
-    {"何", "どこ", "いつ", "誰", "どれ", "どの", "どう", "どのよう", "どのような", "何故", "幾つ", "幾ら", "どちら", "どんな", "言う"}
+    {"何", "どこ", "いつ", "誰", "どなた", "どれ", "どの", "どう", "どのよう", "どのような", "如何", "何故", "幾つ",
+     "幾ら", "どちら", "どんな", "言う"}
 )
 _QUOTES = str.maketrans({"「": '"', "」": '"', "『": '"', "』": '"', "“": '"', "”": '"'})
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _QUOTED = re.compile(r'"[^"]*"')
 _WORD_START = r"(?<![^\s(])"  # +/- are operators only before a word: COVID-19 is one word
-_OPERATORS = re.compile(r'(^|\s)[-+]\S|\b(AND|OR|NOT)\b|\b[a-z]+:\S|[()]')
+_OPERATORS = re.compile(r'(^|\s)[-+]\S|\b(AND|OR|NOT)\b|\b[a-z]+:\S')
+# Parentheses group operators; without any they are a sentence's punctuation (（LuisVáezdeTorres）).
+_PARENTHESES = re.compile(r"[()]")
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,7 @@ class QueryOptions:
     fallback: bool = True
     proximity: bool = True  # a compound's words together
     neighbours: bool = True  # a question's neighbouring words next to each other
+    coverage: bool = True  # a question's score scaled by how much of it a section covers
     drop_question_words: bool = True
     always_best_match: bool = False  # the plain-BM25F baseline: every query an OR of its terms
 
@@ -69,6 +75,7 @@ PLAIN_BM25F = QueryOptions(
     fallback=False,
     proximity=False,
     neighbours=False,
+    coverage=False,
     drop_question_words=False,
     always_best_match=True,
 )
@@ -126,7 +133,8 @@ def parse_query(
     if not text:
         raise QueryError("the query has no searchable characters")
     expander = _Expander(options, user_synonyms)
-    if options.always_best_match or not _OPERATORS.search(text):
+    operators = bool(_OPERATORS.search(text))
+    if options.always_best_match or not operators:
         found = list(terms(text.replace('"', " ")))
         if not found:
             raise QueryError(NO_WORDS)
@@ -137,7 +145,7 @@ def parse_query(
         sentence = _is_sentence(outside, outside_found)
         words = list(dict.fromkeys(t.text for t in found))
         if options.drop_question_words:
-            words = [w for w in words if w not in QUESTION_WORDS] or words
+            words = [w for w in words if not is_question_word(w)] or words
         if (
             options.always_best_match
             or (_is_question(outside, outside_found) and len(found) > 1)
@@ -155,7 +163,7 @@ def parse_query(
     parser.add_plugin(PlusMinusPlugin(plusexpr=_WORD_START + r"\+", minusexpr=_WORD_START + "-"))
     parser.remove_plugin_class(WildcardPlugin)  # ？ and ＊ are punctuation in Japanese text
     try:
-        query = parser.parse(text)
+        query = parser.parse(text if operators else _PARENTHESES.sub(" ", text))
     except Exception as error:  # Whoosh raises assorted types for odd input
         raise QueryError(f"could not understand the query: {error}") from None
     query = query.normalize()
@@ -199,7 +207,11 @@ def _is_sentence(text: str, found: list[Term]) -> bool:
 
 def _is_question(text: str, found: list[Term]) -> bool:
     """Ends like a question (？, …か) or asks with a question word (何, どこ, いつ, 誰 …)."""
-    return text.rstrip("。 ").endswith(("?", "か")) or any(t.text in QUESTION_WORDS for t in found)
+    return text.rstrip("。 ").endswith(("?", "か")) or any(is_question_word(t.text) for t in found)
+
+
+def is_question_word(word: str) -> bool:
+    return word in QUESTION_WORDS or (len(word) == 2 and word[0] == "何")
 
 
 def _compounds(found: list[Term]) -> list[tuple[str, ...]]:
@@ -246,12 +258,17 @@ class _Expander:
     def best_match(
         self, words: list[str], compounds: list[tuple[str, ...]], neighbours: list[tuple[str, str]]
     ) -> wq.Query:
-        # One flat OR of every word's leaves: an OR scores the sum of its matching children, nested
-        # or not, so the ranking is the same.
-        clauses = [leaf for word in words for leaf in self._word_leaves((word,))]
-        clauses += [_leaf(name, run, PROXIMITY_BOOST) for run in compounds for name in ("title", "body")]
-        clauses += [_leaf("body", pair, NEIGHBOUR_BOOST) for pair in neighbours]
-        return wq.Or(clauses)
+        together = [_leaf(name, run, PROXIMITY_BOOST) for run in compounds for name in ("title", "body")]
+        together += [_leaf("body", pair, NEIGHBOUR_BOOST) for pair in neighbours]
+        if not self.options.coverage:
+            # One flat OR: an OR scores the sum of its matching children, nested or not.
+            return wq.Or([leaf for word in words for leaf in self._word_leaves((word,))] + together)
+        clauses = []
+        for word in words:
+            alternatives = self.alternatives((word,))
+            exact = wq.Or([_leaf(name, (word,)) for name in TEXT_FIELDS])
+            clauses.append(Word(word, exact, wq.Or(alternatives) if alternatives else None))
+        return Coverage(clauses, together)
 
     def expand(self, query: wq.Query) -> wq.Query:
         """Add alternatives beside each body-field word of a parsed query (never under NOT)."""
@@ -279,12 +296,8 @@ class _Expander:
         if options.synonyms and len(words) == 1:
             groups = {group for t in terms(joined) for group in t.synonym_groups}
             found += [wq.Term("synonyms", synonym_term(g), boost=SYNONYM_BOOST) for g in sorted(groups)]
-        if options.fallback:
-            runs = list(fallback_runs(joined))
-            if len(runs) == 1 and len(runs[0][0]) == len(joined) and len(joined) >= 3:
-                chars = runs[0][0]
-                bigrams = tuple(chars[i] + chars[i + 1] for i in range(len(chars) - 1))
-                found.append(_leaf("fallback", bigrams, FALLBACK_BOOST))
+        if options.fallback and len(joined) >= 3 and is_katakana_word(joined):
+            found.append(_leaf("fallback", tuple(bigram for bigram, *_ in char_bigrams(joined)), FALLBACK_BOOST))
         if self.user_synonyms is not None:
             for other in sorted(self.user_synonyms.alternatives(words)):
                 found += [_leaf(name, other, USER_SYNONYM_BOOST) for name in TEXT_FIELDS]

@@ -40,6 +40,7 @@ from whoosh.scoring import BM25FScorer
 from whoosh.searching import Searcher
 from whoosh.util.numeric import byte_to_length
 
+from .coverage import COVERAGE_WEIGHT, LOOSE_CREDIT, CoverageMatcher
 from .postings import ArrayPostings, PostingArrays, length_codes
 
 # Whoosh stores each document's field length as one byte; a document with no such field reads 1.
@@ -182,6 +183,8 @@ class _Evaluation:
             found = self.evaluate(matcher.child)
             listed = found.at(self._listed(matcher._ids))
             return found.kept(~listed if matcher._exclude else listed).scaled(matcher.boost)
+        if kind is CoverageMatcher:
+            return self._coverage(matcher)
         if kind is _PhraseWords:
             found = self._phrase(matcher)
             if found is not None:
@@ -209,6 +212,26 @@ class _Evaluation:
         in_sequence = _in_sequence([leaf.with_positions() for leaf in leaves], candidates)
         # Whoosh's SpanNear2 matcher is a wrapper too: the boost multiplies the words' sum.
         return _Matches(scores[in_sequence] * phrase.boost, ids=candidates[in_sequence])
+
+    def _coverage(self, matcher: CoverageMatcher) -> _Matches:
+        """`CoverageMatcher.score` over arrays: the same additions and products in the same order
+        (adding nothing where a clause does not match, as the matcher skips it)."""
+        words = [(self.evaluate(exact).as_sparse(), self.evaluate(loose).as_sparse()) for exact, loose in matcher.words]
+        together = [self.evaluate(m).as_sparse() for m in matcher.together]
+        parts = [part for pair in words for part in pair] + together
+        ids = np.unique(np.concatenate([part_ids for part_ids, _ in parts]))
+        total, covered = np.zeros(len(ids)), np.zeros(len(ids))
+        for ((exact_ids, exact_scores), (loose_ids, loose_scores)), idf in zip(words, matcher.idfs):
+            exact_at, loose_at = np.searchsorted(ids, exact_ids), np.searchsorted(ids, loose_ids)
+            total[exact_at] += exact_scores
+            total[loose_at] += loose_scores
+            credit = np.zeros(len(ids))
+            credit[loose_at] = LOOSE_CREDIT
+            credit[exact_at] = 1.0
+            covered += idf * credit
+        for part_ids, part_scores in together:
+            total[np.searchsorted(ids, part_ids)] += part_scores
+        return _Matches(total * (1.0 + COVERAGE_WEIGHT * (covered / matcher.total_idf)), ids=ids)
 
     def _intersection(self, matchers: list[Matcher]) -> _Matches:
         """The words of a phrase as Whoosh intersects them: `make_binary_tree`'s shape."""

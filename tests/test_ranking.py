@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from search.batch import read_queries
 from search.indexing import reindex
+from search.query import QueryOptions
 from search.searching import SearchIndex
-from tests.conftest import CORPUS, SAMPLE_ARTICLE_ID
+from tests.conftest import CORPUS, JAQUAD, SAMPLE_ARTICLE_ID, require
+
+JAQUAD_QUESTIONS = 400
 
 ARTICLES = {
     "usa-exact": "# 米国の半導体輸出\n\n米国が半導体の輸出を承認した。\n",
@@ -98,6 +102,49 @@ def test_question_words_and_politeness_carry_no_weight(corpus_index):
     assert parsed.natural_language
     assert "誰" not in parsed.highlight.terms and "エヌビディア" in parsed.highlight.terms
     assert corpus_index.search("エヌビディアのCEOは誰ですか？").hits[0].section_id == f"{SAMPLE_ARTICLE_ID}#3"
+
+
+def test_counted_question_words_carry_no_weight_either(corpus_index):
+    for question, word in (("H200チップを承認したのは何人ですか", "何人"), ("H200チップを承認したのはどなたですか", "どなた")):
+        parsed = corpus_index.parse(question)
+        assert parsed.natural_language and word not in parsed.highlight.terms and "承認" in parsed.highlight.terms
+
+
+def test_parentheses_in_a_pasted_sentence_are_punctuation_not_grouping(corpus_index):
+    sentence = "ドナルド・トランプ大統領がエヌビディアの高性能人工知能（AI）半導体であるH200チップの中国輸出を承認した"
+    results = corpus_index.search(sentence)
+    assert results.natural_language and results.hits[0].section_id == f"{SAMPLE_ARTICLE_ID}#1"
+    assert corpus_index.search("(大豆 OR 称賛) 輸出").total == corpus_index.search("大豆 輸出").total + corpus_index.search(
+        "称賛 輸出"
+    ).total - corpus_index.search("大豆 称賛 輸出").total > 0
+
+
+@pytest.fixture(scope="module")
+def jaquad(tmp_path_factory):
+    root = tmp_path_factory.mktemp("jaquad") / "index"
+    reindex([require(JAQUAD / "corpus.jsonl")], root)
+    return root
+
+
+def mrr_at_10(index: SearchIndex, questions: list[tuple[str, str]], answers: dict[str, set[str]]) -> float:
+    total = 0.0
+    for qid, question in questions:
+        ranked = [hit.section_id for hit in index.search(question, limit=10, snippets=False).hits]
+        total += next((1 / rank for rank, section in enumerate(ranked, start=1) if section in answers[qid]), 0.0)
+    return total / len(questions)
+
+
+def test_questions_rank_first_the_section_that_covers_most_of_them(jaquad):
+    # Sections of one Wikipedia article all name its subject; the answering one holds the rest of
+    # the question too. (bench/relevance.py measures all 3,939 questions.)
+    questions = read_queries(JAQUAD / "queries.tsv")[:JAQUAD_QUESTIONS]
+    answers: dict[str, set[str]] = {}
+    for line in (JAQUAD / "qrels.txt").read_text(encoding="utf-8").splitlines():
+        qid, _, section, _ = line.split()
+        answers.setdefault(qid, set()).add(section)
+    covered = mrr_at_10(SearchIndex(jaquad, synonyms_path=jaquad / "none.txt"), questions, answers)
+    summed = mrr_at_10(SearchIndex(jaquad, QueryOptions(coverage=False), jaquad / "none.txt"), questions, answers)
+    assert covered >= 0.84 and covered > summed + 0.01
 
 
 def test_keywords_keep_and_precision_and_questions_rank_by_best_match(corpus_index):
