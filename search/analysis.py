@@ -18,7 +18,7 @@ import re
 import threading
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sudachipy import Dictionary, SplitMode
 from whoosh.analysis import Token, Tokenizer
@@ -61,8 +61,7 @@ def _thread_tokenizer():
     return cache
 
 
-@dataclass(frozen=True, slots=True)
-class Term:
+class Term(NamedTuple):
     """One index term and the original characters [start, end) it came from."""
 
     text: str
@@ -113,43 +112,73 @@ def terms(text: str, mode: str = "C") -> Iterator[Term]:
     text is analysed by several fields (words, sub-units, synonyms), so the analysis of recent
     texts is cached and Sudachi runs once per text.
     """
+    return iter(_analysis(text, mode)[0])
+
+
+def _analysis(text: str, mode: str) -> tuple[tuple[Term, ...], tuple[int, ...]]:
+    """`text`'s terms in `mode` and their positions (see `_positions`)."""
     if mode not in _SPLIT_MODES:
         raise ValueError(f"Sudachi split mode must be A or C, not {mode!r}")
-    return iter(_analysed(text)[mode == "A"])
+    return _analysed(text)[mode == "A"]
 
 
 @functools.lru_cache(maxsize=64)
-def _analysed(text: str) -> tuple[tuple[Term, ...], tuple[Term, ...]]:
-    """(mode C terms with synonym groups, mode A terms) of `text` from one Sudachi pass."""
+def _analysed(text: str) -> tuple[tuple[tuple[Term, ...], tuple[int, ...]], ...]:
+    """(mode C terms with synonym groups, mode A terms), each with their positions, from one
+    Sudachi pass."""
     tokenizer, is_content = _thread_tokenizer()
     whole: list[Term] = []
     parts: list[Term] = []
     for offset, piece in chunks(text):
-        morphemes = tokenizer.tokenize(piece)
-        whole += _join_ascii(_units(morphemes, offset, is_content, split=False))
-        parts += _join_ascii(_units(morphemes, offset, is_content, split=True))
-    return tuple(whole), tuple(parts)
+        words, units = _units(tokenizer.tokenize(piece), offset, is_content)
+        whole += _join_ascii(words)
+        parts += _join_ascii(units)
+    return (tuple(whole), _positions(text, whole)), (tuple(parts), _positions(text, parts))
 
 
-def _units(morphemes, offset: int, is_content, split: bool) -> Iterator[Term | str]:
-    """Content morphemes as Terms (split into mode A units when `split`); dropped ones as their
-    normalized form, which `_join_ascii` needs to see hyphens and gaps."""
+def _units(morphemes, offset: int, is_content) -> tuple[list[Term | str], list[Term | str]]:
+    """The content morphemes as Terms, whole and split into their mode A units; dropped ones as
+    their normalized form, which `_join_ascii` needs to see hyphens and gaps."""
+    words: list[Term | str] = []
+    units: list[Term | str] = []
     for morpheme in morphemes:
         normalized = morpheme.normalized_form()
         if not is_content(morpheme) or normalized in LIGHT_VERBS:
-            yield normalized
+            words.append(normalized)
+            units.append(normalized)
             continue
-        if split:
-            units = morpheme.split(SplitMode.A)  # empty when the word is one unit already
-            for unit in units or (morpheme,):
-                unit_form = unit.normalized_form()
-                if is_content(unit) and unit_form not in LIGHT_VERBS:
-                    yield Term(unit_form.lower(), offset + unit.begin(), offset + unit.end(), (), bool(units))
-                else:
-                    yield unit_form
-        else:
-            groups = tuple(morpheme.synonym_group_ids())
-            yield Term(normalized.lower(), offset + morpheme.begin(), offset + morpheme.end(), groups)
+        start, end = offset + morpheme.begin(), offset + morpheme.end()
+        words.append(Term(normalized.lower(), start, end, tuple(morpheme.synonym_group_ids())))
+        split = morpheme.split(SplitMode.A) if end - start > 1 else ()  # empty when one unit already
+        if not split:
+            units.append(Term(normalized.lower(), start, end))
+            continue
+        for unit in split:
+            form = unit.normalized_form()
+            if is_content(unit) and form not in LIGHT_VERBS:
+                units.append(Term(form.lower(), offset + unit.begin(), offset + unit.end(), (), True))
+            else:
+                units.append(form)
+    return words, units
+
+
+def _positions(text: str, found: list[Term]) -> tuple[int, ...]:
+    """Each term's position: one after the last, and one more after a sentence end or a line
+    break, so a phrase never spans two sentences. (Positions count index terms only, so phrases
+    skip particles.)"""
+    breaks = [match.start() for match in _BREAK.finditer(text)]
+    positions: list[int] = []
+    position, previous_end, index = -1, None, 0
+    for term in found:
+        position += 1
+        gap = False
+        while index < len(breaks) and breaks[index] < term.start:
+            gap = gap or (previous_end is not None and breaks[index] >= previous_end)
+            index += 1
+        position += gap
+        previous_end = term.end
+        positions.append(position)
+    return tuple(positions)
 
 
 def _join_ascii(units: Iterator[Term | str]) -> Iterator[Term]:
@@ -184,39 +213,37 @@ def _join_ascii(units: Iterator[Term | str]) -> Iterator[Term]:
 TEXT_SEPARATOR = "\x1e"
 
 
-def over_texts(tokenize):
-    """Let a tokenizer take several texts joined by TEXT_SEPARATOR.
+class _TermTokenizer(Tokenizer):
+    """A tokenizer over `_terms(text)`: (term, position, start, end) of one text.
 
-    Each text is analysed on its own, so the cached analysis of each is reused, and positions run
-    on across them with a gap, so a phrase never spans two texts.
+    A field may be fed several texts joined by TEXT_SEPARATOR: each is analysed on its own (so the
+    cached analysis of each is reused), and positions run on across them with a gap, so a phrase
+    never spans two texts. Whoosh's analysis calls get tokens; indexing, through our formats
+    (`postings.py`), gets each term's positions straight from `term_positions`.
     """
 
-    @functools.wraps(tokenize)
-    def wrapper(self, value, positions=False, chars=False, start_pos=0, start_char=0, **kwargs):
+    def _terms(self, text: str) -> Iterator[tuple[str, int, int, int]]:
+        raise NotImplementedError
+
+    def stream(self, value: str, start_pos: int = 0, start_char: int = 0) -> Iterator[tuple[str, int, int, int]]:
+        """(term, position, start, end) over every text of `value`, offsets into `value`."""
         for text in value.split(TEXT_SEPARATOR):
             last = start_pos
-            for token in tokenize(self, text, positions, chars, start_pos=start_pos, start_char=start_char, **kwargs):
-                last = token.pos if positions else last
-                yield token
+            for term, position, start, end in self._terms(text):
+                last = start_pos + position
+                yield term, last, start_char + start, start_char + end
             start_pos, start_char = last + 2, start_char + len(text) + 1
 
-    return wrapper
+    def term_positions(self, value: str) -> dict[str, list[int]]:
+        """Each term of `value` and its positions, in order of first occurrence."""
+        found: dict[str, list[int]] = {}
+        for term, position, _, _ in self.stream(value):
+            if term in found:
+                found[term].append(position)
+            else:
+                found[term] = [position]
+        return found
 
-
-class SudachiTokenizer(Tokenizer):
-    """Whoosh tokenizer over `terms()`: positions count index terms only, so phrases skip particles,
-    and skip one more at sentence ends and line breaks, so phrases stay inside a sentence."""
-
-    compound_parts_only = False  # class default: schemas pickled before the option still load
-
-    def __init__(self, mode: str = "C", compound_parts_only: bool = False):
-        if mode not in _SPLIT_MODES:
-            raise ValueError(f"Sudachi split mode must be A or C, not {mode!r}")
-        self.mode = mode
-        # In mode A, index only the units of words that split: the rest are in the word fields.
-        self.compound_parts_only = compound_parts_only
-
-    @over_texts
     def __call__(
         self,
         value: str,
@@ -240,48 +267,50 @@ class SudachiTokenizer(Tokenizer):
                 token.startchar, token.endchar = start_char, start_char + len(value)
             yield token
             return
-        position, previous_end = start_pos - 1, None
-        for term in terms(value, self.mode):
-            position += 1
-            if previous_end is not None and _BREAK.search(value, previous_end, term.start):
-                position += 1  # a phrase never spans a sentence end or a line break
-            previous_end = term.end
-            if self.compound_parts_only and not term.in_compound:
-                continue
-            token.text = term.text
+        for term, position, start, end in self.stream(value, start_pos, start_char):
+            token.text = term
             token.boost = 1.0
             token.stopped = False
             if keeporiginal:
-                token.original = value[term.start:term.end]
+                token.original = value[start - start_char:end - start_char]
             if positions:
                 token.pos = position
             if chars:
-                token.startchar = start_char + term.start
-                token.endchar = start_char + term.end
+                token.startchar, token.endchar = start, end
             yield token
 
 
-class SynonymGroupTokenizer(Tokenizer):
+class SudachiTokenizer(_TermTokenizer):
+    """Sudachi's terms of a text (`terms()`) in split mode C or A."""
+
+    compound_parts_only = False  # class default: schemas pickled before the option still load
+
+    def __init__(self, mode: str = "C", compound_parts_only: bool = False):
+        if mode not in _SPLIT_MODES:
+            raise ValueError(f"Sudachi split mode must be A or C, not {mode!r}")
+        self.mode = mode
+        # In mode A, index only the units of words that split: the rest are in the word fields.
+        self.compound_parts_only = compound_parts_only
+
+    def _terms(self, text: str) -> Iterator[tuple[str, int, int, int]]:
+        found, positions = _analysis(text, self.mode)
+        parts_only = self.compound_parts_only
+        for term, position in zip(found, positions):
+            if not parts_only or term.in_compound:
+                yield term.text, position, term.start, term.end
+
+
+class SynonymGroupTokenizer(_TermTokenizer):
     """Each term's Sudachi synonym groups as `g<id>` terms: 米国 and アメリカ both give `g62`.
 
     Indexed in a field of their own, so a synonym match can rank below an exact one.
     """
 
-    @over_texts
-    def __call__(
-        self, value: str, positions: bool = False, chars: bool = False, start_pos: int = 0, start_char: int = 0, **kwargs
-    ) -> Iterator[Token]:
-        token = Token(positions, chars, **kwargs)
-        for position, term in enumerate(terms(value), start=start_pos):
+    def _terms(self, text: str) -> Iterator[tuple[str, int, int, int]]:
+        found, positions = _analysis(text, "C")
+        for term, position in zip(found, positions):
             for group in term.synonym_groups:
-                token.text = synonym_term(group)
-                token.boost = 1.0
-                token.stopped = False
-                if positions:
-                    token.pos = position
-                if chars:
-                    token.startchar, token.endchar = start_char + term.start, start_char + term.end
-                yield token
+                yield synonym_term(group), position, term.start, term.end
 
 
 def synonym_term(group: int) -> str:
@@ -337,24 +366,12 @@ def char_bigrams(text: str) -> Iterator[tuple[str, int, int, int]]:
         position += 1
 
 
-class CharBigramTokenizer(Tokenizer):
+class CharBigramTokenizer(_TermTokenizer):
     """Character bigrams of katakana runs (`char_bigrams`): a dictionary-free fallback for new
     names and coinages."""
 
-    @over_texts
-    def __call__(
-        self, value: str, positions: bool = False, chars: bool = False, start_pos: int = 0, start_char: int = 0, **kwargs
-    ) -> Iterator[Token]:
-        token = Token(positions, chars, **kwargs)
-        for bigram, position, start, end in char_bigrams(value):
-            token.text = bigram
-            token.boost = 1.0
-            token.stopped = False
-            if positions:
-                token.pos = start_pos + position
-            if chars:
-                token.startchar, token.endchar = start_char + start, start_char + end
-            yield token
+    def _terms(self, text: str) -> Iterator[tuple[str, int, int, int]]:
+        return char_bigrams(text)
 
 
 def JapaneseAnalyzer(mode: str = "C") -> SudachiTokenizer:

@@ -24,7 +24,6 @@ from .readers import CorpusFile, Unreadable, corpus_files, read_file
 from .schema import build_schema, section_documents
 from .store import INDEX_FORMAT, FileSignature, IndexMissingError, IndexStore, Manifest
 
-WRITER_MEMORY_MB = 256
 # A file modified this close to the reindex's start may change again within the same timestamp
 # tick, unseen by its signature ("racily clean" in git's words): such a file is read next time too.
 RACY_SECONDS = 2
@@ -161,7 +160,7 @@ class _GenerationBuilder:
                 self.store.link_segments(self.store.current(), self.folder)
             else:
                 whoosh_index.create_in(str(self.folder), build_schema())
-            self.writer = ParallelWriter(self.folder, self.workers, WRITER_MEMORY_MB)
+            self.writer = ParallelWriter(self.folder, self.workers)
         return self.writer
 
     def kept_articles(self, file: CorpusFile, signature: FileSignature | None, seen: set[str]) -> list[str] | None:

@@ -23,9 +23,8 @@ import traceback
 from pathlib import Path
 
 from whoosh import index as whoosh_index
-from whoosh.writing import PostingPool, SegmentWriter
 
-from .postings import ArrayCodec
+from .segments import ArraySegmentWriter
 
 # Below this many new sections the parent writes them itself: starting workers (each opens the
 # Sudachi dictionary) costs more than it saves.
@@ -47,11 +46,10 @@ class WorkerFailed(RuntimeError):
 class ParallelWriter:
     """The writer of one generation folder: `add_document`, `delete_by_term`, `commit`, `cancel`."""
 
-    def __init__(self, folder: Path, workers: int, limitmb: int):
+    def __init__(self, folder: Path, workers: int):
         self.folder = folder
         self.workers = workers
-        self.limitmb = limitmb
-        self.writer = whoosh_index.open_dir(str(folder)).writer(limitmb=limitmb, codec=ArrayCodec())
+        self.writer = ArraySegmentWriter(whoosh_index.open_dir(str(folder)))
         self.pending: list[dict] = []
         self.processes: list[multiprocessing.Process] = []
         self.context = multiprocessing.get_context("fork")
@@ -109,7 +107,7 @@ class ParallelWriter:
         for number in range(self.workers):
             process = self.context.Process(
                 target=_work,
-                args=(str(self.folder), number, self.limitmb, self.jobs, self.results),
+                args=(str(self.folder), number, self.jobs, self.results),
                 name=f"midashi-index-worker-{number}",
                 daemon=True,
             )
@@ -157,15 +155,12 @@ class ParallelWriter:
         return [segment for segment in segments if segment is not None]
 
 
-def _work(folder: str, number: int, limitmb: int, jobs, results) -> None:
+def _work(folder: str, number: int, jobs, results) -> None:
     """A worker: index every batch it takes off `jobs` into one new segment, then report it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (it cancels us)
     try:
         ix = whoosh_index.open_dir(folder)
-        writer = SegmentWriter(ix, _lk=False, limitmb=limitmb, codec=ArrayCodec())
-        # A private folder for spilled posting runs: Whoosh's default is shared by every writer.
-        writer._tempstorage = ix.storage.temp_storage(f"{ix.indexname}.worker-{number}.tmp")
-        writer.pool = PostingPool(writer._tempstorage, writer.newsegment, limitmb=limitmb)
+        writer = ArraySegmentWriter(ix, temporary=f"{ix.indexname}.worker-{number}.tmp", _lk=False)
         while (batch := jobs.get()) is not None:
             for document in batch:
                 writer.add_document(**document)

@@ -25,6 +25,7 @@ import struct
 import sys
 import zlib
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import pairwise
@@ -36,10 +37,12 @@ from whoosh.codec.whoosh3 import (
     W3FieldWriter,
     W3PerDocReader,
     W3PostingsWriter,
+    W3TermInfo,
     _lenfield,
 )
-from whoosh.formats import Positions
+from whoosh.formats import Frequency, Positions
 from whoosh.matching import ListMatcher, NullMatcher, ReadTooFar
+from whoosh.system import pack_uint, pack_ushort
 from whoosh.util.numeric import byte_to_length
 
 _HEADER = struct.Struct("<II4sBI")  # count, first docnum, types of gaps/weights/counts/positions, flags, part-1 size
@@ -53,6 +56,16 @@ _ZIP_LEVEL = 1
 class ArrayPositions(Positions):
     """Positions, each posting's stored as a raw uint32 array rather than a pickled list."""
 
+    def word_values(self, value, analyzer, **kwargs):
+        """Whoosh's (term, frequency, weight, encoded positions) of each term; from our
+        tokenizers' `term_positions` without a Whoosh token per term, when they have it."""
+        if not hasattr(analyzer, "term_positions"):
+            yield from super().word_values(value, analyzer, **kwargs)
+            return
+        boost = self.field_boost
+        for text, positions in analyzer.term_positions(value).items():
+            yield text, len(positions), len(positions) * boost, array("I", positions).tobytes()
+
     def encode(self, poslist) -> bytes:
         return array("I", poslist).tobytes()
 
@@ -64,6 +77,18 @@ class ArrayPositions(Positions):
 
     def decode_weight(self, valuestring: bytes) -> float:
         return self.decode_frequency(valuestring) * self.field_boost
+
+
+class TermCounts(Frequency):
+    """Whoosh's Frequency format, fed from our tokenizers' `term_positions` when they have it."""
+
+    def word_values(self, value, analyzer, **kwargs):
+        if not hasattr(analyzer, "term_positions"):
+            yield from super().word_values(value, analyzer, **kwargs)
+            return
+        boost = self.field_boost
+        for text, positions in analyzer.term_positions(value).items():
+            yield text, len(positions), len(positions) * boost, pack_uint(len(positions))
 
 
 class ArrayCodec(W3Codec):
@@ -85,10 +110,28 @@ class ArrayCodec(W3Codec):
 class ArrayFieldWriter(W3FieldWriter):
     """W3's field writer, told each posting's field length from whole length columns: Whoosh
     reads a length column one document at a time for every posting it writes (seek, read,
-    decode), which was the largest single cost of a reindex's final write."""
+    decode), which was the largest single cost of a reindex's final write. `add_terms` writes
+    whole posting lists instead of one posting at a time."""
 
     def add_postings(self, schema, lengths, items):
         super().add_postings(schema, _ColumnLengths(lengths) if lengths else None, items)
+
+    def add_batches(self, schema, perdoc: W3PerDocReader, batches: Iterator[TermBatch]) -> None:
+        """Write batches of whole posting lists, in field and term order, with W3's statistics."""
+        fieldname, lengths = None, None
+        for batch in batches:
+            if batch.fieldname != fieldname:
+                if fieldname is not None:
+                    self.finish_field()
+                fieldname, lengths = batch.fieldname, _LENGTHS[length_codes(perdoc, batch.fieldname)]
+                self.start_field(fieldname, schema[fieldname])
+            for btext, record, terminfo in batch.records(lengths):
+                offset = self._postfile.tell()
+                self._postfile.write(record)
+                terminfo.set_extent(offset, len(record))
+                self._tindex.add(pack_ushort(self._fieldid) + btext, terminfo.to_bytes())
+        if fieldname is not None:
+            self.finish_field()
 
 
 class _ColumnLengths:
@@ -171,6 +214,7 @@ class ArrayPostingsWriter(W3PostingsWriter):
 
 
 def _record(ids: array, weights: array, values: list[bytes], format_) -> bytes:
+    """A term's record from its postings as Whoosh hands them over, one encoded value each."""
     count = len(ids)
     gaps = _narrowest([later - earlier for earlier, later in pairwise(ids)]) if count > 1 else None
     if weights.count(1.0) == count:
@@ -191,12 +235,106 @@ def _record(ids: array, weights: array, values: list[bytes], format_) -> bytes:
         counts, value_type = _narrowest([len(value) for value in values]), _BYTES
     else:
         counts, value_type = None, _ABSENT
-    arrays = (gaps, weight_part, counts)
-    types = b"".join(_ABSENT if part is None else part.typecode.encode() for part in arrays) + value_type
-    part1, zipped1 = _maybe_zipped(b"".join(_little_endian(part) for part in arrays if part is not None))
+    parts = [None if part is None else (part.typecode.encode(), _little_endian(part)) for part in (gaps, weight_part, counts)]
+    return _packed(count, ids[0], parts, value_type, blob)
+
+
+@dataclass
+class TermBatch:
+    """Consecutive terms of one field with their whole posting lists, one after another in flat
+    arrays: term i's postings are [bounds[i], bounds[i + 1]), its values (positions, or bytes of
+    another format, `counts` per posting) [value_bounds[i], value_bounds[i + 1])."""
+
+    fieldname: str
+    texts: list[bytes]
+    bounds: np.ndarray  # int64, len(texts) + 1
+    ids: np.ndarray  # uint32, ascending within each term
+    weights: np.ndarray  # float32
+    counts: np.ndarray | None = None  # uint32
+    values: np.ndarray | None = None  # uint32 positions, or uint8 bytes
+    value_bounds: np.ndarray | None = None
+
+    def records(self, lengths: np.ndarray) -> Iterator[tuple[bytes, bytes, W3TermInfo]]:
+        """(term, record, term info) of each term: the bytes `_record` makes of the same postings,
+        with every per-term decision (types, statistics) taken for the whole batch at once."""
+        starts, ends = self.bounds[:-1], self.bounds[1:]
+        ids = self.ids.astype(np.int64)
+        gaps = np.diff(ids, append=ids[-1:])
+        gaps[ends - 1] = 0  # not a gap: from one term's last posting to the next term's first
+        weights = self.weights.astype(np.float64)
+        ones = np.add.reduceat(weights != 1.0, starts) == 0
+        whole = np.add.reduceat((weights < 0) | (weights != np.floor(weights)), starts) == 0
+        gap_part = _Narrowed(gaps, np.maximum.reduceat(gaps, starts))
+        weight_part = _Narrowed(weights.astype(np.int64), np.maximum.reduceat(weights, starts).astype(np.int64))
+        floats = self.weights.astype("<f4").tobytes()
+        if self.counts is not None:
+            count_part = _Narrowed(self.counts, np.maximum.reduceat(self.counts, starts))
+            value_starts = self.value_bounds[:-1]
+            if self.values.dtype == np.uint8:
+                value_part = None
+                blob = self.values.tobytes()
+            else:
+                value_part = _Narrowed(self.values, np.maximum.reduceat(self.values, value_starts))
+        lengths = lengths[ids]
+        shortest = np.minimum.reduceat(np.where(lengths > 0, lengths, np.iinfo(np.int64).max), starts)
+        longest = np.maximum.reduceat(lengths, starts)
+        totals = np.add.reduceat(weights, starts)
+        heaviest = np.maximum.reduceat(weights, starts)
+        value_bounds = self.value_bounds.tolist() if self.value_bounds is not None else None
+        for term, (start, end) in enumerate(zip(starts.tolist(), ends.tolist())):
+            parts: list[tuple[bytes, bytes] | None] = [gap_part.part(term, start, end - 1) if end - start > 1 else None]
+            if ones[term]:
+                parts.append(None)
+            elif whole[term]:
+                parts.append(weight_part.part(term, start, end))
+            else:
+                parts.append((b"f", floats[4 * start:4 * end]))
+            if self.counts is None:
+                value_type, values = _ABSENT, b""
+            else:
+                parts.append(count_part.part(term, start, end))
+                low, high = value_bounds[term], value_bounds[term + 1]
+                if value_part is None:
+                    value_type, values = _BYTES, blob[low:high]
+                else:
+                    value_type, values = value_part.part(term, low, high)
+            minlength = int(shortest[term])
+            terminfo = W3TermInfo(
+                weight=float(totals[term]),
+                df=end - start,
+                minlength=None if minlength == np.iinfo(np.int64).max else minlength,
+                maxlength=int(longest[term]),
+                maxweight=float(heaviest[term]),
+                minid=int(ids[start]),
+                maxid=int(ids[end - 1]),
+            )
+            yield self.texts[term], _packed(end - start, int(ids[start]), parts, value_type, values), terminfo
+
+
+class _Narrowed:
+    """A batch's unsigned integers cast once to each type some term needs (the narrowest that
+    holds its largest), so each term's part is a slice of bytes."""
+
+    def __init__(self, values: np.ndarray, maxima: np.ndarray):
+        self.values = values
+        self.codes = np.where(maxima < 1 << 8, 0, np.where(maxima < 1 << 16, 1, 2)).tolist()
+        self.cast: dict[int, bytes] = {}
+
+    def part(self, term: int, start: int, end: int) -> tuple[bytes, bytes]:
+        code = self.codes[term]
+        if code not in self.cast:
+            self.cast[code] = self.values.astype(_dtype("BHI"[code])).tobytes()
+        width = 1 << code
+        return b"BHI"[code:code + 1], self.cast[code][width * start:width * end]
+
+
+def _packed(count: int, first: int, parts: list[tuple[bytes, bytes] | None], value_type: bytes, blob: bytes) -> bytes:
+    """The record: header, part 1 (gaps, weights, counts: each (type code, bytes) or absent), part 2."""
+    types = b"".join(_ABSENT if part is None else part[0] for part in parts) + value_type
+    part1, zipped1 = _maybe_zipped(b"".join(part[1] for part in parts if part is not None))
     part2, zipped2 = _maybe_zipped(blob)
     flags = (_PART1_ZIPPED if zipped1 else 0) | (_PART2_ZIPPED if zipped2 else 0)
-    return _HEADER.pack(count, ids[0], types, flags, len(part1)) + part1 + part2
+    return _HEADER.pack(count, first, types, flags, len(part1)) + part1 + part2
 
 
 def _narrowest(values) -> array:

@@ -23,7 +23,7 @@ from .analysis import (
     SynonymGroupTokenizer,
 )
 from .articles import Article
-from .postings import ArrayPositions
+from .postings import ArrayPositions, TermCounts
 
 # BM25F field weights: a word in the title or a heading says more about a section than the body.
 FIELD_BOOSTS = {"title": 2.0, "heading": 1.5, "body": 1.0}
@@ -55,7 +55,7 @@ def build_schema() -> Schema:
         parts=_array_positions(
             TEXT(analyzer=SudachiTokenizer("A", compound_parts_only=True), phrase=True, multitoken_query="phrase")
         ),
-        synonyms=TEXT(analyzer=SynonymGroupTokenizer(), phrase=False),
+        synonyms=_with_format(TEXT(analyzer=SynonymGroupTokenizer(), phrase=False), TermCounts),
         fallback=_array_positions(TEXT(analyzer=CharBigramTokenizer(), phrase=True, multitoken_query="phrase")),
         date=DATETIME(stored=True, sortable=True),
         source=ID(stored=True, sortable=True),
@@ -66,7 +66,11 @@ def build_schema() -> Schema:
 
 def _array_positions(field: TEXT) -> TEXT:
     """Positions kept as `ArrayPositions` keeps them: read as arrays, not unpickled."""
-    field.format = ArrayPositions(field_boost=field.format.field_boost)
+    return _with_format(field, ArrayPositions)
+
+
+def _with_format(field: TEXT, format_class) -> TEXT:
+    field.format = format_class(field_boost=field.format.field_boost)
     return field
 
 

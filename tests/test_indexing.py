@@ -11,13 +11,13 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from whoosh.writing import SegmentWriter
 
 from search import indexing, parallel
 from search.indexing import reindex
 from search.parallel import WorkerFailed
 from search.readers import read_file as indexing_read_file
 from search.searching import SearchIndex
+from search.segments import ArraySegmentWriter
 from search.stats import index_stats
 from search.postings import ArrayCodec
 from search.store import BUILDING_SUFFIX, INDEX_FORMAT, IndexBusyError, IndexMissingError, IndexStore
@@ -262,7 +262,7 @@ def test_a_failing_worker_abandons_the_reindex(jaquad_sample, corpus_copy, tmp_p
     def broken_add_document(self, **fields):
         raise MemoryError("simulated worker failure")
 
-    monkeypatch.setattr(SegmentWriter, "add_document", broken_add_document)  # inherited by the forks
+    monkeypatch.setattr(ArraySegmentWriter, "add_document", broken_add_document)  # inherited by the forks
     with pytest.raises(WorkerFailed, match="simulated worker failure"):
         reindex([corpus_copy, jaquad_sample], root, workers=2)
     assert not multiprocessing.active_children()

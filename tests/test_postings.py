@@ -13,6 +13,7 @@ from search.articles import Article
 from search.postings import ArrayCodec, ArrayPostings
 from search.readers import read_corpus
 from search.schema import build_schema, section_documents
+from search.segments import ArraySegmentWriter
 from tests.conftest import CORPUS
 
 LIVEDOOR_ARTICLES = 250
@@ -69,6 +70,29 @@ def test_every_posting_reads_back_as_whoosh_wrote_it(w3_and_arrays):
 def test_every_term_keeps_whooshs_statistics(w3_and_arrays):
     w3, arrays = w3_and_arrays
     assert _every_term_statistic(arrays) == _every_term_statistic(w3)
+
+
+@pytest.mark.parametrize("spill_postings", [10**9, 40_000])
+def test_the_array_pool_writes_what_whooshs_pool_writes(documents, w3_and_arrays, tmp_path, spill_postings):
+    # 40,000 postings a run: the pool spills several sorted runs and merges them term by term.
+    w3, _ = w3_and_arrays
+    ix = whoosh_index.create_in(str(tmp_path), build_schema())
+    writer = ArraySegmentWriter(ix, spill_postings=spill_postings)
+    for document in documents:
+        writer.add_document(**document)
+    runs = writer.pool.runs[:]
+    writer.commit(merge=False)
+    assert len(runs) == (0 if spill_postings > 10**6 else len(_every_posting(w3)) // spill_postings)
+    assert _every_posting(ix) == _every_posting(w3)
+    assert _every_term_statistic(ix) == _every_term_statistic(w3)
+    with ix.reader() as ours, w3.reader() as theirs:
+        assert list(ours.all_stored_fields()) == list(theirs.all_stored_fields())
+        for fieldname in ("title", "heading", "body", "parts", "synonyms", "fallback"):
+            assert ours.field_length(fieldname) == theirs.field_length(fieldname)
+            assert [ours.doc_field_length(d, fieldname) for d in range(ours.doc_count_all())] == [
+                theirs.doc_field_length(d, fieldname) for d in range(theirs.doc_count_all())
+            ]
+    assert not list(tmp_path.glob("*.tmp"))  # the spilled runs are gone
 
 
 def test_merged_segments_hold_the_same_postings(documents, w3_and_arrays, tmp_path):
