@@ -17,6 +17,7 @@ import os
 import re
 import threading
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -115,51 +116,75 @@ def terms(text: str, mode: str = "C") -> Iterator[Term]:
     return iter(_analysis(text, mode)[0])
 
 
+ANALYSES_CACHED = 64
+
+
 def _analysis(text: str, mode: str) -> tuple[tuple[Term, ...], tuple[int, ...]]:
-    """`text`'s terms in `mode` and their positions (see `_positions`)."""
+    """`text`'s terms in `mode` and their positions (see `_positions`), from this thread's cache."""
     if mode not in _SPLIT_MODES:
         raise ValueError(f"Sudachi split mode must be A or C, not {mode!r}")
-    return _analysed(text)[mode == "A"]
+    cache = getattr(_local, "analyses", None)
+    if cache is None or _local.analyses_pid != os.getpid():
+        cache = _local.analyses = OrderedDict()
+        _local.analyses_pid = os.getpid()
+    analysis = cache.get(text)
+    if analysis is None:
+        analysis = cache[text] = _Analysis(text)
+        if len(cache) > ANALYSES_CACHED:
+            cache.popitem(last=False)
+    else:
+        cache.move_to_end(text)
+    return analysis.parts if mode == "A" else analysis.words
 
 
-@functools.lru_cache(maxsize=64)
-def _analysed(text: str) -> tuple[tuple[tuple[Term, ...], tuple[int, ...]], ...]:
-    """(mode C terms with synonym groups, mode A terms), each with their positions, from one
-    Sudachi pass."""
-    tokenizer, is_content = _thread_tokenizer()
-    whole: list[Term] = []
-    parts: list[Term] = []
-    for offset, piece in chunks(text):
-        words, units = _units(tokenizer.tokenize(piece), offset, is_content)
-        whole += _join_ascii(words)
-        parts += _join_ascii(units)
-    return (tuple(whole), _positions(text, whole)), (tuple(parts), _positions(text, parts))
+class _Analysis:
+    """One Sudachi pass over a text: its mode C terms at once, and its mode A units (what only
+    indexing asks for) split from the same morphemes when first asked for. Kept per thread, as the
+    morphemes belong to the thread's tokenizer."""
+
+    def __init__(self, text: str):
+        tokenizer, self._is_content = _thread_tokenizer()
+        self.text = text
+        self._morphemes = [(offset, tokenizer.tokenize(piece)) for offset, piece in chunks(text)]
+        found: list[Term] = []
+        for offset, morphemes in self._morphemes:
+            found += _join_ascii(_units(morphemes, offset, self._is_content, split=False))
+        self.words = (tuple(found), _positions(text, found))
+
+    @functools.cached_property
+    def parts(self) -> tuple[tuple[Term, ...], tuple[int, ...]]:
+        found: list[Term] = []
+        for offset, morphemes in self._morphemes:
+            found += _join_ascii(_units(morphemes, offset, self._is_content, split=True))
+        self._morphemes = ()
+        return tuple(found), _positions(self.text, found)
 
 
-def _units(morphemes, offset: int, is_content) -> tuple[list[Term | str], list[Term | str]]:
-    """The content morphemes as Terms, whole and split into their mode A units; dropped ones as
-    their normalized form, which `_join_ascii` needs to see hyphens and gaps."""
-    words: list[Term | str] = []
+def _units(morphemes, offset: int, is_content, split: bool) -> list[Term | str]:
+    """The content morphemes as Terms (with their synonym groups), or split into their mode A
+    units; dropped ones as their normalized form, which `_join_ascii` needs to see hyphens and
+    gaps."""
     units: list[Term | str] = []
     for morpheme in morphemes:
         normalized = morpheme.normalized_form()
         if not is_content(morpheme) or normalized in LIGHT_VERBS:
-            words.append(normalized)
             units.append(normalized)
             continue
         start, end = offset + morpheme.begin(), offset + morpheme.end()
-        words.append(Term(normalized.lower(), start, end, tuple(morpheme.synonym_group_ids())))
-        split = morpheme.split(SplitMode.A) if end - start > 1 else ()  # empty when one unit already
         if not split:
+            units.append(Term(normalized.lower(), start, end, tuple(morpheme.synonym_group_ids())))
+            continue
+        pieces = morpheme.split(SplitMode.A) if end - start > 1 else ()  # empty when one unit already
+        if not pieces:
             units.append(Term(normalized.lower(), start, end))
             continue
-        for unit in split:
+        for unit in pieces:
             form = unit.normalized_form()
             if is_content(unit) and form not in LIGHT_VERBS:
                 units.append(Term(form.lower(), offset + unit.begin(), offset + unit.end(), (), True))
             else:
                 units.append(form)
-    return words, units
+    return units
 
 
 def _positions(text: str, found: list[Term]) -> tuple[int, ...]:

@@ -45,7 +45,7 @@ from .postings import ArrayPostings, PostingArrays, length_codes
 
 # Whoosh stores each document's field length as one byte; a document with no such field reads 1.
 _LENGTH_OF_BYTE = np.array([1] + [byte_to_length(code) for code in range(1, 256)], dtype=np.float64)
-_FIELD_LENGTHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # segment reader → {field: lengths}
+_LENGTH_NORMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # segment reader → {(field, …): norms}
 
 
 @dataclass
@@ -61,19 +61,21 @@ class Ranking:
 def top_documents(
     searcher: Searcher, query: wq.Query, limit: int | None, allowed: np.ndarray | None = None
 ) -> Ranking:
-    """The best `limit` documents (all if None) and how many match; `allowed` are the docnums a
-    filter lets through."""
+    """The best `limit` documents (all if None) and how many match; `allowed` are the (sorted)
+    docnums a filter lets through: only those are scored."""
     context = searcher.context()  # as Whoosh's collector passes it: the same matcher tree
     query = _fast_phrases(query)
     id_parts, score_parts = [np.zeros(0, dtype=np.int64)], [np.zeros(0)]
     for segment, offset in searcher.leaf_searchers():  # offsets are the running doc counts
-        ids, scores = _Evaluation(segment.reader()).matches(query.matcher(segment, context))
+        evaluation = _Evaluation(segment.reader())
+        within = None
+        if allowed is not None:
+            inside = allowed[(allowed >= offset) & (allowed < offset + evaluation.size)] - offset
+            within = _Within(inside, evaluation.size)
+        ids, scores = evaluation.evaluate(query.matcher(segment, context), within).as_sparse()
         id_parts.append(ids + offset)
         score_parts.append(scores)
     matched, scores = np.concatenate(id_parts), np.concatenate(score_parts)
-    if allowed is not None:
-        keep = np.isin(matched, allowed)
-        matched, scores = matched[keep], scores[keep]
     best = np.arange(len(matched))
     if limit is not None and limit < len(matched):
         cutoff = -np.partition(-scores, limit - 1)[limit - 1]
@@ -155,8 +157,18 @@ def _fast_phrases(query: wq.Query) -> wq.Query:
     )
 
 
+class _Within:
+    """The docnums of a segment an evaluation is restricted to: sorted, and as a mask."""
+
+    def __init__(self, ids: np.ndarray, size: int):
+        self.ids = ids
+        self.mask = np.zeros(size, dtype=bool)
+        self.mask[ids] = True
+
+
 class _Evaluation:
-    """One segment's matcher tree as arrays, node by node: each node's `_Matches`."""
+    """One segment's matcher tree as arrays, node by node: each node's `_Matches`, restricted to
+    a set of docnums when given one (only those are scored)."""
 
     def __init__(self, reader: IndexReader):
         self.reader = reader
@@ -168,30 +180,38 @@ class _Evaluation:
         """Every matching docnum, ascending, and its score."""
         return self.evaluate(matcher).as_sparse()
 
-    def evaluate(self, matcher: Matcher) -> _Matches:
+    def evaluate(self, matcher: Matcher, within: _Within | None = None) -> _Matches:
         kind = type(matcher)
         if kind is UnionMatcher:  # a + b where both match, else the one that does
-            return _union(self.evaluate(matcher.a), self.evaluate(matcher.b), self.size)
-        if kind is IntersectionMatcher:
-            return _intersection(self.evaluate(matcher.a), self.evaluate(matcher.b))
+            return _union(self.evaluate(matcher.a, within), self.evaluate(matcher.b, within), self.size)
+        if kind is IntersectionMatcher:  # the rarer side first, the other only where it matched
+            if _estimate(matcher.b) < _estimate(matcher.a):
+                b = self.evaluate(matcher.b, within)
+                return _intersection(self.evaluate(matcher.a, self._where(b)), b)
+            a = self.evaluate(matcher.a, within)
+            return _intersection(a, self.evaluate(matcher.b, self._where(a)))
         if kind is AndNotMatcher:
-            found = self.evaluate(matcher.a)
-            return found.kept(~self.evaluate(matcher.b).contains(found, self.size))
+            found = self.evaluate(matcher.a, within)
+            return found.kept(~self.evaluate(matcher.b, self._where(found)).contains(found, self.size))
         if kind is WrappingMatcher:  # a boost
-            return self.evaluate(matcher.child).scaled(matcher.boost)
+            return self.evaluate(matcher.child, within).scaled(matcher.boost)
         if kind is FilterMatcher:  # a segment's deleted documents, usually
-            found = self.evaluate(matcher.child)
+            found = self.evaluate(matcher.child, within)
             listed = found.at(self._listed(matcher._ids))
             return found.kept(~listed if matcher._exclude else listed).scaled(matcher.boost)
         if kind is CoverageMatcher:
-            return self._coverage(matcher)
+            return self._coverage(matcher, within)
         if kind is _PhraseWords:
-            found = self._phrase(matcher)
+            found = self._phrase(matcher, within)
             if found is not None:
                 return found
         if isinstance(matcher, NullMatcherClass):
             return _Matches(np.zeros(0), ids=np.zeros(0, dtype=np.int64))
-        return self._leaf(matcher) or _walked(matcher)
+        found = self._leaf(matcher, within) or _walked(matcher)
+        return found if within is None else found.kept(found.at(within.mask))
+
+    def _where(self, found: _Matches) -> _Within:
+        return _Within(found.as_sparse()[0], self.size)
 
     def _listed(self, ids) -> np.ndarray:
         """Every term of a segment shares one set of deleted docnums: one mask for them all."""
@@ -201,52 +221,73 @@ class _Evaluation:
             self.listed[id(ids)] = mask
         return self.listed[id(ids)]
 
-    def _phrase(self, phrase: _PhraseWords) -> _Matches | None:
+    def _phrase(self, phrase: _PhraseWords, within: _Within | None) -> _Matches | None:
         """Whoosh's phrase: its words' intersection (scored as the sum of the words, in its tree of
         intersections), kept where the words stand one after another, scaled by the boost.
         Positions are read only where all the words occur."""
         leaves = [word.child if type(word) is FilterMatcher else word for word in phrase.words]
         if not all(_readable(leaf) and leaf.has_array_positions() for leaf in leaves):
             return None  # walked as Whoosh's own phrase matcher instead
-        candidates, scores = self._intersection(phrase.words).as_sparse()
+        candidates, scores = self._intersection(phrase.words, within).as_sparse()
         in_sequence = _in_sequence([leaf.with_positions() for leaf in leaves], candidates)
         # Whoosh's SpanNear2 matcher is a wrapper too: the boost multiplies the words' sum.
         return _Matches(scores[in_sequence] * phrase.boost, ids=candidates[in_sequence])
 
-    def _coverage(self, matcher: CoverageMatcher) -> _Matches:
+    def _coverage(self, matcher: CoverageMatcher, within: _Within | None) -> _Matches:
         """`CoverageMatcher.score` over arrays: the same additions and products in the same order
         (adding nothing where a clause does not match, as the matcher skips it)."""
-        words = [(self.evaluate(exact).as_sparse(), self.evaluate(loose).as_sparse()) for exact, loose in matcher.words]
-        together = [self.evaluate(m).as_sparse() for m in matcher.together]
+        words = [
+            (self.evaluate(exact, within).as_sparse(), self.evaluate(loose, within).as_sparse())
+            for exact, loose in matcher.words
+        ]
+        together = [self.evaluate(m, within).as_sparse() for m in matcher.together]
         parts = [part for pair in words for part in pair] + together
-        ids = np.unique(np.concatenate([part_ids for part_ids, _ in parts]))
-        total, covered = np.zeros(len(ids)), np.zeros(len(ids))
+        if sum(len(part_ids) for part_ids, _ in parts) < self.size // DENSE_SHARE:
+            ids = np.unique(np.concatenate([part_ids for part_ids, _ in parts]))
+            at = lambda part_ids: np.searchsorted(ids, part_ids)  # noqa: E731 (positions among the matches)
+        else:  # most of the segment: every document has its place
+            ids = None
+            at = lambda part_ids: part_ids  # noqa: E731
+        size = len(ids) if ids is not None else self.size
+        total, covered = np.zeros(size), np.zeros(size)
         for ((exact_ids, exact_scores), (loose_ids, loose_scores)), idf in zip(words, matcher.idfs):
-            exact_at, loose_at = np.searchsorted(ids, exact_ids), np.searchsorted(ids, loose_ids)
+            exact_at, loose_at = at(exact_ids), at(loose_ids)
             total[exact_at] += exact_scores
             total[loose_at] += loose_scores
-            credit = np.zeros(len(ids))
+            credit = np.zeros(size)
             credit[loose_at] = LOOSE_CREDIT
             credit[exact_at] = 1.0
             covered += idf * credit
         for part_ids, part_scores in together:
-            total[np.searchsorted(ids, part_ids)] += part_scores
-        return _Matches(total * (1.0 + COVERAGE_WEIGHT * (covered / matcher.total_idf)), ids=ids)
+            total[at(part_ids)] += part_scores
+        scores = total * (1.0 + COVERAGE_WEIGHT * (covered / matcher.total_idf))
+        if ids is not None:
+            return _Matches(scores, ids=ids)
+        matched = np.zeros(self.size, dtype=bool)
+        for part_ids, _ in parts:
+            matched[part_ids] = True
+        return _Matches(scores, mask=matched)
 
-    def _intersection(self, matchers: list[Matcher]) -> _Matches:
+    def _intersection(self, matchers: list[Matcher], within: _Within | None) -> _Matches:
         """The words of a phrase as Whoosh intersects them: `make_binary_tree`'s shape."""
         if len(matchers) == 1:
-            return self.evaluate(matchers[0])
+            return self.evaluate(matchers[0], within)
         half = len(matchers) // 2
-        return _intersection(self._intersection(matchers[:half]), self._intersection(matchers[half:]))
+        first = self._intersection(matchers[:half], within)
+        return _intersection(first, self._intersection(matchers[half:], self._where(first)))
 
-    def _leaf(self, matcher: Matcher) -> _Matches | None:
-        """A term's postings and BM25F scores, read once; None if this is not a BM25F leaf."""
+    def _leaf(self, matcher: Matcher, within: _Within | None) -> _Matches | None:
+        """A term's postings and BM25F scores (read once, unless restricted); None if this is not
+        a BM25F leaf."""
         if not _readable(matcher):
             return None
         term = matcher.term()  # the same term has the same postings and the same scorer
-        if term not in self.terms:
-            self.terms[term] = _read_leaf(matcher, self.reader)
+        if term in self.terms:
+            found = self.terms[term]
+            return found if within is None else found.kept(found.at(within.mask))
+        if within is not None:
+            return _read_leaf(matcher, self.reader, within)
+        self.terms[term] = _read_leaf(matcher, self.reader)
         return self.terms[term]
 
 
@@ -340,15 +381,35 @@ def _readable(matcher: Matcher) -> bool:
     return type(matcher) is ArrayPostings and isinstance(matcher._scorer, BM25FScorer) and matcher.term() is not None
 
 
-def _read_leaf(matcher: ArrayPostings, reader: IndexReader) -> _Matches:
+def _read_leaf(matcher: ArrayPostings, reader: IndexReader, within: _Within | None = None) -> _Matches:
     arrays = matcher.arrays
-    ids = arrays.ids
-    tf = arrays.weights if arrays.weights is not None else np.ones(len(ids))
-    fl = _field_lengths(reader, matcher.term()[0])[ids]
+    ids, tf = arrays.ids, arrays.weights
+    if within is not None:
+        keep = within.mask[ids]
+        ids, tf = ids[keep], (None if tf is None else tf[keep])
+    tf = tf if tf is not None else 1.0
     scorer = matcher._scorer
-    idf, B, K1, avgfl = scorer.idf, scorer.B, scorer.K1, scorer.avgfl
+    norms = _length_norms(reader, matcher.term()[0], scorer.B, scorer.K1, scorer.avgfl)[ids]
     # whoosh.scoring.bm25, operation for operation, so the floats are the same.
-    return _Matches(idf * ((tf * (K1 + 1)) / (tf + K1 * ((1 - B) + B * fl / avgfl))), ids=ids)
+    return _Matches(scorer.idf * ((tf * (scorer.K1 + 1)) / (tf + norms)), ids=ids)
+
+
+def _estimate(matcher: Matcher) -> int:
+    """How many documents a matcher may match, from its leaves' posting counts."""
+    kind = type(matcher)
+    if kind is UnionMatcher:
+        return _estimate(matcher.a) + _estimate(matcher.b)
+    if kind is IntersectionMatcher:
+        return min(_estimate(matcher.a), _estimate(matcher.b))
+    if kind in (WrappingMatcher, FilterMatcher):
+        return _estimate(matcher.child)
+    if kind is AndNotMatcher:
+        return _estimate(matcher.a)
+    if kind is _PhraseWords:
+        return min(_estimate(word) for word in matcher.words)
+    if isinstance(matcher, NullMatcherClass):
+        return 0
+    return len(matcher.arrays.ids) if _readable(matcher) else 1 << 62
 
 
 def _walked(matcher: Matcher) -> _Matches:
@@ -386,9 +447,13 @@ def _in_sequence(words: list[PostingArrays], candidates: np.ndarray) -> np.ndarr
     return found
 
 
-def _field_lengths(reader: IndexReader, fieldname: str) -> np.ndarray:
-    """Every document's length in a field, as Whoosh's `doc_field_length` reads them one by one."""
-    cached = _FIELD_LENGTHS.setdefault(reader, {})
-    if fieldname not in cached:
-        cached[fieldname] = _LENGTH_OF_BYTE[length_codes(reader._perdoc, fieldname)]
-    return cached[fieldname]
+def _length_norms(reader: IndexReader, fieldname: str, B: float, K1: float, avgfl: float) -> np.ndarray:
+    """Every document's BM25 length normalisation in a field, `K1 * ((1 - B) + B * fl / avgfl)`
+    as `whoosh.scoring.bm25` computes it, of each document's length as Whoosh's
+    `doc_field_length` reads them one by one: computed once per segment, field and statistics."""
+    cached = _LENGTH_NORMS.setdefault(reader, {})
+    key = (fieldname, B, K1, avgfl)
+    if key not in cached:
+        fl = _LENGTH_OF_BYTE[length_codes(reader._perdoc, fieldname)]
+        cached[key] = K1 * ((1 - B) + B * fl / avgfl)
+    return cached[key]

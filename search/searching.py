@@ -333,7 +333,7 @@ class SearchIndex:
 def _allowed(searcher: Searcher, filters: Filters | None) -> np.ndarray | None:
     """The docnums a filter lets through, or None when nothing is restricted."""
     restriction = filters.query() if filters else None
-    return None if restriction is None else np.fromiter(restriction.docs(searcher), dtype=np.int64)
+    return None if restriction is None else np.sort(np.fromiter(restriction.docs(searcher), dtype=np.int64))
 
 
 def _count_every_match(collector: collectors.Collector) -> None:
