@@ -168,7 +168,7 @@ class ArrayTermsReader(W3TermsReader):
 class ArrayFieldWriter(W3FieldWriter):
     """W3's field writer, told each posting's field length from whole length columns: Whoosh
     reads a length column one document at a time for every posting it writes (seek, read,
-    decode), which was the largest single cost of a reindex's final write. `add_terms` writes
+    decode), which was the largest single cost of a reindex's final write. `add_batches` writes
     whole posting lists instead of one posting at a time."""
 
     def add_postings(self, schema, lengths, items):
