@@ -42,13 +42,19 @@ class Article:
     category: str = ""
     path: str = ""  # where it was read from, for error messages and `midashi stats`
     extra: dict[str, str] = field(default_factory=dict)
+    source_digest: str = ""  # a digest of the bytes it was read from, when a reader has one (JSON Lines)
 
     def section_id(self, number: int) -> str:
         """Stable id of the `number`-th section (counted from 1)."""
         return f"{self.id}{SECTION_SEPARATOR}{number}"
 
     def content_hash(self) -> str:
-        """Digest of everything that reaches the index: a changed hash means reindex this article."""
+        """Digest of everything that reaches the index: a changed hash means reindex this article.
+
+        The digest of its source bytes when the reader kept one: cheaper than re-serialising it.
+        """
+        if self.source_digest:
+            return self.source_digest
         payload = {
             "title": self.title,
             "date": self.date.isoformat() if self.date else None,

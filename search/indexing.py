@@ -2,7 +2,8 @@
 
 A corpus file whose size, times and inode are those the live generation's manifest recorded is
 skipped unread, its articles kept (as git and rsync trust a file's stat). Every other file's
-articles are streamed from the readers and each one's content hash is compared with the manifest.
+articles are streamed from the readers and each one's content hash is compared with the manifest
+(a JSON Lines line whose digest the manifest holds is not even parsed).
 Only added and changed articles are analysed and written, removed ones are deleted, and the result
 is published as a new generation in one atomic step. Any failure, Ctrl-C included, discards the
 half-built generation and leaves the live one untouched.
@@ -10,6 +11,7 @@ half-built generation and leaves the live one untouched.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -20,7 +22,7 @@ from pathlib import Path
 from whoosh import index as whoosh_index
 
 from .parallel import ParallelWriter, default_workers
-from .readers import CorpusFile, Unreadable, corpus_files, read_file
+from .readers import CorpusFile, KnownArticle, Unreadable, corpus_files, read_file
 from .schema import build_schema, section_documents
 from .store import INDEX_FORMAT, FileSignature, IndexMissingError, IndexStore, Manifest
 
@@ -96,7 +98,7 @@ def reindex(
                         progress(articles_read)
                     continue
                 put: list[str] = []
-                for item in read_file(file):
+                for item in read_file(file, build.known_digests):
                     if isinstance(item, Unreadable):
                         report.skipped.append(item)
                     elif item.id in seen:
@@ -104,7 +106,10 @@ def reindex(
                     else:
                         seen.add(item.id)
                         put.append(item.id)
-                        build.put(item, report)
+                        if isinstance(item, KnownArticle):
+                            build.keep_article(item.id, report)
+                        else:
+                            build.put(item, report)
                     articles_read += 1
                     if progress:
                         progress(articles_read)
@@ -175,11 +180,22 @@ class _GenerationBuilder:
             return None  # an earlier file now claims one of its ids: read it to report the duplicate
         return ids
 
+    @functools.cached_property
+    def known_digests(self) -> dict[str, str]:
+        """The live generation's articles by content digest, for readers to skip unchanged lines."""
+        if self.previous is None:
+            return {}
+        return {digest: article_id for article_id, (digest, _) in self.previous.articles.items()}
+
     def keep(self, file: CorpusFile, signature: FileSignature, ids: list[str], report: ReindexReport) -> None:
         for article_id in ids:
-            self.articles[article_id] = self.previous.articles[article_id]
-            report.unchanged.add(self.articles[article_id][1])
+            self.keep_article(article_id, report)
         self.record_file(file, signature, ids)
+
+    def keep_article(self, article_id: str, report: ReindexReport) -> None:
+        """Carry an article the live generation indexed as it is over to the next one."""
+        self.articles[article_id] = self.previous.articles[article_id]
+        report.unchanged.add(self.articles[article_id][1])
 
     def record_file(self, file: CorpusFile, signature: FileSignature | None, ids: list[str]) -> None:
         if signature is not None:

@@ -24,11 +24,12 @@ from pathlib import Path
 
 from whoosh import index as whoosh_index
 
-from .segments import ArraySegmentWriter
+from .segments import ArraySegmentWriter, merge_small_live
 
-# Below this many new sections the parent writes them itself: starting workers (each opens the
-# Sudachi dictionary) costs more than it saves.
-PARALLEL_MIN_DOCUMENTS = 2_000
+# Below this many new sections the parent writes them itself. Forking a worker and opening the
+# Sudachi dictionary (memory-mapped) take some 50 ms, so one batch is already worth sending: the
+# workers analyse while the parent is still reading and comparing the rest of the corpus.
+PARALLEL_MIN_DOCUMENTS = 200
 BATCH_DOCUMENTS = 200
 RESULT_POLL_SECONDS = 1.0
 
@@ -82,7 +83,7 @@ class ParallelWriter:
         self.pending = []
         writer = self.writer
         # SegmentWriter.commit, with the workers' segments added to the table of contents.
-        final = writer._merge_segments(None, None, None)
+        final = writer._merge_segments(merge_small_live, None, None)
         if writer._added:
             final.append(writer._finalize_segment())
         else:

@@ -11,10 +11,11 @@ report it and go on.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import tarfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -55,6 +56,18 @@ class Unreadable:
 
     path: str
     reason: str
+
+
+@dataclass(frozen=True)
+class KnownArticle:
+    """A JSON Lines article whose line, byte for byte, the live index already holds: not parsed.
+
+    Reading is most of an update's cost on a big feed with a few changed lines, and most of
+    reading is decoding and parsing lines that have not changed.
+    """
+
+    id: str
+    path: str
 
 
 ReadResult = Article | Unreadable
@@ -130,12 +143,16 @@ def corpus_files(paths: Iterable[Path | str]) -> Iterator[CorpusFile | Unreadabl
             yield CorpusFile(path, path.name)
 
 
-def read_file(file: CorpusFile) -> Iterator[ReadResult]:
-    """The articles of one corpus file; a tarball's members, a JSON Lines file's lines."""
+def read_file(file: CorpusFile, known: Mapping[str, str] | None = None) -> Iterator[ReadResult | KnownArticle]:
+    """The articles of one corpus file; a tarball's members, a JSON Lines file's lines.
+
+    `known` maps `line_digest`s to article ids: a JSON Lines line with one of them comes out as
+    a `KnownArticle` without being decoded or parsed.
+    """
     if _is_tarball(file.path):
         yield from _read_tarball(file.path)
     else:
-        yield from _read_file(file.path, file.relative)
+        yield from _read_file(file.path, file.relative, known or {})
 
 
 def _is_tarball(path: Path) -> bool:
@@ -152,7 +169,7 @@ def _is_article_file(name: str) -> bool:
     )
 
 
-def _read_file(path: Path, relative: str) -> Iterator[ReadResult]:
+def _read_file(path: Path, relative: str, known: Mapping[str, str]) -> Iterator[ReadResult | KnownArticle]:
     """One file on disk. A JSON Lines file is streamed line by line: a feed can be gigabytes."""
     if PurePosixPath(relative).suffix.lower() not in JSONL_SUFFIXES:
         yield from _read_bytes_safely(relative, str(path), path.read_bytes)
@@ -163,17 +180,27 @@ def _read_file(path: Path, relative: str) -> Iterator[ReadResult]:
                 yield from _read_bytes_safely(relative, str(path), path.read_bytes)
                 return
             handle.seek(0)
-            yield from parse_jsonl(_decoded_lines(handle, str(path)), str(path))
+            yield from _read_jsonl_lines(handle, str(path), known)
     except OSError as error:
         yield Unreadable(str(path), f"cannot read: {error.strerror or error}")
 
 
-def _decoded_lines(handle, shown_path: str) -> Iterator[str | Unreadable]:
-    for number, line in enumerate(handle, start=1):
+def _read_jsonl_lines(handle, shown_path: str, known: Mapping[str, str]) -> Iterator[ReadResult | KnownArticle]:
+    """Each byte line of a JSON Lines file: known (by digest), else decoded on its own and parsed."""
+    for number, raw in enumerate(handle, start=1):
+        raw = raw.rstrip(b"\r\n")
+        where = f"{shown_path}:{number}"
+        digest = line_digest(raw)
+        if digest in known:
+            yield KnownArticle(known[digest], where)
+            continue
         try:
-            yield decode_japanese(line).rstrip("\r\n")
+            line = decode_japanese(raw)
         except (UndecodableError, UnicodeDecodeError) as error:
-            yield Unreadable(f"{shown_path}:{number}", str(error))
+            yield Unreadable(where, str(error))
+            continue
+        if line.strip():
+            yield _parse_jsonl_line(line, where, digest)
 
 
 def _read_tarball(path: Path) -> Iterator[ReadResult]:
@@ -432,19 +459,29 @@ def _mark_plain_headings(lines: list[str]) -> list[str]:
 
 # --- JSON Lines ------------------------------------------------------------------------------
 
-def parse_jsonl(lines: Iterable[str | Unreadable], shown_path: str) -> Iterator[ReadResult]:
-    """One article per line; a bad line is reported with its line number and skipped."""
+def parse_jsonl(lines: Iterable[str], shown_path: str) -> Iterator[ReadResult]:
+    """One article per line of decoded text; a bad line is reported with its line number and skipped."""
     for number, line in enumerate(lines, start=1):
-        if isinstance(line, Unreadable):
-            yield line
-            continue
-        if not line.strip():
-            continue
-        where = f"{shown_path}:{number}"
-        try:
-            yield article_from_json(json.loads(line), where)
-        except (ValueError, TypeError, AttributeError) as error:
-            yield Unreadable(where, f"bad JSON article: {error}")
+        if line.strip():
+            yield _parse_jsonl_line(line, f"{shown_path}:{number}")
+
+
+def line_digest(raw: bytes) -> str:
+    """What identifies a JSON Lines article's content: a digest of its line's bytes.
+
+    The line is everything the reader makes the article from, so hashing it stands for hashing
+    the parsed article (a change in how lines are parsed must bump `INDEX_FORMAT`).
+    """
+    return hashlib.blake2b(raw, digest_size=16).hexdigest()
+
+
+def _parse_jsonl_line(line: str, where: str, digest: str = "") -> ReadResult:
+    try:
+        article = article_from_json(json.loads(line), where)
+    except (ValueError, TypeError, AttributeError) as error:
+        return Unreadable(where, f"bad JSON article: {error}")
+    article.source_digest = digest
+    return article
 
 
 def article_from_json(record: dict, where: str) -> Article:

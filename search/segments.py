@@ -22,7 +22,7 @@ from collections.abc import Iterator
 
 import numpy as np
 from whoosh.formats import Existence
-from whoosh.writing import SegmentWriter
+from whoosh.writing import MERGE_SMALL, SegmentWriter
 
 from .postings import ArrayCodec, ArrayPositions, TermBatch
 
@@ -265,6 +265,16 @@ def _joined(terms: list[tuple[str, bytes, list[tuple[TermBatch, int]]]]) -> Term
             value_sizes.append(sum(int(b.value_bounds[t + 1] - b.value_bounds[t]) for b, t in places))
         joined.value_bounds = np.cumsum(value_sizes)
     return joined
+
+
+def merge_small_live(writer: SegmentWriter, segments: list) -> list:
+    """Whoosh's MERGE_SMALL policy over the segments that still hold a live document.
+
+    Whoosh sizes a segment by every document it ever held, deleted ones too, so a segment an
+    update has emptied (a worker's share of a changed feed) stayed on disk, and in every search,
+    until a full rebuild. Leaving it out of the table of contents deletes its files.
+    """
+    return MERGE_SMALL(writer, [segment for segment in segments if segment.doc_count() > 0])
 
 
 class ArraySegmentWriter(SegmentWriter):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import multiprocessing
 import os
 import re
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from search import indexing, parallel
+from search import indexing, parallel, readers
 from search.indexing import reindex
 from search.parallel import WorkerFailed
 from search.readers import read_file as indexing_read_file
@@ -92,9 +93,9 @@ def test_an_untouched_file_is_skipped_unread_and_any_touch_rereads_it(corpus_cop
     monkeypatch.setattr(indexing, "RACY_SECONDS", 0)  # the test's files are only milliseconds old
     read: list[str] = []
 
-    def reading(file):
+    def reading(file, known):
         read.append(file.relative)
-        return indexing_read_file(file)
+        return indexing_read_file(file, known)
 
     monkeypatch.setattr(indexing, "read_file", reading)
     (corpus_copy / "factory.md").write_text(NEW_ARTICLE, encoding="utf-8")
@@ -270,3 +271,48 @@ def test_a_failing_worker_abandons_the_reindex(jaquad_sample, corpus_copy, tmp_p
     assert not list(root.glob("*" + BUILDING_SUFFIX))
     monkeypatch.undo()
     assert SearchIndex(root).search("H200").total == 4
+
+
+def _rewritten(line: str, note: str) -> str:
+    record = json.loads(line)
+    record["sections"][-1]["text"] += note
+    return json.dumps(record, ensure_ascii=False)
+
+
+def test_an_updated_feed_parses_only_its_changed_lines(jaquad_sample, tmp_path, monkeypatch):
+    root = tmp_path / "index"
+    assert reindex([jaquad_sample], root).added.articles == 12
+    parsed: list[str] = []
+
+    def parsing(record, where):
+        parsed.append(where)
+        return article_from_json(record, where)
+
+    article_from_json = readers.article_from_json
+    monkeypatch.setattr(readers, "article_from_json", parsing)
+    lines = jaquad_sample.read_text(encoding="utf-8").splitlines()
+    lines[2] = _rewritten(lines[2], "この節は更新された。")
+    lines.append(lines[5])  # an unchanged line twice: the copy is still a duplicate id
+    jaquad_sample.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = reindex([jaquad_sample], root)
+    assert parsed == [f"{jaquad_sample}:3"]
+    assert (report.updated.articles, report.unchanged.articles) == (1, 11)
+    [duplicate] = report.skipped
+    assert duplicate.path == f"{jaquad_sample}:13" and "duplicate article id" in duplicate.reason
+    assert SearchIndex(root).search("この節は更新された").total == 1
+
+
+def test_segments_an_update_empties_are_dropped(jaquad_sample, tmp_path, small_batches):
+    root = tmp_path / "index"
+    built = reindex([jaquad_sample], root, workers=2)
+    with SearchIndex(root).open()[1].reader() as reader:
+        first = {segment.segment_id() for segment in reader.segments()}
+    lines = jaquad_sample.read_text(encoding="utf-8").splitlines()
+    jaquad_sample.write_text("".join(_rewritten(line, "（更新）") + "\n" for line in lines), encoding="utf-8")
+    updated = reindex([jaquad_sample], root, workers=2)
+    assert updated.updated.sections == built.added.sections
+    with SearchIndex(root).open()[1].reader() as reader:
+        segments = reader.segments()
+        assert all(not segment.has_deletions() for segment in segments)  # every old one left
+        assert sum(segment.doc_count_all() for segment in segments) == built.added.sections
+    assert len(first) == 2 and not [p for p in (root / updated.generation).iterdir() if p.stem.split("_", 1)[-1] in first]
