@@ -13,6 +13,7 @@ not thread-safe).
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import os
 import re
 import threading
@@ -37,6 +38,16 @@ _dictionary: Dictionary | None = None
 _dictionary_pid: int | None = None
 _dictionary_lock = threading.Lock()
 _local = threading.local()
+
+
+def analyzer_version() -> str:
+    """The Sudachi code and dictionary an index's terms come from.
+
+    A new dictionary splits and normalises some words differently, so an index built with
+    another one would miss the terms its queries now produce: a reindex then rebuilds in full.
+    """
+    versions = (f"{name} {importlib.metadata.version(name)}" for name in ("SudachiPy", "sudachidict-core"))
+    return ", ".join(versions)
 
 
 def _sudachi_dictionary() -> Dictionary:

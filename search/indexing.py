@@ -21,6 +21,7 @@ from pathlib import Path
 
 from whoosh import index as whoosh_index
 
+from .analysis import analyzer_version
 from .parallel import ParallelWriter, default_workers
 from .readers import CorpusFile, KnownArticle, Unreadable, corpus_files, read_file
 from .schema import build_schema, section_documents
@@ -143,7 +144,9 @@ def _live_manifest(store: IndexStore) -> Manifest | None:
         manifest = store.manifest()
     except (IndexMissingError, FileNotFoundError, ValueError, KeyError):
         return None  # no index yet, or one we cannot trust: rebuild from scratch
-    return manifest if manifest.format == INDEX_FORMAT else None  # an older layout: rebuild too
+    if manifest.format != INDEX_FORMAT or manifest.analyzer != analyzer_version():
+        return None  # an older layout, or terms from another dictionary: rebuild too
+    return manifest
 
 
 class _GenerationBuilder:
@@ -238,7 +241,7 @@ class _GenerationBuilder:
         self.writer.commit()
         self.writer = None
         built_at = datetime.now(UTC).isoformat(timespec="seconds")
-        Manifest(self.articles, built_at, corpus, self.files).save(self.folder)
+        Manifest(self.articles, built_at, corpus, self.files, analyzer=analyzer_version()).save(self.folder)
         return self.store.publish(self.folder).name
 
     def abandon(self) -> None:

@@ -25,5 +25,6 @@ def index_stats(index_root: Path | str) -> dict[str, str]:
         "terms": f"{len(terms):,} distinct (title, heading, body)",
         "size on disk": f"{store.size_on_disk() / 1e6:.1f} MB",
         "last reindex": manifest.built_at or "unknown",
+        "analyzer": manifest.analyzer or "unknown",
         "corpus": ", ".join(manifest.corpus) or "unknown",
     }

@@ -43,19 +43,21 @@ FileSignature = tuple[int, int, int, int, int]
 @dataclass
 class Manifest:
     """What a generation holds: each article's content hash and section count, each corpus file's
-    signature and article ids (so an untouched file is skipped unread), when it was built, and in
-    which on-disk format."""
+    signature and article ids (so an untouched file is skipped unread), when it was built, in
+    which on-disk format and with which analyzer (`analysis.analyzer_version`)."""
 
     articles: dict[str, tuple[str, int]] = field(default_factory=dict)
     built_at: str = ""
     corpus: list[str] = field(default_factory=list)
     files: dict[str, tuple[FileSignature, list[str]]] = field(default_factory=dict)
     format: int = INDEX_FORMAT
+    analyzer: str = ""
 
     def save(self, folder: Path) -> None:
         """Write the manifest atomically: a no-change reindex rewrites the live one in place."""
         data = {
             "format": self.format,
+            "analyzer": self.analyzer,
             "built_at": self.built_at,
             "corpus": self.corpus,
             "articles": self.articles,
@@ -75,7 +77,8 @@ class Manifest:
             data = json.load(handle)
         articles = {key: (value[0], value[1]) for key, value in data["articles"].items()}
         files = {key: (tuple(value[0]), value[1]) for key, value in data.get("files", {}).items()}
-        return cls(articles, data.get("built_at", ""), data.get("corpus", []), files, data.get("format", 1))
+        return cls(articles, data.get("built_at", ""), data.get("corpus", []), files, data.get("format", 1),
+                   data.get("analyzer", ""))
 
 
 class IndexStore:

@@ -89,6 +89,22 @@ def test_an_index_in_an_older_on_disk_format_is_rebuilt_in_full(corpus_copy, tmp
     assert not reindex([corpus_copy], root).changed
 
 
+def test_an_index_from_another_sudachi_dictionary_is_rebuilt_in_full(corpus_copy, tmp_path):
+    root = tmp_path / "index"
+    reindex([corpus_copy], root)
+    store = IndexStore(root)
+    installed = store.manifest().analyzer
+    assert re.fullmatch(r"SudachiPy 0\.7\.\S+, sudachidict-core \d{8}\S*", installed)
+    assert index_stats(root)["analyzer"] == installed
+    manifest = store.manifest()
+    manifest.analyzer = "SudachiPy 0.7.0, sudachidict-core 20240409"  # the terms of an older dictionary
+    manifest.save(store.current())
+    rebuilt = reindex([corpus_copy], root)
+    assert (rebuilt.added.articles, rebuilt.unchanged.articles) == (1, 0)
+    assert store.manifest().analyzer == installed
+    assert not reindex([corpus_copy], root).changed
+
+
 def test_an_untouched_file_is_skipped_unread_and_any_touch_rereads_it(corpus_copy, tmp_path, monkeypatch):
     monkeypatch.setattr(indexing, "RACY_SECONDS", 0)  # the test's files are only milliseconds old
     read: list[str] = []
