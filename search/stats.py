@@ -6,6 +6,7 @@ from pathlib import Path
 
 from whoosh import index as whoosh_index
 
+from .analysis import analyzer_version
 from .schema import TEXT_FIELDS
 from .store import IndexStore
 
@@ -25,6 +26,14 @@ def index_stats(index_root: Path | str) -> dict[str, str]:
         "terms": f"{len(terms):,} distinct (title, heading, body)",
         "size on disk": f"{store.size_on_disk() / 1e6:.1f} MB",
         "last reindex": manifest.built_at or "unknown",
-        "analyzer": manifest.analyzer or "unknown",
+        "analyzer": _analyzer(manifest.analyzer),
         "corpus": ", ".join(manifest.corpus) or "unknown",
     }
+
+
+def _analyzer(built_with: str) -> str:
+    """The analyzer the index was built with, and what to do when it is not the installed one."""
+    installed = analyzer_version()
+    if built_with == installed:
+        return built_with
+    return f"{built_with or 'unknown'} (installed: {installed}; run `midashi reindex` to rebuild)"

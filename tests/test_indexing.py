@@ -99,6 +99,9 @@ def test_an_index_from_another_sudachi_dictionary_is_rebuilt_in_full(corpus_copy
     manifest = store.manifest()
     manifest.analyzer = "SudachiPy 0.7.0, sudachidict-core 20240409"  # the terms of an older dictionary
     manifest.save(store.current())
+    assert index_stats(root)["analyzer"] == (
+        f"SudachiPy 0.7.0, sudachidict-core 20240409 (installed: {installed}; run `midashi reindex` to rebuild)"
+    )
     rebuilt = reindex([corpus_copy], root)
     assert (rebuilt.added.articles, rebuilt.unchanged.articles) == (1, 0)
     assert store.manifest().analyzer == installed
