@@ -151,18 +151,18 @@ class ArrayTermsReader(W3TermsReader):
             raise TermNotFound(f"No term {fieldname}:{tbytes!r}")
         return info
 
-    # W3's raise KeyError for a missing term, which Whoosh's reader turns into 0.
     def frequency(self, fieldname: str, tbytes: bytes) -> float:
-        info = self._info(fieldname, tbytes)
-        if info is None:
-            raise KeyError((fieldname, tbytes))
-        return info.weight()
+        return self._present(fieldname, tbytes).weight()
 
     def doc_frequency(self, fieldname: str, tbytes: bytes) -> int:
+        return self._present(fieldname, tbytes).doc_frequency()
+
+    def _present(self, fieldname: str, tbytes: bytes) -> W3TermInfo:
+        """The info of a term, or KeyError as W3's raises (which Whoosh's reader turns into 0)."""
         info = self._info(fieldname, tbytes)
         if info is None:
             raise KeyError((fieldname, tbytes))
-        return info.doc_frequency()
+        return info
 
 
 class ArrayFieldWriter(W3FieldWriter):
@@ -523,6 +523,10 @@ class ArrayPostings(ListMatcher):
 
     def is_active(self) -> bool:
         return self._i < self._count
+
+    def posting_count(self) -> int:
+        """How many postings the list holds, from its header: nothing is decoded."""
+        return self._count
 
     def skip_to(self, id: int) -> None:
         if not self.is_active():

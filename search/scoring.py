@@ -207,8 +207,8 @@ class _Evaluation:
                 return found
         if isinstance(matcher, NullMatcherClass):
             return _Matches(np.zeros(0), ids=np.zeros(0, dtype=np.int64))
-        found = self._leaf(matcher, within) or _walked(matcher)
-        return found if within is None else found.kept(found.at(within.mask))
+        found = self._leaf(matcher, within)  # already restricted
+        return found if found is not None else _walked(matcher).restricted(within)
 
     def _where(self, found: _Matches) -> _Within:
         return _Within(found.as_sparse()[0], self.size)
@@ -283,8 +283,7 @@ class _Evaluation:
             return None
         term = matcher.term()  # the same term has the same postings and the same scorer
         if term in self.terms:
-            found = self.terms[term]
-            return found if within is None else found.kept(found.at(within.mask))
+            return self.terms[term].restricted(within)
         if within is not None:
             return _read_leaf(matcher, self.reader, within)
         self.terms[term] = _read_leaf(matcher, self.reader)
@@ -336,6 +335,10 @@ class _Matches:
             return _Matches(self.scores[keep], ids=self.ids[keep])
         mask = self.mask & keep
         return _Matches(np.where(mask, self.scores, 0.0), mask=mask)
+
+    def restricted(self, within: _Within | None) -> _Matches:
+        """Only the matches among `within`'s docnums (all of them when None)."""
+        return self if within is None else self.kept(self.at(within.mask))
 
     def scaled(self, boost: float) -> _Matches:
         return _Matches(self.scores * boost, ids=self.ids, mask=self.mask)
@@ -409,7 +412,7 @@ def _estimate(matcher: Matcher) -> int:
         return min(_estimate(word) for word in matcher.words)
     if isinstance(matcher, NullMatcherClass):
         return 0
-    return len(matcher.arrays.ids) if _readable(matcher) else 1 << 62
+    return matcher.posting_count() if _readable(matcher) else 1 << 62
 
 
 def _walked(matcher: Matcher) -> _Matches:
