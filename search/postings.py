@@ -21,10 +21,13 @@ while `scoring.py` takes the arrays directly.
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 import sys
+import threading
 import zlib
 from array import array
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -427,7 +430,53 @@ class PostingArrays:
     ids: np.ndarray  # int64, ascending
     weights: np.ndarray | None  # float64; None when every weight is 1.0
     starts: np.ndarray | None
-    positions: np.ndarray | None  # int64
+    positions: np.ndarray | None = None  # unsigned, as stored; only `with_positions` reads them
+
+
+class DecodedLists:
+    """Posting lists decoded recently, shared by every searcher of the process, least recently
+    used dropped first past a byte budget.
+
+    Decoding a list (unzip, gaps summed, types widened) is most of reading a term, and the same
+    terms come back query after query: the words of a day's news, the common words of every
+    question. Segments are written once under a random name, so a segment file's name and a
+    list's offset in it always mean the same bytes, whichever searcher or generation reads them.
+    """
+
+    def __init__(self, budget_bytes: int):
+        self.budget_bytes = budget_bytes
+        self.used_bytes = 0
+        self._lists: OrderedDict[tuple[str, int, str], np.ndarray | PostingArrays] = OrderedDict()
+        self._sizes: dict[tuple[str, int, str], int] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, int, str]):
+        with self._lock:
+            found = self._lists.get(key)
+            if found is not None:
+                self._lists.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[str, int, str], value, size: int) -> None:
+        if size > self.budget_bytes:
+            return
+        with self._lock:
+            if key in self._lists:
+                return
+            self._lists[key], self._sizes[key] = value, size
+            self.used_bytes += size
+            while self.used_bytes > self.budget_bytes:
+                dropped, _ = self._lists.popitem(last=False)
+                self.used_bytes -= self._sizes.pop(dropped)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._lists.clear()
+            self._sizes.clear()
+            self.used_bytes = 0
+
+
+DECODED_LISTS = DecodedLists(budget_bytes=128 << 20)
 
 
 class ArrayPostings(ListMatcher):
@@ -450,6 +499,15 @@ class ArrayPostings(ListMatcher):
     @cached_property
     def arrays(self) -> PostingArrays:
         """Docnums and weights; positions (`with_positions`) are a second, separate read."""
+        key = (self._postfile._name, self._offset, "arrays")
+        arrays = DECODED_LISTS.get(key)
+        if arrays is None:
+            arrays = self._decoded_arrays()
+            sizes = (part.nbytes for part in (arrays.ids, arrays.weights, arrays.starts) if part is not None)
+            DECODED_LISTS.put(key, arrays, sum(sizes))
+        return arrays
+
+    def _decoded_arrays(self) -> PostingArrays:
         gap_type, weight_type, count_type, _ = (chr(code) for code in self._types)
         part1 = self._postfile.get(self._offset + _HEADER.size, self._part1_size)
         if self._flags & _PART1_ZIPPED:
@@ -463,7 +521,7 @@ class ArrayPostings(ListMatcher):
         weights = read.array(weight_type, self._count)
         counts = read.array(count_type, self._count)
         starts = None if counts is None else np.concatenate(([0], np.cumsum(counts, dtype=np.int64)))
-        return PostingArrays(ids, None if weights is None else weights.astype(np.float64), starts, None)
+        return PostingArrays(ids, None if weights is None else weights.astype(np.float64), starts)
 
     def has_array_positions(self) -> bool:
         """Whether `with_positions` can read this term's positions (its field's format is ArrayPositions)."""
@@ -471,10 +529,16 @@ class ArrayPostings(ListMatcher):
 
     def with_positions(self) -> PostingArrays:
         """The arrays with every posting's positions (the field's format must have positions)."""
-        arrays = self.arrays
-        if arrays.positions is None:
-            arrays.positions = self._values_array().astype(np.int64)
-        return arrays
+        return self._positioned
+
+    @cached_property
+    def _positioned(self) -> PostingArrays:
+        key = (self._postfile._name, self._offset, "positions")
+        positions = DECODED_LISTS.get(key)
+        if positions is None:
+            positions = self._values_array()  # as stored (uint8 to uint32): read, not converted
+            DECODED_LISTS.put(key, positions, positions.nbytes)
+        return dataclasses.replace(self.arrays, positions=positions)  # the arrays may be shared
 
     def _values_array(self) -> np.ndarray:
         value_type = chr(self._types[3])
@@ -551,11 +615,11 @@ class ArrayPostings(ListMatcher):
         twin = ArrayPostings(
             self._postfile, self._offset, self._format, self._terminfo, self._term, self._scorer, self._i
         )
-        twin.__dict__.update({key: value for key, value in self.__dict__.items() if key in _DECODED})
+        twin.__dict__.update({key: value for key, value in self.__dict__.items() if key in _DECODED_ATTRIBUTES})
         return twin
 
 
-_DECODED = {"arrays", "_values"}
+_DECODED_ATTRIBUTES = {"arrays", "_positioned", "_values"}
 
 
 class _Reader:

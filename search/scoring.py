@@ -41,7 +41,7 @@ from whoosh.searching import Searcher
 from whoosh.util.numeric import byte_to_length
 
 from .coverage import COVERAGE_WEIGHT, LOOSE_CREDIT, CoverageMatcher
-from .postings import ArrayPostings, PostingArrays, length_codes
+from .postings import DECODED_LISTS, ArrayPostings, PostingArrays, length_codes
 
 # Whoosh stores each document's field length as one byte; a document with no such field reads 1.
 _LENGTH_OF_BYTE = np.array([1] + [byte_to_length(code) for code in range(1, 256)], dtype=np.float64)
@@ -64,7 +64,7 @@ def top_documents(
     """The best `limit` documents (all if None) and how many match; `allowed` are the (sorted)
     docnums a filter lets through: only those are scored."""
     context = searcher.context()  # as Whoosh's collector passes it: the same matcher tree
-    query = _fast_phrases(query)
+    query = _for_arrays(query)
     id_parts, score_parts = [np.zeros(0, dtype=np.int64)], [np.zeros(0)]
     for segment, offset in searcher.leaf_searchers():  # offsets are the running doc counts
         evaluation = _Evaluation(segment.reader())
@@ -89,7 +89,7 @@ class ArrayScored(wq.Query):
     arrays: the collector still walks every match, but nothing is scored a posting at a time."""
 
     def __init__(self, query: wq.Query):
-        self.query = _fast_phrases(query)
+        self.query = _for_arrays(query)
 
     def matcher(self, searcher: Searcher, context=None) -> Matcher:
         ids, scores = _Evaluation(searcher.reader()).matches(self.query.matcher(searcher, context))
@@ -124,7 +124,7 @@ class _Phrase(wq.Phrase):
                 return NullMatcher()
             if (self.fieldname, text) not in searcher.reader():
                 return NullMatcher()
-            words.append(wq.Term(self.fieldname, text).matcher(searcher, context))
+            words.append(_Term(self.fieldname, word).matcher(searcher, context))
         unboosted = wq.Phrase(self.fieldname, self.words, slop=self.slop, char_ranges=self.char_ranges)
         phrase = _PhraseWords(words, lambda: unboosted.matcher(searcher, context))
         # Wrapped as Whoosh wraps its own: Whoosh orders an OR's clauses by their sizes, and ties
@@ -149,12 +149,52 @@ class _PhraseWords(WrappingMatcher):
         return self._child
 
 
-def _fast_phrases(query: wq.Query) -> wq.Query:
-    return query.accept(
-        lambda node: _Phrase(node.fieldname, node.words, slop=1, boost=node.boost, char_ranges=node.char_ranges)
-        if type(node) is wq.Phrase and node.slop == 1
-        else node
-    )
+class _Term(wq.Term):
+    """A term as `top_documents` runs it: its matcher built once per searcher and copied after.
+
+    Whoosh builds a term's matcher from scratch each time (the field's bytes, the term index, a
+    scorer's statistics), and a question names a hundred terms. What it builds depends only on
+    the searcher, which outlives many searches. The matchers are kept on the searcher itself:
+    their scorers refer to it, so they go when it goes."""
+
+    def matcher(self, searcher: Searcher, context=None) -> Matcher:
+        weighting = context.weighting if context is not None else searcher.weighting
+        era, built = getattr(searcher, _MATCHERS_ATTRIBUTE, (None, {}))
+        if era != _matchers_era or len(built) >= CACHED_MATCHERS:
+            built = {}
+            setattr(searcher, _MATCHERS_ATTRIBUTE, (_matchers_era, built))
+        key = (self.fieldname, self.text, weighting)
+        original = built.get(key)
+        if original is None:
+            original = built[key] = wq.Term(self.fieldname, self.text).matcher(searcher, context)
+        found = original.copy()  # fresh: a matcher walked by Whoosh moves on
+        return found if self.boost == 1.0 else WrappingMatcher(found, boost=self.boost)
+
+
+CACHED_MATCHERS = 10_000  # per segment searcher: a few MB each
+_MATCHERS_ATTRIBUTE = "_midashi_term_matchers"  # on a segment searcher: (era, {(field, text, weighting): matcher})
+_matchers_era = 0
+
+
+def forget_between_searches() -> None:
+    """Drop what searches keep for the searches after them (decoded lists, term matchers), so a
+    benchmark's warm-up pass does not leave the timed pass every query's terms ready."""
+    global _matchers_era
+    DECODED_LISTS.clear()
+    _matchers_era += 1
+
+
+def _for_arrays(query: wq.Query) -> wq.Query:
+    """The query with the terms and phrases `top_documents` runs its own way."""
+
+    def replaced(node: wq.Query) -> wq.Query:
+        if type(node) is wq.Phrase and node.slop == 1:
+            return _Phrase(node.fieldname, node.words, slop=1, boost=node.boost, char_ranges=node.char_ranges)
+        if type(node) is wq.Term and not node.minquality:
+            return _Term(node.fieldname, node.text, boost=node.boost)
+        return node
+
+    return query.accept(replaced)
 
 
 class _Within:
@@ -429,24 +469,53 @@ def _walked(matcher: Matcher) -> _Matches:
 def _in_sequence(words: list[PostingArrays], candidates: np.ndarray) -> np.ndarray:
     """For each candidate docnum (one that every word's postings hold): does some position of the
     first word have the second word right after it, the third after that, and so on?"""
-    if not len(candidates):
-        return np.zeros(0, dtype=bool)
-    placed = []  # per word: (candidate number, position - the word's place in the phrase)
+    if len(candidates) <= FEW_CANDIDATES:
+        return _in_sequence_each(words, candidates)
+    placed = []  # per word: (candidate number, position - the word's place in the phrase), ascending
     for place, word in enumerate(words):
         rows = np.searchsorted(word.ids, candidates)
-        begins, counts = word.starts[rows], np.diff(word.starts)[rows]
+        begins = word.starts[rows]
+        counts = word.starts[rows + 1] - begins
         owners = np.repeat(np.arange(len(candidates)), counts)
         firsts = np.repeat(np.cumsum(counts) - counts, counts)  # where each posting's run begins
         positions = word.positions[np.repeat(begins, counts) + np.arange(counts.sum()) - firsts]
-        placed.append((owners, positions - place))
+        placed.append((owners, positions.astype(np.int64) - place))
     lowest = min(int(shifted.min()) for _, shifted in placed)
     stride = max(int(shifted.max()) for _, shifted in placed) - lowest + 1
-    starts = None  # candidate number × stride + where the phrase would start
-    for owners, shifted in placed:
-        keys = owners * stride + (shifted - lowest)
-        starts = keys if starts is None else np.intersect1d(starts, keys, assume_unique=True)
+    # Candidate number × stride + where the phrase would start: ascending, as owners and each
+    # posting's positions are. The rarest word's starts, kept where every other word has one too.
+    keyed = sorted((owners * stride + (shifted - lowest) for owners, shifted in placed), key=len)
+    starts = keyed[0]
+    for keys in keyed[1:]:
+        if not len(starts):
+            break
+        at = np.minimum(np.searchsorted(keys, starts), len(keys) - 1)
+        starts = starts[keys[at] == starts]
     found = np.zeros(len(candidates), dtype=bool)
     found[starts // stride] = True
+    return found
+
+
+# Up to this many candidates, checking each in Python is quicker than the array operations (each
+# costs a few microseconds however small its arrays): most phrases have a handful.
+FEW_CANDIDATES = 24
+
+
+def _in_sequence_each(words: list[PostingArrays], candidates: np.ndarray) -> np.ndarray:
+    """`_in_sequence`, one candidate at a time."""
+    bounds = []  # per word: its positions, and where each candidate's begin and end
+    for word in words:
+        rows = np.searchsorted(word.ids, candidates)
+        bounds.append((word.positions, word.starts[rows].tolist(), word.starts[rows + 1].tolist()))
+    found = np.zeros(len(candidates), dtype=bool)
+    for number in range(len(candidates)):
+        starts: set[int] | None = None
+        for place, (positions, begins, ends) in enumerate(bounds):
+            shifted = {position - place for position in positions[begins[number]:ends[number]].tolist()}
+            starts = shifted if starts is None else starts & shifted
+            if not starts:
+                break
+        found[number] = bool(starts)
     return found
 
 

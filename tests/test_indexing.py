@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 import multiprocessing
 import os
 import re
 import tarfile
+import weakref
 
 from pathlib import Path
 
@@ -156,6 +158,23 @@ def test_a_search_keeps_its_generation_while_a_reindex_swaps(corpus_copy, tmp_pa
         assert searcher.doc_count() == 5  # the open reader still sees the old generation whole
     assert SearchIndex(root).open()[0] != name
     assert SearchIndex(root).search("熊本").total == 1
+
+
+def test_a_long_lived_search_lets_go_of_the_generation_it_left(corpus_copy, tmp_path):
+    # Searches keep term matchers and decoded lists for later searches: none may hold on to an
+    # old generation's searcher (its open files) or answer from its segments.
+    root = tmp_path / "index"
+    reindex([corpus_copy], root)
+    index = SearchIndex(root)
+    assert index.search("半導体の輸出規制はどうなったのか").total > 0
+    with index.searcher() as (_, searcher):
+        old = [weakref.ref(segment) for segment, _ in searcher.leaf_searchers()]
+    del searcher
+    (corpus_copy / "factory.md").write_text(NEW_ARTICLE, encoding="utf-8")
+    reindex([corpus_copy], root)
+    assert [hit.article_id for hit in index.search("熊本の半導体工場はいつ完成したか").hits][:1] == ["factory"]
+    gc.collect()
+    assert not any(ref() for ref in old)
 
 
 class Interrupt(KeyboardInterrupt):

@@ -10,7 +10,7 @@ from whoosh.codec.whoosh3 import W3Codec
 from whoosh.qparser import QueryParser
 
 from search.articles import Article
-from search.postings import ArrayCodec, ArrayPostings
+from search.postings import DECODED_LISTS, ArrayCodec, ArrayPostings, DecodedLists
 from search.readers import read_corpus
 from search.schema import build_schema, section_documents
 from search.segments import ArraySegmentWriter
@@ -120,3 +120,27 @@ def test_whoosh_searches_the_arrays_as_it_searches_its_own_format(w3_and_arrays,
             results.append(([(hit.docnum, hit.score) for hit in hits], len(list(query.docs(searcher)))))
     assert results[1] == results[0]
     assert results[0][1] > 0
+
+
+def test_decoded_lists_keep_the_most_recently_used_within_their_budget():
+    lists = DecodedLists(budget_bytes=100)
+    lists.put(("a.pst", 0, "arrays"), "first", 40)
+    lists.put(("a.pst", 9, "arrays"), "second", 40)
+    assert lists.get(("a.pst", 0, "arrays")) == "first"  # now the most recently used
+    lists.put(("b.pst", 0, "arrays"), "third", 40)  # over budget: the least recently used goes
+    assert lists.get(("a.pst", 9, "arrays")) is None
+    assert lists.get(("a.pst", 0, "arrays")) == "first" and lists.get(("b.pst", 0, "arrays")) == "third"
+    assert lists.used_bytes == 80
+    lists.put(("c.pst", 0, "arrays"), "huge", 101)  # bigger than the whole budget: not kept
+    assert lists.get(("c.pst", 0, "arrays")) is None and lists.used_bytes == 80
+
+
+def test_a_shared_decoded_list_reads_the_same_as_a_fresh_one(w3_and_arrays):
+    _, arrays = w3_and_arrays
+    DECODED_LISTS.clear()
+    with arrays.searcher() as searcher:
+        fresh = searcher.reader().postings("body", "日本").with_positions()
+        shared = searcher.reader().postings("body", "日本").with_positions()  # from DECODED_LISTS
+    assert DECODED_LISTS.used_bytes > 0
+    assert shared.ids is fresh.ids and shared.positions is fresh.positions
+    assert list(fresh.ids) == sorted(set(fresh.ids)) and len(fresh.positions) == fresh.starts[-1]
