@@ -127,7 +127,10 @@ def terms(text: str, mode: str = "C") -> Iterator[Term]:
     return iter(_analysis(text, mode)[0])
 
 
-ANALYSES_CACHED = 64
+# The analyses of the most recent texts up to this many characters, per thread: a section's
+# fields while it is indexed, and the titles and headings of a result list (a hundred hits show
+# two hundred of them, and the next query's hits show many of them again).
+ANALYSED_CHARS_CACHED = 200_000
 
 
 def _analysis(text: str, mode: str) -> tuple[tuple[Term, ...], tuple[int, ...]]:
@@ -137,12 +140,14 @@ def _analysis(text: str, mode: str) -> tuple[tuple[Term, ...], tuple[int, ...]]:
     cache = getattr(_local, "analyses", None)
     if cache is None or _local.analyses_pid != os.getpid():
         cache = _local.analyses = OrderedDict()
-        _local.analyses_pid = os.getpid()
+        _local.analyses_pid, _local.analysed_chars = os.getpid(), 0
     analysis = cache.get(text)
     if analysis is None:
         analysis = cache[text] = _Analysis(text)
-        if len(cache) > ANALYSES_CACHED:
-            cache.popitem(last=False)
+        _local.analysed_chars += len(text)
+        while _local.analysed_chars > ANALYSED_CHARS_CACHED and len(cache) > 1:
+            dropped, _ = cache.popitem(last=False)
+            _local.analysed_chars -= len(dropped)
     else:
         cache.move_to_end(text)
     return analysis.parts if mode == "A" else analysis.words

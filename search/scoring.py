@@ -9,9 +9,11 @@ that same tree over arrays:
 - unions, intersections, exclusions and boosts combine arrays node by node, in the tree's own
   order, so every score is bit for bit Whoosh's (a + 0 is a), and so is the ranking (the livedoor
   tests compare with the straightforward path);
-- a phrase is checked for positions only where all its words occur, all candidates at once, and
-  scored as Whoosh scores it (the sum of its words' scores);
-- any other matcher is walked as Whoosh would walk it.
+- a phrase is checked for positions only where all its words occur, all candidates at once (a
+  handful one by one), and scored as Whoosh scores it (the sum of its words' scores);
+- any other matcher is walked as Whoosh would walk it;
+- what does not change between searches is kept for the next: each term's matcher per searcher
+  (`_Term`), decoded posting lists per process (`postings.DECODED_LISTS`).
 
 This reads Whoosh 2.7's matcher trees and length columns directly: whoosh-reloaded is pinned, and
 the tests would show a change.
@@ -171,7 +173,7 @@ class _Term(wq.Term):
         return found if self.boost == 1.0 else WrappingMatcher(found, boost=self.boost)
 
 
-CACHED_MATCHERS = 10_000  # per segment searcher: a few MB each
+CACHED_MATCHERS = 2_000  # per segment searcher, about 2 KB each: the terms of the last few dozen questions
 _MATCHERS_ATTRIBUTE = "_midashi_term_matchers"  # on a segment searcher: (era, {(field, text, weighting): matcher})
 _matchers_era = 0
 

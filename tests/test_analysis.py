@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
+from search import analysis
 from search.analysis import MAX_CHUNK_BYTES, JapaneseAnalyzer, SudachiTokenizer, terms
 
 
@@ -74,3 +77,17 @@ def test_threads_each_get_their_own_tokenizer():
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(texts, [text] * 64))
     assert all(result == expected for result in results)
+
+
+def test_recent_analyses_are_kept_up_to_a_character_budget(monkeypatch):
+    # A result list analyses two hundred titles and headings; the next one shows many again.
+    monkeypatch.setattr(analysis, "ANALYSED_CHARS_CACHED", 100)
+    for name, value in (("analyses", OrderedDict()), ("analyses_pid", os.getpid()), ("analysed_chars", 0)):
+        monkeypatch.setattr(analysis._local, name, value, raising=False)
+    headlines = [f"第{number}回の会議で予算案を審議した" for number in range(10, 30)]  # 16 characters each
+    first = [analysis._analysis(headline, "C") for headline in headlines]
+    kept = analysis._local.analyses
+    assert list(kept) == headlines[-6:] and analysis._local.analysed_chars == 96
+    assert analysis._analysis(headlines[-6], "C") is first[-6]  # from the cache, not Sudachi again
+    assert analysis._analysis(headlines[0], "C") == first[0]  # analysed again: the same terms
+    assert list(kept) == [*headlines[-4:], headlines[-6], headlines[0]]  # the least recently used made room
