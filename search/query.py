@@ -44,7 +44,7 @@ NEIGHBOUR_BOOST = 0.3
 # so does any 何 with a counter (何人, 何歳, 何回, 何処, 何時), see `is_question_word`.
 QUESTION_WORDS = frozenset(
     {"何", "どこ", "いつ", "誰", "どなた", "どれ", "どの", "どう", "どのよう", "どのような", "如何", "何故", "幾つ",
-     "幾ら", "どちら", "どんな", "言う"}
+     "幾ら", "どちら", "どっち", "どんな", "言う"}
 )
 _QUOTES = str.maketrans({"「": '"', "」": '"', "『": '"', "』": '"', "“": '"', "”": '"'})
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
