@@ -433,6 +433,9 @@ class PostingArrays:
     positions: np.ndarray | None = None  # unsigned, as stored; only `with_positions` reads them
 
 
+ListKey = tuple[str, int, str]  # segment file name, the list's offset in it, "arrays" or "positions"
+
+
 class DecodedLists:
     """Posting lists decoded recently, shared by every searcher of the process, least recently
     used dropped first past a byte budget.
@@ -446,33 +449,32 @@ class DecodedLists:
     def __init__(self, budget_bytes: int):
         self.budget_bytes = budget_bytes
         self.used_bytes = 0
-        self._lists: OrderedDict[tuple[str, int, str], np.ndarray | PostingArrays] = OrderedDict()
-        self._sizes: dict[tuple[str, int, str], int] = {}
+        self._lists: OrderedDict[ListKey, tuple[np.ndarray | PostingArrays, int]] = OrderedDict()  # (list, its bytes)
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, int, str]):
+    def get(self, key: ListKey):
         with self._lock:
             found = self._lists.get(key)
-            if found is not None:
-                self._lists.move_to_end(key)
-            return found
+            if found is None:
+                return None
+            self._lists.move_to_end(key)
+            return found[0]
 
-    def put(self, key: tuple[str, int, str], value, size: int) -> None:
+    def put(self, key: ListKey, value, size: int) -> None:
         if size > self.budget_bytes:
             return
         with self._lock:
             if key in self._lists:
                 return
-            self._lists[key], self._sizes[key] = value, size
+            self._lists[key] = (value, size)
             self.used_bytes += size
             while self.used_bytes > self.budget_bytes:
-                dropped, _ = self._lists.popitem(last=False)
-                self.used_bytes -= self._sizes.pop(dropped)
+                _, (_, dropped_size) = self._lists.popitem(last=False)
+                self.used_bytes -= dropped_size
 
     def clear(self) -> None:
         with self._lock:
             self._lists.clear()
-            self._sizes.clear()
             self.used_bytes = 0
 
 

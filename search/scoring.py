@@ -475,9 +475,8 @@ def _in_sequence(words: list[PostingArrays], candidates: np.ndarray) -> np.ndarr
         return _in_sequence_each(words, candidates)
     placed = []  # per word: (candidate number, position - the word's place in the phrase), ascending
     for place, word in enumerate(words):
-        rows = np.searchsorted(word.ids, candidates)
-        begins = word.starts[rows]
-        counts = word.starts[rows + 1] - begins
+        begins, ends = _position_bounds(word, candidates)
+        counts = ends - begins
         owners = np.repeat(np.arange(len(candidates)), counts)
         firsts = np.repeat(np.cumsum(counts) - counts, counts)  # where each posting's run begins
         positions = word.positions[np.repeat(begins, counts) + np.arange(counts.sum()) - firsts]
@@ -498,6 +497,13 @@ def _in_sequence(words: list[PostingArrays], candidates: np.ndarray) -> np.ndarr
     return found
 
 
+def _position_bounds(word: PostingArrays, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each candidate's positions begin and end in `word.positions` (every candidate is one
+    of the word's docnums)."""
+    rows = np.searchsorted(word.ids, candidates)
+    return word.starts[rows], word.starts[rows + 1]
+
+
 # Up to this many candidates, checking each in Python is quicker than the array operations (each
 # costs a few microseconds however small its arrays): most phrases have a handful.
 FEW_CANDIDATES = 24
@@ -507,8 +513,8 @@ def _in_sequence_each(words: list[PostingArrays], candidates: np.ndarray) -> np.
     """`_in_sequence`, one candidate at a time."""
     bounds = []  # per word: its positions, and where each candidate's begin and end
     for word in words:
-        rows = np.searchsorted(word.ids, candidates)
-        bounds.append((word.positions, word.starts[rows].tolist(), word.starts[rows + 1].tolist()))
+        begins, ends = _position_bounds(word, candidates)
+        bounds.append((word.positions, begins.tolist(), ends.tolist()))
     found = np.zeros(len(candidates), dtype=bool)
     for number in range(len(candidates)):
         starts: set[int] | None = None
