@@ -614,14 +614,10 @@ class ArrayPostings(ListMatcher):
         return self
 
     def copy(self) -> ArrayPostings:
-        twin = ArrayPostings(
-            self._postfile, self._offset, self._format, self._terminfo, self._term, self._scorer, self._i
-        )
-        twin.__dict__.update({key: value for key, value in self.__dict__.items() if key in _DECODED_ATTRIBUTES})
+        """A twin at the same place, sharing what is decoded (never changed in place)."""
+        twin = ArrayPostings.__new__(ArrayPostings)
+        twin.__dict__.update(self.__dict__)
         return twin
-
-
-_DECODED_ATTRIBUTES = {"arrays", "_positioned", "_values"}
 
 
 class _Reader:

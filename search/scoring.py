@@ -22,6 +22,7 @@ the tests would show a change.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -120,13 +121,10 @@ class _Phrase(wq.Phrase):
             return wq.Phrase.matcher(self, searcher, context)  # Whoosh's answer, or its error
         words = []
         for word in self.words:
-            try:
-                text = field.to_bytes(word)
-            except ValueError:
+            found = _Term(self.fieldname, word).matcher(searcher, context)
+            if isinstance(found, NullMatcherClass):  # not in this segment: Whoosh's shortcut
                 return NullMatcher()
-            if (self.fieldname, text) not in searcher.reader():
-                return NullMatcher()
-            words.append(_Term(self.fieldname, word).matcher(searcher, context))
+            words.append(found)
         unboosted = wq.Phrase(self.fieldname, self.words, slop=self.slop, char_ranges=self.char_ranges)
         phrase = _PhraseWords(words, lambda: unboosted.matcher(searcher, context))
         # Wrapped as Whoosh wraps its own: Whoosh orders an OR's clauses by their sizes, and ties
@@ -248,7 +246,7 @@ class _Evaluation:
             if found is not None:
                 return found
         if isinstance(matcher, NullMatcherClass):
-            return _Matches(np.zeros(0), ids=np.zeros(0, dtype=np.int64))
+            return _NO_MATCHES
         found = self._leaf(matcher, within)  # already restricted
         return found if found is not None else _walked(matcher).restricted(within)
 
@@ -270,7 +268,8 @@ class _Evaluation:
         leaves = [word.child if type(word) is FilterMatcher else word for word in phrase.words]
         if not all(_readable(leaf) and leaf.has_array_positions() for leaf in leaves):
             return None  # walked as Whoosh's own phrase matcher instead
-        candidates, scores = self._intersection(phrase.words, within).as_sparse()
+        words = [self.evaluate(word) for word in phrase.words]  # each read once a search, as its own clause
+        candidates, scores = _in_binary_tree(_intersection, words).restricted(within).as_sparse()
         in_sequence = _in_sequence([leaf.with_positions() for leaf in leaves], candidates)
         # Whoosh's SpanNear2 matcher is a wrapper too: the boost multiplies the words' sum.
         return _Matches(scores[in_sequence] * phrase.boost, ids=candidates[in_sequence])
@@ -310,14 +309,6 @@ class _Evaluation:
             matched[part_ids] = True
         return _Matches(scores, mask=matched)
 
-    def _intersection(self, matchers: list[Matcher], within: _Within | None) -> _Matches:
-        """The words of a phrase as Whoosh intersects them: `make_binary_tree`'s shape."""
-        if len(matchers) == 1:
-            return self.evaluate(matchers[0], within)
-        half = len(matchers) // 2
-        first = self._intersection(matchers[:half], within)
-        return _intersection(first, self._intersection(matchers[half:], self._where(first)))
-
     def _leaf(self, matcher: Matcher, within: _Within | None) -> _Matches | None:
         """A term's postings and BM25F scores (read once, unless restricted); None if this is not
         a BM25F leaf."""
@@ -346,6 +337,9 @@ class _Matches:
     scores: np.ndarray
     ids: np.ndarray | None = None
     mask: np.ndarray | None = None
+
+    def is_empty(self) -> bool:
+        return self.ids is not None and not len(self.ids)  # (a mask is kept for many matches)
 
     def as_sparse(self) -> tuple[np.ndarray, np.ndarray]:
         if self.ids is not None:
@@ -386,8 +380,15 @@ class _Matches:
         return _Matches(self.scores * boost, ids=self.ids, mask=self.mask)
 
 
+_NO_MATCHES = _Matches(np.zeros(0), ids=np.zeros(0, dtype=np.int64))
+
+
 def _union(a: _Matches, b: _Matches, size: int) -> _Matches:
     """a + b where both match, else the one that does (0 + b is b: every sum is Whoosh's)."""
+    if a.is_empty():  # most often a word's form that is not in the index
+        return b
+    if b.is_empty():
+        return a
     if a.ids is not None and b.ids is not None and len(a.ids) + len(b.ids) < size // DENSE_SHARE:
         ids = np.union1d(a.ids, b.ids)
         scores = np.zeros(len(ids))
@@ -418,6 +419,14 @@ def _intersection(a: _Matches, b: _Matches) -> _Matches:
         return _Matches(a.scores[keep] + b.scores[ids], ids=ids)
     ids, in_a, in_b = np.intersect1d(a.ids, b.ids, assume_unique=True, return_indices=True)
     return _Matches(a.scores[in_a] + b.scores[in_b], ids=ids)
+
+
+def _in_binary_tree(combine: Callable[[_Matches, _Matches], _Matches], parts: list[_Matches]) -> _Matches:
+    """`parts` combined as Whoosh's `make_binary_tree` combines its matchers (so the sums add alike)."""
+    if len(parts) == 1:
+        return parts[0]
+    half = len(parts) // 2
+    return combine(_in_binary_tree(combine, parts[:half]), _in_binary_tree(combine, parts[half:]))
 
 
 def _readable(matcher: Matcher) -> bool:
