@@ -21,6 +21,7 @@ from trec_eval import evaluate, read_qrels, read_run
 from search.batch import read_queries, run_queries
 from search.indexing import reindex
 from search.query import PLAIN_BM25F, QueryOptions
+from search.scoring import forget_between_searches
 from search.searching import SearchIndex
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -38,6 +39,9 @@ ABLATIONS = {
 
 
 def measure(index_root: Path, options: QueryOptions, queries, relevant, out: Path) -> dict:
+    """One configuration's scores and latencies. Each starts from the same state: a new searcher
+    and nothing decoded, so no configuration runs on the lists another one read."""
+    forget_between_searches()
     index = SearchIndex(index_root, options=options, synonyms_path=out / "no-user-synonyms.txt")
     report = run_queries(index, queries, out / "run.trec", limit=100)
     scores = evaluate({qid: relevant[qid] for qid, _ in queries if qid in relevant}, read_run(out / "run.trec"))

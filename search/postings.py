@@ -28,7 +28,7 @@ import threading
 import zlib
 from array import array
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import pairwise
@@ -433,26 +433,24 @@ class PostingArrays:
     positions: np.ndarray | None = None  # unsigned, as stored; only `with_positions` reads them
 
 
-ListKey = tuple[str, int, str]  # segment file name, the list's offset in it, "arrays" or "positions"
-
-
 class DecodedLists:
-    """Posting lists decoded recently, shared by every searcher of the process, least recently
-    used dropped first past a byte budget.
+    """Posting lists decoded recently, least recently used dropped first past a byte budget.
 
     Decoding a list (unzip, gaps summed, types widened) is most of reading a term, and the same
     terms come back query after query: the words of a day's news, the common words of every
-    question. Segments are written once under a random name, so a segment file's name and a
-    list's offset in it always mean the same bytes, whichever searcher or generation reads them.
+    question. `DECODED_LISTS` is shared by every searcher of the process, keyed by a segment file's
+    name, the list's offset in it and "arrays" or "positions": segments are written once under a
+    random name, so a name and an offset always mean the same bytes, whichever searcher or
+    generation reads them. (`scoring.py` keeps each searcher's scored terms in one too.)
     """
 
     def __init__(self, budget_bytes: int):
         self.budget_bytes = budget_bytes
         self.used_bytes = 0
-        self._lists: OrderedDict[ListKey, tuple[np.ndarray | PostingArrays, int]] = OrderedDict()  # (list, its bytes)
+        self._lists: OrderedDict[Hashable, tuple[object, int]] = OrderedDict()  # (list, its bytes)
         self._lock = threading.Lock()
 
-    def get(self, key: ListKey):
+    def get(self, key: Hashable):
         with self._lock:
             found = self._lists.get(key)
             if found is None:
@@ -460,7 +458,7 @@ class DecodedLists:
             self._lists.move_to_end(key)
             return found[0]
 
-    def put(self, key: ListKey, value, size: int) -> None:
+    def put(self, key: Hashable, value, size: int) -> None:
         if size > self.budget_bytes:
             return
         with self._lock:

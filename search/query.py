@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from whoosh import query as wq
-from whoosh.query.compound import DefaultOr
 from whoosh.fields import Schema
 from whoosh.qparser import AndGroup, MultifieldParser, PlusMinusPlugin, WildcardPlugin
 
@@ -135,7 +133,8 @@ def parse_query(
     expander = _Expander(options, user_synonyms)
     operators = bool(_OPERATORS.search(text))
     if options.always_best_match or not operators:
-        found = list(terms(text.replace('"', " ")))
+        analysed = text.replace('"', " ")
+        found = list(terms(analysed))
         if not found:
             raise QueryError(NO_WORDS)
         # What is typed outside quotes says whether this is a question or a sentence; quotes
@@ -154,10 +153,11 @@ def parse_query(
         ):
             compounds = _compounds([t for t in found if t.text in words]) if options.proximity else []
             neighbours = _neighbours(words, compounds) if options.neighbours else []
-            query = expander.best_match(words, compounds, neighbours)
+            query = expander.best_match(words, compounds, neighbours, _forms_in(analysed, found))
             return _parsed(text, query, best_match=True)
         if sentence and '"' not in text:  # a few words joined by particles (存在しない語彙): all, anywhere
-            query = wq.And([expander.word((word,)) for word in words])
+            forms = _forms_in(analysed, found)
+            query = wq.And([expander.word((word,), forms[word]) for word in words])
             return _parsed(text, query, best_match=False)
     parser = MultifieldParser(list(TEXT_FIELDS), schema, group=AndGroup)
     parser.add_plugin(PlusMinusPlugin(plusexpr=_WORD_START + r"\+", minusexpr=_WORD_START + "-"))
@@ -174,23 +174,7 @@ def parse_query(
 
 
 def _parsed(text: str, query: wq.Query, best_match: bool) -> ParsedQuery:
-    query = _binary_unions(query)
     return ParsedQuery(text, query, best_match, _highlight_spec(query))
-
-
-def _binary_unions(query: wq.Query) -> wq.Query:
-    """Every OR as Whoosh's binary tree of unions (DefaultOr), whatever the segment's size.
-
-    Left to choose, Whoosh pre-reads all of an OR's matches in Python while it builds the matcher
-    tree (PreloadedOr) in any segment under 5,000 documents, before ranking even starts; bigger
-    segments get the tree, and the tree is what `scoring.py` evaluates over arrays. One shape for
-    every segment keeps the scores of both paths the same sums in the same order.
-    """
-    return query.accept(
-        lambda node: DefaultOr(node.subqueries, boost=node.boost, minmatch=node.minmatch, scale=node.scale)
-        if type(node) is wq.Or
-        else node
-    )
 
 
 def _is_sentence(text: str, found: list[Term]) -> bool:
@@ -235,6 +219,36 @@ def _neighbours(words: list[str], compounds: list[tuple[str, ...]]) -> list[tupl
     return [pair for pair in zip(words, words[1:]) if pair not in inside]
 
 
+@dataclass(frozen=True)
+class WordForms:
+    """What else a word matches by in the dictionary: its finest units (Sudachi mode A) and its
+    synonym groups."""
+
+    parts: tuple[str, ...]
+    groups: frozenset[int]
+
+    @classmethod
+    def of(cls, text: str) -> WordForms:
+        """The forms of a word analysed on its own (a word of a parsed query)."""
+        groups = frozenset(group for term in terms(text) for group in term.synonym_groups)
+        return cls(tuple(term.text for term in terms(text, "A")), groups)
+
+
+def _forms_in(text: str, found: list[Term]) -> dict[str, WordForms]:
+    """Each word's forms from the query's own analysis (`found` are the terms of `text`): its
+    units are the mode A units inside it, its groups those of each place it stands."""
+    units = list(terms(text, "A"))
+    forms: dict[str, WordForms] = {}
+    for term in found:
+        groups = frozenset(term.synonym_groups)
+        if term.text in forms:
+            forms[term.text] = WordForms(forms[term.text].parts, forms[term.text].groups | groups)
+            continue
+        parts = tuple(unit.text for unit in units if term.start <= unit.start and unit.end <= term.end)
+        forms[term.text] = WordForms(parts or (term.text,), groups)
+    return forms
+
+
 def _leaf(field_name: str, words: tuple[str, ...], boost: float = 1.0) -> wq.Query:
     if len(words) == 1:
         return wq.Term(field_name, words[0], boost=boost)
@@ -248,24 +262,28 @@ class _Expander:
         self.options = options
         self.user_synonyms = user_synonyms
 
-    def word(self, words: tuple[str, ...]) -> wq.Query:
+    def word(self, words: tuple[str, ...], forms: WordForms | None = None) -> wq.Query:
         """The word in any text field, or any of its alternatives."""
-        return wq.Or(self._word_leaves(words))
+        return wq.Or(self._word_leaves(words, forms))
 
-    def _word_leaves(self, words: tuple[str, ...]) -> list[wq.Query]:
-        return [_leaf(name, words) for name in TEXT_FIELDS] + self.alternatives(words)
+    def _word_leaves(self, words: tuple[str, ...], forms: WordForms | None = None) -> list[wq.Query]:
+        return [_leaf(name, words) for name in TEXT_FIELDS] + self.alternatives(words, forms)
 
     def best_match(
-        self, words: list[str], compounds: list[tuple[str, ...]], neighbours: list[tuple[str, str]]
+        self,
+        words: list[str],
+        compounds: list[tuple[str, ...]],
+        neighbours: list[tuple[str, str]],
+        forms: dict[str, WordForms],
     ) -> wq.Query:
         together = [_leaf(name, run, PROXIMITY_BOOST) for run in compounds for name in ("title", "body")]
         together += [_leaf("body", pair, NEIGHBOUR_BOOST) for pair in neighbours]
         if not self.options.coverage:
             # One flat OR: an OR scores the sum of its matching children, nested or not.
-            return wq.Or([leaf for word in words for leaf in self._word_leaves((word,))] + together)
+            return wq.Or([leaf for word in words for leaf in self._word_leaves((word,), forms[word])] + together)
         clauses = []
         for word in words:
-            alternatives = self.alternatives((word,))
+            alternatives = self.alternatives((word,), forms[word])
             exact = wq.Or([_leaf(name, (word,)) for name in TEXT_FIELDS])
             clauses.append(Word(word, exact, wq.Or(alternatives) if alternatives else None))
         return Coverage(clauses, together)
@@ -286,16 +304,16 @@ class _Expander:
             return query
         return query.apply(self.expand)
 
-    def alternatives(self, words: tuple[str, ...]) -> list[wq.Query]:
+    def alternatives(self, words: tuple[str, ...], forms: WordForms | None = None) -> list[wq.Query]:
+        """The looser matches of a word (or a phrase's words); `forms` as the query's own analysis
+        found them, else the words are analysed on their own."""
         options, joined = self.options, "".join(words)
+        forms = forms or WordForms.of(joined)
         found: list[wq.Query] = []
-        if options.subwords:
-            parts = tuple(t.text for t in terms(joined, "A"))
-            if parts:
-                found.append(_leaf("parts", parts, PARTS_BOOST))
+        if options.subwords and forms.parts:
+            found.append(_leaf("parts", forms.parts, PARTS_BOOST))
         if options.synonyms and len(words) == 1:
-            groups = {group for t in terms(joined) for group in t.synonym_groups}
-            found += [wq.Term("synonyms", synonym_term(g), boost=SYNONYM_BOOST) for g in sorted(groups)]
+            found += [wq.Term("synonyms", synonym_term(g), boost=SYNONYM_BOOST) for g in sorted(forms.groups)]
         if options.fallback and len(joined) >= 3 and is_katakana_word(joined):
             found.append(_leaf("fallback", tuple(bigram for bigram, *_ in char_bigrams(joined)), FALLBACK_BOOST))
         if self.user_synonyms is not None:
@@ -306,33 +324,32 @@ class _Expander:
 
 def _highlight_spec(query: wq.Query) -> HighlightSpec:
     words, groups, substrings = set(), set(), set()
-    for field_name, text in _positive_terms(query):
-        if field_name in TEXT_FIELDS:
-            words.add(text)
-        elif field_name == "synonyms":
-            groups.add(text)
-        elif field_name == "parts" and len(text) > 1 and not text.isascii():  # h20 ⊂ h200 is no match
-            substrings.add(text)
     for leaf in _positive_leaves(query):
-        if getattr(leaf, "fieldname", None) == "fallback":
+        if getattr(leaf, "fieldname", None) == "fallback":  # bigrams: the run of katakana they spell
             bigrams = [leaf.text] if isinstance(leaf, wq.Term) else list(leaf.words)
             substrings.add(bigrams[0] + "".join(b[1:] for b in bigrams[1:]))
+            continue
+        for field_name, text in leaf.terms(phrases=True):
+            if field_name in TEXT_FIELDS:
+                words.add(text)
+            elif field_name == "synonyms":
+                groups.add(text)
+            elif field_name == "parts" and len(text) > 1 and not text.isascii():  # h20 ⊂ h200 is no match
+                substrings.add(text)
     return HighlightSpec(frozenset(words), frozenset(groups), frozenset(substrings))
 
 
-def _positive_leaves(query: wq.Query) -> Iterator[wq.Query]:
-    if isinstance(query, wq.Not):
-        return
-    if isinstance(query, wq.AndNot):
-        yield from _positive_leaves(query.a)
-        return
-    if query.is_leaf():
-        yield query
-        return
-    for child in query.children():
-        yield from _positive_leaves(child)
-
-
-def _positive_terms(query: wq.Query) -> Iterator[tuple[str, str]]:
-    for leaf in _positive_leaves(query):
-        yield from leaf.terms(phrases=True)
+def _positive_leaves(query: wq.Query) -> list[wq.Query]:
+    """The leaves a match may come from: none under a NOT, nor the excluded side of an ANDNOT."""
+    leaves, pending = [], [query]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, wq.Not):
+            continue
+        if isinstance(node, wq.AndNot):
+            pending.append(node.a)
+        elif node.is_leaf():
+            leaves.append(node)
+        else:
+            pending += node.children()
+    return leaves

@@ -1,54 +1,48 @@
-"""Ranking with whole posting lists at a time (numpy) instead of one posting at a time.
+"""Ranking with whole posting lists at a time (numpy), over the whole index at once.
 
-Whoosh scores a query one posting at a time in Python, about 4 µs a posting, and its collector then
-walks every match: most of a search's time for a question or a common word, growing with the
-corpus. `top_documents` lets Whoosh build its matcher tree for the query as usual and evaluates
-that same tree over arrays:
-- a term's postings are read as whole arrays (the array posting format, `postings.py`) and scored
-  as Whoosh's BM25F `bm25()` scores them, operation for operation;
-- unions, intersections, exclusions and boosts combine arrays node by node, in the tree's own
-  order, so every score is bit for bit Whoosh's (a + 0 is a), and so is the ranking (the livedoor
-  tests compare with the straightforward path);
-- a phrase is checked for positions only where all its words occur, all candidates at once (a
-  handful one by one), and scored as Whoosh scores it (the sum of its words' scores);
-- any other matcher is walked as Whoosh would walk it;
-- what does not change between searches is kept for the next: each term's matcher per searcher
-  (`_Term`), decoded posting lists per process (`postings.DECODED_LISTS`).
+Whoosh scores a query one posting at a time in Python, about 4 µs a posting, and before it
+scores anything it builds a tree of matchers for the query in every segment: for a question, a
+hundred term matchers and thirty OR trees per segment, which cost more than the scoring itself.
+`top_documents` builds none of that. It reads the query itself, node by node, over the index's
+segments as one range of docnums:
+- a term: its postings in every segment as arrays (the array posting format, `postings.py`),
+  deleted documents dropped, scored as Whoosh's BM25F scores them (its `bm25()`, operation for
+  operation, with the global idf and average length Whoosh's scorer takes from the top searcher);
+- OR adds up its children where they match; AND intersects them (the rarest first, the others
+  only where it matched); ANDNOT and NOT exclude; a boost multiplies;
+- a phrase: its words' intersection, kept where the words stand one after another (positions are
+  read only there) and scored as Whoosh scores it, the sum of its words' scores;
+- a question (`Coverage`): its clauses' sum scaled by how much of the question a section covers;
+- any other query (a date range, a prefix, …) runs as Whoosh's own matcher in each segment, walked.
 
-This reads Whoosh 2.7's matcher trees and length columns directly: whoosh-reloaded is pinned, and
-the tests would show a change.
+Each score is Whoosh's, up to the order in which a document's clause scores are added (the last
+bit of a float); a test on livedoor compares every ranking with Whoosh's own path
+(`SearchIndex(straightforward=True)`). What a search reads is kept for the searches after it:
+decoded posting lists per process (`postings.DECODED_LISTS`), scored terms per searcher.
+
+This reads Whoosh 2.7's readers and length columns directly: whoosh-reloaded is pinned, and the
+tests would show a change.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from whoosh import query as wq
-from whoosh.matching import (
-    AndNotMatcher,
-    FilterMatcher,
-    IntersectionMatcher,
-    ListMatcher,
-    Matcher,
-    NullMatcher,
-    NullMatcherClass,
-    UnionMatcher,
-    WrappingMatcher,
-)
+from whoosh.matching import ListMatcher, Matcher, NullMatcher
 from whoosh.reading import IndexReader
-from whoosh.scoring import BM25FScorer
+from whoosh.scoring import BM25F
 from whoosh.searching import Searcher
 from whoosh.util.numeric import byte_to_length
 
-from .coverage import COVERAGE_WEIGHT, LOOSE_CREDIT, CoverageMatcher
-from .postings import DECODED_LISTS, ArrayPostings, PostingArrays, length_codes
+from .coverage import COVERAGE_FIELD, COVERAGE_WEIGHT, LOOSE_CREDIT, Coverage
+from .postings import DECODED_LISTS, ArrayCodec, ArrayPostings, DecodedLists, PostingArrays, length_codes
 
 # Whoosh stores each document's field length as one byte; a document with no such field reads 1.
 _LENGTH_OF_BYTE = np.array([1] + [byte_to_length(code) for code in range(1, 256)], dtype=np.float64)
-_LENGTH_NORMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # segment reader → {(field, …): norms}
+_SEGMENT_TABLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # segment reader → {name: array}
 
 
 @dataclass
@@ -66,19 +60,9 @@ def top_documents(
 ) -> Ranking:
     """The best `limit` documents (all if None) and how many match; `allowed` are the (sorted)
     docnums a filter lets through: only those are scored."""
-    context = searcher.context()  # as Whoosh's collector passes it: the same matcher tree
-    query = _for_arrays(query)
-    id_parts, score_parts = [np.zeros(0, dtype=np.int64)], [np.zeros(0)]
-    for segment, offset in searcher.leaf_searchers():  # offsets are the running doc counts
-        evaluation = _Evaluation(segment.reader())
-        within = None
-        if allowed is not None:
-            inside = allowed[(allowed >= offset) & (allowed < offset + evaluation.size)] - offset
-            within = _Within(inside, evaluation.size)
-        ids, scores = evaluation.evaluate(query.matcher(segment, context), within).as_sparse()
-        id_parts.append(ids + offset)
-        score_parts.append(scores)
-    matched, scores = np.concatenate(id_parts), np.concatenate(score_parts)
+    evaluation = _Evaluation(searcher)
+    within = None if allowed is None else _Within(allowed, evaluation.size)
+    matched, scores = evaluation.evaluate(query, within).as_sparse()
     best = np.arange(len(matched))
     if limit is not None and limit < len(matched):
         cutoff = -np.partition(-scores, limit - 1)[limit - 1]
@@ -92,11 +76,20 @@ class ArrayScored(wq.Query):
     arrays: the collector still walks every match, but nothing is scored a posting at a time."""
 
     def __init__(self, query: wq.Query):
-        self.query = _for_arrays(query)
+        self.query = query
+        self._found: tuple[Searcher, np.ndarray, np.ndarray] | None = None  # the whole index's, once
 
     def matcher(self, searcher: Searcher, context=None) -> Matcher:
-        ids, scores = _Evaluation(searcher.reader()).matches(self.query.matcher(searcher, context))
-        return _ScoredDocs(ids.tolist(), scores.tolist()) if len(ids) else NullMatcher()
+        """The matches inside `searcher`'s segment (the collector asks segment by segment)."""
+        top = searcher.get_parent()
+        if self._found is None or self._found[0] is not top:
+            self._found = (top, *_Evaluation(top).evaluate(self.query).as_sparse())
+        _, ids, scores = self._found
+        offset = next(start for segment, start in top.leaf_searchers() if segment is searcher)
+        first, end = np.searchsorted(ids, (offset, offset + searcher.doc_count_all()))
+        if first == end:
+            return NullMatcher()
+        return _ScoredDocs((ids[first:end] - offset).tolist(), scores[first:end].tolist())
 
 
 class _ScoredDocs(ListMatcher):
@@ -110,95 +103,32 @@ class _ScoredDocs(ListMatcher):
         return self._best
 
 
-class _Phrase(wq.Phrase):
-    """A phrase as `top_documents` runs it: its matcher names the words' matchers and leaves
-    intersecting them and checking positions to the arrays. (Whoosh's own phrase matcher
-    intersects its words when it is built, a posting at a time.)"""
-
-    def matcher(self, searcher: Searcher, context=None) -> Matcher:
-        field = searcher.schema[self.fieldname] if self.fieldname in searcher.schema else None
-        if field is None or not field.format or not field.format.supports("positions"):
-            return wq.Phrase.matcher(self, searcher, context)  # Whoosh's answer, or its error
-        words = []
-        for word in self.words:
-            found = _Term(self.fieldname, word).matcher(searcher, context)
-            if isinstance(found, NullMatcherClass):  # not in this segment: Whoosh's shortcut
-                return NullMatcher()
-            words.append(found)
-        unboosted = wq.Phrase(self.fieldname, self.words, slop=self.slop, char_ranges=self.char_ranges)
-        phrase = _PhraseWords(words, lambda: unboosted.matcher(searcher, context))
-        # Wrapped as Whoosh wraps its own: Whoosh orders an OR's clauses by their sizes, and ties
-        # by the matchers' classes, so the classes must be Whoosh's for the sums to add alike.
-        return phrase if self.boost == 1.0 else WrappingMatcher(phrase, boost=self.boost)
+# Each searcher keeps the scores of the terms it read, for the searches after it: the same words
+# come back query after query, and a searcher (one per thread) outlives many searches. Kept on the
+# searcher itself, so they go when it goes (a new generation gets a new searcher).
+SCORED_TERMS_BYTES = 64 << 20
+_SCORED_TERMS_ATTRIBUTE = "_midashi_scored_terms"  # on a searcher: (era, DecodedLists)
+_scored_terms_era = 0
 
 
-class _PhraseWords(WrappingMatcher):
-    """The words of a phrase, for `_Evaluation`; in place of Whoosh's SpanNear2 matcher, which is
-    a WrappingMatcher too. Anything else that asks it for matches gets that matcher, built then."""
-
-    def __init__(self, words: list[Matcher], build):
-        self.words = words
-        self.boost = 1.0
-        self._build = build
-        self._child: Matcher | None = None
-
-    @property
-    def child(self) -> Matcher:
-        if self._child is None:
-            self._child = self._build()
-        return self._child
-
-
-class _Term(wq.Term):
-    """A term as `top_documents` runs it: its matcher built once per searcher and copied after.
-
-    Whoosh builds a term's matcher from scratch each time (the field's bytes, the term index, a
-    scorer's statistics), and a question names a hundred terms. What it builds depends only on
-    the searcher, which outlives many searches. The matchers are kept on the searcher itself:
-    their scorers refer to it, so they go when it goes."""
-
-    def matcher(self, searcher: Searcher, context=None) -> Matcher:
-        weighting = context.weighting if context is not None else searcher.weighting
-        era, built = getattr(searcher, _MATCHERS_ATTRIBUTE, (None, {}))
-        if era != _matchers_era or len(built) >= CACHED_MATCHERS:
-            built = {}
-            setattr(searcher, _MATCHERS_ATTRIBUTE, (_matchers_era, built))
-        key = (self.fieldname, self.text, weighting)
-        original = built.get(key)
-        if original is None:
-            original = built[key] = wq.Term(self.fieldname, self.text).matcher(searcher, context)
-        found = original.copy()  # fresh: a matcher walked by Whoosh moves on
-        return found if self.boost == 1.0 else WrappingMatcher(found, boost=self.boost)
-
-
-CACHED_MATCHERS = 2_000  # per segment searcher, about 2 KB each: the terms of the last few dozen questions
-_MATCHERS_ATTRIBUTE = "_midashi_term_matchers"  # on a segment searcher: (era, {(field, text, weighting): matcher})
-_matchers_era = 0
+def _scored_terms(searcher: Searcher) -> DecodedLists:
+    era, scored = getattr(searcher, _SCORED_TERMS_ATTRIBUTE, (None, None))
+    if era != _scored_terms_era:
+        scored = DecodedLists(SCORED_TERMS_BYTES)
+        setattr(searcher, _SCORED_TERMS_ATTRIBUTE, (_scored_terms_era, scored))
+    return scored
 
 
 def forget_between_searches() -> None:
-    """Drop what searches keep for the searches after them (decoded lists, term matchers), so a
+    """Drop what searches keep for the searches after them (decoded lists, scored terms), so a
     benchmark's warm-up pass does not leave the timed pass every query's terms ready."""
-    global _matchers_era
+    global _scored_terms_era
     DECODED_LISTS.clear()
-    _matchers_era += 1
-
-
-def _for_arrays(query: wq.Query) -> wq.Query:
-    """The query with the terms and phrases `top_documents` runs its own way."""
-
-    def replaced(node: wq.Query) -> wq.Query:
-        if type(node) is wq.Phrase and node.slop == 1:
-            return _Phrase(node.fieldname, node.words, slop=1, boost=node.boost, char_ranges=node.char_ranges)
-        if type(node) is wq.Term and not node.minquality:
-            return _Term(node.fieldname, node.text, boost=node.boost)
-        return node
-
-    return query.accept(replaced)
+    _scored_terms_era += 1
 
 
 class _Within:
-    """The docnums of a segment an evaluation is restricted to: sorted, and as a mask."""
+    """The docnums an evaluation is restricted to: sorted, and as a mask over the index."""
 
     def __init__(self, ids: np.ndarray, size: int):
         self.ids = ids
@@ -206,133 +136,308 @@ class _Within:
         self.mask[ids] = True
 
 
+@dataclass
+class _Segment:
+    """One segment of the index being searched: its reader, its sub-searcher and where its
+    docnums start among the whole index's."""
+
+    reader: IndexReader
+    searcher: Searcher
+    offset: int
+    size: int
+
+    @property
+    def kept(self) -> np.ndarray | None:
+        """Per docnum: not deleted; None when nothing is."""
+        tables = self._tables()
+        if "kept" not in tables:
+            deleted = self.reader.deleted_docs_set if self.reader.has_deletions() else ()
+            tables["kept"] = None
+            if deleted:
+                tables["kept"] = np.ones(self.size, dtype=bool)
+                tables["kept"][np.fromiter(deleted, dtype=np.int64)] = False
+        return tables["kept"]
+
+    def length_norms(self, fieldname: str, B: float, K1: float, avgfl: float) -> np.ndarray:
+        """Every document's `K1 * ((1 - B) + B * fl / avgfl)` as `whoosh.scoring.bm25` computes it,
+        of each document's length as Whoosh's `doc_field_length` reads them one by one."""
+        tables = self._tables()
+        key = (fieldname, B, K1, avgfl)
+        if key not in tables:
+            fl = _LENGTH_OF_BYTE[length_codes(self.reader._perdoc, fieldname)]
+            tables[key] = K1 * ((1 - B) + B * fl / avgfl)
+        return tables[key]
+
+    def _tables(self) -> dict:
+        """What every search of this segment reads whole, computed once: segments never change."""
+        return _SEGMENT_TABLES.setdefault(self.reader, {})
+
+
 class _Evaluation:
-    """One segment's matcher tree as arrays, node by node: each node's `_Matches`, restricted to
-    a set of docnums when given one (only those are scored)."""
+    """One search's evaluation of a query over the whole index: each node's `_Matches`,
+    restricted to a set of docnums when given one (only those are scored)."""
 
-    def __init__(self, reader: IndexReader):
-        self.reader = reader
-        self.size = reader.doc_count_all()
-        self.terms: dict[tuple[str, bytes], _Matches] = {}  # a word read once: phrases repeat words
-        self.listed: dict[int, np.ndarray] = {}  # a filter's docnums as a mask, by id of its set
+    def __init__(self, searcher: Searcher):
+        self.searcher = searcher
+        self.schema = searcher.schema
+        self.size = searcher.doc_count_all()
+        self.segments = [
+            _Segment(sub.reader(), sub, offset, sub.doc_count_all()) for sub, offset in searcher.leaf_searchers()
+        ]
+        self.context = searcher.context()
+        weighting = searcher.weighting
+        # Anything but BM25F, or a segment in an older posting format, is walked as Whoosh walks it.
+        self.arrays = type(weighting) is BM25F and all(
+            isinstance(segment.reader.codec(), ArrayCodec) for segment in self.segments
+        )
+        self.weighting = weighting
+        self.scored = _scored_terms(searcher)
 
-    def matches(self, matcher: Matcher) -> tuple[np.ndarray, np.ndarray]:
-        """Every matching docnum, ascending, and its score."""
-        return self.evaluate(matcher).as_sparse()
-
-    def evaluate(self, matcher: Matcher, within: _Within | None = None) -> _Matches:
-        kind = type(matcher)
-        if kind is UnionMatcher:  # a + b where both match, else the one that does
-            return _union(self.evaluate(matcher.a, within), self.evaluate(matcher.b, within), self.size)
-        if kind is IntersectionMatcher:  # the rarer side first, the other only where it matched
-            if _estimate(matcher.b) < _estimate(matcher.a):
-                b = self.evaluate(matcher.b, within)
-                return _intersection(self.evaluate(matcher.a, self._where(b)), b)
-            a = self.evaluate(matcher.a, within)
-            return _intersection(a, self.evaluate(matcher.b, self._where(a)))
-        if kind is AndNotMatcher:
-            found = self.evaluate(matcher.a, within)
-            return found.kept(~self.evaluate(matcher.b, self._where(found)).contains(found, self.size))
-        if kind is WrappingMatcher:  # a boost
-            return self.evaluate(matcher.child, within).scaled(matcher.boost)
-        if kind is FilterMatcher:  # a segment's deleted documents, usually
-            found = self.evaluate(matcher.child, within)
-            listed = found.at(self._listed(matcher._ids))
-            return found.kept(~listed if matcher._exclude else listed).scaled(matcher.boost)
-        if kind is CoverageMatcher:
-            return self._coverage(matcher, within)
-        if kind is _PhraseWords:
-            found = self._phrase(matcher, within)
-            if found is not None:
-                return found
-        if isinstance(matcher, NullMatcherClass):
-            return _NO_MATCHES
-        found = self._leaf(matcher, within)  # already restricted
-        return found if found is not None else _walked(matcher).restricted(within)
+    def evaluate(self, node: wq.Query, within: _Within | None = None) -> _Matches:
+        if not self.arrays:
+            return self._walked(node, within)
+        kind = type(node)
+        if kind is wq.Term:
+            return self._term(node.fieldname, node.text, within).scaled(node.boost)
+        if kind in (wq.Or, wq.DefaultOr) and not node.minmatch and not node.scale:
+            return _sum([self.evaluate(child, within) for child in node.subqueries], self.size).scaled(node.boost)
+        if kind is wq.And:
+            return self._intersection(list(node.subqueries), within).scaled(node.boost)
+        if kind is wq.AndNot:
+            found = self.evaluate(node.a, within)
+            return found.kept(~self.evaluate(node.b, self._where(found)).contains(found, self.size))
+        if kind is wq.Not:  # Whoosh's InverseMatcher: every other document, scored 1
+            everything = self._everything(within)
+            return everything.kept(~self.evaluate(node.query, within).contains(everything, self.size))
+        if kind is wq.Phrase and node.slop == 1 and self._positioned(node.fieldname):
+            return self._phrase(node, within)
+        if kind is Coverage:
+            return self._coverage(node, within)
+        return self._walked(node, within)
 
     def _where(self, found: _Matches) -> _Within:
         return _Within(found.as_sparse()[0], self.size)
 
-    def _listed(self, ids) -> np.ndarray:
-        """Every term of a segment shares one set of deleted docnums: one mask for them all."""
-        if id(ids) not in self.listed:
-            mask = np.zeros(self.size, dtype=bool)
-            mask[np.fromiter(ids, dtype=np.int64)] = True
-            self.listed[id(ids)] = mask
-        return self.listed[id(ids)]
+    def _everything(self, within: _Within | None) -> _Matches:
+        """Every document that is not deleted (within `within`), scored 1 as Whoosh's NOT does."""
+        mask = np.ones(self.size, dtype=bool) if within is None else within.mask.copy()
+        for segment in self.segments:
+            if segment.kept is not None:
+                mask[segment.offset:segment.offset + segment.size] &= segment.kept
+        return _Matches(mask.astype(np.float64), mask=mask)
 
-    def _phrase(self, phrase: _PhraseWords, within: _Within | None) -> _Matches | None:
-        """Whoosh's phrase: its words' intersection (scored as the sum of the words, in its tree of
-        intersections), kept where the words stand one after another, scaled by the boost.
-        Positions are read only where all the words occur."""
-        leaves = [word.child if type(word) is FilterMatcher else word for word in phrase.words]
-        if not all(_readable(leaf) and leaf.has_array_positions() for leaf in leaves):
-            return None  # walked as Whoosh's own phrase matcher instead
-        words = [self.evaluate(word) for word in phrase.words]  # each read once a search, as its own clause
-        candidates, scores = _in_binary_tree(_intersection, words).restricted(within).as_sparse()
-        in_sequence = _in_sequence([leaf.with_positions() for leaf in leaves], candidates)
+    def _walked(self, node: wq.Query, within: _Within | None) -> _Matches:
+        """`node` as Whoosh's own matchers find and score it, segment by segment."""
+        ids, scores = [np.zeros(0, dtype=np.int64)], [np.zeros(0)]
+        for segment in self.segments:
+            found = _walked(node.matcher(segment.searcher, self.context))
+            ids.append(found.ids + segment.offset)
+            scores.append(found.scores)
+        return _Matches(np.concatenate(scores), ids=np.concatenate(ids)).restricted(within)
+
+    def _positioned(self, fieldname: str) -> bool:
+        """Whether a phrase in this field can be checked over position arrays (else Whoosh walks
+        it, or raises its own error for a field without positions)."""
+        field = self.schema[fieldname] if fieldname in self.schema else None
+        return field is not None and bool(field.format) and field.format.supports("positions")
+
+    def _term(self, fieldname: str, text, within: _Within | None = None) -> _Matches:
+        """A term's BM25F scores wherever it occurs, kept for later searches when read whole (a
+        term read for a few documents only, the other side of a rare one, is read for those)."""
+        key = (fieldname, text)
+        found = self.scored.get(key)
+        if found is None:
+            found = self._read_term(fieldname, text, within)
+            if within is not None:
+                return found
+            self.scored.put(key, found, found.scores.nbytes + found.ids.nbytes)
+        return found.restricted(within)
+
+    def _read_term(self, fieldname: str, text, within: _Within | None) -> _Matches:
+        btext = self._bytes(fieldname, text)
+        if btext is None:
+            return _NO_MATCHES
+        scores_of = self._scorer(fieldname, btext)
+        ids, scores = [], []
+        for segment in self.segments:
+            found = self._postings(segment, fieldname, btext)
+            if found is None:
+                continue
+            arrays = found.arrays
+            local, tf = arrays.ids, arrays.weights
+            keep = segment.kept[local] if segment.kept is not None else None
+            if within is not None:
+                inside = within.mask[segment.offset:segment.offset + segment.size][local]
+                keep = inside if keep is None else keep & inside
+            if keep is not None:
+                local, tf = local[keep], (None if tf is None else tf[keep])
+            ids.append(local + segment.offset)
+            scores.append(scores_of(segment, local, tf))
+        if not ids:
+            return _NO_MATCHES
+        return _Matches(np.concatenate(scores), ids=np.concatenate(ids))
+
+    def _bytes(self, fieldname: str, text) -> bytes | None:
+        """The term as the index holds it; None for a field or text the schema has no term for."""
+        if fieldname not in self.schema:
+            return None
+        try:
+            return self.schema[fieldname].to_bytes(text)
+        except ValueError:
+            return None
+
+    def _postings(self, segment: _Segment, fieldname: str, btext: bytes) -> ArrayPostings | None:
+        """A term's postings in a segment, deleted documents included (`_Segment.kept` drops them).
+        (Straight from the segment's term index, which remembers the terms it looked up.)"""
+        terms = segment.reader._terms
+        if terms._info(fieldname, btext) is None:
+            return None
+        return terms.matcher(fieldname, btext, self.schema[fieldname].format)
+
+    def _scorer(self, fieldname: str, btext: bytes):
+        """A term's scores from its postings in a segment, as the weighting's scorer gives them."""
+        if not self.schema[fieldname].scorable:  # Whoosh's WeightScorer: the weight itself
+            return lambda segment, ids, tf: (np.ones(len(ids)) if tf is None else tf)
+        top = self.searcher
+        idf = top.idf(fieldname, btext)
+        avgfl = top.avg_field_length(fieldname) or 1
+        B = self.weighting._field_B.get(fieldname, self.weighting.B)
+        K1 = self.weighting.K1
+
+        def scores(segment: _Segment, ids: np.ndarray, tf: np.ndarray | None) -> np.ndarray:
+            norms = segment.length_norms(fieldname, B, K1, avgfl)[ids]
+            tf = tf if tf is not None else 1.0
+            # whoosh.scoring.bm25, operation for operation, so the floats are the same.
+            return idf * ((tf * (K1 + 1)) / (tf + norms))
+
+        return scores
+
+    def _intersection(self, nodes: list[wq.Query], within: _Within | None) -> _Matches:
+        """Where every node matches, the sum of their scores: the rarest node first, each next one
+        evaluated only where the ones before it matched."""
+        nodes = sorted(nodes, key=self._estimate)
+        found = self.evaluate(nodes[0], within)
+        for node in nodes[1:]:
+            if found.is_empty():
+                break
+            found = _intersection(found, self.evaluate(node, self._where(found)))
+        return found
+
+    def _estimate(self, node: wq.Query) -> int:
+        """How many documents a node may match, from its terms' document frequencies (nothing
+        decoded)."""
+        kind = type(node)
+        if kind is wq.Term:
+            return self.searcher.doc_frequency(node.fieldname, node.text) if node.fieldname in self.schema else 0
+        if kind in (wq.Or, wq.DefaultOr):
+            return sum(self._estimate(child) for child in node.subqueries)
+        if kind is wq.And:
+            return min(self._estimate(child) for child in node.subqueries)
+        if kind is wq.Phrase:
+            return min(self._estimate(wq.Term(node.fieldname, word)) for word in node.words)
+        if kind is wq.AndNot:
+            return self._estimate(node.a)
+        return self.size
+
+    def _phrase(self, phrase: wq.Phrase, within: _Within | None) -> _Matches:
+        """Whoosh's phrase, scaled by its boost; kept for later searches as terms are."""
+        key = (phrase.fieldname, tuple(phrase.words))
+        found = self.scored.get(key)
+        if found is None:
+            found = self._read_phrase(phrase.fieldname, phrase.words, within)
+            if within is not None:
+                return found.scaled(phrase.boost)
+            self.scored.put(key, found, found.scores.nbytes + found.ids.nbytes)
         # Whoosh's SpanNear2 matcher is a wrapper too: the boost multiplies the words' sum.
-        return _Matches(scores[in_sequence] * phrase.boost, ids=candidates[in_sequence])
+        return found.restricted(within).scaled(phrase.boost)
 
-    def _coverage(self, matcher: CoverageMatcher, within: _Within | None) -> _Matches:
-        """`CoverageMatcher.score` over arrays: the same additions and products in the same order
-        (adding nothing where a clause does not match, as the matcher skips it)."""
-        words = [
-            (self.evaluate(exact, within).as_sparse(), self.evaluate(loose, within).as_sparse())
-            for exact, loose in matcher.words
-        ]
-        together = [self.evaluate(m, within).as_sparse() for m in matcher.together]
-        parts = [part for pair in words for part in pair] + together
-        if sum(len(part_ids) for part_ids, _ in parts) < self.size // DENSE_SHARE:
-            ids = np.unique(np.concatenate([part_ids for part_ids, _ in parts]))
-            at = lambda part_ids: np.searchsorted(ids, part_ids)  # noqa: E731 (positions among the matches)
-        else:  # most of the segment: every document has its place
+    def _read_phrase(self, fieldname: str, words: list[str], within: _Within | None) -> _Matches:
+        """The words' intersection (scored as the sum of the words, as Whoosh scores a phrase),
+        kept where the words stand one after another: positions are read only there."""
+        candidates = self._term(fieldname, words[0])
+        for word in words[1:]:
+            candidates = _intersection(candidates, self._term(fieldname, word))
+        candidate_ids, scores = candidates.restricted(within).as_sparse()
+        in_sequence = np.zeros(len(candidate_ids), dtype=bool)
+        terms = [self._bytes(fieldname, word) for word in words]
+        for segment in self.segments:
+            first, end = np.searchsorted(candidate_ids, (segment.offset, segment.offset + segment.size))
+            if first == end:
+                continue
+            lists = [self._postings(segment, fieldname, term) for term in terms]  # all there: candidates
+            if all(found.has_array_positions() for found in lists):
+                positions = [found.with_positions() for found in lists]
+                in_sequence[first:end] = _in_sequence(positions, candidate_ids[first:end] - segment.offset)
+            else:  # positions in another format: Whoosh's own phrase matcher decides
+                walked = _walked(wq.Phrase(fieldname, words).matcher(segment.searcher, self.context))
+                in_sequence[first:end] = np.isin(candidate_ids[first:end], walked.ids + segment.offset)
+        return _Matches(scores[in_sequence], ids=candidate_ids[in_sequence])
+
+    def _coverage(self, query: Coverage, within: _Within | None) -> _Matches:
+        """`CoverageMatcher.score` over arrays: the clauses' sum, scaled by the idf-weighted share of
+        the question's words a document matches (a word matched only loosely counts in part).
+
+        Each clause's pieces are added where they match, and no clause becomes an array over the
+        whole index: at a million sections a question's common words match a good part of it, and
+        a whole-index array per clause would cost more than all the matches themselves."""
+        words = [(self._pieces(word.exact, within), self._pieces(word.loose, within)) for word in query.words]
+        pieces = [piece for exact, loose in words for piece in exact + loose]
+        pieces += [piece for node in query.together for piece in self._pieces(node, within)]
+        if not pieces:
+            return _NO_MATCHES
+        if sum(len(piece_ids) for piece_ids, _ in pieces) < self.size // DENSE_SHARE:
+            ids = np.unique(np.concatenate([piece_ids for piece_ids, _ in pieces]))
+            at = lambda piece_ids: np.searchsorted(ids, piece_ids)  # noqa: E731 (positions among the matches)
+        else:  # most of the index: every document has its place
             ids = None
-            at = lambda part_ids: part_ids  # noqa: E731
+            at = lambda piece_ids: piece_ids  # noqa: E731
         size = len(ids) if ids is not None else self.size
         total, covered = np.zeros(size), np.zeros(size)
-        for ((exact_ids, exact_scores), (loose_ids, loose_scores)), idf in zip(words, matcher.idfs):
-            exact_at, loose_at = at(exact_ids), at(loose_ids)
-            total[exact_at] += exact_scores
-            total[loose_at] += loose_scores
-            credit = np.zeros(size)
-            credit[loose_at] = LOOSE_CREDIT
-            credit[exact_at] = 1.0
-            covered += idf * credit
-        for part_ids, part_scores in together:
-            total[at(part_ids)] += part_scores
-        scores = total * (1.0 + COVERAGE_WEIGHT * (covered / matcher.total_idf))
+        for piece_ids, piece_scores in pieces:
+            total[at(piece_ids)] += piece_scores  # (a piece's docnums are distinct)
+        credit = np.zeros(size, dtype=np.uint8)  # a word's: 2 where matched as itself, 1 only loosely
+        for (exact, loose), word in zip(words, query.words):
+            for piece_ids, _ in loose:
+                credit[at(piece_ids)] = 1
+            for piece_ids, _ in exact:
+                credit[at(piece_ids)] = 2
+            matched = np.flatnonzero(credit)
+            covered[matched] += self.searcher.idf(COVERAGE_FIELD, word.text) * _CREDITS[credit[matched]]
+            credit[matched] = 0
+        total_idf = sum(self.searcher.idf(COVERAGE_FIELD, word.text) for word in query.words)
+        scores = total * (1.0 + COVERAGE_WEIGHT * (covered / total_idf))
         if ids is not None:
             return _Matches(scores, ids=ids)
-        matched = np.zeros(self.size, dtype=bool)
-        for part_ids, _ in parts:
-            matched[part_ids] = True
-        return _Matches(scores, mask=matched)
+        mask = np.zeros(self.size, dtype=bool)
+        for piece_ids, _ in pieces:
+            mask[piece_ids] = True
+        return _Matches(scores, mask=mask)
 
-    def _leaf(self, matcher: Matcher, within: _Within | None) -> _Matches | None:
-        """A term's postings and BM25F scores (read once, unless restricted); None if this is not
-        a BM25F leaf."""
-        if not _readable(matcher):
-            return None
-        term = matcher.term()  # the same term has the same postings and the same scorer
-        if term in self.terms:
-            return self.terms[term].restricted(within)
-        if within is not None:
-            return _read_leaf(matcher, self.reader, within)
-        self.terms[term] = _read_leaf(matcher, self.reader)
-        return self.terms[term]
+    def _pieces(self, node: wq.Query | None, within: _Within | None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """A clause's matches as the pieces its score is the sum of: an OR's children each on its
+        own, boosted as the OR is; anything else whole. Docnums sorted, scores beside them."""
+        if node is None:
+            return []
+        if type(node) in (wq.Or, wq.DefaultOr) and not node.minmatch and not node.scale:
+            pieces = [piece for child in node.subqueries for piece in self._pieces(child, within)]
+            return pieces if node.boost == 1.0 else [(ids, scores * node.boost) for ids, scores in pieces]
+        found = self.evaluate(node, within)
+        return [] if found.is_empty() else [found.as_sparse()]
 
 
-# A node matching fewer than 1/DENSE_SHARE of a segment's documents keeps its docnums as a sorted
-# array; a bigger one a mask over the segment, which is quicker to combine than sorted arrays.
+_CREDITS = np.array([0.0, LOOSE_CREDIT, 1.0])  # a word's share of its idf, by how it matched
+
+
+# A node matching fewer than 1/DENSE_SHARE of the index's documents keeps its docnums as a sorted
+# array; a bigger one a mask over the index, which is quicker to combine than sorted arrays.
 DENSE_SHARE = 32
 
 
 @dataclass
 class _Matches:
-    """A node's matches in one segment: sorted docnums (`ids`) and their scores, or a mask over the
-    segment (`mask`) and a score for every document, 0 where it does not match. The arrays are
-    never changed in place: a term's are shared by every node that names it."""
+    """A node's matches: sorted docnums (`ids`) and their scores, or a mask over the index
+    (`mask`) and a score for every document, 0 where it does not match. The arrays are never
+    changed in place: a term's are shared by every node that names it."""
 
     scores: np.ndarray
     ids: np.ndarray | None = None
@@ -356,7 +461,7 @@ class _Matches:
         return _Matches(scores, mask=mask)
 
     def at(self, flags: np.ndarray) -> np.ndarray:
-        """Per-document `flags` of the segment, read where these matches are (in their form)."""
+        """Per-document `flags` of the index, read where these matches are (in their form)."""
         return flags[self.ids] if self.ids is not None else flags
 
     def contains(self, other: _Matches, size: int) -> np.ndarray:
@@ -377,32 +482,31 @@ class _Matches:
         return self if within is None else self.kept(self.at(within.mask))
 
     def scaled(self, boost: float) -> _Matches:
-        return _Matches(self.scores * boost, ids=self.ids, mask=self.mask)
+        return self if boost == 1.0 else _Matches(self.scores * boost, ids=self.ids, mask=self.mask)
 
 
 _NO_MATCHES = _Matches(np.zeros(0), ids=np.zeros(0, dtype=np.int64))
 
 
-def _union(a: _Matches, b: _Matches, size: int) -> _Matches:
-    """a + b where both match, else the one that does (0 + b is b: every sum is Whoosh's)."""
-    if a.is_empty():  # most often a word's form that is not in the index
-        return b
-    if b.is_empty():
-        return a
-    if a.ids is not None and b.ids is not None and len(a.ids) + len(b.ids) < size // DENSE_SHARE:
-        ids = np.union1d(a.ids, b.ids)
+def _sum(parts: list[_Matches], size: int) -> _Matches:
+    """Every document some part matches, with the sum of the parts' scores there (an OR)."""
+    parts = [part for part in parts if not part.is_empty()]
+    if len(parts) <= 1:
+        return parts[0] if parts else _NO_MATCHES
+    if all(part.ids is not None for part in parts) and sum(len(part.ids) for part in parts) < size // DENSE_SHARE:
+        ids = np.unique(np.concatenate([part.ids for part in parts]))
         scores = np.zeros(len(ids))
-        scores[np.searchsorted(ids, a.ids)] = a.scores
-        scores[np.searchsorted(ids, b.ids)] += b.scores
+        for part in parts:
+            scores[np.searchsorted(ids, part.ids)] += part.scores
         return _Matches(scores, ids=ids)
-    if a.mask is None:
-        a, b = b, a  # a + b is b + a in floating point too
-    a = a.as_dense(size)
-    if b.mask is not None:
-        return _Matches(a.scores + b.scores, mask=a.mask | b.mask)
-    scores, mask = a.scores.copy(), a.mask.copy()
-    scores[b.ids] += b.scores
-    mask[b.ids] = True
+    scores, mask = np.zeros(size), np.zeros(size, dtype=bool)
+    for part in parts:
+        if part.ids is not None:
+            scores[part.ids] += part.scores
+            mask[part.ids] = True
+        else:
+            scores += part.scores
+            mask |= part.mask
     return _Matches(scores, mask=mask)
 
 
@@ -419,51 +523,6 @@ def _intersection(a: _Matches, b: _Matches) -> _Matches:
         return _Matches(a.scores[keep] + b.scores[ids], ids=ids)
     ids, in_a, in_b = np.intersect1d(a.ids, b.ids, assume_unique=True, return_indices=True)
     return _Matches(a.scores[in_a] + b.scores[in_b], ids=ids)
-
-
-def _in_binary_tree(combine: Callable[[_Matches, _Matches], _Matches], parts: list[_Matches]) -> _Matches:
-    """`parts` combined as Whoosh's `make_binary_tree` combines its matchers (so the sums add alike)."""
-    if len(parts) == 1:
-        return parts[0]
-    half = len(parts) // 2
-    return combine(_in_binary_tree(combine, parts[:half]), _in_binary_tree(combine, parts[half:]))
-
-
-def _readable(matcher: Matcher) -> bool:
-    """A term's postings in the array format, scored by BM25F: `_read_leaf` reads them as arrays.
-    (Segments of indexes built before that format are walked as Whoosh walks them.)"""
-    return type(matcher) is ArrayPostings and isinstance(matcher._scorer, BM25FScorer) and matcher.term() is not None
-
-
-def _read_leaf(matcher: ArrayPostings, reader: IndexReader, within: _Within | None = None) -> _Matches:
-    arrays = matcher.arrays
-    ids, tf = arrays.ids, arrays.weights
-    if within is not None:
-        keep = within.mask[ids]
-        ids, tf = ids[keep], (None if tf is None else tf[keep])
-    tf = tf if tf is not None else 1.0
-    scorer = matcher._scorer
-    norms = _length_norms(reader, matcher.term()[0], scorer.B, scorer.K1, scorer.avgfl)[ids]
-    # whoosh.scoring.bm25, operation for operation, so the floats are the same.
-    return _Matches(scorer.idf * ((tf * (scorer.K1 + 1)) / (tf + norms)), ids=ids)
-
-
-def _estimate(matcher: Matcher) -> int:
-    """How many documents a matcher may match, from its leaves' posting counts."""
-    kind = type(matcher)
-    if kind is UnionMatcher:
-        return _estimate(matcher.a) + _estimate(matcher.b)
-    if kind is IntersectionMatcher:
-        return min(_estimate(matcher.a), _estimate(matcher.b))
-    if kind in (WrappingMatcher, FilterMatcher):
-        return _estimate(matcher.child)
-    if kind is AndNotMatcher:
-        return _estimate(matcher.a)
-    if kind is _PhraseWords:
-        return min(_estimate(word) for word in matcher.words)
-    if isinstance(matcher, NullMatcherClass):
-        return 0
-    return matcher.posting_count() if _readable(matcher) else 1 << 62
 
 
 def _walked(matcher: Matcher) -> _Matches:
@@ -534,15 +593,3 @@ def _in_sequence_each(words: list[PostingArrays], candidates: np.ndarray) -> np.
                 break
         found[number] = bool(starts)
     return found
-
-
-def _length_norms(reader: IndexReader, fieldname: str, B: float, K1: float, avgfl: float) -> np.ndarray:
-    """Every document's BM25 length normalisation in a field, `K1 * ((1 - B) + B * fl / avgfl)`
-    as `whoosh.scoring.bm25` computes it, of each document's length as Whoosh's
-    `doc_field_length` reads them one by one: computed once per segment, field and statistics."""
-    cached = _LENGTH_NORMS.setdefault(reader, {})
-    key = (fieldname, B, K1, avgfl)
-    if key not in cached:
-        fl = _LENGTH_OF_BYTE[length_codes(reader._perdoc, fieldname)]
-        cached[key] = K1 * ((1 - B) + B * fl / avgfl)
-    return cached[key]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from search.indexing import reindex
-from search.searching import SearchIndex
+from search.searching import SearchIndex, SearchResults
 
 PROJECT = Path(__file__).resolve().parent.parent
 SHARED = PROJECT.parent / "shared"
@@ -49,3 +49,24 @@ def corpus_copy(tmp_path) -> Path:
     target = tmp_path / "corpus"
     shutil.copytree(CORPUS, target)
     return target
+
+
+def assert_ranked_alike(fast: SearchResults, plain: SearchResults) -> None:
+    """The same sections in the same order with the same scores, as far as floats allow.
+
+    The array evaluation adds a section's clause scores up in another order than Whoosh's matcher
+    tree, so a score may differ in its last bit (about 1e-15 of it), and sections whose scores tie
+    to that precision may come in either order (the last tie in either order or either section).
+    """
+    assert fast.total == plain.total
+    one = [(hit.section_id, hit.score) for hit in fast.hits]
+    two = [(hit.section_id, hit.score) for hit in plain.hits]
+    assert [score for _, score in one] == pytest.approx([score for _, score in two], rel=1e-12, abs=0)
+    start = 0
+    while start < len(two):  # each run of tied scores holds the same sections
+        end = start + 1
+        while end < len(two) and two[end][1] == pytest.approx(two[start][1], rel=1e-12, abs=0):
+            end += 1
+        if end < len(two) or end - start == 1:
+            assert {section for section, _ in one[start:end]} == {section for section, _ in two[start:end]}, (one, two)
+        start = end
