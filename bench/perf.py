@@ -196,21 +196,26 @@ def run_reindex(corpus: Path, index: Path, *extra: str) -> tuple[float, float]:
 
 
 def query_latencies(index: Path, queries: list[tuple[str, str]], out, straightforward: bool) -> dict[str, list[float]]:
-    """ms per query, search alone and with snippets (after one warm-up pass); hits go to `out`.
+    """ms per query, search alone and with snippets; hits go to `out`.
 
-    The warm-up opens the index and fills the page cache; what it leaves decoded is dropped, so a
-    query finds ready only what the queries before it left, as on a server."""
+    A warm-up pass opens the index and fills the page cache. Then each kind of search is a pass
+    of its own over the queries, each starting with nothing decoded: a query finds ready only what
+    the queries before it in the same pass left, as on a server, and never its own earlier run."""
     search = SearchIndex(index, straightforward=straightforward)
     for _, query in queries:
         search.search(query, limit=10, snippets=False)
-    forget_between_searches()
     found: dict[str, list[float]] = {"search": [], "search+snippets": []}
-    for kind, query in queries:
-        for label, snippets in (("search", False), ("search+snippets", True)):
+    hits = []
+    for label, snippets in (("search", False), ("search+snippets", True)):
+        forget_between_searches()
+        for _, query in queries:
             started = time.perf_counter()
             results = search.search(query, limit=10, snippets=snippets)
             found[label].append((time.perf_counter() - started) * 1000)
-        out.write(f"{index.name}{' (before)' if straightforward else ''}\t{kind}\t{results.total}\t{found['search'][-1]:.1f}\t{found['search+snippets'][-1]:.1f}\t{query}\n")
+            hits.append(results.total)
+    for number, (kind, query) in enumerate(queries):
+        alone, with_snippets = found["search"][number], found["search+snippets"][number]
+        out.write(f"{index.name}{' (before)' if straightforward else ''}\t{kind}\t{hits[number]}\t{alone:.1f}\t{with_snippets:.1f}\t{query}\n")
     return found
 
 

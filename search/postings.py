@@ -7,12 +7,17 @@ bytes a posting. `ArrayCodec` keeps everything else of W3 (term index, stored fi
 columns, segment files, merging) and writes one record per term:
 
     header: count, first docnum, the four arrays' types, flags, size of the first part
-    part 1: docnum gaps, weights, positions per posting   (zlib'd when that pays)
-    part 2: every posting's positions, one after another   (zlib'd when that pays)
+    part 1: docnum gaps, weights, positions per posting   (compressed when that pays)
+    part 2: every posting's positions, one after another   (compressed when that pays)
 
 each array in the narrowest unsigned type that holds it, so `np.frombuffer` reads it in one go and
 a search that needs no positions never decompresses them. `ArrayPositions` keeps a posting's
 positions as raw uint32 (Whoosh pickles them), so the writer joins them without decoding.
+
+Parts are compressed with Zstandard (level 1): on the long lists of common words, the ones a
+question reads cold, it decompresses four to six times as fast as zlib, and part 1 comes out
+smaller (part 1 of `年` with 106,000 postings: 33 KB in 0.12 ms, against zlib's 83 KB in
+0.76 ms). Parts an earlier version compressed with zlib say so in their flags and still read.
 
 Segments written by the W3 codec (indexes built before this format) still read as before; their
 codec is pickled in each segment. Whoosh itself reads ours through `ArrayPostings`, a ListMatcher,
@@ -26,6 +31,8 @@ import struct
 import sys
 import threading
 import zlib
+
+import zstandard
 from array import array
 from collections import OrderedDict
 from collections.abc import Hashable, Iterator
@@ -51,11 +58,13 @@ from whoosh.system import pack_uint, pack_ushort
 from whoosh.util.numeric import byte_to_length
 
 _HEADER = struct.Struct("<II4sBI")  # count, first docnum, types of gaps/weights/counts/positions, flags, part-1 size
-_PART1_ZIPPED, _PART2_ZIPPED = 1, 2
+_PART1_ZIPPED, _PART2_ZIPPED = 1, 2  # zlib, as earlier versions wrote
+_PART1_ZSTD, _PART2_ZSTD = 4, 8
 _ABSENT = b"-"  # an array that is not stored: no gaps (one posting), weights all 1.0, no values
 _BYTES = b"c"  # values of another format: raw bytes, their sizes in the counts array
-_ZIP_FROM_BYTES = 64  # smaller parts are stored as they are: zlib's header costs more than it saves
-_ZIP_LEVEL = 1
+_ZIP_FROM_BYTES = 64  # smaller parts are stored as they are: a frame's header costs more than it saves
+_ZSTD_LEVEL = 1
+_zstd = threading.local()  # a compressor and a decompressor per thread (neither is thread-safe)
 
 
 class ArrayPositions(Positions):
@@ -392,9 +401,9 @@ class _Narrowed:
 def _packed(count: int, first: int, parts: list[tuple[bytes, bytes] | None], value_type: bytes, blob: bytes) -> bytes:
     """The record: header, part 1 (gaps, weights, counts: each (type code, bytes) or absent), part 2."""
     types = b"".join(_ABSENT if part is None else part[0] for part in parts) + value_type
-    part1, zipped1 = _maybe_zipped(b"".join(part[1] for part in parts if part is not None))
-    part2, zipped2 = _maybe_zipped(blob)
-    flags = (_PART1_ZIPPED if zipped1 else 0) | (_PART2_ZIPPED if zipped2 else 0)
+    part1, zipped1 = _maybe_compressed(b"".join(part[1] for part in parts if part is not None))
+    part2, zipped2 = _maybe_compressed(blob)
+    flags = (_PART1_ZSTD if zipped1 else 0) | (_PART2_ZSTD if zipped2 else 0)
     return _HEADER.pack(count, first, types, flags, len(part1)) + part1 + part2
 
 
@@ -415,11 +424,22 @@ def _dtype(type_code: str) -> np.dtype:
     return np.dtype("<" + type_code)  # stored little-endian whatever the machine (array codes)
 
 
-def _maybe_zipped(part: bytes) -> tuple[bytes, bool]:
+def _maybe_compressed(part: bytes) -> tuple[bytes, bool]:
     if len(part) < _ZIP_FROM_BYTES:
         return part, False
-    zipped = zlib.compress(part, _ZIP_LEVEL)
-    return (zipped, True) if len(zipped) < len(part) else (part, False)
+    if not hasattr(_zstd, "compressor"):
+        _zstd.compressor = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
+    compressed = _zstd.compressor.compress(part)
+    return (compressed, True) if len(compressed) < len(part) else (part, False)
+
+
+def _decompressed(part: bytes, flags: int, zlib_flag: int, zstd_flag: int) -> bytes:
+    """A part as it was before `_maybe_compressed` (or an earlier version's zlib)."""
+    if flags & zstd_flag:
+        if not hasattr(_zstd, "decompressor"):
+            _zstd.decompressor = zstandard.ZstdDecompressor()
+        return _zstd.decompressor.decompress(part)
+    return zlib.decompress(part) if flags & zlib_flag else part
 
 
 @dataclass
@@ -510,9 +530,7 @@ class ArrayPostings(ListMatcher):
     def _decoded_arrays(self) -> PostingArrays:
         gap_type, weight_type, count_type, _ = (chr(code) for code in self._types)
         part1 = self._postfile.get(self._offset + _HEADER.size, self._part1_size)
-        if self._flags & _PART1_ZIPPED:
-            part1 = zlib.decompress(part1)
-        read = _Reader(part1)
+        read = _Reader(_decompressed(part1, self._flags, _PART1_ZIPPED, _PART1_ZSTD))
         ids = np.empty(self._count, dtype=np.int64)
         ids[0] = self._first
         if self._count > 1:
@@ -544,9 +562,7 @@ class ArrayPostings(ListMatcher):
         value_type = chr(self._types[3])
         start = self._offset + _HEADER.size + self._part1_size
         size = self._terminfo_extent_end() - start
-        part2 = self._postfile.get(start, size)
-        if self._flags & _PART2_ZIPPED:
-            part2 = zlib.decompress(part2)
+        part2 = _decompressed(self._postfile.get(start, size), self._flags, _PART2_ZIPPED, _PART2_ZSTD)
         return np.frombuffer(part2, dtype=np.uint8 if value_type == _BYTES.decode() else _dtype(value_type))
 
     def _terminfo_extent_end(self) -> int:

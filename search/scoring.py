@@ -65,7 +65,7 @@ def top_documents(
     matched, scores = evaluation.evaluate(query, within).as_sparse()
     best = np.arange(len(matched))
     if limit is not None and limit < len(matched):
-        cutoff = -np.partition(-scores, limit - 1)[limit - 1]
+        cutoff = np.partition(scores, len(scores) - limit)[len(scores) - limit]  # the limit-th best
         best = np.flatnonzero(scores >= cutoff)  # every tie at the cutoff, for the docnum order
     best = best[np.lexsort((matched[best], -scores[best]))][:limit]
     return Ranking(len(matched), matched[best], scores[best], matched)
@@ -397,11 +397,15 @@ class _Evaluation:
             total[at(piece_ids)] += piece_scores  # (a piece's docnums are distinct)
         credit = np.zeros(size, dtype=np.uint8)  # a word's: 2 where matched as itself, 1 only loosely
         for (exact, loose), word in zip(words, query.words):
+            if not exact and not loose:
+                continue
             for piece_ids, _ in loose:
                 credit[at(piece_ids)] = 1
             for piece_ids, _ in exact:
                 credit[at(piece_ids)] = 2
-            matched = np.flatnonzero(credit)
+            matched = np.concatenate([at(piece_ids) for piece_ids, _ in exact + loose])  # repeats: see below
+            # With repeated indexes, `+=` adds once per document (numpy buffers it), which is the
+            # word's one credit there.
             covered[matched] += self.searcher.idf(COVERAGE_FIELD, word.text) * _CREDITS[credit[matched]]
             credit[matched] = 0
         total_idf = sum(self.searcher.idf(COVERAGE_FIELD, word.text) for word in query.words)
@@ -521,8 +525,14 @@ def _intersection(a: _Matches, b: _Matches) -> _Matches:
         keep = b.mask[a.ids]
         ids = a.ids[keep]
         return _Matches(a.scores[keep] + b.scores[ids], ids=ids)
-    ids, in_a, in_b = np.intersect1d(a.ids, b.ids, assume_unique=True, return_indices=True)
-    return _Matches(a.scores[in_a] + b.scores[in_b], ids=ids)
+    if len(a.ids) > len(b.ids):
+        a, b = b, a  # look the fewer up among the more (a + b is b + a in floating point too)
+    if not len(a.ids):
+        return _NO_MATCHES
+    at = np.searchsorted(b.ids, a.ids)
+    at[at == len(b.ids)] = 0
+    found = b.ids[at] == a.ids
+    return _Matches(a.scores[found] + b.scores[at[found]], ids=a.ids[found])
 
 
 def _walked(matcher: Matcher) -> _Matches:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from itertools import islice
 
 import pytest
@@ -10,6 +11,7 @@ from whoosh.codec.whoosh3 import W3Codec
 from whoosh.qparser import QueryParser
 
 from search.articles import Article
+from search import postings
 from search.postings import DECODED_LISTS, ArrayCodec, ArrayPostings, DecodedLists
 from search.readers import read_corpus
 from search.schema import build_schema, section_documents
@@ -65,6 +67,8 @@ def test_every_posting_reads_back_as_whoosh_wrote_it(w3_and_arrays):
     expected, actual = _every_posting(w3), _every_posting(arrays)
     assert len(actual) > 100_000
     assert actual == expected  # (field, term, docnum, weight, positions or value) for every posting
+    with arrays.reader() as reader:  # a long list: compressed (Zstandard)
+        assert reader.postings("body", "日本")._flags & postings._PART1_ZSTD
 
 
 def test_every_term_keeps_whooshs_statistics(w3_and_arrays):
@@ -102,6 +106,21 @@ def test_merged_segments_hold_the_same_postings(documents, w3_and_arrays, tmp_pa
     ix.writer(codec=ArrayCodec()).commit(optimize=True)  # Whoosh's merge reads our postings back
     [segment] = ix._segments()
     assert type(segment.codec()) is ArrayCodec
+    assert _every_posting(ix) == _every_posting(w3)
+
+
+def test_lists_an_earlier_version_compressed_with_zlib_still_read(documents, w3_and_arrays, tmp_path, monkeypatch):
+    # Indexes written before Zstandard hold zlib'd parts, flagged as such: they must read the same.
+    w3, _ = w3_and_arrays
+    with monkeypatch.context() as earlier:
+        earlier.setattr(postings, "_maybe_compressed", lambda part: (zlib.compress(part, 1), True) if len(part) >= 64 else (part, False))
+        earlier.setattr(postings, "_PART1_ZSTD", postings._PART1_ZIPPED)
+        earlier.setattr(postings, "_PART2_ZSTD", postings._PART2_ZIPPED)
+        ix = _index(tmp_path, documents, ArrayCodec())
+    DECODED_LISTS.clear()
+    with ix.reader() as reader:
+        common = reader.postings("body", "日本")
+        assert common._flags == postings._PART1_ZIPPED | postings._PART2_ZIPPED
     assert _every_posting(ix) == _every_posting(w3)
 
 
