@@ -13,7 +13,7 @@ synonym, its bigrams) counts LOOSE_CREDIT. It is Lucene's classic coordination f
 how much each word says.
 
 `Coverage` is a Whoosh query, so Whoosh's own collector can walk its matcher (`CoverageMatcher`);
-`scoring.py` computes the same scores over arrays, operation for operation.
+`scoring.py` computes the same scores over arrays (up to the order of the additions).
 """
 
 from __future__ import annotations
