@@ -107,24 +107,33 @@ class _ScoredDocs(ListMatcher):
 # come back query after query, and a searcher (one per thread) outlives many searches. Kept on the
 # searcher itself, so they go when it goes (a new generation gets a new searcher).
 SCORED_TERMS_BYTES = 64 << 20
-_SCORED_TERMS_ATTRIBUTE = "_midashi_scored_terms"  # on a searcher: (era, DecodedLists)
-_scored_terms_era = 0
+_MEMORY_ATTRIBUTE = "_midashi_memory"  # on a searcher: its _SearcherMemory
+_memory_era = 0  # a memory from an earlier era is forgotten (`forget_between_searches`)
 
 
-def _scored_terms(searcher: Searcher) -> DecodedLists:
-    era, scored = getattr(searcher, _SCORED_TERMS_ATTRIBUTE, (None, None))
-    if era != _scored_terms_era:
-        scored = DecodedLists(SCORED_TERMS_BYTES)
-        setattr(searcher, _SCORED_TERMS_ATTRIBUTE, (_scored_terms_era, scored))
-    return scored
+@dataclass
+class _SearcherMemory:
+    """What a searcher keeps for the searches after it."""
+
+    era: int
+    scored: DecodedLists  # terms' and phrases' scored matches, by (field, text or words)
+    average_lengths: dict[str, float]  # per field: Whoosh adds up every segment's each time
+
+
+def _memory(searcher: Searcher) -> _SearcherMemory:
+    memory = getattr(searcher, _MEMORY_ATTRIBUTE, None)
+    if memory is None or memory.era != _memory_era:
+        memory = _SearcherMemory(_memory_era, DecodedLists(SCORED_TERMS_BYTES), {})
+        setattr(searcher, _MEMORY_ATTRIBUTE, memory)
+    return memory
 
 
 def forget_between_searches() -> None:
     """Drop what searches keep for the searches after them (decoded lists, scored terms), so a
     benchmark's warm-up pass does not leave the timed pass every query's terms ready."""
-    global _scored_terms_era
+    global _memory_era
     DECODED_LISTS.clear()
-    _scored_terms_era += 1
+    _memory_era += 1
 
 
 class _Within:
@@ -191,7 +200,8 @@ class _Evaluation:
             isinstance(segment.reader.codec(), ArrayCodec) for segment in self.segments
         )
         self.weighting = weighting
-        self.scored = _scored_terms(searcher)
+        self.memory = _memory(searcher)
+        self.scored = self.memory.scored
 
     def evaluate(self, node: wq.Query, within: _Within | None = None) -> _Matches:
         if not self.arrays:
@@ -300,7 +310,10 @@ class _Evaluation:
             return lambda segment, ids, tf: (np.ones(len(ids)) if tf is None else tf)
         top = self.searcher
         idf = top.idf(fieldname, btext)
-        avgfl = top.avg_field_length(fieldname) or 1
+        averages = self.memory.average_lengths
+        if fieldname not in averages:
+            averages[fieldname] = top.avg_field_length(fieldname) or 1
+        avgfl = averages[fieldname]
         B = self.weighting._field_B.get(fieldname, self.weighting.B)
         K1 = self.weighting.K1
 
