@@ -4,8 +4,9 @@
     python bench/relevance.py --ablations          # plus each feature switched off (on a sample)
 
 The set is reindexed into a scratch index (incremental: a rerun reuses it), every configuration
-runs through `search.batch.run_queries`, the code path of `midashi search --queries … --run …`,
-and is scored by `trec_eval.py`. All figures come from the same run on the same machine.
+runs through `search.batch.rank_each`, the code path of `midashi search --queries … --run …`,
+and is scored by `trec_eval.py`. All figures come from the same run on the same machine: the
+configurations take turns query by query, so the machine's ups and downs fall on all of them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from trec_eval import evaluate, read_qrels, read_run
 
-from search.batch import read_queries, run_queries
+from search.batch import Ranked, rank_each, read_queries
 from search.indexing import reindex
 from search.query import PLAIN_BM25F, QueryOptions
 from search.scoring import forget_between_searches
@@ -38,17 +39,27 @@ ABLATIONS = {
 }
 
 
-def measure(index_root: Path, options: QueryOptions, queries, relevant, out: Path) -> dict:
-    """One configuration's scores and latencies. Each starts from the same state: a new searcher
-    and nothing decoded, so no configuration runs on the lists another one read."""
+def measure(index_root: Path, configurations: list[QueryOptions], queries, relevant, out: Path) -> list[dict]:
+    """Each configuration's scores and latencies over `queries`, the configurations taking turns
+    query by query. All start from the same state, a new searcher each and nothing decoded; the
+    decoded lists are then shared, which favours the plain baseline (its lists are a subset of the
+    default's), never the default."""
     forget_between_searches()
-    index = SearchIndex(index_root, options=options, synonyms_path=out / "no-user-synonyms.txt")
-    report = run_queries(index, queries, out / "run.trec", limit=100)
-    scores = evaluate({qid: relevant[qid] for qid, _ in queries if qid in relevant}, read_run(out / "run.trec"))
-    latencies = sorted(report.latencies_ms)
-    scores["p50 ms"] = statistics.median(latencies)
-    scores["p95 ms"] = latencies[int(0.95 * (len(latencies) - 1))]
-    return scores
+    indexes = [SearchIndex(index_root, options=options, synonyms_path=out / "no-user-synonyms.txt") for options in configurations]
+    runs: list[list[Ranked]] = [[] for _ in configurations]
+    for turn in zip(*(rank_each(index, queries, limit=100) for index in indexes)):
+        for run, ranked in zip(runs, turn):
+            run.append(ranked)
+    measured = []
+    for run in runs:
+        run_path = out / "run.trec"
+        run_path.write_text("".join(line + "\n" for ranked in run for line in ranked.lines), encoding="utf-8")
+        scores = evaluate({qid: relevant[qid] for qid, _ in queries if qid in relevant}, read_run(run_path))
+        latencies = sorted(ranked.latency_ms for ranked in run if not ranked.error)
+        scores["p50 ms"] = statistics.median(latencies)
+        scores["p95 ms"] = latencies[int(0.95 * (len(latencies) - 1))]
+        measured.append(scores)
+    return measured
 
 
 def main() -> None:
@@ -67,17 +78,18 @@ def main() -> None:
     queries = read_queries(args.data / "queries.tsv")
     relevant = read_qrels(args.data / "qrels.txt")
 
-    rows = [("default", DEFAULT, queries), ("plain BM25F baseline (OR)", PLAIN_BM25F, queries)]
+    groups = [(queries, {"default": DEFAULT, "plain BM25F baseline (OR)": PLAIN_BM25F})]
     if args.ablations:
         sample = queries[:: args.sample]
-        rows += [(f"default, sample 1/{args.sample}", DEFAULT, sample)]
-        rows += [(f"{name}, sample 1/{args.sample}", options, sample) for name, options in ABLATIONS.items()]
+        ablations = {f"{name}, sample 1/{args.sample}": options for name, options in ABLATIONS.items()}
+        groups.append((sample, {f"default, sample 1/{args.sample}": DEFAULT, **ablations}))
     header = f"{'configuration':<44} {'queries':>7} {'MRR@10':>7} {'R@1':>6} {'R@10':>6} {'p50 ms':>7} {'p95 ms':>7}"
     print(header)
     print("-" * len(header))
-    for name, options, subset in rows:
-        s = measure(args.index, options, subset, relevant, args.out)
-        print(f"{name:<44} {len(subset):>7} {s['MRR@10']:>7.3f} {s['R@1']:>6.3f} {s['R@10']:>6.3f} {s['p50 ms']:>7.1f} {s['p95 ms']:>7.1f}", flush=True)
+    for subset, configurations in groups:
+        measured = measure(args.index, list(configurations.values()), subset, relevant, args.out)
+        for name, s in zip(configurations, measured):
+            print(f"{name:<44} {len(subset):>7} {s['MRR@10']:>7.3f} {s['R@1']:>6.3f} {s['R@10']:>6.3f} {s['p50 ms']:>7.1f} {s['p95 ms']:>7.1f}", flush=True)
 
 
 if __name__ == "__main__":

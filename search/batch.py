@@ -1,12 +1,12 @@
 """Batch search: a `qid<TAB>query` file in, a TREC run out (`midashi search --queries … --run …`).
 
-The relevance benchmark calls this same function, so what it measures is what users run.
+The relevance benchmark searches through the same `rank_each`, so what it measures is what users run.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,29 +40,42 @@ def read_queries(path: Path) -> list[tuple[str, str]]:
     return pairs
 
 
-def run_queries(
-    index: SearchIndex,
-    queries: list[tuple[str, str]],
-    run_path: Path,
-    limit: int = 100,
-    search: Callable | None = None,
-) -> BatchReport:
-    """Search every query (without snippets) and write the ranked section ids as a TREC run."""
-    search = search or index.search
+@dataclass(frozen=True)
+class Ranked:
+    """One query's ranking as TREC run lines, how long its search took, or why it could not run."""
+
+    qid: str
+    lines: list[str]
+    latency_ms: float = 0.0
+    error: str = ""
+
+
+def rank_each(index: SearchIndex, queries: list[tuple[str, str]], limit: int = 100) -> Iterator[Ranked]:
+    """Search each query (without snippets), one at a time: a benchmark can take turns between
+    indexes, query by query."""
     index.open()  # fail once, up front, when there is no index
+    for qid, text in queries:
+        began = time.perf_counter()
+        try:
+            results = index.search(text, limit=limit, snippets=False)
+        except QueryError as error:
+            yield Ranked(qid, [], error=str(error))
+            continue
+        latency_ms = (time.perf_counter() - began) * 1000
+        yield Ranked(qid, [f"{qid} Q0 {hit.section_id} {hit.rank} {hit.score:.4f} {RUN_TAG}" for hit in results.hits], latency_ms)
+
+
+def run_queries(index: SearchIndex, queries: list[tuple[str, str]], run_path: Path, limit: int = 100) -> BatchReport:
+    """Search every query (without snippets) and write the ranked section ids as a TREC run."""
     report = BatchReport()
     started = time.perf_counter()
     with open(run_path, "w", encoding="utf-8") as run:
-        for qid, text in queries:
+        for ranked in rank_each(index, queries, limit):
             report.queries += 1
-            began = time.perf_counter()
-            try:
-                results = search(text, limit=limit, snippets=False)
-            except QueryError as error:
-                report.unsearchable.append((qid, str(error)))
+            if ranked.error:
+                report.unsearchable.append((ranked.qid, ranked.error))
                 continue
-            report.latencies_ms.append((time.perf_counter() - began) * 1000)
-            for hit in results.hits:
-                run.write(f"{qid} Q0 {hit.section_id} {hit.rank} {hit.score:.4f} {RUN_TAG}\n")
+            report.latencies_ms.append(ranked.latency_ms)
+            run.writelines(line + "\n" for line in ranked.lines)
     report.elapsed_seconds = time.perf_counter() - started
     return report

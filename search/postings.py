@@ -26,7 +26,6 @@ while `scoring.py` takes the arrays directly.
 
 from __future__ import annotations
 
-import dataclasses
 import struct
 import sys
 import threading
@@ -145,6 +144,8 @@ class ArrayTermsReader(W3TermsReader):
             return self._infos[key]
         except KeyError:
             pass
+        if fieldname not in self._fieldmap:  # no term of the field in this segment (JaQuAD has no headings)
+            return None
         if len(self._infos) >= self.CACHED_TERMS:
             self._infos.clear()
         try:
@@ -556,7 +557,8 @@ class ArrayPostings(ListMatcher):
         if positions is None:
             positions = self._values_array()  # as stored (uint8 to uint32): read, not converted
             DECODED_LISTS.put(key, positions, positions.nbytes)
-        return dataclasses.replace(self.arrays, positions=positions)  # the arrays may be shared
+        arrays = self.arrays  # shared by every reader of the list: a new record, not changed in place
+        return PostingArrays(arrays.ids, arrays.weights, arrays.starts, positions)
 
     def _values_array(self) -> np.ndarray:
         value_type = chr(self._types[3])

@@ -27,6 +27,7 @@ tests would show a change.
 from __future__ import annotations
 
 import weakref
+from math import log
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,6 +108,7 @@ class _ScoredDocs(ListMatcher):
 # come back query after query, and a searcher (one per thread) outlives many searches. Kept on the
 # searcher itself, so they go when it goes (a new generation gets a new searcher).
 SCORED_TERMS_BYTES = 64 << 20
+CACHED_IDFS = 100_000
 _MEMORY_ATTRIBUTE = "_midashi_memory"  # on a searcher: its _SearcherMemory
 _memory_era = 0  # a memory from an earlier era is forgotten (`forget_between_searches`)
 
@@ -118,12 +120,13 @@ class _SearcherMemory:
     era: int
     scored: DecodedLists  # terms' and phrases' scored matches, by (field, text or words)
     average_lengths: dict[str, float]  # per field: Whoosh adds up every segment's each time
+    idfs: dict[tuple[str, bytes | None], float]  # per term (up to CACHED_IDFS)
 
 
 def _memory(searcher: Searcher) -> _SearcherMemory:
     memory = getattr(searcher, _MEMORY_ATTRIBUTE, None)
     if memory is None or memory.era != _memory_era:
-        memory = _SearcherMemory(_memory_era, DecodedLists(SCORED_TERMS_BYTES), {})
+        memory = _SearcherMemory(_memory_era, DecodedLists(SCORED_TERMS_BYTES), {}, {})
         setattr(searcher, _MEMORY_ATTRIBUTE, memory)
     return memory
 
@@ -145,7 +148,7 @@ class _Within:
         self.mask[ids] = True
 
 
-@dataclass
+@dataclass(eq=False)  # one per segment of a search: compared (and hashed) by identity
 class _Segment:
     """One segment of the index being searched: its reader, its sub-searcher and where its
     docnums start among the whole index's."""
@@ -202,6 +205,7 @@ class _Evaluation:
         self.weighting = weighting
         self.memory = _memory(searcher)
         self.scored = self.memory.scored
+        self.read: dict[tuple[str, bytes], list[tuple[_Segment, ArrayPostings]]] = {}  # this search's
 
     def evaluate(self, node: wq.Query, within: _Within | None = None) -> _Matches:
         if not self.arrays:
@@ -267,13 +271,13 @@ class _Evaluation:
         btext = self._bytes(fieldname, text)
         if btext is None:
             return _NO_MATCHES
+        found = self._term_postings(fieldname, btext)
+        if not found:
+            return _NO_MATCHES
         scores_of = self._scorer(fieldname, btext)
         ids, scores = [], []
-        for segment in self.segments:
-            found = self._postings(segment, fieldname, btext)
-            if found is None:
-                continue
-            arrays = found.arrays
+        for segment, postings in found:
+            arrays = postings.arrays
             local, tf = arrays.ids, arrays.weights
             keep = segment.kept[local] if segment.kept is not None else None
             if within is not None:
@@ -283,8 +287,6 @@ class _Evaluation:
                 local, tf = local[keep], (None if tf is None else tf[keep])
             ids.append(local + segment.offset)
             scores.append(scores_of(segment, local, tf))
-        if not ids:
-            return _NO_MATCHES
         return _Matches(np.concatenate(scores), ids=np.concatenate(ids))
 
     def _bytes(self, fieldname: str, text) -> bytes | None:
@@ -296,23 +298,28 @@ class _Evaluation:
         except ValueError:
             return None
 
-    def _postings(self, segment: _Segment, fieldname: str, btext: bytes) -> ArrayPostings | None:
-        """A term's postings in a segment, deleted documents included (`_Segment.kept` drops them).
-        (Straight from the segment's term index, which remembers the terms it looked up.)"""
-        terms = segment.reader._terms
-        if terms._info(fieldname, btext) is None:
-            return None
-        return terms.matcher(fieldname, btext, self.schema[fieldname].format)
+    def _term_postings(self, fieldname: str, btext: bytes) -> list[tuple[_Segment, ArrayPostings]]:
+        """A term's postings in each segment that has it, deleted documents included (`_Segment.kept`
+        drops them); looked up once a search (a phrase's words are clauses of their own too).
+        Straight from each segment's term index, which remembers the terms it looked up."""
+        key = (fieldname, btext)
+        if key not in self.read:
+            format_ = self.schema[fieldname].format
+            self.read[key] = [
+                (segment, segment.reader._terms.matcher(fieldname, btext, format_))
+                for segment in self.segments
+                if segment.reader._terms._info(fieldname, btext) is not None
+            ]
+        return self.read[key]
 
     def _scorer(self, fieldname: str, btext: bytes):
         """A term's scores from its postings in a segment, as the weighting's scorer gives them."""
         if not self.schema[fieldname].scorable:  # Whoosh's WeightScorer: the weight itself
             return lambda segment, ids, tf: (np.ones(len(ids)) if tf is None else tf)
-        top = self.searcher
-        idf = top.idf(fieldname, btext)
+        idf = self._idf(fieldname, btext)
         averages = self.memory.average_lengths
         if fieldname not in averages:
-            averages[fieldname] = top.avg_field_length(fieldname) or 1
+            averages[fieldname] = self.searcher.avg_field_length(fieldname) or 1
         avgfl = averages[fieldname]
         B = self.weighting._field_B.get(fieldname, self.weighting.B)
         K1 = self.weighting.K1
@@ -324,6 +331,19 @@ class _Evaluation:
             return idf * ((tf * (K1 + 1)) / (tf + norms))
 
         return scores
+
+    def _idf(self, fieldname: str, btext: bytes | None) -> float:
+        """Whoosh's idf of a term over the whole index (`WeightingModel.idf`: log(N / (df + 1)) + 1,
+        deleted documents counted as Whoosh counts them), from the infos each segment's term index
+        remembers: Whoosh's own asks every segment's reader through two layers of checks."""
+        idfs = self.memory.idfs
+        key = (fieldname, btext)
+        if key not in idfs:
+            if len(idfs) >= CACHED_IDFS:
+                idfs.clear()
+            infos = [] if btext is None else [segment.reader._terms._info(fieldname, btext) for segment in self.segments]
+            idfs[key] = log(self.size / (sum(info.doc_frequency() for info in infos if info is not None) + 1)) + 1
+        return idfs[key]
 
     def _intersection(self, nodes: list[wq.Query], within: _Within | None) -> _Matches:
         """Where every node matches, the sum of their scores: the rarest node first, each next one
@@ -372,12 +392,12 @@ class _Evaluation:
             candidates = _intersection(candidates, self._term(fieldname, word))
         candidate_ids, scores = candidates.restricted(within).as_sparse()
         in_sequence = np.zeros(len(candidate_ids), dtype=bool)
-        terms = [self._bytes(fieldname, word) for word in words]
+        postings = [dict(self._term_postings(fieldname, self._bytes(fieldname, word))) for word in words]
         for segment in self.segments:
             first, end = np.searchsorted(candidate_ids, (segment.offset, segment.offset + segment.size))
             if first == end:
                 continue
-            lists = [self._postings(segment, fieldname, term) for term in terms]  # all there: candidates
+            lists = [found[segment] for found in postings]  # every word is there: it has candidates
             if all(found.has_array_positions() for found in lists):
                 positions = [found.with_positions() for found in lists]
                 in_sequence[first:end] = _in_sequence(positions, candidate_ids[first:end] - segment.offset)
@@ -419,9 +439,9 @@ class _Evaluation:
             matched = np.concatenate([at(piece_ids) for piece_ids, _ in exact + loose])  # repeats: see below
             # With repeated indexes, `+=` adds once per document (numpy buffers it), which is the
             # word's one credit there.
-            covered[matched] += self.searcher.idf(COVERAGE_FIELD, word.text) * _CREDITS[credit[matched]]
+            covered[matched] += self._idf(COVERAGE_FIELD, self._bytes(COVERAGE_FIELD, word.text)) * _CREDITS[credit[matched]]
             credit[matched] = 0
-        total_idf = sum(self.searcher.idf(COVERAGE_FIELD, word.text) for word in query.words)
+        total_idf = sum(self._idf(COVERAGE_FIELD, self._bytes(COVERAGE_FIELD, word.text)) for word in query.words)
         scores = total * (1.0 + COVERAGE_WEIGHT * (covered / total_idf))
         if ids is not None:
             return _Matches(scores, ids=ids)
