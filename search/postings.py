@@ -30,8 +30,6 @@ import struct
 import sys
 import threading
 import zlib
-
-import zstandard
 from array import array
 from collections import OrderedDict
 from collections.abc import Hashable, Iterator
@@ -40,6 +38,7 @@ from functools import cached_property
 from itertools import pairwise
 
 import numpy as np
+import zstandard
 from whoosh.codec.whoosh3 import (
     LENGTHS_COLUMN,
     W3Codec,
