@@ -183,14 +183,17 @@ class SearchIndex:
         options: QueryOptions = QueryOptions(),
         synonyms_path: Path | str | None = None,
         straightforward: bool = False,
+        exact: bool = False,
     ):
         """`straightforward` searches as Whoosh does by default (a new searcher per search, its
-        matchers scoring one posting at a time, block skipping), except that its collector keeps
-        every matcher to the end (see `_keep_every_matcher`): the before of this module's
-        speed-ups, and what the tests compare its rankings with."""
+        matchers scoring one posting at a time, block skipping and matcher replacement, then a
+        recount of the total): the before of this module's speed-ups. Whoosh's matcher replacement
+        can miss a section of the top N (see `_keep_every_matcher`); `exact` turns it off, for the
+        tests that compare rankings with Whoosh's."""
         self.store = IndexStore(root)
         self.options = options
         self.straightforward = straightforward
+        self.exact = exact
         self.user_synonyms = UserSynonyms(synonyms_path or default_synonyms_path())
         self._lock = threading.Lock()
         self._local = threading.local()  # this thread's open searcher: Whoosh searchers are not thread-safe
@@ -241,7 +244,8 @@ class SearchIndex:
             groupedby=_facet_requests() if facets else None,
             optimize=self.straightforward,  # block skipping: the arrays' matches are scored already
         )
-        _keep_every_matcher(collector)
+        if self.exact or not self.straightforward:
+            _keep_every_matcher(collector)
         if not self.straightforward:
             query = ArrayScored(query)
         searcher.search_with_collector(query, collector)

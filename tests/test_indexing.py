@@ -66,7 +66,7 @@ def test_a_question_over_deleted_sections_ranks_like_whoosh(corpus_copy, tmp_pat
     reindex([corpus_copy], root)
     (corpus_copy / "factory.md").write_text(NEW_ARTICLE.replace("熊本", "北海道"), encoding="utf-8")
     reindex([corpus_copy], root)
-    fast, plain = SearchIndex(root), SearchIndex(root, straightforward=True)
+    fast, plain = SearchIndex(root), SearchIndex(root, straightforward=True, exact=True)
     with fast.open()[1].reader() as reader:
         assert reader.has_deletions()
     question = "熊本に半導体の新工場が完成したのはいつですか？"

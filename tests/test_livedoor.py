@@ -88,7 +88,7 @@ SPEED_CHECK_QUERIES = (
     ids=["ranked", "grouped", "faceted", "filtered", "as-the-web-page", "newest"],
 )
 def test_the_optimised_search_ranks_like_the_straightforward_one(livedoor, options):
-    fast, plain = SearchIndex(livedoor[0]), SearchIndex(livedoor[0], straightforward=True)
+    fast, plain = SearchIndex(livedoor[0]), SearchIndex(livedoor[0], straightforward=True, exact=True)
     for query in SPEED_CHECK_QUERIES:
         two = plain.search(query, limit=10, snippets=False, **options)
         for _ in range(2):  # the second time from the lists the first one decoded
@@ -105,7 +105,7 @@ PHRASE_QUERIES = ("写真撮影", '"映画 公開"', "iPhoneアプリ", "日本�
 def test_both_ways_of_checking_phrase_positions_rank_like_whoosh(livedoor, monkeypatch, few):
     monkeypatch.setattr(scoring, "FEW_CANDIDATES", few)
     scoring.forget_between_searches()
-    fast, plain = SearchIndex(livedoor[0]), SearchIndex(livedoor[0], straightforward=True)
+    fast, plain = SearchIndex(livedoor[0]), SearchIndex(livedoor[0], straightforward=True, exact=True)
     for query in PHRASE_QUERIES:
         one = fast.search(query, limit=20, snippets=False)
         two = plain.search(query, limit=20, snippets=False)
