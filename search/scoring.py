@@ -118,7 +118,7 @@ class _SearcherMemory:
     """What a searcher keeps for the searches after it."""
 
     era: int
-    scored: DecodedLists  # terms' and phrases' scored matches, by (field, text or words)
+    scored: DecodedLists  # terms' and phrases' (ids, scores), by (field, text or words)
     average_lengths: dict[str, float]  # per field: Whoosh adds up every segment's each time
     idfs: dict[tuple[str, bytes | None], float]  # per term (up to CACHED_IDFS)
 
@@ -259,13 +259,23 @@ class _Evaluation:
         """A term's BM25F scores wherever it occurs, kept for later searches when read whole (a
         term read for a few documents only, the other side of a rare one, is read for those)."""
         key = (fieldname, text)
-        found = self.scored.get(key)
+        found = self._remembered(key)
         if found is None:
             found = self._read_term(fieldname, text, within)
             if within is not None:
                 return found
-            self.scored.put(key, found, found.scores.nbytes + found.ids.nbytes)
+            self._remember(key, found)
         return found.restricted(within)
+
+    def _remembered(self, key: tuple) -> _Matches | None:
+        """A term's or phrase's matches as an earlier search of this searcher read them."""
+        kept = self.scored.get(key)
+        return None if kept is None else _Matches(kept[1], ids=kept[0])
+
+    def _remember(self, key: tuple, found: _Matches) -> None:
+        """Keep `found` (sparse, as every term and phrase is) for later searches, as a plain
+        tuple of arrays (see `postings.DecodedLists`)."""
+        self.scored.put(key, (found.ids, found.scores), found.ids.nbytes + found.scores.nbytes)
 
     def _read_term(self, fieldname: str, text, within: _Within | None) -> _Matches:
         btext = self._bytes(fieldname, text)
@@ -375,12 +385,12 @@ class _Evaluation:
     def _phrase(self, phrase: wq.Phrase, within: _Within | None) -> _Matches:
         """Whoosh's phrase, scaled by its boost; kept for later searches as terms are."""
         key = (phrase.fieldname, tuple(phrase.words))
-        found = self.scored.get(key)
+        found = self._remembered(key)
         if found is None:
             found = self._read_phrase(phrase.fieldname, phrase.words, within)
             if within is not None:
                 return found.scaled(phrase.boost)
-            self.scored.put(key, found, found.scores.nbytes + found.ids.nbytes)
+            self._remember(key, found)
         # Whoosh's SpanNear2 matcher is a wrapper too: the boost multiplies the words' sum.
         return found.restricted(within).scaled(phrase.boost)
 
