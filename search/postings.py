@@ -3,8 +3,8 @@
 Whoosh 2.7 stores a posting list in blocks of 128, each block a pickled tuple in which every
 posting's positions are pickled once more. At a million sections a question spends most of its
 time unpickling those blocks (profile in `bench/perf`'s notes), and the pickles take about 20
-bytes a posting. `ArrayCodec` keeps everything else of W3 (term index, stored fields, length
-columns, segment files, merging) and writes one record per term:
+bytes a posting. `ArrayCodec` keeps everything else of W3 (term index, length columns, segment
+files, merging; stored fields as `stored.py` compresses them) and writes one record per term:
 
     header: count, first docnum, the four arrays' types, flags, size of the first part
     part 1: docnum gaps, weights, positions per posting   (compressed when that pays)
@@ -54,6 +54,8 @@ from whoosh.matching import ListMatcher, NullMatcher, ReadTooFar
 from whoosh.reading import TermNotFound
 from whoosh.system import pack_uint, pack_ushort
 from whoosh.util.numeric import byte_to_length
+
+from .stored import StoredPerDocReader, StoredPerDocWriter
 
 _HEADER = struct.Struct("<II4sBI")  # count, first docnum, types of gaps/weights/counts/positions, flags, part-1 size
 _PART1_ZIPPED, _PART2_ZIPPED = 1, 2  # zlib, as earlier versions wrote
@@ -108,6 +110,12 @@ class ArrayCodec(W3Codec):
 
     def field_writer(self, storage, segment):
         return ArrayFieldWriter(self, storage, segment)
+
+    def per_document_writer(self, storage, segment):
+        return StoredPerDocWriter(self, storage, segment)
+
+    def per_document_reader(self, storage, segment):
+        return StoredPerDocReader(storage, segment)
 
     def postings_writer(self, dbfile, byteids=False):
         if byteids:

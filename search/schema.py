@@ -46,7 +46,7 @@ def build_schema() -> Schema:
         )
 
     return Schema(
-        section_id=ID(stored=True, unique=True),
+        section_id=STORED(),  # only shown: sections are replaced and found by article_id
         article_id=ID(stored=True),
         section_number=NUMERIC(stored=True, sortable=True),
         title=text_field("title"),
