@@ -51,13 +51,13 @@ class Ranked:
 
 
 def rank_each(index: SearchIndex, queries: list[tuple[str, str]], limit: int = 100) -> Iterator[Ranked]:
-    """Search each query (without snippets), one at a time: a benchmark can take turns between
-    indexes, query by query."""
+    """Search each query (ids and scores only: no snippets, nothing marked), one at a time: a
+    benchmark can take turns between indexes, query by query."""
     index.open()  # fail once, up front, when there is no index
     for qid, text in queries:
         began = time.perf_counter()
         try:
-            results = index.search(text, limit=limit, snippets=False)
+            results = index.search(text, limit=limit, marks=False)
         except QueryError as error:
             yield Ranked(qid, [], error=str(error))
             continue
@@ -66,7 +66,7 @@ def rank_each(index: SearchIndex, queries: list[tuple[str, str]], limit: int = 1
 
 
 def run_queries(index: SearchIndex, queries: list[tuple[str, str]], run_path: Path, limit: int = 100) -> BatchReport:
-    """Search every query (without snippets) and write the ranked section ids as a TREC run."""
+    """Search every query (ids and scores only) and write the ranked section ids as a TREC run."""
     report = BatchReport()
     started = time.perf_counter()
     with open(run_path, "w", encoding="utf-8") as run:

@@ -232,7 +232,7 @@ class Browser:
         if not query.strip():
             return 0
         try:
-            return self.index.search(query, limit=1, snippets=False, filters=filters).total
+            return self.index.search(query, limit=1, marks=False, filters=filters).total
         except QueryError:
             return 0
 

@@ -24,7 +24,7 @@ from whoosh.index import Index
 from whoosh.searching import Results, Searcher
 from whoosh.scoring import BM25F
 
-from .query import ParsedQuery, QueryError, QueryOptions, parse_query
+from .query import HighlightSpec, ParsedQuery, QueryError, QueryOptions, parse_query
 from .scoring import ArrayScored, top_documents
 from .snippets import Snippet, make_snippet, mark_whole
 from .store import IndexStore
@@ -280,8 +280,12 @@ class SearchIndex:
         sort: str = "relevance",
         facets: bool = False,
         group: bool = False,
+        marks: bool = True,
     ) -> SearchResults:
         """Rank sections for `query`; `offset` skips that many hits (for pages).
+
+        Without `marks`, titles and headings come back with nothing marked and no snippets (for
+        callers that read only ids and scores).
 
         With `group`, `limit` and `offset` count articles instead: each article appears once, at
         the rank of its best section, with its other matching sections in `groups`.
@@ -308,7 +312,8 @@ class SearchIndex:
 
             def hit(position: int, rank: int, with_snippet: bool) -> Hit:
                 score = scores[position] if sort == "relevance" else 0.0
-                return _hit(searcher, int(docnums[position]), score, parsed, rank, with_snippet)
+                spec = parsed.highlight if marks else None
+                return _hit(searcher, int(docnums[position]), score, spec, rank, with_snippet and marks)
 
             groups: list[ArticleGroup] = []
             article_count = None
@@ -491,9 +496,9 @@ def _newest_first(counts: Mapping[str, int]) -> list[FacetCount]:
     return [FacetCount(value, counts[value]) for value in sorted(counts, reverse=True)]
 
 
-def _hit(searcher, docnum: int, score: float, parsed: ParsedQuery, rank: int, with_snippet: bool) -> Hit:
+def _hit(searcher, docnum: int, score: float, spec: HighlightSpec | None, rank: int, with_snippet: bool) -> Hit:
+    """A hit, what `spec` matched marked in its title and heading (nothing without a spec)."""
     fields = searcher.stored_fields(docnum)
-    spec = parsed.highlight
     body = fields.get("body", "")
     return Hit(
         section_id=fields["section_id"],

@@ -106,6 +106,15 @@ def test_long_sentences_are_windowed_around_the_match(tmp_path):
     assert len(text.strip("…")) <= FRAGMENT_CHARS
 
 
+def test_a_search_without_marks_ranks_alike_and_marks_nothing(corpus_index):
+    marked = corpus_index.search("エヌビディア 半導体", limit=5)
+    plain = corpus_index.search("エヌビディア 半導体", limit=5, marks=False)
+    assert [(h.section_id, h.score) for h in plain.hits] == [(h.section_id, h.score) for h in marked.hits]
+    assert any(h.title.has_match() for h in marked.hits) and marked.hits[0].snippet.has_match()
+    assert [h.title.text() for h in plain.hits] == [h.title.text() for h in marked.hits]
+    assert not any(h.title.has_match() or h.heading.has_match() or h.snippet.fragments for h in plain.hits)
+
+
 def test_corpus_text_is_escaped_and_only_mark_is_markup(tmp_path):
     hostile = '# <script>alert("x")</script>見出し\n\n<img src=x onerror=alert(1)>エヌビディアの<b>発表</b>&amp;。\n'
     (tmp_path / "hostile.md").write_text(hostile, encoding="utf-8")
