@@ -439,7 +439,8 @@ class _Evaluation:
         for piece_ids, piece_scores in pieces:
             total[at(piece_ids)] += piece_scores  # (a piece's docnums are distinct)
         credit = np.zeros(size, dtype=np.uint8)  # a word's: 2 where matched as itself, 1 only loosely
-        for (exact, loose), word in zip(words, query.words):
+        idfs = [self._idf(COVERAGE_FIELD, self._bytes(COVERAGE_FIELD, word.text)) for word in query.words]
+        for (exact, loose), idf in zip(words, idfs):
             if not exact and not loose:
                 continue
             for piece_ids, _ in loose:
@@ -449,10 +450,9 @@ class _Evaluation:
             matched = np.concatenate([at(piece_ids) for piece_ids, _ in exact + loose])  # repeats: see below
             # With repeated indexes, `+=` adds once per document (numpy buffers it), which is the
             # word's one credit there.
-            covered[matched] += self._idf(COVERAGE_FIELD, self._bytes(COVERAGE_FIELD, word.text)) * _CREDITS[credit[matched]]
+            covered[matched] += idf * _CREDITS[credit[matched]]
             credit[matched] = 0
-        total_idf = sum(self._idf(COVERAGE_FIELD, self._bytes(COVERAGE_FIELD, word.text)) for word in query.words)
-        scores = total * (1.0 + COVERAGE_WEIGHT * (covered / total_idf))
+        scores = total * (1.0 + COVERAGE_WEIGHT * (covered / sum(idfs)))
         if ids is not None:
             return _Matches(scores, ids=ids)
         mask = np.zeros(self.size, dtype=bool)

@@ -310,9 +310,10 @@ class SearchIndex:
                 docnums = np.array([docnum for _, docnum in results.top_n], dtype=np.int64)
                 facet_counts = _facets(*(results.groups(name) for name in _FACETS)) if facets else None
 
+            spec = parsed.highlight if marks else None
+
             def hit(position: int, rank: int, with_snippet: bool) -> Hit:
                 score = scores[position] if sort == "relevance" else 0.0
-                spec = parsed.highlight if marks else None
                 return _hit(searcher, int(docnums[position]), score, spec, rank, with_snippet and marks)
 
             groups: list[ArticleGroup] = []

@@ -76,12 +76,12 @@ class _Writer(ColumnWriter):
     def _start(self) -> None:
         """Train the dictionary on the buffered values, write it, then the buffered values."""
         samples = [value for _docnum, value in self._buffered if value]
-        dictionary = b""
+        dictionary = b""  # none when there is too little or too uniform text to learn from
         if len(samples) >= _FEWEST_SAMPLES:
             try:
                 dictionary = zstandard.train_dictionary(DICTIONARY_BYTES, samples, level=_LEVEL).as_bytes()
-            except zstandard.ZstdError:  # too little or too uniform text to learn from
-                dictionary = b""
+            except zstandard.ZstdError:
+                pass
         self._dbfile.write(_MAGIC + _DICTIONARY_SIZE.pack(len(dictionary)) + dictionary)
         self._compress = _compressor(dictionary).compress
         self._values = VarBytesColumn().writer(self._dbfile)
@@ -107,9 +107,6 @@ class _Reader(ColumnReader):
         decompress = self._decompressor().decompress
         for value in self._values:
             yield decompress(value) if value else value
-
-    def load(self) -> list[bytes]:
-        return list(self)
 
     def _decompressor(self) -> zstandard.ZstdDecompressor:
         decompressor = getattr(self._per_thread, "decompressor", None)
