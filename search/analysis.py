@@ -12,8 +12,11 @@ not thread-safe).
 
 from __future__ import annotations
 
+import bisect
 import functools
 import importlib.metadata
+import itertools
+import operator
 import os
 import re
 import threading
@@ -124,7 +127,10 @@ def terms(text: str, mode: str = "C") -> Iterator[Term]:
     text is analysed by several fields (words, sub-units, synonyms), so the analysis of recent
     texts is cached and Sudachi runs once per text.
     """
-    return iter(_analysis(text, mode)[0])
+    if mode not in _SPLIT_MODES:
+        raise ValueError(f"Sudachi split mode must be A or C, not {mode!r}")
+    analysis = _analysis(text)
+    return iter(analysis.word_terms if mode == "C" else analysis.unit_terms)
 
 
 # The analyses of the most recent texts up to this many characters, per thread: a section's
@@ -133,10 +139,8 @@ def terms(text: str, mode: str = "C") -> Iterator[Term]:
 ANALYSED_CHARS_CACHED = 200_000
 
 
-def _analysis(text: str, mode: str) -> tuple[tuple[Term, ...], tuple[int, ...]]:
-    """`text`'s terms in `mode` and their positions (see `_positions`), from this thread's cache."""
-    if mode not in _SPLIT_MODES:
-        raise ValueError(f"Sudachi split mode must be A or C, not {mode!r}")
+def _analysis(text: str) -> _Analysis:
+    """`text`'s analysis, from this thread's cache."""
     cache = getattr(_local, "analyses", None)
     if cache is None or _local.analyses_pid != os.getpid():
         cache = _local.analyses = OrderedDict()
@@ -150,103 +154,172 @@ def _analysis(text: str, mode: str) -> tuple[tuple[Term, ...], tuple[int, ...]]:
             _local.analysed_chars -= len(dropped)
     else:
         cache.move_to_end(text)
-    return analysis.parts if mode == "A" else analysis.words
+    return analysis
+
+
+class Columns(NamedTuple):
+    """A text's index terms as parallel tuples (term, position, first and end character): what
+    indexing reads, zipped, with no object made per term."""
+
+    texts: tuple[str, ...] = ()
+    positions: tuple[int, ...] = ()
+    starts: tuple[int, ...] = ()
+    ends: tuple[int, ...] = ()
+
+
+# A term while a text is analysed: (term, start, end, synonym groups, in_compound), the fields of
+# `Term` in a plain tuple (cheaper to make); a str stands for a dropped morpheme's normalized
+# form, which `_join_ascii` needs to see hyphens and gaps.
+_Row = tuple[str, int, int, tuple[int, ...], bool]
 
 
 class _Analysis:
-    """One Sudachi pass over a text: its mode C terms at once, and its mode A units (what only
-    indexing asks for) split from the same morphemes when first asked for. Kept per thread, as the
-    morphemes belong to the thread's tokenizer."""
+    """One Sudachi pass over a text: its mode C words at once, and its mode A units (what only
+    indexing and query parsing ask for) split from the same morphemes when first asked for. Kept
+    per thread, as the morphemes belong to the thread's tokenizer."""
 
     def __init__(self, text: str):
-        tokenizer, self._is_content = _thread_tokenizer()
+        tokenizer, is_content = _thread_tokenizer()
         self.text = text
         self._morphemes = [(offset, tokenizer.tokenize(piece)) for offset, piece in chunks(text)]
-        found: list[Term] = []
-        for offset, morphemes in self._morphemes:
-            found += _join_ascii(_units(morphemes, offset, self._is_content, split=False))
-        self.words = (tuple(found), _positions(text, found))
+        self._units = [_word_units(morphemes, offset, is_content) for offset, morphemes in self._morphemes]
+        self._words = [row for units in self._units for row in _join_ascii(*units)]
+        self.words = _columns(text, self._words)
 
     @functools.cached_property
-    def parts(self) -> tuple[tuple[Term, ...], tuple[int, ...]]:
-        found: list[Term] = []
-        for offset, morphemes in self._morphemes:
-            found += _join_ascii(_units(morphemes, offset, self._is_content, split=True))
-        self._morphemes = ()
-        return tuple(found), _positions(self.text, found)
+    def word_terms(self) -> tuple[Term, ...]:
+        return tuple(map(Term._make, self._words))
+
+    @functools.cached_property
+    def synonyms(self) -> Columns:
+        """Each word's synonym groups as `g<id>` terms, at the word's position."""
+        words = self.words
+        found = [
+            (synonym_term(group), position, start, end)
+            for (_, _, _, groups, _), position, start, end in zip(self._words, words.positions, words.starts, words.ends)
+            for group in groups
+        ]
+        return Columns(*zip(*found)) if found else Columns()
+
+    @functools.cached_property
+    def _unit_rows(self) -> list[_Row]:
+        _, is_content = _thread_tokenizer()
+        rows: list[_Row] = []
+        for (offset, morphemes), (units, _) in zip(self._morphemes, self._units):
+            rows += _join_ascii(*_split_units(morphemes, units, offset, is_content))
+        self._morphemes = self._units = ()
+        return rows
+
+    @functools.cached_property
+    def units(self) -> Columns:
+        return _columns(self.text, self._unit_rows)
+
+    @functools.cached_property
+    def compound_units(self) -> Columns:
+        """The units of words that split in two or more (the rest are words already), at their
+        positions among all units."""
+        units = self.units
+        kept = [row for row, in_compound in zip(zip(*units), (row[4] for row in self._unit_rows)) if in_compound]
+        return Columns(*zip(*kept)) if kept else Columns()
+
+    @functools.cached_property
+    def unit_terms(self) -> tuple[Term, ...]:
+        return tuple(map(Term._make, self._unit_rows))
 
 
-def _units(morphemes, offset: int, is_content, split: bool) -> list[Term | str]:
-    """The content morphemes as Terms (with their synonym groups), or split into their mode A
-    units; dropped ones as their normalized form, which `_join_ascii` needs to see hyphens and
-    gaps."""
-    units: list[Term | str] = []
+def _word_units(morphemes, offset: int, is_content) -> tuple[list[_Row | str], int]:
+    """A row per morpheme: content ones as terms (with their synonym groups), dropped ones as
+    their normalized form; and how many terms are ASCII (only then is there anything to join)."""
+    units: list[_Row | str] = []
+    append = units.append
+    latin = 0
     for morpheme in morphemes:
         normalized = morpheme.normalized_form()
-        if not is_content(morpheme) or normalized in LIGHT_VERBS:
-            units.append(normalized)
+        if normalized in LIGHT_VERBS or not is_content(morpheme):
+            append(normalized)
             continue
-        start, end = offset + morpheme.begin(), offset + morpheme.end()
-        if not split:
-            units.append(Term(normalized.lower(), start, end, tuple(morpheme.synonym_group_ids())))
+        groups = morpheme.synonym_group_ids()
+        append((normalized.lower(), offset + morpheme.begin(), offset + morpheme.end(), tuple(groups) if groups else (), False))
+        latin += normalized.isascii()
+    return units, latin
+
+
+def _split_units(morphemes, units: list[_Row | str], offset: int, is_content) -> tuple[list[_Row | str], int]:
+    """`_word_units` split into mode A units: each word's units, in_compound when it has two or
+    more (Sudachi gives none for a word that is one unit already); and how many are ASCII."""
+    split: list[_Row | str] = []
+    append = split.append
+    latin = 0
+    for morpheme, unit in zip(morphemes, units):
+        if type(unit) is str:
+            append(unit)
             continue
-        pieces = morpheme.split(SplitMode.A) if end - start > 1 else ()  # empty when one unit already
+        text, start, end, _, _ = unit
+        pieces = morpheme.split(SplitMode.A) if end - start > 1 else ()
         if not pieces:
-            units.append(Term(normalized.lower(), start, end))
+            append((text, start, end, (), False))
+            latin += text.isascii()
             continue
-        for unit in pieces:
-            form = unit.normalized_form()
-            if is_content(unit) and form not in LIGHT_VERBS:
-                units.append(Term(form.lower(), offset + unit.begin(), offset + unit.end(), (), True))
+        for piece in pieces:
+            form = piece.normalized_form()
+            if form in LIGHT_VERBS or not is_content(piece):
+                append(form)
             else:
-                units.append(form)
-    return units
+                append((form.lower(), offset + piece.begin(), offset + piece.end(), (), True))
+                latin += form.isascii()
+    return split, latin
 
 
-def _positions(text: str, found: list[Term]) -> tuple[int, ...]:
+def _columns(text: str, rows: list[_Row]) -> Columns:
+    if not rows:
+        return Columns()
+    texts, starts, ends, _, _ = zip(*rows)
+    return Columns(texts, _positions(text, starts, ends), starts, ends)
+
+
+def _positions(text: str, starts: tuple[int, ...], ends: tuple[int, ...]) -> tuple[int, ...]:
     """Each term's position: one after the last, and one more after a sentence end or a line
     break, so a phrase never spans two sentences. (Positions count index terms only, so phrases
     skip particles.)"""
-    breaks = [match.start() for match in _BREAK.finditer(text)]
-    positions: list[int] = []
-    position, previous_end, index = -1, None, 0
-    for term in found:
-        position += 1
-        gap = False
-        while index < len(breaks) and breaks[index] < term.start:
-            gap = gap or (previous_end is not None and breaks[index] >= previous_end)
-            index += 1
-        position += gap
-        previous_end = term.end
-        positions.append(position)
-    return tuple(positions)
+    count = len(starts)
+    gaps = [0] * count
+    for match in _BREAK.finditer(text):
+        after = bisect.bisect_right(starts, match.start())  # the first term after the break
+        if 0 < after < count and ends[after - 1] <= match.start():
+            gaps[after] = 1
+    return tuple(map(operator.add, range(count), itertools.accumulate(gaps)))
 
 
-def _join_ascii(units: Iterator[Term | str]) -> Iterator[Term]:
-    """Join Latin letters and digits written together, with single hyphens inside, into one term
-    (H200, 5G, COVID-19): Sudachi splits them, and differently depending on the context."""
-    pending: Term | None = None
+def _join_ascii(units: list[_Row | str], latin: int) -> list[_Row]:
+    """The terms of `units`, Latin letters and digits written together, with single hyphens
+    inside, joined into one term (H200, 5G, COVID-19): Sudachi splits them, and differently
+    depending on the context. `latin` counts the ASCII terms: with fewer than two, none join."""
+    if latin < 2:
+        return [unit for unit in units if type(unit) is not str]
+    joined: list[_Row] = []
+    pending: _Row | None = None
     hyphen = False  # a "-" directly after an ASCII `pending`, which the next unit may continue
     for unit in units:
-        if isinstance(unit, str):
-            if unit == "-" and pending and not hyphen and _is_ascii_word(pending.text):
+        if type(unit) is str:
+            if unit == "-" and pending and not hyphen and _is_ascii_word(pending[0]):
                 hyphen = True
                 continue
             if pending:
-                yield pending
+                joined.append(pending)
             pending, hyphen = None, False
             continue
-        if pending and _is_ascii_word(pending.text) and _is_ascii_word(unit.text):
-            gap = unit.start - pending.end
+        if pending and _is_ascii_word(pending[0]) and _is_ascii_word(unit[0]):
+            gap = unit[1] - pending[2]
             if gap == 0 or (hyphen and gap == 1):
-                text = pending.text + ("-" if gap else "") + unit.text
-                pending, hyphen = Term(text, pending.start, unit.end, (), pending.in_compound), False
+                text = pending[0] + ("-" if gap else "") + unit[0]
+                pending, hyphen = (text, pending[1], unit[2], (), pending[4]), False
                 continue
         if pending:
-            yield pending
+            joined.append(pending)
         pending, hyphen = unit, False
     if pending:
-        yield pending
+        joined.append(pending)
+    return joined
 
 
 # Joins the texts of a field fed from several (title, heading, body); Whoosh would take a list
@@ -255,7 +328,7 @@ TEXT_SEPARATOR = "\x1e"
 
 
 class _TermTokenizer(Tokenizer):
-    """A tokenizer over `_terms(text)`: (term, position, start, end) of one text.
+    """A tokenizer over `_columns(text)`: the terms of one text.
 
     A field may be fed several texts joined by TEXT_SEPARATOR: each is analysed on its own (so the
     cached analysis of each is reused), and positions run on across them with a gap, so a phrase
@@ -263,26 +336,33 @@ class _TermTokenizer(Tokenizer):
     (`postings.py`), gets each term's positions straight from `term_positions`.
     """
 
-    def _terms(self, text: str) -> Iterator[tuple[str, int, int, int]]:
+    def _columns(self, text: str) -> Columns:
         raise NotImplementedError
+
+    def _each_text(self, value: str, start_pos: int, start_char: int) -> Iterator[tuple[Columns, int, int]]:
+        """The columns of each text of `value`, with the position and character they count from."""
+        for text in value.split(TEXT_SEPARATOR):
+            columns = self._columns(text)
+            yield columns, start_pos, start_char
+            start_pos += (columns.positions[-1] if columns.positions else 0) + 2
+            start_char += len(text) + 1
 
     def stream(self, value: str, start_pos: int = 0, start_char: int = 0) -> Iterator[tuple[str, int, int, int]]:
         """(term, position, start, end) over every text of `value`, offsets into `value`."""
-        for text in value.split(TEXT_SEPARATOR):
-            last = start_pos
-            for term, position, start, end in self._terms(text):
-                last = start_pos + position
-                yield term, last, start_char + start, start_char + end
-            start_pos, start_char = last + 2, start_char + len(text) + 1
+        for (texts, positions, starts, ends), first_pos, first_char in self._each_text(value, start_pos, start_char):
+            for term, position, start, end in zip(texts, positions, starts, ends):
+                yield term, first_pos + position, first_char + start, first_char + end
 
     def term_positions(self, value: str) -> dict[str, list[int]]:
         """Each term of `value` and its positions, in order of first occurrence."""
         found: dict[str, list[int]] = {}
-        for term, position, _, _ in self.stream(value):
-            if term in found:
-                found[term].append(position)
-            else:
-                found[term] = [position]
+        for columns, first_pos, _ in self._each_text(value, 0, 0):
+            positions = columns.positions if not first_pos else [first_pos + p for p in columns.positions]
+            for term, position in zip(columns.texts, positions):
+                if term in found:
+                    found[term].append(position)
+                else:
+                    found[term] = [position]
         return found
 
     def __call__(
@@ -333,12 +413,11 @@ class SudachiTokenizer(_TermTokenizer):
         # In mode A, index only the units of words that split: the rest are in the word fields.
         self.compound_parts_only = compound_parts_only
 
-    def _terms(self, text: str) -> Iterator[tuple[str, int, int, int]]:
-        found, positions = _analysis(text, self.mode)
-        parts_only = self.compound_parts_only
-        for term, position in zip(found, positions):
-            if not parts_only or term.in_compound:
-                yield term.text, position, term.start, term.end
+    def _columns(self, text: str) -> Columns:
+        analysis = _analysis(text)
+        if self.mode == "C":
+            return analysis.words
+        return analysis.compound_units if self.compound_parts_only else analysis.units
 
 
 class SynonymGroupTokenizer(_TermTokenizer):
@@ -347,11 +426,8 @@ class SynonymGroupTokenizer(_TermTokenizer):
     Indexed in a field of their own, so a synonym match can rank below an exact one.
     """
 
-    def _terms(self, text: str) -> Iterator[tuple[str, int, int, int]]:
-        found, positions = _analysis(text, "C")
-        for term, position in zip(found, positions):
-            for group in term.synonym_groups:
-                yield synonym_term(group), position, term.start, term.end
+    def _columns(self, text: str) -> Columns:
+        return _analysis(text).synonyms
 
 
 def synonym_term(group: int) -> str:
@@ -411,8 +487,9 @@ class CharBigramTokenizer(_TermTokenizer):
     """Character bigrams of katakana runs (`char_bigrams`): a dictionary-free fallback for new
     names and coinages."""
 
-    def _terms(self, text: str) -> Iterator[tuple[str, int, int, int]]:
-        return char_bigrams(text)
+    def _columns(self, text: str) -> Columns:
+        found = list(char_bigrams(text))
+        return Columns(*zip(*found)) if found else Columns()
 
 
 def JapaneseAnalyzer(mode: str = "C") -> SudachiTokenizer:

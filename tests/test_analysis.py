@@ -85,9 +85,10 @@ def test_recent_analyses_are_kept_up_to_a_character_budget(monkeypatch):
     for name, value in (("analyses", OrderedDict()), ("analyses_pid", os.getpid()), ("analysed_chars", 0)):
         monkeypatch.setattr(analysis._local, name, value, raising=False)
     headlines = [f"第{number}回の会議で予算案を審議した" for number in range(10, 30)]  # 16 characters each
-    first = [analysis._analysis(headline, "C") for headline in headlines]
+    first = [analysis._analysis(headline) for headline in headlines]
     kept = analysis._local.analyses
     assert list(kept) == headlines[-6:] and analysis._local.analysed_chars == 96
-    assert analysis._analysis(headlines[-6], "C") is first[-6]  # from the cache, not Sudachi again
-    assert analysis._analysis(headlines[0], "C") == first[0]  # analysed again: the same terms
+    assert analysis._analysis(headlines[-6]) is first[-6]  # from the cache, not Sudachi again
+    again = analysis._analysis(headlines[0])
+    assert again is not first[0] and again.words == first[0].words  # analysed again: the same terms
     assert list(kept) == [*headlines[-4:], headlines[-6], headlines[0]]  # the least recently used made room
