@@ -45,6 +45,26 @@ class _FieldPool:
         self.counts = array("I")
         self.values = array("I") if self.positions else bytearray()
 
+    def add_positions(self, docnum: int, found: dict[str, list[int]], boost: float) -> int:
+        """Add a document's terms and their positions (a positions field); their total frequency.
+        Whoosh's items would cost a tuple, an encoded array and three generator steps a term."""
+        numbers, term_of, ids, weights = self.numbers, self.term_of.append, self.ids.append, self.weights.append
+        counts, values = self.counts.append, self.values.extend
+        length = 0
+        for text, positions in found.items():
+            btext = text.encode("utf-8")
+            number = numbers.get(btext)
+            if number is None:
+                number = numbers[btext] = len(numbers)
+            term_of(number)
+            ids(docnum)
+            frequency = len(positions)
+            weights(frequency * boost)
+            counts(frequency)
+            values(positions)
+            length += frequency
+        return length
+
     def add(self, docnum: int, items) -> int:
         """Add a document's (term, frequency, weight, value) items; their total frequency."""
         numbers, term_of, ids, weights = self.numbers, self.term_of.append, self.ids.append, self.weights.append
@@ -140,12 +160,30 @@ class ArrayPool:
     def add_field(self, fieldname: str, docnum: int, items) -> int:
         """A document's postings in one field: Whoosh's (term, frequency, weight, value) items of
         it; their total frequency (the field's length in the document)."""
+        pool = self._field_pool(fieldname)
+        before = len(pool.ids)
+        return self._added(pool.add(docnum, items), len(pool.ids) - before)
+
+    def add_value(self, fieldname: str, docnum: int, value) -> int:
+        """A document's value in a field: straight from its tokenizer's `term_positions` when the
+        field keeps array positions, else as Whoosh's items; the field's length."""
+        field = self.schema[fieldname]
+        if not (isinstance(field.format, ArrayPositions) and hasattr(field.analyzer, "term_positions")):
+            return self.add_field(fieldname, docnum, field.index(value))
+        pool = self._field_pool(fieldname)
+        found = field.analyzer.term_positions(value)
+        return self._added(pool.add_positions(docnum, found, field.format.field_boost), len(found))
+
+    def _field_pool(self, fieldname: str) -> _FieldPool:
         pool = self.fields.get(fieldname)
         if pool is None:
             pool = self.fields[fieldname] = _FieldPool(fieldname, self.schema[fieldname].format)
-        before = len(pool.ids)
-        length = pool.add(docnum, items)
-        self.size += len(pool.ids) - before
+        return pool
+
+    def _added(self, length: int, postings: int) -> int:
+        """Count a document's new postings in a field, spilling a run when the pool is full; the
+        field's length, passed on."""
+        self.size += postings
         if self.size >= self.spill_postings:
             self._spill()
         return length
@@ -302,7 +340,7 @@ class ArraySegmentWriter(SegmentWriter):
                 if value is None:
                     continue
                 field = self.schema[fieldname]
-                length = self.pool.add_field(fieldname, docnum, field.index(value)) if field.indexed else 0
+                length = self.pool.add_value(fieldname, docnum, value) if field.indexed else 0
                 perdoc.add_field(fieldname, field, value if field.stored else None, length if field.scorable else 0)
                 if field.column_type:
                     perdoc.add_column_value(fieldname, field.column_type, field.to_column_value(value))
