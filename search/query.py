@@ -14,9 +14,10 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from whoosh import query as wq
 from whoosh.fields import Schema
@@ -107,7 +108,13 @@ class ParsedQuery:
     text: str  # the normalised query string
     query: wq.Query
     natural_language: bool
-    highlight: HighlightSpec = field(default_factory=HighlightSpec)  # never what is negated
+
+    @functools.cached_property
+    def highlight(self) -> HighlightSpec:
+        """What a snippet marks (never what is negated): worked out when first asked for, as
+        callers that only rank (batch runs, match counts) never ask; a question's spec walks
+        some forty leaves."""
+        return _highlight_spec(self.query)
 
 
 def normalize_query(raw: str) -> str:
@@ -154,11 +161,11 @@ def parse_query(
             compounds = _compounds([t for t in found if t.text in words]) if options.proximity else []
             neighbours = _neighbours(words, compounds) if options.neighbours else []
             query = expander.best_match(words, compounds, neighbours, _forms_in(analysed, found))
-            return _parsed(text, query, best_match=True)
+            return ParsedQuery(text, query, natural_language=True)
         if sentence and '"' not in text:  # a few words joined by particles (存在しない語彙): all, anywhere
             forms = _forms_in(analysed, found)
             query = wq.And([expander.word((word,), forms[word]) for word in words])
-            return _parsed(text, query, best_match=False)
+            return ParsedQuery(text, query, natural_language=False)
     parser = MultifieldParser(list(TEXT_FIELDS), schema, group=AndGroup)
     parser.add_plugin(PlusMinusPlugin(plusexpr=_WORD_START + r"\+", minusexpr=_WORD_START + "-"))
     parser.remove_plugin_class(WildcardPlugin)  # ？ and ＊ are punctuation in Japanese text
@@ -169,12 +176,7 @@ def parse_query(
     query = query.normalize()
     if query is wq.NullQuery:
         raise QueryError(NO_WORDS)
-    query = expander.expand(query)
-    return _parsed(text, query, best_match=False)
-
-
-def _parsed(text: str, query: wq.Query, best_match: bool) -> ParsedQuery:
-    return ParsedQuery(text, query, best_match, _highlight_spec(query))
+    return ParsedQuery(text, expander.expand(query), natural_language=False)
 
 
 def _is_sentence(text: str, found: list[Term]) -> bool:
@@ -260,7 +262,7 @@ class _Expander:
 
     def __init__(self, options: QueryOptions, user_synonyms: UserSynonyms | None):
         self.options = options
-        self.user_synonyms = user_synonyms
+        self.user_groups = user_synonyms.groups() if user_synonyms is not None else {}
 
     def word(self, words: tuple[str, ...], forms: WordForms | None = None) -> wq.Query:
         """The word in any text field, or any of its alternatives."""
@@ -316,9 +318,8 @@ class _Expander:
             found += [wq.Term("synonyms", synonym_term(g), boost=SYNONYM_BOOST) for g in sorted(forms.groups)]
         if options.fallback and len(joined) >= 3 and is_katakana_word(joined):
             found.append(_leaf("fallback", tuple(bigram for bigram, *_ in char_bigrams(joined)), FALLBACK_BOOST))
-        if self.user_synonyms is not None:
-            for other in sorted(self.user_synonyms.alternatives(words)):
-                found += [_leaf(name, other, USER_SYNONYM_BOOST) for name in TEXT_FIELDS]
+        for other in sorted(self.user_groups.get(words, frozenset()) - {words}):
+            found += [_leaf(name, other, USER_SYNONYM_BOOST) for name in TEXT_FIELDS]
         return found
 
 

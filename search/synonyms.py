@@ -38,11 +38,9 @@ class UserSynonyms:
         self._stamp: tuple[int, int] | None = None
         self._groups: dict[Words, frozenset[Words]] = {}
 
-    def alternatives(self, words: Words) -> frozenset[Words]:
-        """Other spellings the file lists for `words` (analysed terms), not including `words`."""
-        return self._current().get(words, frozenset()) - {words}
-
-    def _current(self) -> dict[Words, frozenset[Words]]:
+    def groups(self) -> dict[Words, frozenset[Words]]:
+        """Each listed word sequence (analysed terms) and its group, as the file stands now: one
+        look at the file, so a query takes it once rather than once a word."""
         try:
             stat = self.path.stat() if self.path else None
         except OSError:
