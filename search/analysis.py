@@ -22,7 +22,7 @@ import re
 import threading
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 from sudachipy import Dictionary, SplitMode
@@ -182,8 +182,12 @@ class _Analysis:
         tokenizer, is_content = _thread_tokenizer()
         self.text = text
         self._morphemes = [(offset, tokenizer.tokenize(piece)) for offset, piece in chunks(text)]
-        self._units = [_word_units(morphemes, offset, is_content) for offset, morphemes in self._morphemes]
-        self._words = [row for units in self._units for row in _join_ascii(*units)]
+        self._units: list[list[_Row | str]] = []  # per piece, a unit per morpheme (for mode A)
+        self._words: list[_Row] = []
+        for offset, morphemes in self._morphemes:
+            units, words = _word_units(morphemes, offset, is_content)
+            self._units.append(units)
+            self._words += words
         self.words = _columns(text, self._words)
 
     @functools.cached_property
@@ -205,8 +209,8 @@ class _Analysis:
     def _unit_rows(self) -> list[_Row]:
         _, is_content = _thread_tokenizer()
         rows: list[_Row] = []
-        for (offset, morphemes), (units, _) in zip(self._morphemes, self._units):
-            rows += _join_ascii(*_split_units(morphemes, units, offset, is_content))
+        for (offset, morphemes), units in zip(self._morphemes, self._units):
+            rows += _split_units(morphemes, units, offset, is_content)
         self._morphemes = self._units = ()
         return rows
 
@@ -218,8 +222,11 @@ class _Analysis:
     def compound_units(self) -> Columns:
         """The units of words that split in two or more (the rest are words already), at their
         positions among all units."""
-        units = self.units
-        kept = [row for row, in_compound in zip(zip(*units), (row[4] for row in self._unit_rows)) if in_compound]
+        kept = [
+            (text, position, start, end)
+            for (text, start, end, _, in_compound), position in zip(self._unit_rows, self.units.positions)
+            if in_compound
+        ]
         return Columns(*zip(*kept)) if kept else Columns()
 
     @functools.cached_property
@@ -227,47 +234,53 @@ class _Analysis:
         return tuple(map(Term._make, self._unit_rows))
 
 
-def _word_units(morphemes, offset: int, is_content) -> tuple[list[_Row | str], int]:
-    """A row per morpheme: content ones as terms (with their synonym groups), dropped ones as
-    their normalized form; and how many terms are ASCII (only then is there anything to join)."""
+def _word_units(morphemes, offset: int, is_content) -> tuple[list[_Row | str], list[_Row]]:
+    """A unit per morpheme (content ones as terms with their synonym groups, dropped ones as their
+    normalized form), and the terms (`_join_ascii`ed only when two or more are ASCII)."""
     units: list[_Row | str] = []
-    append = units.append
+    rows: list[_Row] = []
     latin = 0
     for morpheme in morphemes:
         normalized = morpheme.normalized_form()
         if normalized in LIGHT_VERBS or not is_content(morpheme):
-            append(normalized)
+            units.append(normalized)
             continue
         groups = morpheme.synonym_group_ids()
-        append((normalized.lower(), offset + morpheme.begin(), offset + morpheme.end(), tuple(groups) if groups else (), False))
+        row = (normalized.lower(), offset + morpheme.begin(), offset + morpheme.end(), tuple(groups) if groups else (), False)
+        units.append(row)
+        rows.append(row)
         latin += normalized.isascii()
-    return units, latin
+    return units, (rows if latin < 2 else _join_ascii(units))
 
 
-def _split_units(morphemes, units: list[_Row | str], offset: int, is_content) -> tuple[list[_Row | str], int]:
-    """`_word_units` split into mode A units: each word's units, in_compound when it has two or
-    more (Sudachi gives none for a word that is one unit already); and how many are ASCII."""
+def _split_units(morphemes, units: list[_Row | str], offset: int, is_content) -> list[_Row]:
+    """The mode A terms of `_word_units`: each word's units, in_compound when it has two or more
+    (Sudachi gives none for a word that is one unit already), `_join_ascii`ed as words are."""
     split: list[_Row | str] = []
-    append = split.append
+    rows: list[_Row] = []
     latin = 0
     for morpheme, unit in zip(morphemes, units):
         if type(unit) is str:
-            append(unit)
+            split.append(unit)
             continue
         text, start, end, _, _ = unit
         pieces = morpheme.split(SplitMode.A) if end - start > 1 else ()
         if not pieces:
-            append((text, start, end, (), False))
+            row = (text, start, end, (), False)
+            split.append(row)
+            rows.append(row)
             latin += text.isascii()
             continue
         for piece in pieces:
             form = piece.normalized_form()
             if form in LIGHT_VERBS or not is_content(piece):
-                append(form)
+                split.append(form)
             else:
-                append((form.lower(), offset + piece.begin(), offset + piece.end(), (), True))
+                row = (form.lower(), offset + piece.begin(), offset + piece.end(), (), True)
+                split.append(row)
+                rows.append(row)
                 latin += form.isascii()
-    return split, latin
+    return rows if latin < 2 else _join_ascii(split)
 
 
 def _columns(text: str, rows: list[_Row]) -> Columns:
@@ -290,12 +303,10 @@ def _positions(text: str, starts: tuple[int, ...], ends: tuple[int, ...]) -> tup
     return tuple(map(operator.add, range(count), itertools.accumulate(gaps)))
 
 
-def _join_ascii(units: list[_Row | str], latin: int) -> list[_Row]:
+def _join_ascii(units: list[_Row | str]) -> list[_Row]:
     """The terms of `units`, Latin letters and digits written together, with single hyphens
     inside, joined into one term (H200, 5G, COVID-19): Sudachi splits them, and differently
-    depending on the context. `latin` counts the ASCII terms: with fewer than two, none join."""
-    if latin < 2:
-        return [unit for unit in units if type(unit) is not str]
+    depending on the context."""
     joined: list[_Row] = []
     pending: _Row | None = None
     hyphen = False  # a "-" directly after an ASCII `pending`, which the next unit may continue
@@ -440,15 +451,15 @@ _KATAKANA_RUN = re.compile(r"[\u30a1-\u30fa\u30fc]{2,}")
 _HALFWIDTH_KANA = re.compile(r"[\uff61-\uff9f]")
 
 
-def katakana_runs(text: str) -> Iterator[tuple[list[str], list[tuple[int, int]]]]:
-    """Katakana runs of `text`, width-folded, with each character's span.
+def katakana_runs(text: str) -> Iterator[tuple[str, Sequence[int], Sequence[int]]]:
+    """Katakana runs of `text`, width-folded, with each character's first and end offset.
 
     Folding is per character (ｴﾇﾋﾞﾃﾞｨｱ → エヌビディア) so every bigram keeps the offsets of the
     original characters it came from.
     """
     if not _HALFWIDTH_KANA.search(text):  # the common case: nothing to fold
         for match in _KATAKANA_RUN.finditer(text):
-            yield list(match.group()), [(i, i + 1) for i in range(match.start(), match.end())]
+            yield match.group(), range(match.start(), match.end()), range(match.start() + 1, match.end() + 1)
         return
     folded: list[str] = []
     spans: list[tuple[int, int]] = []
@@ -462,34 +473,41 @@ def katakana_runs(text: str) -> Iterator[tuple[list[str], list[tuple[int, int]]]
         folded.append(char if len(char) == 1 else " ")
         spans.append((index, index + 1))
     for match in _KATAKANA_RUN.finditer("".join(folded)):
-        yield folded[match.start():match.end()], spans[match.start():match.end()]
+        run = spans[match.start():match.end()]
+        yield match.group(), [start for start, _ in run], [end for _, end in run]
 
 
 def is_katakana_word(text: str) -> bool:
     """A word written in katakana only (width-folded), such as a name the dictionary lacks."""
     runs = list(katakana_runs(text))
-    return len(runs) == 1 and runs[0][1][0][0] == 0 and runs[0][1][-1][1] == len(text)
+    return len(runs) == 1 and runs[0][1][0] == 0 and runs[0][2][-1] == len(text)
 
 
-def char_bigrams(text: str) -> Iterator[tuple[str, int, int, int]]:
-    """(bigram, position, start, end) of each pair of adjacent characters in a katakana run of
-    `text`: a run's bigrams have consecutive positions and runs are kept apart, so a phrase of
-    bigrams matches the run's characters in order and never across two runs."""
+def bigram_columns(text: str) -> Columns:
+    """The pairs of adjacent characters in the katakana runs of `text`: a run's bigrams have
+    consecutive positions and runs are kept apart, so a phrase of bigrams matches the run's
+    characters in order and never across two runs."""
+    texts: list[str] = []
+    positions: list[int] = []
+    starts: list[int] = []
+    ends: list[int] = []
     position = 0
-    for run, spans in katakana_runs(text):
-        for offset in range(len(run) - 1):
-            yield run[offset] + run[offset + 1], position, spans[offset][0], spans[offset + 1][1]
-            position += 1
-        position += 1
+    for run, run_starts, run_ends in katakana_runs(text):
+        pairs = len(run) - 1
+        texts += [run[offset:offset + 2] for offset in range(pairs)]
+        positions += range(position, position + pairs)
+        starts += run_starts[:-1]
+        ends += run_ends[1:]
+        position += pairs + 1
+    return Columns(tuple(texts), tuple(positions), tuple(starts), tuple(ends))
 
 
 class CharBigramTokenizer(_TermTokenizer):
-    """Character bigrams of katakana runs (`char_bigrams`): a dictionary-free fallback for new
+    """Character bigrams of katakana runs (`bigram_columns`): a dictionary-free fallback for new
     names and coinages."""
 
     def _columns(self, text: str) -> Columns:
-        found = list(char_bigrams(text))
-        return Columns(*zip(*found)) if found else Columns()
+        return bigram_columns(text)
 
 
 def JapaneseAnalyzer(mode: str = "C") -> SudachiTokenizer:

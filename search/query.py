@@ -23,7 +23,7 @@ from whoosh import query as wq
 from whoosh.fields import Schema
 from whoosh.qparser import AndGroup, MultifieldParser, PlusMinusPlugin, WildcardPlugin
 
-from .analysis import Term, char_bigrams, is_katakana_word, synonym_term, terms
+from .analysis import Term, bigram_columns, is_katakana_word, synonym_term, terms
 from .coverage import Coverage, Word
 from .schema import TEXT_FIELDS
 from .synonyms import UserSynonyms
@@ -317,7 +317,7 @@ class _Expander:
         if options.synonyms and len(words) == 1:
             found += [wq.Term("synonyms", synonym_term(g), boost=SYNONYM_BOOST) for g in sorted(forms.groups)]
         if options.fallback and len(joined) >= 3 and is_katakana_word(joined):
-            found.append(_leaf("fallback", tuple(bigram for bigram, *_ in char_bigrams(joined)), FALLBACK_BOOST))
+            found.append(_leaf("fallback", bigram_columns(joined).texts, FALLBACK_BOOST))
         for other in sorted(self.user_groups.get(words, frozenset()) - {words}):
             found += [_leaf(name, other, USER_SYNONYM_BOOST) for name in TEXT_FIELDS]
         return found

@@ -26,6 +26,7 @@ from whoosh.writing import MERGE_SMALL, SegmentWriter
 
 from .postings import ArrayCodec, ArrayPositions, TermBatch
 
+CACHED_ITEMS = 10_000  # values of plain fields (article ids, section numbers, dates, sources) kept indexed
 SPILL_POSTINGS = 8_000_000  # about 200 MB of arrays (and each term's entry) before a run is written
 BATCH_POSTINGS = 1_000_000  # postings a batch of terms holds, at most (unless one term has more)
 _BATCH_HEADER = struct.Struct("<HIIII")  # field number, terms, postings, values, bytes of the terms
@@ -149,6 +150,7 @@ class ArrayPool:
         self.tempstorage = tempstorage
         self.spill_postings = spill_postings
         self.fields: dict[str, _FieldPool] = {}
+        self._items: dict[tuple[str, object], list] = {}  # Whoosh's items of a value of a plain field
         self.size = 0
         self.runs: list[str] = []
 
@@ -166,8 +168,17 @@ class ArrayPool:
 
     def add_value(self, fieldname: str, docnum: int, value) -> int:
         """A document's value in a field: straight from its tokenizer's `term_positions` when the
-        field keeps array positions, else as Whoosh's items; the field's length."""
+        field keeps array positions, else as Whoosh's items (kept for the next section with the
+        same value, in plain fields); the field's length."""
         field = self.schema[fieldname]
+        if isinstance(field.format, Existence):  # an id, a number, a date: the same for many sections
+            key = (fieldname, value)
+            items = self._items.get(key)
+            if items is None:
+                if len(self._items) >= CACHED_ITEMS:
+                    self._items.clear()
+                items = self._items[key] = list(field.index(value))
+            return self.add_field(fieldname, docnum, items)
         if not (isinstance(field.format, ArrayPositions) and hasattr(field.analyzer, "term_positions")):
             return self.add_field(fieldname, docnum, field.index(value))
         pool = self._field_pool(fieldname)
