@@ -168,8 +168,8 @@ class Columns(NamedTuple):
 
 
 # A term while a text is analysed: (term, start, end, synonym groups, in_compound), the fields of
-# `Term` in a plain tuple (cheaper to make); a str stands for a dropped morpheme's normalized
-# form, which `_join_ascii` needs to see hyphens and gaps.
+# `Term` in a plain tuple (cheaper to make). Lists of units hold one per morpheme: a row, or for
+# a dropped morpheme its normalized form (a str), which `_join_ascii` needs to see hyphens and gaps.
 _Row = tuple[str, int, int, tuple[int, ...], bool]
 
 
@@ -188,7 +188,7 @@ class _Analysis:
             units, words = _word_units(morphemes, offset, is_content)
             self._units.append(units)
             self._words += words
-        self.words = _columns(text, self._words)
+        self.words = _columns_of(text, self._words)
 
     @functools.cached_property
     def word_terms(self) -> tuple[Term, ...]:
@@ -216,7 +216,7 @@ class _Analysis:
 
     @functools.cached_property
     def units(self) -> Columns:
-        return _columns(self.text, self._unit_rows)
+        return _columns_of(self.text, self._unit_rows)
 
     @functools.cached_property
     def compound_units(self) -> Columns:
@@ -283,7 +283,7 @@ def _split_units(morphemes, units: list[_Row | str], offset: int, is_content) ->
     return rows if latin < 2 else _join_ascii(split)
 
 
-def _columns(text: str, rows: list[_Row]) -> Columns:
+def _columns_of(text: str, rows: list[_Row]) -> Columns:
     if not rows:
         return Columns()
     texts, starts, ends, _, _ = zip(*rows)
