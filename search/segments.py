@@ -114,6 +114,16 @@ class _FieldPool:
         yield from _split(whole)
 
 
+def _route(field) -> str:
+    """How a field's values reach the pool: "positions" straight from its tokenizer, "plain" as
+    Whoosh's items kept per value, "items" as Whoosh's items."""
+    if isinstance(field.format, Existence):
+        return "plain"
+    if isinstance(field.format, ArrayPositions) and hasattr(field.analyzer, "term_positions"):
+        return "positions"
+    return "items"
+
+
 def _gather(counts: np.ndarray, order: np.ndarray) -> np.ndarray:
     """Indexes into a flat value array that put each posting's values in `order`."""
     starts = np.concatenate(([0], np.cumsum(counts, dtype=np.int64)[:-1]))
@@ -151,6 +161,7 @@ class ArrayPool:
         self.spill_postings = spill_postings
         self.fields: dict[str, _FieldPool] = {}
         self._items: dict[tuple[str, object], list] = {}  # Whoosh's items of a value of a plain field
+        self._routes: dict[str, str] = {}  # per field, how `add_value` indexes it (`_route`)
         self.size = 0
         self.runs: list[str] = []
 
@@ -171,7 +182,10 @@ class ArrayPool:
         field keeps array positions, else as Whoosh's items (kept for the next section with the
         same value, in plain fields); the field's length."""
         field = self.schema[fieldname]
-        if isinstance(field.format, Existence):  # an id, a number, a date: the same for many sections
+        route = self._routes.get(fieldname)
+        if route is None:
+            route = self._routes[fieldname] = _route(field)
+        if route == "plain":  # an id, a number, a date: the same for many sections
             key = (fieldname, value)
             items = self._items.get(key)
             if items is None:
@@ -179,7 +193,7 @@ class ArrayPool:
                     self._items.clear()
                 items = self._items[key] = list(field.index(value))
             return self.add_field(fieldname, docnum, items)
-        if not (isinstance(field.format, ArrayPositions) and hasattr(field.analyzer, "term_positions")):
+        if route == "items":
             return self.add_field(fieldname, docnum, field.index(value))
         pool = self._field_pool(fieldname)
         found = field.analyzer.term_positions(value)
