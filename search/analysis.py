@@ -209,8 +209,8 @@ class _Analysis:
     def _unit_rows(self) -> list[_Row]:
         _, is_content = _thread_tokenizer()
         rows: list[_Row] = []
-        for (offset, morphemes), units in zip(self._morphemes, self._units):
-            rows += _split_units(morphemes, units, offset, is_content)
+        for (_, morphemes), units in zip(self._morphemes, self._units):
+            rows += _split_units(self.text, morphemes, units, is_content)
         self._morphemes = self._units = ()
         return rows
 
@@ -234,52 +234,102 @@ class _Analysis:
         return tuple(map(Term._make, self._unit_rows))
 
 
+# What analysis asks Sudachi of every morpheme depends only on its dictionary entry (and, for
+# the mode A split's offsets, on its original characters): kept per process, as asking Sudachi
+# again for each of a word's thousands of occurrences costs more than its own tokenization.
+_ENTRIES_CACHED = 200_000
+# Per word id: a dropped word's normalized form, or a kept one's (term, synonym groups, ASCII?).
+_word_entries: dict[int, str | tuple[str, tuple[int, ...], bool]] = {}
+# Per (word id, surface): its mode A pieces as (normalized form, first and end character from the
+# word's start, kept?), empty when the word is one unit.
+_unit_pieces: dict[tuple[int, str], tuple[tuple[str, int, int, bool], ...]] = {}
+
+
+def _word_entry(morpheme, is_content) -> str | tuple[str, tuple[int, ...], bool]:
+    """A morpheme's entry in `_word_entries`, made and kept (not for unknown words: they share
+    their ids, and their normalized form is their surface)."""
+    normalized = morpheme.normalized_form()
+    if normalized in LIGHT_VERBS or not is_content(morpheme):
+        entry = normalized
+    else:
+        groups = morpheme.synonym_group_ids()
+        entry = (normalized.lower(), tuple(groups) if groups else (), normalized.isascii())
+    if not morpheme.is_oov():
+        if len(_word_entries) >= _ENTRIES_CACHED:
+            _word_entries.clear()
+        _word_entries[morpheme.word_id()] = entry
+    return entry
+
+
+def _pieces(morpheme, key: tuple[int, str], is_content) -> tuple[tuple[str, int, int, bool], ...]:
+    """A morpheme's entry in `_unit_pieces` (its key: word id and surface), made and kept."""
+    base = morpheme.begin()
+    pieces = tuple(
+        (form, piece.begin() - base, piece.end() - base, form not in LIGHT_VERBS and is_content(piece))
+        for piece in morpheme.split(SplitMode.A)
+        for form in (piece.normalized_form(),)
+    )
+    if len(_unit_pieces) >= _ENTRIES_CACHED:
+        _unit_pieces.clear()
+    _unit_pieces[key] = pieces
+    return pieces
+
+
 def _word_units(morphemes, offset: int, is_content) -> tuple[list[_Row | str], list[_Row]]:
     """A unit per morpheme (content ones as terms with their synonym groups, dropped ones as their
     normalized form), and the terms (`_join_ascii`ed only when two or more are ASCII)."""
     units: list[_Row | str] = []
     rows: list[_Row] = []
     latin = 0
+    entries = _word_entries
     for morpheme in morphemes:
-        normalized = morpheme.normalized_form()
-        if normalized in LIGHT_VERBS or not is_content(morpheme):
-            units.append(normalized)
+        entry = entries.get(morpheme.word_id())
+        if entry is None:
+            entry = _word_entry(morpheme, is_content)
+        if type(entry) is str:
+            units.append(entry)
             continue
-        groups = morpheme.synonym_group_ids()
-        row = (normalized.lower(), offset + morpheme.begin(), offset + morpheme.end(), tuple(groups) if groups else (), False)
+        term, groups, ascii = entry
+        row = (term, offset + morpheme.begin(), offset + morpheme.end(), groups, False)
         units.append(row)
         rows.append(row)
-        latin += normalized.isascii()
+        latin += ascii
     return units, (rows if latin < 2 else _join_ascii(units))
 
 
-def _split_units(morphemes, units: list[_Row | str], offset: int, is_content) -> list[_Row]:
+def _split_units(text: str, morphemes, units: list[_Row | str], is_content) -> list[_Row]:
     """The mode A terms of `_word_units`: each word's units, in_compound when it has two or more
     (Sudachi gives none for a word that is one unit already), `_join_ascii`ed as words are."""
     split: list[_Row | str] = []
     rows: list[_Row] = []
     latin = 0
+    cached = _unit_pieces
     for morpheme, unit in zip(morphemes, units):
         if type(unit) is str:
             split.append(unit)
             continue
-        text, start, end, _, _ = unit
-        pieces = morpheme.split(SplitMode.A) if end - start > 1 else ()
+        term, start, end, _, _ = unit
+        if end - start > 1:
+            key = (morpheme.word_id(), text[start:end])
+            pieces = cached.get(key)
+            if pieces is None:
+                pieces = _pieces(morpheme, key, is_content)
+        else:
+            pieces = ()
         if not pieces:
-            row = (text, start, end, (), False)
+            row = (term, start, end, (), False)
             split.append(row)
             rows.append(row)
-            latin += text.isascii()
+            latin += term.isascii()
             continue
-        for piece in pieces:
-            form = piece.normalized_form()
-            if form in LIGHT_VERBS or not is_content(piece):
-                split.append(form)
-            else:
-                row = (form.lower(), offset + piece.begin(), offset + piece.end(), (), True)
+        for form, first, last, kept in pieces:
+            if kept:
+                row = (form.lower(), start + first, start + last, (), True)
                 split.append(row)
                 rows.append(row)
                 latin += form.isascii()
+            else:
+                split.append(form)
     return rows if latin < 2 else _join_ascii(split)
 
 

@@ -39,6 +39,16 @@ def test_offsets_land_on_the_original_characters():
     assert spans["コンピューター"] == "コンピュータ"
 
 
+def test_a_word_written_in_other_widths_keeps_its_own_offsets():
+    # One dictionary word, whose analysis is kept per word: half-width kana make each spelling's
+    # characters, and where its mode A units split, differ.
+    text = "ﾋﾞﾃﾞｵカメラ、ビデオｶﾒﾗ、ビデオカメラ、ﾋﾞﾃﾞｵｶﾒﾗ。"
+    words = [(t.text, text[t.start:t.end]) for t in terms(text)]
+    units = [text[t.start:t.end] for t in terms(text, "A")]
+    assert words == [("ビデオカメラ", spelling) for spelling in ("ﾋﾞﾃﾞｵカメラ", "ビデオｶﾒﾗ", "ビデオカメラ", "ﾋﾞﾃﾞｵｶﾒﾗ")]
+    assert units == ["ﾋﾞﾃﾞｵ", "カメラ", "ビデオ", "ｶﾒﾗ", "ビデオ", "カメラ", "ﾋﾞﾃﾞｵ", "ｶﾒﾗ"]
+
+
 def test_text_over_sudachis_limit_is_split_at_sentence_ends_with_offsets_carried():
     sentence = "米国政府は半導体の輸出規制を見直した。"
     text = sentence * (3 * MAX_CHUNK_BYTES // len(sentence.encode("utf-8"))) + "最後にｴﾇﾋﾞﾃﾞｨｱ。"
