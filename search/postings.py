@@ -49,6 +49,7 @@ from whoosh.codec.whoosh3 import (
     W3TermsReader,
     _lenfield,
 )
+from whoosh.filedb.structfile import StructFile
 from whoosh.formats import Frequency, Positions
 from whoosh.matching import ListMatcher, NullMatcher, ReadTooFar
 from whoosh.reading import TermNotFound
@@ -191,6 +192,13 @@ class ArrayFieldWriter(W3FieldWriter):
     decode), which was the largest single cost of a reindex's final write. `add_batches` writes
     whole posting lists instead of one posting at a time."""
 
+    def _create_file(self, ext: str) -> StructFile:
+        """The terms and postings files, telling their position without asking the OS: Whoosh
+        asks three times per term written (an lseek each), a few per cent of a reindex."""
+        file = super()._create_file(ext)
+        file.file = _PositionCountingFile(file.file)
+        return file
+
     def add_postings(self, schema, lengths, items):
         super().add_postings(schema, _ColumnLengths(lengths) if lengths else None, items)
 
@@ -210,6 +218,29 @@ class ArrayFieldWriter(W3FieldWriter):
                 self._tindex.add(pack_ushort(self._fieldid) + btext, terminfo.to_bytes())
         if fieldname is not None:
             self.finish_field()
+
+
+class _PositionCountingFile:
+    """A file being written from start to end, its position counted from what is written."""
+
+    def __init__(self, file):
+        self._file = file
+        self._position = file.tell()
+
+    def write(self, data) -> int:
+        written = self._file.write(data)
+        self._position += written
+        return written
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self._position = self._file.seek(offset, whence)
+        return self._position
+
+    def __getattr__(self, name: str):
+        return getattr(self._file, name)
 
 
 class _ColumnLengths:
@@ -317,6 +348,9 @@ def _record(ids: array, weights: array, values: list[bytes], format_) -> bytes:
     return _packed(count, ids[0], parts, value_type, blob)
 
 
+_NO_LENGTH = int(np.iinfo(np.int64).max)  # the shortest length of a term none of whose documents has one
+
+
 @dataclass
 class TermBatch:
     """Consecutive terms of one field with their whole posting lists, one after another in flat
@@ -354,10 +388,13 @@ class TermBatch:
             else:
                 value_part = _Narrowed(self.values, np.maximum.reduceat(self.values, value_starts))
         lengths = lengths[ids]
-        shortest = np.minimum.reduceat(np.where(lengths > 0, lengths, np.iinfo(np.int64).max), starts)
-        longest = np.maximum.reduceat(lengths, starts)
-        totals = np.add.reduceat(weights, starts)
-        heaviest = np.maximum.reduceat(weights, starts)
+        # Per-term statistics as lists: reading numpy scalars one at a time costs more than this.
+        shortest = np.minimum.reduceat(np.where(lengths > 0, lengths, _NO_LENGTH), starts).tolist()
+        longest = np.maximum.reduceat(lengths, starts).tolist()
+        totals = np.add.reduceat(weights, starts).tolist()
+        heaviest = np.maximum.reduceat(weights, starts).tolist()
+        first_ids, last_ids = ids[starts].tolist(), ids[ends - 1].tolist()
+        ones, whole = ones.tolist(), whole.tolist()
         value_bounds = self.value_bounds.tolist() if self.value_bounds is not None else None
         for term, (start, end) in enumerate(zip(starts.tolist(), ends.tolist())):
             parts: list[tuple[bytes, bytes] | None] = [gap_part.part(term, start, end - 1) if end - start > 1 else None]
@@ -376,17 +413,17 @@ class TermBatch:
                     value_type, values = _BYTES, blob[low:high]
                 else:
                     value_type, values = value_part.part(term, low, high)
-            minlength = int(shortest[term])
+            minlength = shortest[term]
             terminfo = W3TermInfo(
-                weight=float(totals[term]),
+                weight=totals[term],
                 df=end - start,
-                minlength=None if minlength == np.iinfo(np.int64).max else minlength,
-                maxlength=int(longest[term]),
-                maxweight=float(heaviest[term]),
-                minid=int(ids[start]),
-                maxid=int(ids[end - 1]),
+                minlength=None if minlength == _NO_LENGTH else minlength,
+                maxlength=longest[term],
+                maxweight=heaviest[term],
+                minid=first_ids[term],
+                maxid=last_ids[term],
             )
-            yield self.texts[term], _packed(end - start, int(ids[start]), parts, value_type, values), terminfo
+            yield self.texts[term], _packed(end - start, first_ids[term], parts, value_type, values), terminfo
 
 
 class _Narrowed:
