@@ -22,9 +22,10 @@ from collections.abc import Iterator
 
 import numpy as np
 from whoosh.formats import Existence
+from whoosh.system import pack_uint
 from whoosh.writing import MERGE_SMALL, SegmentWriter
 
-from .postings import ArrayCodec, ArrayPositions, TermBatch
+from .postings import ArrayCodec, ArrayPositions, TermBatch, TermCounts
 
 CACHED_ITEMS = 10_000  # values of plain fields (article ids, section numbers, dates, sources) kept indexed
 SPILL_POSTINGS = 8_000_000  # about 200 MB of arrays (and each term's entry) before a run is written
@@ -46,23 +47,29 @@ class _FieldPool:
         self.counts = array("I")
         self.values = array("I") if self.positions else bytearray()
 
-    def add_positions(self, docnum: int, found: dict[str, list[int]], boost: float) -> int:
-        """Add a document's terms and their positions (a positions field); their total frequency.
-        Whoosh's items would cost a tuple, an encoded array and three generator steps a term."""
+    def add_terms(self, docnum: int, found: dict[str, list[int]], boost: float) -> int:
+        """Add a document's terms and their positions, straight from a tokenizer; their total
+        frequency. A positions field keeps the positions, a `TermCounts` field their number, as
+        the formats would encode them: Whoosh's items would cost a tuple, an encoded value and
+        three generator steps a term."""
         numbers, term_of, ids, weights = self.numbers, self.term_of.append, self.ids.append, self.weights.append
-        counts, values = self.counts.append, self.values.extend
+        counts, values, positions = self.counts.append, self.values.extend, self.positions
         length = 0
-        for text, positions in found.items():
+        for text, found_positions in found.items():
             btext = text.encode("utf-8")
             number = numbers.get(btext)
             if number is None:
                 number = numbers[btext] = len(numbers)
             term_of(number)
             ids(docnum)
-            frequency = len(positions)
+            frequency = len(found_positions)
             weights(frequency * boost)
-            counts(frequency)
-            values(positions)
+            if positions:
+                counts(frequency)
+                values(found_positions)
+            else:
+                counts(4)
+                values(pack_uint(frequency))
             length += frequency
         return length
 
@@ -115,12 +122,12 @@ class _FieldPool:
 
 
 def _route(field) -> str:
-    """How a field's values reach the pool: "positions" straight from its tokenizer, "plain" as
-    Whoosh's items kept per value, "items" as Whoosh's items."""
+    """How a field's values reach the pool: "terms" straight from its tokenizer's positions,
+    "plain" as Whoosh's items kept per value, "items" as Whoosh's items."""
     if isinstance(field.format, Existence):
         return "plain"
-    if isinstance(field.format, ArrayPositions) and hasattr(field.analyzer, "term_positions"):
-        return "positions"
+    if isinstance(field.format, (ArrayPositions, TermCounts)) and hasattr(field.analyzer, "term_positions"):
+        return "terms"
     return "items"
 
 
@@ -179,7 +186,7 @@ class ArrayPool:
 
     def add_value(self, fieldname: str, docnum: int, value) -> int:
         """A document's value in a field: straight from its tokenizer's `term_positions` when the
-        field keeps array positions, else as Whoosh's items (kept for the next section with the
+        field keeps array positions or term counts, else as Whoosh's items (kept for the next section with the
         same value, in plain fields); the field's length."""
         field = self.schema[fieldname]
         route = self._routes.get(fieldname)
@@ -197,7 +204,7 @@ class ArrayPool:
             return self.add_field(fieldname, docnum, field.index(value))
         pool = self._field_pool(fieldname)
         found = field.analyzer.term_positions(value)
-        return self._added(pool.add_positions(docnum, found, field.format.field_boost), len(found))
+        return self._added(pool.add_terms(docnum, found, field.format.field_boost), len(found))
 
     def _field_pool(self, fieldname: str) -> _FieldPool:
         pool = self.fields.get(fieldname)
