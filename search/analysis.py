@@ -238,22 +238,24 @@ class _Analysis:
 # the mode A split's offsets, on its original characters): kept per process, as asking Sudachi
 # again for each of a word's thousands of occurrences costs more than its own tokenization.
 _ENTRIES_CACHED = 200_000
-# Per word id: a dropped word's normalized form, or a kept one's (term, synonym groups, ASCII?).
-_word_entries: dict[int, str | tuple[str, tuple[int, ...], bool]] = {}
-# Per (word id, surface): its mode A pieces as (normalized form, first and end character from the
-# word's start, kept?), empty when the word is one unit.
+# Per word id: a dropped word's normalized form, or a kept one's (term, synonym groups, ASCII?,
+# splits in mode A?).
+_word_entries: dict[int, str | tuple[str, tuple[int, ...], bool, bool]] = {}
+# Per (word id, surface) of a word that splits: its mode A pieces as (normalized form, first and
+# end character from the word's start, kept?).
 _unit_pieces: dict[tuple[int, str], tuple[tuple[str, int, int, bool], ...]] = {}
 
 
-def _word_entry(morpheme, is_content) -> str | tuple[str, tuple[int, ...], bool]:
+def _word_entry(morpheme, is_content) -> str | tuple[str, tuple[int, ...], bool, bool]:
     """A morpheme's entry in `_word_entries`, made and kept (not for unknown words: they share
-    their ids, and their normalized form is their surface)."""
+    their ids, their normalized form is their surface, and they have no mode A units)."""
     normalized = morpheme.normalized_form()
     if normalized in LIGHT_VERBS or not is_content(morpheme):
         entry = normalized
     else:
         groups = morpheme.synonym_group_ids()
-        entry = (normalized.lower(), tuple(groups) if groups else (), normalized.isascii())
+        splits = not morpheme.is_oov() and bool(morpheme.split(SplitMode.A))
+        entry = (normalized.lower(), tuple(groups) if groups else (), normalized.isascii(), splits)
     if not morpheme.is_oov():
         if len(_word_entries) >= _ENTRIES_CACHED:
             _word_entries.clear()
@@ -289,7 +291,7 @@ def _word_units(morphemes, offset: int, is_content) -> tuple[list[_Row | str], l
         if type(entry) is str:
             units.append(entry)
             continue
-        term, groups, ascii = entry
+        term, groups, ascii, _ = entry
         row = (term, offset + morpheme.begin(), offset + morpheme.end(), groups, False)
         units.append(row)
         rows.append(row)
@@ -303,19 +305,23 @@ def _split_units(text: str, morphemes, units: list[_Row | str], is_content) -> l
     split: list[_Row | str] = []
     rows: list[_Row] = []
     latin = 0
-    cached = _unit_pieces
+    entries, cached = _word_entries, _unit_pieces
     for morpheme, unit in zip(morphemes, units):
         if type(unit) is str:
             split.append(unit)
             continue
         term, start, end, _, _ = unit
+        pieces = ()
         if end - start > 1:
-            key = (morpheme.word_id(), text[start:end])
-            pieces = cached.get(key)
-            if pieces is None:
-                pieces = _pieces(morpheme, key, is_content)
-        else:
-            pieces = ()
+            word = morpheme.word_id()
+            entry = entries.get(word)
+            if entry is None:  # the entry made it was dropped since (or an unknown word)
+                entry = _word_entry(morpheme, is_content)
+            if entry[3]:
+                key = (word, text[start:end])
+                pieces = cached.get(key)
+                if pieces is None:
+                    pieces = _pieces(morpheme, key, is_content)
         if not pieces:
             row = (term, start, end, (), False)
             split.append(row)
