@@ -315,7 +315,7 @@ def _split_units(text: str, morphemes, units: list[_Row | str], is_content) -> l
         if end - start > 1:
             word = morpheme.word_id()
             entry = entries.get(word)
-            if entry is None:  # the entry made it was dropped since (or an unknown word)
+            if entry is None:  # an unknown word, or its entry was dropped since the first pass
                 entry = _word_entry(morpheme, is_content)
             if entry[3]:
                 key = (word, text[start:end])

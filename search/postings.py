@@ -103,7 +103,11 @@ class TermCounts(Frequency):
             return
         boost = self.field_boost
         for text, positions in analyzer.term_positions(value).items():
-            yield text, len(positions), len(positions) * boost, pack_uint(len(positions))
+            yield text, len(positions), len(positions) * boost, self.encode(len(positions))
+
+    def encode(self, frequency: int) -> bytes:
+        """A posting's value: the term's frequency, as Whoosh's Frequency writes it."""
+        return pack_uint(frequency)
 
 
 class ArrayCodec(W3Codec):

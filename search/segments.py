@@ -22,7 +22,6 @@ from collections.abc import Iterator
 
 import numpy as np
 from whoosh.formats import Existence
-from whoosh.system import pack_uint
 from whoosh.writing import MERGE_SMALL, SegmentWriter
 
 from .postings import ArrayCodec, ArrayPositions, TermBatch, TermCounts
@@ -40,6 +39,7 @@ class _FieldPool:
         self.fieldname = fieldname
         self.positions = isinstance(field_format, ArrayPositions)
         self.plain = isinstance(field_format, Existence)  # no values at all
+        self.encode = getattr(field_format, "encode", None)  # a value as the format stores it (add_terms: counts)
         self.numbers: dict[bytes, int] = {}  # term → its number, in order of arrival
         self.term_of = array("I")
         self.ids = array("I")
@@ -53,7 +53,7 @@ class _FieldPool:
         the formats would encode them: Whoosh's items would cost a tuple, an encoded value and
         three generator steps a term."""
         numbers, term_of, ids, weights = self.numbers, self.term_of.append, self.ids.append, self.weights.append
-        counts, values, positions = self.counts.append, self.values.extend, self.positions
+        counts, values, positions, encode = self.counts.append, self.values.extend, self.positions, self.encode
         length = 0
         for text, found_positions in found.items():
             btext = text.encode("utf-8")
@@ -68,8 +68,9 @@ class _FieldPool:
                 counts(frequency)
                 values(found_positions)
             else:
-                counts(4)
-                values(pack_uint(frequency))
+                value = encode(frequency)
+                counts(len(value))
+                values(value)
             length += frequency
         return length
 
@@ -186,8 +187,8 @@ class ArrayPool:
 
     def add_value(self, fieldname: str, docnum: int, value) -> int:
         """A document's value in a field: straight from its tokenizer's `term_positions` when the
-        field keeps array positions or term counts, else as Whoosh's items (kept for the next section with the
-        same value, in plain fields); the field's length."""
+        field keeps array positions or term counts, else as Whoosh's items (kept for the next
+        section with the same value, in plain fields); the field's length."""
         field = self.schema[fieldname]
         route = self._routes.get(fieldname)
         if route is None:
