@@ -181,11 +181,13 @@ class _Analysis:
     def __init__(self, text: str):
         tokenizer, is_content = _thread_tokenizer()
         self.text = text
-        self._morphemes = [(offset, tokenizer.tokenize(piece)) for offset, piece in chunks(text)]
+        self._morphemes: list = []  # per piece, Sudachi's morphemes (for mode A)
         self._units: list[list[_Row | str]] = []  # per piece, a unit per morpheme (for mode A)
         self._words: list[_Row] = []
-        for offset, morphemes in self._morphemes:
+        for offset, piece in chunks(text):
+            morphemes = tokenizer.tokenize(piece)
             units, words = _word_units(morphemes, offset, is_content)
+            self._morphemes.append(morphemes)
             self._units.append(units)
             self._words += words
         self.words = _columns_of(text, self._words)
@@ -209,7 +211,7 @@ class _Analysis:
     def _unit_rows(self) -> list[_Row]:
         _, is_content = _thread_tokenizer()
         rows: list[_Row] = []
-        for (_, morphemes), units in zip(self._morphemes, self._units):
+        for morphemes, units in zip(self._morphemes, self._units):
             rows += _split_units(self.text, morphemes, units, is_content)
         self._morphemes = self._units = ()
         return rows
@@ -250,13 +252,14 @@ def _word_entry(morpheme, is_content) -> str | tuple[str, tuple[int, ...], bool,
     """A morpheme's entry in `_word_entries`, made and kept (not for unknown words: they share
     their ids, their normalized form is their surface, and they have no mode A units)."""
     normalized = morpheme.normalized_form()
+    unknown = morpheme.is_oov()
     if normalized in LIGHT_VERBS or not is_content(morpheme):
         entry = normalized
     else:
         groups = morpheme.synonym_group_ids()
-        splits = not morpheme.is_oov() and bool(morpheme.split(SplitMode.A))
+        splits = not unknown and bool(morpheme.split(SplitMode.A))
         entry = (normalized.lower(), tuple(groups) if groups else (), normalized.isascii(), splits)
-    if not morpheme.is_oov():
+    if not unknown:
         if len(_word_entries) >= _ENTRIES_CACHED:
             _word_entries.clear()
         _word_entries[morpheme.word_id()] = entry

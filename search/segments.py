@@ -39,7 +39,8 @@ class _FieldPool:
         self.fieldname = fieldname
         self.positions = isinstance(field_format, ArrayPositions)
         self.plain = isinstance(field_format, Existence)  # no values at all
-        self.encode = getattr(field_format, "encode", None)  # a value as the format stores it (add_terms: counts)
+        # How `add_terms` stores a count, in a TermCounts field (a positions field keeps positions).
+        self.encode = field_format.encode if isinstance(field_format, TermCounts) else None
         self.numbers: dict[bytes, int] = {}  # term → its number, in order of arrival
         self.term_of = array("I")
         self.ids = array("I")
