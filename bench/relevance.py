@@ -6,15 +6,18 @@
 The set is reindexed into a scratch index (incremental: a rerun reuses it), every configuration
 runs through `search.batch.rank_each`, the code path of `midashi search --queries … --run …`,
 and is scored by `trec_eval.py`. All figures come from the same run on the same machine: the
-configurations take turns query by query, so the machine's ups and downs fall on all of them.
+configurations take turns query by query, so the machine's ups and downs fall on all of them,
+each in a process of its own, so each pays for its own reading and analysing.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import multiprocessing
 import statistics
 import sys
+import traceback
 from pathlib import Path
 
 from trec_eval import evaluate, read_qrels, read_run
@@ -22,7 +25,6 @@ from trec_eval import evaluate, read_qrels, read_run
 from search.batch import Ranked, rank_each, read_queries
 from search.indexing import reindex
 from search.query import PLAIN_BM25F, QueryOptions
-from search.scoring import forget_between_searches
 from search.searching import SearchIndex
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -41,15 +43,17 @@ ABLATIONS = {
 
 def measure(index_root: Path, configurations: list[QueryOptions], queries, relevant, out: Path) -> list[dict]:
     """Each configuration's scores and latencies over `queries`, the configurations taking turns
-    query by query. All start from the same state, a new searcher each and nothing decoded; the
-    decoded lists are then shared, which favours the plain baseline (its lists are a subset of the
-    default's), never the default."""
-    forget_between_searches()
-    indexes = [SearchIndex(index_root, options=options, synonyms_path=out / "no-user-synonyms.txt") for options in configurations]
+    query by query, each in a process of its own: none finds a question analysed or a posting list
+    decoded by another (in one process, whichever went second would)."""
+    searchers = [_Searcher(index_root, options, out / "no-user-synonyms.txt") for options in configurations]
     runs: list[list[Ranked]] = [[] for _ in configurations]
-    for turn in zip(*(rank_each(index, queries, limit=100) for index in indexes)):
-        for run, ranked in zip(runs, turn):
-            run.append(ranked)
+    try:
+        for start in range(0, len(queries), TURN_QUERIES):
+            for run, searcher in zip(runs, searchers):
+                run += searcher.rank(queries[start:start + TURN_QUERIES])
+    finally:
+        for searcher in searchers:
+            searcher.close()
     measured = []
     for run in runs:
         run_path = out / "run.trec"
@@ -60,6 +64,49 @@ def measure(index_root: Path, configurations: list[QueryOptions], queries, relev
         scores["p95 ms"] = latencies[int(0.95 * (len(latencies) - 1))]
         measured.append(scores)
     return measured
+
+
+# Queries a configuration ranks in a turn: enough that waking its process up (a cold processor
+# cache, a sleeping core) is not in every query's time, few enough that the machine's ups and
+# downs still fall on every configuration alike.
+TURN_QUERIES = 20
+
+
+class _Searcher:
+    """A process that ranks queries with one configuration (`rank_each`, limit 100).
+    Forked from a parent that never searches: it starts with nothing decoded."""
+
+    def __init__(self, index_root: Path, options: QueryOptions, synonyms_path: Path):
+        self.connection, theirs = multiprocessing.Pipe()
+        self.process = multiprocessing.get_context("fork").Process(
+            target=_rank_asked, args=(theirs, index_root, options, synonyms_path), daemon=True
+        )
+        self.process.start()
+
+    def rank(self, queries: list[tuple[str, str]]) -> list[Ranked]:
+        self.connection.send(queries)
+        try:
+            answer = self.connection.recv()
+        except EOFError:
+            sys.exit(f"relevance: a search process died (exit code {self.process.exitcode})")
+        if isinstance(answer, str):
+            sys.exit(f"relevance: a search process failed:\n{answer}")
+        return answer
+
+    def close(self) -> None:
+        self.connection.send(None)
+        self.process.join()
+
+
+def _rank_asked(connection, index_root: Path, options: QueryOptions, synonyms_path: Path) -> None:
+    """Rank each query `connection` brings until it brings None; send back each `Ranked`."""
+
+    try:
+        index = SearchIndex(index_root, options=options, synonyms_path=synonyms_path)
+        while (queries := connection.recv()) is not None:
+            connection.send(list(rank_each(index, queries, limit=100)))
+    except Exception:
+        connection.send(traceback.format_exc())
 
 
 def main() -> None:
