@@ -63,11 +63,7 @@ def top_documents(
     docnums a filter lets through: only those are scored."""
     evaluation = _Evaluation(searcher)
     within = None if allowed is None else _Within(allowed, evaluation.size)
-    if type(query) is Coverage and evaluation.arrays and limit is not None:
-        found = evaluation.coverage(query, within, best=limit)
-    else:
-        found = evaluation.evaluate(query, within)
-    matched, scores = found.as_sparse()
+    matched, scores = evaluation.evaluate(query, within).as_sparse()
     best = np.arange(len(matched))
     if limit is not None and limit < len(matched):
         best = np.flatnonzero(scores >= _kth_largest(scores, limit))  # every tie too, for the docnum order
@@ -241,10 +237,10 @@ class _Evaluation:
         if kind is wq.Not:  # Whoosh's InverseMatcher: every other document, scored 1
             everything = self._everything(within)
             return everything.kept(~self.evaluate(node.query, within).contains(everything, self.size))
-        if self._is_array_phrase(node):
+        if kind is wq.Phrase and node.slop == 1 and self._positioned(node.fieldname):
             return self._phrase(node, within)
         if kind is Coverage:
-            return self.coverage(node, within)
+            return self._coverage(node, within)
         return self._walked(node, within)
 
     def _where(self, found: _Matches) -> _Within:
@@ -266,10 +262,6 @@ class _Evaluation:
             ids.append(found.ids + segment.offset)
             scores.append(found.scores)
         return _Matches(np.concatenate(scores), ids=np.concatenate(ids)).restricted(within)
-
-    def _is_array_phrase(self, node: wq.Query) -> bool:
-        """Whether `node` is a phrase checked over position arrays (`_phrase`)."""
-        return type(node) is wq.Phrase and node.slop == 1 and self._positioned(node.fieldname)
 
     def _positioned(self, fieldname: str) -> bool:
         """Whether a phrase in this field can be checked over position arrays (else Whoosh walks
@@ -419,23 +411,11 @@ class _Evaluation:
     def _read_phrase(self, fieldname: str, words: list[str], within: _Within | None) -> _Matches:
         """The words' intersection (scored as the sum of the words, as Whoosh scores a phrase),
         kept where the words stand one after another: positions are read only there."""
-        candidate_ids, scores = self._phrase_candidates(fieldname, words, within).as_sparse()
-        in_sequence = self._in_sequence(fieldname, words, candidate_ids)
-        return _Matches(scores[in_sequence], ids=candidate_ids[in_sequence])
-
-    def _phrase_candidates(self, fieldname: str, words: list[str], within: _Within | None) -> _Matches:
-        """Where every word of a phrase occurs, with the phrase's score if the words turn out to
-        stand together there (the sum of the words' scores); no positions read."""
         candidates = self._term(fieldname, words[0])
         for word in words[1:]:
             candidates = _intersection(candidates, self._term(fieldname, word))
-        return candidates.restricted(within)
-
-    def _in_sequence(self, fieldname: str, words: list[str], candidate_ids: np.ndarray) -> np.ndarray:
-        """Per candidate docnum (sorted; each holds every word): do the words stand one after another?"""
+        candidate_ids, scores = candidates.restricted(within).as_sparse()
         in_sequence = np.zeros(len(candidate_ids), dtype=bool)
-        if not len(candidate_ids):
-            return in_sequence
         postings = [dict(self._term_postings(fieldname, self._bytes(fieldname, word))) for word in words]
         for segment in self.segments:
             first, end = np.searchsorted(candidate_ids, (segment.offset, segment.offset + segment.size))
@@ -448,31 +428,18 @@ class _Evaluation:
             else:  # positions in another format: Whoosh's own phrase matcher decides
                 walked = _walked(wq.Phrase(fieldname, words).matcher(segment.searcher, self.context))
                 in_sequence[first:end] = np.isin(candidate_ids[first:end], walked.ids + segment.offset)
-        return in_sequence
+        return _Matches(scores[in_sequence], ids=candidate_ids[in_sequence])
 
-    def coverage(self, query: Coverage, within: _Within | None, best: int | None = None) -> _Matches:
+    def _coverage(self, query: Coverage, within: _Within | None) -> _Matches:
         """`CoverageMatcher.score` over arrays: the clauses' sum, scaled by the idf-weighted share of
         the question's words a document matches (a word matched only loosely counts in part).
 
         Each clause's pieces are added where they match, and no clause becomes an array over the
         whole index: at a million sections a question's common words match a good part of it, and
-        a whole-index array per clause would cost more than all the matches themselves.
-
-        With `best`, only the best `best` documents' scores need be exact. A phrase of the
-        question's words adds the sum of its words' scores where they stand together and nothing
-        elsewhere, so its positions are read only in the documents that sum could lift among the
-        best; the rest keep their score without it, which keeps them out of the best all the same.
-        The phrases are of the question's words: they match nowhere the words do not."""
+        a whole-index array per clause would cost more than all the matches themselves."""
         words = [(self._pieces(word.exact, within), self._pieces(word.loose, within)) for word in query.words]
         pieces = [piece for exact, loose in words for piece in exact + loose]
-        phrases: list[tuple[wq.Phrase, np.ndarray, np.ndarray]] = []  # to check: candidates, their scores
-        for node in query.together:
-            if best is not None and self._is_array_phrase(node):
-                candidates = self._phrase_candidates(node.fieldname, node.words, within).scaled(node.boost)
-                if not candidates.is_empty():
-                    phrases.append((node, *candidates.as_sparse()))
-            else:
-                pieces += self._pieces(node, within)
+        pieces += [piece for node in query.together for piece in self._pieces(node, within)]
         if not pieces:
             return _NO_MATCHES
         if sum(len(piece_ids) for piece_ids, _ in pieces) < self.size // DENSE_SHARE:
@@ -499,33 +466,13 @@ class _Evaluation:
             # word's one credit there.
             covered[matched] += idf * _CREDITS[credit[matched]]
             credit[matched] = 0
-        scale = 1.0 + COVERAGE_WEIGHT * (covered / sum(idfs))
-        if phrases:
-            self._add_phrases(phrases, total, scale, at, best)
-        scores = total * scale
+        scores = total * (1.0 + COVERAGE_WEIGHT * (covered / sum(idfs)))
         if ids is not None:
             return _Matches(scores, ids=ids)
         mask = np.zeros(self.size, dtype=bool)
         for piece_ids, _ in pieces:
             mask[piece_ids] = True
         return _Matches(scores, mask=mask)
-
-    def _add_phrases(self, phrases: list, total: np.ndarray, scale: np.ndarray, at, best: int) -> None:
-        """Add each phrase's score to `total` where its words stand together, checked only where it
-        could matter: where the document's score with every candidate phrase counted could reach
-        the `best`-th score without any (adding a phrase never lowers a float sum, so a document
-        below that stays below the `best`-th exact score)."""
-        lower = total * scale
-        bound = total.copy()
-        for _, candidate_ids, candidate_scores in phrases:
-            bound[at(candidate_ids)] += candidate_scores
-        upper = bound * scale
-        threshold = _kth_largest(lower, best) if best < len(lower) else -np.inf
-        for phrase, candidate_ids, candidate_scores in phrases:
-            worth = upper[at(candidate_ids)] >= threshold
-            checked = candidate_ids[worth]
-            together = self._in_sequence(phrase.fieldname, phrase.words, checked)
-            total[at(checked[together])] += candidate_scores[worth][together]
 
     def _pieces(self, node: wq.Query | None, within: _Within | None) -> list[tuple[np.ndarray, np.ndarray]]:
         """A clause's matches as the pieces its score is the sum of: an OR's children each on its

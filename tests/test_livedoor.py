@@ -115,37 +115,6 @@ def test_both_ways_of_checking_phrase_positions_rank_like_whoosh(livedoor, monke
         assert one.total == two.total, query
 
 
-def test_a_questions_phrases_are_checked_only_where_they_can_change_the_best(livedoor, monkeypatch):
-    """A question's best sections, each phrase's positions checked only where it could lift a
-    section among them, are the best with every phrase checked, scores to the bit."""
-    index = SearchIndex(livedoor[0])
-    titles = [hit.title.text for hit in index.search("日本 発表", limit=40, snippets=False).hits]
-    checked = {"every phrase": 0, "bounded": 0}
-    check = scoring._Evaluation._in_sequence
-    counting = "every phrase"
-
-    def counted(evaluation, fieldname, words, candidate_ids):
-        checked[counting] += len(candidate_ids)
-        return check(evaluation, fieldname, words, candidate_ids)
-
-    monkeypatch.setattr(scoring._Evaluation, "_in_sequence", counted)
-    with index.searcher() as (_, searcher):
-        for question in (f"{title}のはなぜですか？" for title in titles):
-            query = index.parse(question).query
-            assert isinstance(query, scoring.Coverage) and query.together, question
-            scoring.forget_between_searches()
-            counting = "every phrase"
-            matched, scores = scoring._Evaluation(searcher).evaluate(query).as_sparse()
-            order = np.lexsort((matched, -scores))
-            counting = "bounded"
-            for limit in (1, 10, 100):
-                best = scoring.top_documents(searcher, query, limit)
-                assert best.total == len(matched)
-                assert best.docnums.tolist() == matched[order][:limit].tolist(), question
-                assert best.scores.tolist() == scores[order][:limit].tolist(), question
-    assert checked["bounded"] < checked["every phrase"]  # three limits' worth, and still fewer
-
-
 def test_the_kth_best_score_is_found_among_many_ties(livedoor):
     index = SearchIndex(livedoor[0])
     with index.searcher() as (_, searcher):
