@@ -183,12 +183,14 @@ class _Analysis:
         self.text = text
         self._morphemes: list = []  # per piece, Sudachi's morphemes (for mode A)
         self._units: list[list[_Row | str]] = []  # per piece, a unit per morpheme (for mode A)
+        self._splitting: list[list[int]] = []  # per piece, which of its units are words that split
         self._words: list[_Row] = []
         for offset, piece in chunks(text):
             morphemes = tokenizer.tokenize(piece)
-            units, words = _word_units(morphemes, offset, is_content)
+            units, splitting, words = _word_units(morphemes, offset, is_content)
             self._morphemes.append(morphemes)
             self._units.append(units)
+            self._splitting.append(splitting)
             self._words += words
         self.words = _columns_of(text, self._words)
 
@@ -209,16 +211,22 @@ class _Analysis:
 
     @functools.cached_property
     def _unit_rows(self) -> list[_Row]:
-        _, is_content = _thread_tokenizer()
-        rows: list[_Row] = []
-        for morphemes, units in zip(self._morphemes, self._units):
-            rows += _split_units(self.text, morphemes, units, is_content)
-        self._morphemes = self._units = ()
+        """The mode A terms: the words, with each word that splits replaced by its units. A word
+        that does not split keeps its row (synonym groups and all: only `unit_terms` shows them,
+        and drops them)."""
+        if not any(self._splitting):  # the same terms as the words (most titles and headings)
+            rows = self._words
+        else:
+            _, is_content = _thread_tokenizer()
+            rows = []
+            for morphemes, units, splitting in zip(self._morphemes, self._units, self._splitting):
+                rows += _split_units(self.text, morphemes, units, splitting, is_content)
+        self._morphemes = self._units = self._splitting = ()
         return rows
 
     @functools.cached_property
     def units(self) -> Columns:
-        return _columns_of(self.text, self._unit_rows)
+        return self.words if self._unit_rows is self._words else _columns_of(self.text, self._unit_rows)
 
     @functools.cached_property
     def compound_units(self) -> Columns:
@@ -233,7 +241,7 @@ class _Analysis:
 
     @functools.cached_property
     def unit_terms(self) -> tuple[Term, ...]:
-        return tuple(map(Term._make, self._unit_rows))
+        return tuple(Term(text, start, end, (), in_compound) for text, start, end, _, in_compound in self._unit_rows)
 
 
 # What analysis asks Sudachi of every morpheme depends only on its dictionary entry (and, for
@@ -280,10 +288,12 @@ def _pieces(morpheme, key: tuple[int, str], is_content) -> tuple[tuple[str, int,
     return pieces
 
 
-def _word_units(morphemes, offset: int, is_content) -> tuple[list[_Row | str], list[_Row]]:
+def _word_units(morphemes, offset: int, is_content) -> tuple[list[_Row | str], list[int], list[_Row]]:
     """A unit per morpheme (content ones as terms with their synonym groups, dropped ones as their
-    normalized form), and the terms (`_join_ascii`ed only when two or more are ASCII)."""
+    normalized form), which of them are words that split in mode A, and the terms (`_join_ascii`ed
+    only when two or more are ASCII)."""
     units: list[_Row | str] = []
+    splitting: list[int] = []
     rows: list[_Row] = []
     latin = 0
     entries = _word_entries
@@ -294,52 +304,36 @@ def _word_units(morphemes, offset: int, is_content) -> tuple[list[_Row | str], l
         if type(entry) is str:
             units.append(entry)
             continue
-        term, groups, ascii, _ = entry
-        row = (term, offset + morpheme.begin(), offset + morpheme.end(), groups, False)
+        term, groups, ascii, splits = entry
+        begin, end = morpheme.begin(), morpheme.end()
+        if splits and end - begin > 1:
+            splitting.append(len(units))
+        row = (term, offset + begin, offset + end, groups, False)
         units.append(row)
         rows.append(row)
         latin += ascii
-    return units, (rows if latin < 2 else _join_ascii(units))
+    return units, splitting, (rows if latin < 2 else _join_ascii(units))
 
 
-def _split_units(text: str, morphemes, units: list[_Row | str], is_content) -> list[_Row]:
-    """The mode A terms of `_word_units`: each word's units, in_compound when it has two or more
-    (Sudachi gives none for a word that is one unit already), `_join_ascii`ed as words are."""
+def _split_units(text: str, morphemes, units: list[_Row | str], splitting: list[int], is_content) -> list[_Row]:
+    """The mode A terms of `_word_units`: each word that splits replaced by its units (in_compound,
+    Sudachi gives none for a word that is one unit already), `_join_ascii`ed as words are."""
     split: list[_Row | str] = []
-    rows: list[_Row] = []
-    latin = 0
-    entries, cached = _word_entries, _unit_pieces
-    for morpheme, unit in zip(morphemes, units):
-        if type(unit) is str:
-            split.append(unit)
-            continue
-        term, start, end, _, _ = unit
-        pieces = ()
-        if end - start > 1:
-            word = morpheme.word_id()
-            entry = entries.get(word)
-            if entry is None:  # an unknown word, or its entry was dropped since the first pass
-                entry = _word_entry(morpheme, is_content)
-            if entry[3]:
-                key = (word, text[start:end])
-                pieces = cached.get(key)
-                if pieces is None:
-                    pieces = _pieces(morpheme, key, is_content)
-        if not pieces:
-            row = (term, start, end, (), False)
-            split.append(row)
-            rows.append(row)
-            latin += term.isascii()
-            continue
-        for form, first, last, kept in pieces:
-            if kept:
-                row = (form.lower(), start + first, start + last, (), True)
-                split.append(row)
-                rows.append(row)
-                latin += form.isascii()
-            else:
-                split.append(form)
-    return rows if latin < 2 else _join_ascii(split)
+    done = 0
+    cached = _unit_pieces
+    for number in splitting:
+        split += units[done:number]
+        done = number + 1
+        _, start, end, _, _ = units[number]
+        morpheme = morphemes[number]
+        key = (morpheme.word_id(), text[start:end])
+        pieces = cached.get(key)
+        if pieces is None:
+            pieces = _pieces(morpheme, key, is_content)
+        split += [(form.lower(), start + first, start + last, (), True) if kept else form for form, first, last, kept in pieces]
+    split += units[done:]
+    rows = [unit for unit in split if type(unit) is not str]
+    return rows if sum(row[0].isascii() for row in rows) < 2 else _join_ascii(split)
 
 
 def _columns_of(text: str, rows: list[_Row]) -> Columns:
