@@ -6,8 +6,8 @@
 The set is reindexed into a scratch index (incremental: a rerun reuses it), every configuration
 runs through `search.batch.rank_each`, the code path of `midashi search --queries … --run …`,
 and is scored by `trec_eval.py`. All figures come from the same run on the same machine: the
-configurations take turns query by query, so the machine's ups and downs fall on all of them,
-each in a process of its own, so each pays for its own reading and analysing.
+configurations take turns, twenty queries at a time, so the machine's ups and downs fall on all
+of them, each in a process of its own, so each pays for its own reading and analysing.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ ABLATIONS = {
 
 def measure(index_root: Path, configurations: list[QueryOptions], queries, relevant, out: Path) -> list[dict]:
     """Each configuration's scores and latencies over `queries`, the configurations taking turns
-    query by query, each in a process of its own: none finds a question analysed or a posting list
+    (`TURN_QUERIES`), each in a process of its own: none finds a question analysed or a posting list
     decoded by another (in one process, whichever went second would)."""
     searchers = [_Searcher(index_root, options, out / "no-user-synonyms.txt") for options in configurations]
     runs: list[list[Ranked]] = [[] for _ in configurations]
@@ -94,13 +94,15 @@ class _Searcher:
         return answer
 
     def close(self) -> None:
-        self.connection.send(None)
+        try:
+            self.connection.send(None)
+        except OSError:  # it died (and `rank` said so): nothing to stop
+            pass
         self.process.join()
 
 
 def _rank_asked(connection, index_root: Path, options: QueryOptions, synonyms_path: Path) -> None:
-    """Rank each query `connection` brings until it brings None; send back each `Ranked`."""
-
+    """Rank each list of queries `connection` brings until it brings None; send back their `Ranked`."""
     try:
         index = SearchIndex(index_root, options=options, synonyms_path=synonyms_path)
         while (queries := connection.recv()) is not None:

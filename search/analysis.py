@@ -330,7 +330,9 @@ def _split_units(text: str, morphemes, units: list[_Row | str], splitting: list[
         pieces = cached.get(key)
         if pieces is None:
             pieces = _pieces(morpheme, key, is_content)
-        split += [(form.lower(), start + first, start + last, (), True) if kept else form for form, first, last, kept in pieces]
+        split += [
+            (form.lower(), start + first, start + last, (), True) if kept else form for form, first, last, kept in pieces
+        ]
     split += units[done:]
     rows = [unit for unit in split if type(unit) is not str]
     return rows if sum(row[0].isascii() for row in rows) < 2 else _join_ascii(split)
