@@ -56,6 +56,7 @@ from whoosh.reading import TermNotFound
 from whoosh.system import pack_uint, pack_ushort
 from whoosh.util.numeric import byte_to_length
 
+from .mapped import open_in_place
 from .stored import StoredPerDocReader, StoredPerDocWriter
 
 _HEADER = struct.Struct("<II4sBI")  # count, first docnum, types of gaps/weights/counts/positions, flags, part-1 size
@@ -128,10 +129,10 @@ class ArrayCodec(W3Codec):
         return ArrayPostingsWriter(dbfile)
 
     def terms_reader(self, storage, segment):
-        """`W3Codec.terms_reader`, of our class."""
+        """`W3Codec.terms_reader`, of our class, its files read in place."""
         name = segment.make_filename(self.TERMS_EXT)
-        postings = segment.open_file(storage, self.POSTS_EXT)
-        return ArrayTermsReader(self, storage.open_file(name), storage.file_length(name), postings)
+        postings = open_in_place(storage, segment.make_filename(self.POSTS_EXT))
+        return ArrayTermsReader(self, open_in_place(storage, name), storage.file_length(name), postings)
 
     def postings_reader(self, dbfile, terminfo, format_, term=None, scorer=None):
         offset, _length = terminfo.extent()

@@ -21,8 +21,10 @@ import struct
 import threading
 
 import zstandard
-from whoosh.codec.whoosh3 import W3PerDocReader, W3PerDocWriter
+from whoosh.codec.whoosh3 import W3Codec, W3PerDocReader, W3PerDocWriter
 from whoosh.columns import Column, ColumnReader, ColumnWriter, CompressedBytesColumn, PickleColumn, VarBytesColumn
+
+from .mapped import open_in_place
 
 _MAGIC = b"MZS1"  # cannot begin a zlib stream, whose first byte's low four bits are 8
 _DICTIONARY_SIZE = struct.Struct("<I")
@@ -139,7 +141,12 @@ class StoredPerDocWriter(W3PerDocWriter):
 
 
 class StoredPerDocReader(W3PerDocReader):
-    """W3's per-document reader, its stored fields read through `STORED_COLUMN`."""
+    """W3's per-document reader, its stored fields read through `STORED_COLUMN`, its column files
+    read in place."""
+
+    def _get_column_file(self, fieldname: str):
+        filename = W3Codec.column_filename(self._segment, fieldname)
+        return open_in_place(self._storage, filename), 0, self._storage.file_length(filename)
 
     def stored_fields(self, docnum: int) -> dict:
         return self._cached_reader("_stored", STORED_COLUMN)[docnum] or {}
