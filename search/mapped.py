@@ -45,23 +45,28 @@ class _BufferReader:
         self._position = 0
 
     def read(self, size: int = -1) -> bytes:
-        end = len(self._buf) if size is None or size < 0 else min(len(self._buf), self._position + size)
-        data = bytes(self._buf[self._position:end])
-        self._position = max(self._position, end)
-        return data
+        return self._take(self._end(size))
 
     def readline(self, size: int = -1) -> bytes:
         """Up to and including the next newline (pickle asks for it, and for old protocols uses it)."""
-        end = len(self._buf) if size is None or size < 0 else min(len(self._buf), self._position + size)
-        start = scan = self._position
+        end, scan = self._end(size), self._position
         while scan < end:
             found = bytes(self._buf[scan:min(end, scan + 256)]).find(b"\n")
             if found >= 0:
                 end = scan + found + 1
                 break
             scan += 256
+        return self._take(end)
+
+    def _end(self, size: int | None) -> int:
+        """Where a read of `size` bytes (all when negative or None) from here ends."""
+        return len(self._buf) if size is None or size < 0 else min(len(self._buf), self._position + size)
+
+    def _take(self, end: int) -> bytes:
+        """The bytes from here to `end`, moving past them."""
+        data = bytes(self._buf[self._position:end])
         self._position = max(self._position, end)
-        return bytes(self._buf[start:end])
+        return data
 
     def seek(self, offset: int, whence: int = 0) -> int:
         base = (0, self._position, len(self._buf))[whence]
