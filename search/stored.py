@@ -31,7 +31,12 @@ _DICTIONARY_SIZE = struct.Struct("<I")
 _LEVEL = 6  # 6 rather than 3: the stored fields 7 % smaller for a fraction of a second a segment
 DICTIONARY_BYTES = 256_000
 TRAIN_ON_BYTES = 8_000_000  # values buffered before the dictionary is trained (about 6,000 sections)
-_FEWEST_SAMPLES = 64  # below this, training fails or the dictionary costs more than it saves
+_FEWEST_SAMPLES = 64  # below this, training fails
+# Below this many bytes of values, no dictionary: trained on few values, it comes out as big as they
+# are and costs more than it saves (sections of the 1x perf corpus, stored with and without one:
+# 150 sections, 184 KB against 124; 300, 302 against 247; 450, 342 against 373; 600, 391 against
+# 495). A small reindex writes segments that small.
+_FEWEST_BYTES = 2 * DICTIONARY_BYTES
 # The COVER trainer's segment and d-mer sizes. Left to itself, zstd tries some forty pairs and
 # keeps the best: 1.5 s of CPU per segment written, the same for a small reindex as for a big
 # one. Its choice on livedoor and JaQuAD sections is d 8 (k 537); with these two fixed it trains
@@ -85,7 +90,7 @@ class _Writer(ColumnWriter):
         """Train the dictionary on the buffered values, write it, then the buffered values."""
         samples = [value for _docnum, value in self._buffered if value]
         dictionary = b""  # none when there is too little or too uniform text to learn from
-        if len(samples) >= _FEWEST_SAMPLES:
+        if len(samples) >= _FEWEST_SAMPLES and self._buffered_bytes >= _FEWEST_BYTES:
             try:
                 trained = zstandard.train_dictionary(DICTIONARY_BYTES, samples, k=_COVER_K, d=_COVER_D, level=_LEVEL)
                 dictionary = trained.as_bytes()
