@@ -181,14 +181,14 @@ class _Analysis:
     def __init__(self, text: str):
         tokenizer, is_content = _thread_tokenizer()
         self.text = text
-        self._morphemes: list = []  # per piece, Sudachi's morphemes (for mode A)
+        self._morphemes: list = []  # per piece, Sudachi's morphemes if a word of it splits (for mode A)
         self._units: list[list[_Row | str]] = []  # per piece, a unit per morpheme (for mode A)
         self._splitting: list[list[int]] = []  # per piece, which of its units are words that split
         self._words: list[_Row] = []
         for offset, piece in chunks(text):
             morphemes = tokenizer.tokenize(piece)
             units, splitting, words = _word_units(morphemes, offset, is_content)
-            self._morphemes.append(morphemes)
+            self._morphemes.append(morphemes if splitting else None)  # the rest need not be kept
             self._units.append(units)
             self._splitting.append(splitting)
             self._words += words
