@@ -35,6 +35,7 @@ from collections import OrderedDict
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
+from hashlib import md5
 from itertools import pairwise
 
 import numpy as np
@@ -49,6 +50,7 @@ from whoosh.codec.whoosh3 import (
     W3TermsReader,
     _lenfield,
 )
+from whoosh.filedb.filetables import OrderedHashWriter, md5_hash
 from whoosh.filedb.structfile import StructFile
 from whoosh.formats import Frequency, Positions
 from whoosh.matching import ListMatcher, NullMatcher, ReadTooFar
@@ -197,6 +199,12 @@ class ArrayFieldWriter(W3FieldWriter):
     decode), which was the largest single cost of a reindex's final write. `add_batches` writes
     whole posting lists instead of one posting at a time."""
 
+    def __init__(self, *args):
+        super().__init__(*args)
+        if self._tindex.hashfn is not md5_hash:
+            raise ValueError("W3's term index hashes its keys with MD5")
+        self._tindex.__class__ = _TermIndexWriter  # made (its header written) by W3's constructor
+
     def _create_file(self, ext: str) -> StructFile:
         """The terms and postings files, telling their position without asking the OS: Whoosh
         asks three times per term written (an lseek each), a few per cent of a reindex."""
@@ -208,21 +216,88 @@ class ArrayFieldWriter(W3FieldWriter):
         super().add_postings(schema, _ColumnLengths(lengths) if lengths else None, items)
 
     def add_batches(self, schema, perdoc: W3PerDocReader, batches: Iterator[TermBatch]) -> None:
-        """Write batches of whole posting lists, in field and term order, with W3's statistics."""
-        fieldname, lengths = None, None
+        """Write batches of whole posting lists, in field and term order, with W3's statistics:
+        each batch's records in one write, its term infos in one array and its terms into the
+        term index at once (`_TermIndexWriter`), where W3 makes an object and three writes a term."""
+        fieldname, codes = None, None
         for batch in batches:
             if batch.fieldname != fieldname:
                 if fieldname is not None:
                     self.finish_field()
-                fieldname, lengths = batch.fieldname, _LENGTHS[length_codes(perdoc, batch.fieldname)]
+                fieldname, codes = batch.fieldname, length_codes(perdoc, batch.fieldname)
                 self.start_field(fieldname, schema[fieldname])
-            for btext, record, terminfo in batch.records(lengths):
-                offset = self._postfile.tell()
-                self._postfile.write(record)
-                terminfo.set_extent(offset, len(record))
-                self._tindex.add(pack_ushort(self._fieldid) + btext, terminfo.to_bytes())
+            records, infos = batch.records(codes)
+            sizes = np.fromiter(map(len, records), dtype=np.int64, count=len(records))
+            infos["offset"] = self._postfile.tell() + np.cumsum(sizes) - sizes
+            infos["length"] = sizes
+            self._postfile.write(b"".join(records))
+            prefix = pack_ushort(self._fieldid)
+            self._tindex.add_sorted([prefix + text for text in batch.texts], infos.tobytes(), _TERM_INFO.itemsize)
         if fieldname is not None:
             self.finish_field()
+
+
+# `W3TermInfo.to_bytes` of a term whose postings are not inlined, as one row of an array:
+# flags, total weight, document frequency, shortest and longest length (as length bytes), highest
+# weight, first and last docnum, then the record's place in the postings file.
+_TERM_INFO = np.dtype([
+    ("flags", "u1"), ("weight", ">f4"), ("df", ">u4"), ("minlength", "u1"), ("maxlength", "u1"),
+    ("maxweight", ">f4"), ("minid", ">u4"), ("maxid", ">u4"), ("offset", ">i8"), ("length", ">i4"),
+])
+_ENTRY_HEAD = np.dtype(">i4")  # a hash file entry's key and value sizes (`filetables._lengths`)
+_POINTER = np.dtype([("hash", ">u4"), ("position", ">i8")])  # a hash table slot (`filetables._pointer`)
+
+
+class _TermIndexWriter(OrderedHashWriter):
+    """W3's term index (an ordered hash file), written a batch of terms at a time: the same file,
+    without W3's two writes and a tuple per term and a write per hash slot."""
+
+    def add_sorted(self, keys: list[bytes], values: bytes, value_size: int) -> None:
+        """`add` of each key, in increasing order, with its `value_size` bytes of `values`."""
+        if keys[0] <= self.lastkey or any(earlier >= later for earlier, later in pairwise(keys)):
+            raise ValueError(f"keys must increase: {self.lastkey!r}..{keys[0]!r}")
+        key_sizes = np.fromiter(map(len, keys), dtype=np.int64, count=len(keys))
+        head = 2 * _ENTRY_HEAD.itemsize
+        positions = (self.dbfile.tell() + np.cumsum(head + key_sizes + value_size) - (head + key_sizes + value_size)).tolist()
+        heads = np.empty((len(keys), 2), dtype=_ENTRY_HEAD)
+        heads[:, 0], heads[:, 1] = key_sizes, value_size
+        heads = heads.tobytes()
+        self.dbfile.write(b"".join([
+            part
+            for number, key in enumerate(keys)
+            for part in (heads[head * number:head * (number + 1)], key, values[value_size * number:value_size * (number + 1)])
+        ]))
+        buckets = self.buckets
+        for key, position in zip(keys, positions):
+            hashed = _md5_hash(key)
+            buckets[hashed & 255].append((hashed, position))
+        try:
+            more = array(self.index.typecode, positions)
+        except OverflowError:
+            self.index.extend(positions)  # Whoosh widens the array's type
+        else:
+            self.index.array.extend(more)
+        self.lastkey = keys[-1]
+
+    def _write_hashes(self) -> None:
+        """`HashWriter._write_hashes`: each bucket's table (twice as many slots as keys, linear
+        probing from the hash's slot, (0, 0) empty) in one write."""
+        for entries in self.buckets:
+            self.directory.append((self.dbfile.tell(), 2 * len(entries)))
+            table = np.zeros(2 * len(entries), dtype=_POINTER)
+            taken = [False] * len(table)
+            for hashed, position in entries:
+                slot = (hashed >> 8) % len(table)
+                while taken[slot]:
+                    slot = (slot + 1) % len(table)
+                taken[slot] = True
+                table[slot] = (hashed, position)
+            self.dbfile.write(table.tobytes())
+
+
+def _md5_hash(key: bytes) -> int:
+    """`filetables.md5_hash`, W3's: the digest's last four bytes, read from the digest, not its hex."""
+    return int.from_bytes(md5(key, usedforsecurity=False).digest()[-4:], "big")
 
 
 class _PositionCountingFile:
@@ -353,7 +428,7 @@ def _record(ids: array, weights: array, values: list[bytes], format_) -> bytes:
     return _packed(count, ids[0], parts, value_type, blob)
 
 
-_NO_LENGTH = int(np.iinfo(np.int64).max)  # the shortest length of a term none of whose documents has one
+_NO_LENGTH = 256  # above every length byte: the shortest of a term none of whose documents has a length
 
 
 @dataclass
@@ -371,9 +446,10 @@ class TermBatch:
     values: np.ndarray | None = None  # uint32 positions, or uint8 bytes
     value_bounds: np.ndarray | None = None
 
-    def records(self, lengths: np.ndarray) -> Iterator[tuple[bytes, bytes, W3TermInfo]]:
-        """(term, record, term info) of each term: the bytes `_record` makes of the same postings,
-        with every per-term decision (types, statistics) taken for the whole batch at once."""
+    def records(self, length_codes: np.ndarray) -> tuple[list[bytes], np.ndarray]:
+        """Each term's record (the bytes `_record` makes of the same postings) and its `_TERM_INFO`
+        row but for the record's place, every per-term decision (types, statistics) taken for the
+        whole batch at once. `length_codes`: each document's field length as a length byte."""
         starts, ends = self.bounds[:-1], self.bounds[1:]
         ids = self.ids.astype(np.int64)
         gaps = np.diff(ids, append=ids[-1:])
@@ -392,13 +468,20 @@ class TermBatch:
                 blob = self.values.tobytes()
             else:
                 value_part = _Narrowed(self.values, np.maximum.reduceat(self.values, value_starts))
-        lengths = lengths[ids]
-        # Per-term statistics as lists: reading numpy scalars one at a time costs more than this.
-        shortest = np.minimum.reduceat(np.where(lengths > 0, lengths, _NO_LENGTH), starts).tolist()
-        longest = np.maximum.reduceat(lengths, starts).tolist()
-        totals = np.add.reduceat(weights, starts).tolist()
-        heaviest = np.maximum.reduceat(weights, starts).tolist()
-        first_ids, last_ids = ids[starts].tolist(), ids[ends - 1].tolist()
+        infos = np.zeros(len(self.texts), dtype=_TERM_INFO)
+        infos["weight"] = np.add.reduceat(weights, starts)
+        infos["df"] = ends - starts
+        # Length bytes grow with the lengths they stand for, so a term's shortest and longest
+        # lengths are its smallest and largest bytes; 0 stands for no length (W3's None).
+        codes = length_codes[ids].astype(np.int16)
+        shortest = np.minimum.reduceat(np.where(codes > 0, codes, _NO_LENGTH), starts)
+        infos["minlength"] = np.where(shortest == _NO_LENGTH, 0, shortest)
+        infos["maxlength"] = np.maximum.reduceat(codes, starts)
+        infos["maxweight"] = np.maximum.reduceat(weights, starts)
+        infos["minid"], infos["maxid"] = ids[starts], ids[ends - 1]
+        # Per-term values as lists: reading numpy scalars one at a time costs more than this.
+        first_ids = ids[starts].tolist()
+        records = []
         ones, whole = ones.tolist(), whole.tolist()
         value_bounds = self.value_bounds.tolist() if self.value_bounds is not None else None
         for term, (start, end) in enumerate(zip(starts.tolist(), ends.tolist())):
@@ -409,7 +492,8 @@ class TermBatch:
                 parts.append(weight_part.part(term, start, end))
             else:
                 parts.append((b"f", floats[4 * start:4 * end]))
-            if self.counts is None:
+            if self.counts is None:  # no counts and no values: four type codes all the same
+                parts.append(None)
                 value_type, values = _ABSENT, b""
             else:
                 parts.append(count_part.part(term, start, end))
@@ -418,17 +502,8 @@ class TermBatch:
                     value_type, values = _BYTES, blob[low:high]
                 else:
                     value_type, values = value_part.part(term, low, high)
-            minlength = shortest[term]
-            terminfo = W3TermInfo(
-                weight=totals[term],
-                df=end - start,
-                minlength=None if minlength == _NO_LENGTH else minlength,
-                maxlength=longest[term],
-                maxweight=heaviest[term],
-                minid=first_ids[term],
-                maxid=last_ids[term],
-            )
-            yield self.texts[term], _packed(end - start, first_ids[term], parts, value_type, values), terminfo
+            records.append(_packed(end - start, first_ids[term], parts, value_type, values))
+        return records, infos
 
 
 class _Narrowed:

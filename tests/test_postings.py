@@ -102,6 +102,31 @@ def test_the_array_pool_writes_what_whooshs_pool_writes(documents, w3_and_arrays
     assert not list(tmp_path.glob("*.tmp"))  # the spilled runs are gone
 
 
+def test_whole_batches_write_the_term_index_and_postings_a_term_at_a_time_writes(documents, w3_and_arrays, tmp_path):
+    # The pool writes each batch of terms at once (records, term infos, hash entries, hash
+    # tables); Whoosh's writer hands our codec one term at a time. Same bytes either way.
+    _, one_at_a_time = w3_and_arrays
+    ix = whoosh_index.create_in(str(tmp_path), build_schema())
+    writer = ArraySegmentWriter(ix)
+    for document in documents:
+        writer.add_document(**document)
+    writer.commit(merge=False)
+    batched, expected = _term_files(ix), _term_files(one_at_a_time)
+    assert len(batched["trm"]) > 1 << 20  # terms past 64 KB: the key positions' array is widened
+    assert batched == expected
+
+
+def _term_files(ix) -> dict[str, bytes]:
+    """The bytes of the one segment's term index and postings files."""
+    [segment] = ix._segments()
+    files = segment.open_compound_file(ix.storage) if segment.is_compound() else ix.storage
+    return {
+        name.rsplit(".", 1)[1]: files.open_file(name).read()
+        for name in files.list()
+        if name.endswith((".trm", ".pst"))
+    }
+
+
 def test_merged_segments_hold_the_same_postings(documents, w3_and_arrays, tmp_path):
     w3, _ = w3_and_arrays
     ix = _index(tmp_path, documents, ArrayCodec(), segments=3)
