@@ -254,11 +254,14 @@ class _TermIndexWriter(OrderedHashWriter):
 
     def add_sorted(self, keys: list[bytes], values: bytes, value_size: int) -> None:
         """`add` of each key, in increasing order, with its `value_size` bytes of `values`."""
+        if not keys:
+            return
         if keys[0] <= self.lastkey or any(earlier >= later for earlier, later in pairwise(keys)):
             raise ValueError(f"keys must increase: {self.lastkey!r}..{keys[0]!r}")
         key_sizes = np.fromiter(map(len, keys), dtype=np.int64, count=len(keys))
         head = 2 * _ENTRY_HEAD.itemsize
-        positions = (self.dbfile.tell() + np.cumsum(head + key_sizes + value_size) - (head + key_sizes + value_size)).tolist()
+        entry_sizes = head + key_sizes + value_size
+        positions = (self.dbfile.tell() + np.cumsum(entry_sizes) - entry_sizes).tolist()
         heads = np.empty((len(keys), 2), dtype=_ENTRY_HEAD)
         heads[:, 0], heads[:, 1] = key_sizes, value_size
         heads = heads.tobytes()
@@ -283,15 +286,16 @@ class _TermIndexWriter(OrderedHashWriter):
         """`HashWriter._write_hashes`: each bucket's table (twice as many slots as keys, linear
         probing from the hash's slot, (0, 0) empty) in one write."""
         for entries in self.buckets:
-            self.directory.append((self.dbfile.tell(), 2 * len(entries)))
-            table = np.zeros(2 * len(entries), dtype=_POINTER)
-            taken = [False] * len(table)
+            slots = 2 * len(entries)
+            self.directory.append((self.dbfile.tell(), slots))
+            hashes, positions = [0] * slots, [0] * slots
             for hashed, position in entries:
-                slot = (hashed >> 8) % len(table)
-                while taken[slot]:
-                    slot = (slot + 1) % len(table)
-                taken[slot] = True
-                table[slot] = (hashed, position)
+                slot = (hashed >> 8) % slots
+                while positions[slot]:  # no entry is at position 0 (the file's header is)
+                    slot = (slot + 1) % slots
+                hashes[slot], positions[slot] = hashed, position
+            table = np.empty(slots, dtype=_POINTER)
+            table["hash"], table["position"] = hashes, positions
             self.dbfile.write(table.tobytes())
 
 
