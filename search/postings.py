@@ -35,7 +35,6 @@ from collections import OrderedDict
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from hashlib import md5
 from itertools import pairwise
 
 import numpy as np
@@ -50,7 +49,7 @@ from whoosh.codec.whoosh3 import (
     W3TermsReader,
     _lenfield,
 )
-from whoosh.filedb.filetables import OrderedHashWriter, md5_hash
+from whoosh.filedb.filetables import OrderedHashWriter
 from whoosh.filedb.structfile import StructFile
 from whoosh.formats import Frequency, Positions
 from whoosh.matching import ListMatcher, NullMatcher, ReadTooFar
@@ -201,8 +200,6 @@ class ArrayFieldWriter(W3FieldWriter):
 
     def __init__(self, *args):
         super().__init__(*args)
-        if self._tindex.hashfn is not md5_hash:
-            raise ValueError("W3's term index hashes its keys with MD5")
         self._tindex.__class__ = _TermIndexWriter  # made (its header written) by W3's constructor
 
     def _create_file(self, ext: str) -> StructFile:
@@ -270,9 +267,9 @@ class _TermIndexWriter(OrderedHashWriter):
             for number, key in enumerate(keys)
             for part in (heads[head * number:head * (number + 1)], key, values[value_size * number:value_size * (number + 1)])
         ]))
-        buckets = self.buckets
+        buckets, hashed_key = self.buckets, self.hashfn
         for key, position in zip(keys, positions):
-            hashed = _md5_hash(key)
+            hashed = hashed_key(key)
             buckets[hashed & 255].append((hashed, position))
         try:
             more = array(self.index.typecode, positions)
@@ -297,11 +294,6 @@ class _TermIndexWriter(OrderedHashWriter):
             table = np.empty(slots, dtype=_POINTER)
             table["hash"], table["position"] = hashes, positions
             self.dbfile.write(table.tobytes())
-
-
-def _md5_hash(key: bytes) -> int:
-    """`filetables.md5_hash`, W3's: the digest's last four bytes, read from the digest, not its hex."""
-    return int.from_bytes(md5(key, usedforsecurity=False).digest()[-4:], "big")
 
 
 class _PositionCountingFile:
@@ -482,9 +474,10 @@ class TermBatch:
         infos["minlength"] = np.where(shortest == _NO_LENGTH, 0, shortest)
         infos["maxlength"] = np.maximum.reduceat(codes, starts)
         infos["maxweight"] = np.maximum.reduceat(weights, starts)
-        infos["minid"], infos["maxid"] = ids[starts], ids[ends - 1]
+        first_ids = ids[starts]
+        infos["minid"], infos["maxid"] = first_ids, ids[ends - 1]
         # Per-term values as lists: reading numpy scalars one at a time costs more than this.
-        first_ids = ids[starts].tolist()
+        first_ids = first_ids.tolist()
         records = []
         ones, whole = ones.tolist(), whole.tolist()
         value_bounds = self.value_bounds.tolist() if self.value_bounds is not None else None
