@@ -187,7 +187,7 @@ class _Analysis:
         self._words: list[_Row] = []
         for offset, piece in chunks(text):
             morphemes = tokenizer.tokenize(piece)
-            units, splitting, words = _word_units(morphemes, offset, is_content)
+            units, splitting, words = _word_units(text, morphemes, offset, is_content)
             self._morphemes.append(morphemes if splitting else None)  # the rest need not be kept
             self._units.append(units)
             self._splitting.append(splitting)
@@ -248,15 +248,15 @@ class _Analysis:
 # the mode A split's offsets, on its original characters): kept per process, as asking Sudachi
 # again for each of a word's thousands of occurrences costs more than its own tokenization.
 _ENTRIES_CACHED = 200_000
-# Per word id: a dropped word's normalized form, or a kept one's (term, synonym groups, ASCII?,
-# splits in mode A?).
-_word_entries: dict[int, str | tuple[str, tuple[int, ...], bool, bool]] = {}
+# Per word id: a dropped word's normalized form, or a kept one's (term, synonym groups, splits in
+# mode A?).
+_word_entries: dict[int, str | tuple[str, tuple[int, ...], bool]] = {}
 # Per (word id, surface) of a word that splits: its mode A pieces as (normalized form, first and
 # end character from the word's start, kept?).
 _unit_pieces: dict[tuple[int, str], tuple[tuple[str, int, int, bool], ...]] = {}
 
 
-def _word_entry(morpheme, is_content) -> str | tuple[str, tuple[int, ...], bool, bool]:
+def _word_entry(morpheme, is_content) -> str | tuple[str, tuple[int, ...], bool]:
     """A morpheme's entry in `_word_entries`, made and kept (not for unknown words: they share
     their ids, their normalized form is their surface, and they have no mode A units)."""
     normalized = morpheme.normalized_form()
@@ -266,7 +266,7 @@ def _word_entry(morpheme, is_content) -> str | tuple[str, tuple[int, ...], bool,
     else:
         groups = morpheme.synonym_group_ids()
         splits = not unknown and bool(morpheme.split(SplitMode.A))
-        entry = (normalized.lower(), tuple(groups) if groups else (), normalized.isascii(), splits)
+        entry = (normalized.lower(), tuple(groups) if groups else (), splits)
     if not unknown:
         if len(_word_entries) >= _ENTRIES_CACHED:
             _word_entries.clear()
@@ -288,14 +288,13 @@ def _pieces(morpheme, key: tuple[int, str], is_content) -> tuple[tuple[str, int,
     return pieces
 
 
-def _word_units(morphemes, offset: int, is_content) -> tuple[list[_Row | str], list[int], list[_Row]]:
+def _word_units(text: str, morphemes, offset: int, is_content) -> tuple[list[_Row | str], list[int], list[_Row]]:
     """A unit per morpheme (content ones as terms with their synonym groups, dropped ones as their
     normalized form), which of them are words that split in mode A, and the terms (`_join_ascii`ed
-    only when two or more are ASCII)."""
+    where two Latin ones may join)."""
     units: list[_Row | str] = []
     splitting: list[int] = []
     rows: list[_Row] = []
-    latin = 0
     entries = _word_entries
     for morpheme in morphemes:
         entry = entries.get(morpheme.word_id())
@@ -304,15 +303,14 @@ def _word_units(morphemes, offset: int, is_content) -> tuple[list[_Row | str], l
         if type(entry) is str:
             units.append(entry)
             continue
-        term, groups, ascii, splits = entry
+        term, groups, splits = entry
         begin, end = morpheme.begin(), morpheme.end()
         if splits and end - begin > 1:
             splitting.append(len(units))
         row = (term, offset + begin, offset + end, groups, False)
         units.append(row)
         rows.append(row)
-        latin += ascii
-    return units, splitting, (rows if latin < 2 else _join_ascii(units))
+    return units, splitting, (_join_ascii(units) if _may_join(text, rows) else rows)
 
 
 def _split_units(text: str, morphemes, units: list[_Row | str], splitting: list[int], is_content) -> list[_Row]:
@@ -335,7 +333,7 @@ def _split_units(text: str, morphemes, units: list[_Row | str], splitting: list[
         ]
     split += units[done:]
     rows = [unit for unit in split if type(unit) is not str]
-    return rows if sum(row[0].isascii() for row in rows) < 2 else _join_ascii(split)
+    return _join_ascii(split) if _may_join(text, rows) else rows
 
 
 def _columns_of(text: str, rows: list[_Row]) -> Columns:
@@ -356,6 +354,20 @@ def _positions(text: str, starts: tuple[int, ...], ends: tuple[int, ...]) -> tup
         if 0 < after < count and ends[after - 1] <= match.start():
             gaps[after] = 1
     return tuple(map(operator.add, range(count), itertools.accumulate(gaps)))
+
+
+def _may_join(text: str, rows: list[_Row]) -> bool:
+    """Whether `_join_ascii` could join anything in `text`: two Latin terms side by side or with one
+    symbol between them (a hyphen, in any width). Most texts with Latin in them have only numbers
+    apart from each other (2012年4月1日), and this look at the terms alone is quicker than the
+    join's walk over every unit."""
+    latin_end = -2
+    for term, start, end, _, _ in rows:
+        if term.isascii():
+            if start == latin_end or (start == latin_end + 1 and not text[latin_end].isalnum()):
+                return True
+            latin_end = end
+    return False
 
 
 def _join_ascii(units: list[_Row | str]) -> list[_Row]:

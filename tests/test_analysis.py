@@ -28,6 +28,10 @@ def test_alphanumeric_model_names_stay_whole():
     assert texts("H20チップ") == ["h20", "チップ"]
     assert texts("Ｈ２００") == ["h200"]
     assert "g7" in texts("G7サミット") and "5g" in texts("5G対応")
+    # A hyphen in either width joins; numbers a word apart stay apart, in both modes.
+    for mode in ("C", "A"):
+        found = [term.text for term in terms("COVID-19とＣＯＶＩＤ－１９、2012年4月の1.5倍", mode)]
+        assert found == ["covid-19", "covid-19", "2012", "年", "4", "月", "1.5", "倍"]
 
 
 def test_offsets_land_on_the_original_characters():
