@@ -415,6 +415,8 @@ class _Evaluation:
         for word in words[1:]:
             candidates = _intersection(candidates, self._term(fieldname, word))
         candidate_ids, scores = candidates.restricted(within).as_sparse()
+        if not len(candidate_ids):  # (the words' postings need not even be looked up)
+            return _NO_MATCHES
         in_sequence = np.zeros(len(candidate_ids), dtype=bool)
         postings = [dict(self._term_postings(fieldname, self._bytes(fieldname, word))) for word in words]
         for segment in self.segments:
