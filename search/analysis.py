@@ -22,7 +22,7 @@ import re
 import threading
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple
 
 from sudachipy import Dictionary, SplitMode
@@ -38,9 +38,19 @@ _CHUNK_BREAK = re.compile(r"(?<=[。！？!?\n])")
 _BREAK = re.compile(r"[。！？!?\n]")
 
 _dictionary: Dictionary | None = None
-_dictionary_pid: int | None = None
 _dictionary_lock = threading.Lock()
 _local = threading.local()
+
+
+def _forget_parent_sudachi() -> None:
+    """In a forked child: open Sudachi's dictionary again (its memory map is not fork-safe), and
+    with it every tokenizer and analysis, on first use. Done once at the fork, not checked on
+    every call: `os.getpid()` is a system call, and analysis asks for the cache on every field."""
+    global _dictionary, _dictionary_lock, _local
+    _dictionary, _dictionary_lock, _local = None, threading.Lock(), threading.local()
+
+
+os.register_at_fork(after_in_child=_forget_parent_sudachi)
 
 
 def analyzer_version() -> str:
@@ -54,25 +64,23 @@ def analyzer_version() -> str:
 
 
 def _sudachi_dictionary() -> Dictionary:
-    """One dictionary per process (re-opened after a fork: its memory map is not fork-safe)."""
-    global _dictionary, _dictionary_pid
+    """One dictionary per process."""
+    global _dictionary
     with _dictionary_lock:
-        if _dictionary is None or _dictionary_pid != os.getpid():
+        if _dictionary is None:
             _dictionary = Dictionary(dict="core")
-            _dictionary_pid = os.getpid()
         return _dictionary
 
 
 def _thread_tokenizer():
     """This thread's Sudachi tokenizer (mode C) and content-POS matcher."""
     cache = getattr(_local, "tokenizer", None)
-    if cache is None or _local.pid != os.getpid():
+    if cache is None:
         dictionary = _sudachi_dictionary()
         cache = _local.tokenizer = (
             dictionary.tokenizer(mode=SplitMode.C),
             dictionary.pos_matcher(lambda pos: pos[0] not in DROPPED_POS),
         )
-        _local.pid = os.getpid()
     return cache
 
 
@@ -142,19 +150,38 @@ ANALYSED_CHARS_CACHED = 200_000
 def _analysis(text: str) -> _Analysis:
     """`text`'s analysis, from this thread's cache."""
     cache = getattr(_local, "analyses", None)
-    if cache is None or _local.analyses_pid != os.getpid():
-        cache = _local.analyses = OrderedDict()
-        _local.analyses_pid, _local.analysed_chars = os.getpid(), 0
+    if cache is None:
+        cache = _local.analyses = _AnalysisCache()
     analysis = cache.get(text)
     if analysis is None:
         analysis = cache[text] = _Analysis(text)
-        _local.analysed_chars += len(text)
-        while _local.analysed_chars > ANALYSED_CHARS_CACHED and len(cache) > 1:
+        cache.chars += len(text)
+        while cache.chars > ANALYSED_CHARS_CACHED and len(cache) > 1:
             dropped, _ = cache.popitem(last=False)
-            _local.analysed_chars -= len(dropped)
+            cache.chars -= len(dropped)
     else:
         cache.move_to_end(text)
     return analysis
+
+
+def analyse_ahead(values: Iterable[str]) -> None:
+    """Analyse the texts of `values` (field values, texts joined by TEXT_SEPARATOR) now, one after
+    another, for the fields that ask for them next: Sudachi runs faster over many texts in a row,
+    its dictionary kept in the processor's caches, than between the indexing of each. Stops at
+    half of what the cache keeps, so that no analysis made ahead is dropped before its use."""
+    budget = ANALYSED_CHARS_CACHED // 2
+    for value in values:
+        for text in value.split(TEXT_SEPARATOR):
+            budget -= len(text)
+            if budget < 0:
+                return
+            _analysis(text)
+
+
+class _AnalysisCache(OrderedDict):
+    """Recent texts' analyses, oldest first, and the characters they hold."""
+
+    chars = 0
 
 
 class Columns(NamedTuple):

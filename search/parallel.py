@@ -70,7 +70,10 @@ class ParallelWriter:
         if self.processes:
             if len(self.pending) >= BATCH_DOCUMENTS:
                 self._send_pending()
-        elif self.workers and len(self.pending) >= PARALLEL_MIN_DOCUMENTS:
+        elif not self.workers:
+            if len(self.pending) >= BATCH_DOCUMENTS:
+                self._write_pending()
+        elif len(self.pending) >= PARALLEL_MIN_DOCUMENTS:
             self._start_workers()
             self._send_pending(spread=True)
 
@@ -83,9 +86,7 @@ class ParallelWriter:
                 self.jobs.put(None)
             segments = self._collect_segments()
         else:
-            for document in self.pending:
-                self.writer.add_document(**document)
-        self.pending = []
+            self._write_pending()
         writer = self.writer
         # SegmentWriter.commit, with the workers' segments added to the table of contents.
         final = writer._merge_segments(merge_small_live, None, None)
@@ -119,6 +120,11 @@ class ParallelWriter:
             )
             process.start()
             self.processes.append(process)
+
+    def _write_pending(self) -> None:
+        """Write the pending documents in this process (no workers, or too few documents for them)."""
+        self.writer.add_documents(self.pending)
+        self.pending = []
 
     def _send_pending(self, spread: bool = False) -> None:
         """Queue the pending documents in batches; `spread` them over every worker when they
@@ -180,8 +186,7 @@ def _work(folder: str, number: int, jobs, results) -> None:
         ix = whoosh_index.open_dir(folder)
         writer = ArraySegmentWriter(ix, temporary=f"{ix.indexname}.worker-{number}.tmp", _lk=False)
         while (batch := jobs.get()) is not None:
-            for document in batch:
-                writer.add_document(**document)
+            writer.add_documents(batch)
         if writer._added:
             segment = writer._finalize_segment()
         else:  # every batch went to the other workers

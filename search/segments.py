@@ -24,6 +24,7 @@ import numpy as np
 from whoosh.formats import Existence
 from whoosh.writing import MERGE_SMALL, SegmentWriter
 
+from .analysis import SudachiTokenizer, analyse_ahead
 from .postings import ArrayCodec, ArrayPositions, TermBatch, TermCounts
 
 CACHED_ITEMS = 10_000  # values of plain fields (article ids, section numbers, dates, sources) kept indexed
@@ -41,7 +42,10 @@ class _FieldPool:
         self.plain = isinstance(field_format, Existence)  # no values at all
         # How `add_terms` stores a count, in a TermCounts field (a positions field keeps positions).
         self.encode = field_format.encode if isinstance(field_format, TermCounts) else None
-        self.numbers: dict[bytes, int] = {}  # term → its number, in order of arrival
+        # Term → its number, in order of arrival. Terms from our tokenizers are kept as text, and
+        # encoded once each when written (not once per posting); other fields' as Whoosh's bytes.
+        self.text_keys = self.positions or self.encode is not None
+        self.numbers: dict[str | bytes, int] = {}
         self.term_of = array("I")
         self.ids = array("I")
         self.weights = array("f")
@@ -57,10 +61,9 @@ class _FieldPool:
         counts, values, positions, encode = self.counts.append, self.values.extend, self.positions, self.encode
         length = 0
         for text, found_positions in found.items():
-            btext = text.encode("utf-8")
-            number = numbers.get(btext)
+            number = numbers.get(text)
             if number is None:
-                number = numbers[btext] = len(numbers)
+                number = numbers[text] = len(numbers)
             term_of(number)
             ids(docnum)
             frequency = len(found_positions)
@@ -78,12 +81,13 @@ class _FieldPool:
     def add(self, docnum: int, items) -> int:
         """Add a document's (term, frequency, weight, value) items; their total frequency."""
         numbers, term_of, ids, weights = self.numbers, self.term_of.append, self.ids.append, self.weights.append
-        counts, positions, plain = self.counts.append, self.positions, self.plain
+        counts, positions, plain, text_keys = self.counts.append, self.positions, self.plain, self.text_keys
         length = 0
         for btext, frequency, weight, vbytes in items:
-            number = numbers.get(btext)
+            key = btext.decode("utf-8") if text_keys else btext
+            number = numbers.get(key)
             if number is None:
-                number = numbers[btext] = len(numbers)
+                number = numbers[key] = len(numbers)
             term_of(number)
             ids(docnum)
             weights(weight)
@@ -101,9 +105,10 @@ class _FieldPool:
 
     def batches(self) -> Iterator[TermBatch]:
         """The terms in order with their postings (in docnum order, as they came), in batches."""
-        texts = sorted(self.numbers)
-        rank = np.empty(len(texts), dtype=np.int64)
-        rank[[self.numbers[text] for text in texts]] = np.arange(len(texts))
+        keys = sorted(self.numbers)  # text sorts by code point, as its UTF-8 bytes do
+        rank = np.empty(len(keys), dtype=np.int64)
+        rank[[self.numbers[key] for key in keys]] = np.arange(len(keys))
+        texts = [key.encode("utf-8") for key in keys] if self.text_keys else keys
         ranks = rank[np.frombuffer(self.term_of, dtype=np.uint32)]
         order = np.argsort(ranks, kind="stable")
         bounds = np.concatenate(([0], np.cumsum(np.bincount(ranks, minlength=len(texts)))))
@@ -384,6 +389,17 @@ class ArraySegmentWriter(SegmentWriter):
         perdoc.finish_doc()
         self._added = True
         self.docnum += 1
+
+    def add_documents(self, documents: list[dict]) -> None:
+        """Add a batch of documents, every text their Sudachi-analysed fields hold analysed first."""
+        analyse_ahead(
+            value
+            for document in documents
+            for fieldname, value in document.items()
+            if fieldname in self.schema and isinstance(getattr(self.schema[fieldname], "analyzer", None), SudachiTokenizer)
+        )
+        for document in documents:
+            self.add_document(**document)
 
     def _flush_segment(self) -> None:
         self.perdocwriter.close()

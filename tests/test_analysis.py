@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import pickle
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
 from search import analysis
@@ -96,12 +94,11 @@ def test_threads_each_get_their_own_tokenizer():
 def test_recent_analyses_are_kept_up_to_a_character_budget(monkeypatch):
     # A result list analyses two hundred titles and headings; the next one shows many again.
     monkeypatch.setattr(analysis, "ANALYSED_CHARS_CACHED", 100)
-    for name, value in (("analyses", OrderedDict()), ("analyses_pid", os.getpid()), ("analysed_chars", 0)):
-        monkeypatch.setattr(analysis._local, name, value, raising=False)
+    monkeypatch.setattr(analysis._local, "analyses", analysis._AnalysisCache(), raising=False)
     headlines = [f"第{number}回の会議で予算案を審議した" for number in range(10, 30)]  # 16 characters each
     first = [analysis._analysis(headline) for headline in headlines]
     kept = analysis._local.analyses
-    assert list(kept) == headlines[-6:] and analysis._local.analysed_chars == 96
+    assert list(kept) == headlines[-6:] and kept.chars == 96
     assert analysis._analysis(headlines[-6]) is first[-6]  # from the cache, not Sudachi again
     again = analysis._analysis(headlines[0])
     assert again is not first[0] and again.words == first[0].words  # analysed again: the same terms

@@ -293,6 +293,20 @@ def test_worker_processes_build_the_same_index_as_one_process(livedoor_sample, j
     assert index_stats(serial)["sections"] == index_stats(workers)["sections"] == f"{report.added.sections:,}"
 
 
+def test_one_process_writes_documents_as_they_come(livedoor_sample, tmp_path, small_batches, monkeypatch):
+    # With no workers (a single core, or --workers 0) a big corpus must not wait in memory whole.
+    batches: list[int] = []
+    add_documents = ArraySegmentWriter.add_documents
+
+    def recording(self, documents):
+        batches.append(len(documents))
+        add_documents(self, documents)
+
+    monkeypatch.setattr(ArraySegmentWriter, "add_documents", recording)
+    report = reindex([livedoor_sample], tmp_path / "index", workers=0)
+    assert sum(batches) == report.added.sections and len(batches) > 10 and max(batches) <= 7
+
+
 def test_a_failing_worker_abandons_the_reindex(jaquad_sample, corpus_copy, tmp_path, small_batches, monkeypatch):
     root = tmp_path / "index"
     reindex([corpus_copy], root)
