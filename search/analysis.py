@@ -168,10 +168,15 @@ def analyse_ahead(values: Iterable[str]) -> None:
     """Analyse the texts of `values` (field values, texts joined by TEXT_SEPARATOR) now, one after
     another, for the fields that ask for them next: Sudachi runs faster over many texts in a row,
     its dictionary kept in the processor's caches, than between the indexing of each. Stops at
-    half of what the cache keeps, so that no analysis made ahead is dropped before its use."""
+    half of what the cache keeps, so that no analysis made ahead is dropped before its use. A text
+    several fields hold (a title is in every section's title and whole-text fields) counts once."""
     budget = ANALYSED_CHARS_CACHED // 2
+    seen: set[str] = set()
     for value in values:
         for text in value.split(TEXT_SEPARATOR):
+            if text in seen:
+                continue
+            seen.add(text)
             budget -= len(text)
             if budget < 0:
                 return

@@ -365,6 +365,10 @@ class ArraySegmentWriter(SegmentWriter):
         if temporary is not None:
             self._tempstorage = ix.storage.temp_storage(temporary)
         self.pool = ArrayPool(self.schema, self._tempstorage, spill_postings)
+        # The fields whose texts Sudachi analyses (`add_documents` analyses them first).
+        self.sudachi_fields = [
+            name for name, field in self.schema.items() if isinstance(getattr(field, "analyzer", None), SudachiTokenizer)
+        ]
 
     def add_document(self, **fields) -> None:
         """Whoosh's `SegmentWriter.add_document` for a schema like ours (no boosts, term vectors
@@ -393,10 +397,7 @@ class ArraySegmentWriter(SegmentWriter):
     def add_documents(self, documents: list[dict]) -> None:
         """Add a batch of documents, every text their Sudachi-analysed fields hold analysed first."""
         analyse_ahead(
-            value
-            for document in documents
-            for fieldname, value in document.items()
-            if fieldname in self.schema and isinstance(getattr(self.schema[fieldname], "analyzer", None), SudachiTokenizer)
+            document[name] for document in documents for name in self.sudachi_fields if document.get(name) is not None
         )
         for document in documents:
             self.add_document(**document)
