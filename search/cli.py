@@ -9,6 +9,7 @@ engine it uses: a reindex does not pay for the query side's imports (some 50 ms 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -129,6 +130,12 @@ def format_report(report: ReindexReport, index_root: Path) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 @click.option("--queries", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Batch: a `qid<TAB>query` file.")
 @click.option("--run", "run_path", type=click.Path(dir_okay=False, path_type=Path), help="Batch: write a TREC run here.")
+@click.option(
+    "--time-budget",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Seconds a search may rank before it is refused as too expensive. [default: 5]",
+)
 @index_option
 def search_command(
     query: str | None,
@@ -136,12 +143,13 @@ def search_command(
     as_json: bool,
     queries: Path | None,
     run_path: Path | None,
+    time_budget: float | None,
     index_root: Path,
 ) -> None:
     """Search the index: `midashi search "輸出規制"`, or a batch with --queries/--run."""
-    from .searching import SearchIndex
+    from .searching import DEFAULT_TIME_BUDGET, SearchIndex
 
-    index = SearchIndex(index_root)
+    index = SearchIndex(index_root, time_budget=DEFAULT_TIME_BUDGET if time_budget is None else time_budget)
     if queries or run_path:
         if not (queries and run_path) or query:
             raise UserError("batch search needs both --queries FILE.tsv and --run OUT.trec, and no QUERY")
@@ -231,8 +239,21 @@ def serve_command(index_root: Path, host: str, port: int) -> None:
     serve(str(index_root), host=host, port=port)
 
 
+def undecodable_argument(arguments: list[str]) -> str | None:
+    """The first argument that is not UTF-8 text, as its bytes show it, or None. Python hands such
+    bytes over as lone surrogates, which no query, path or message can carry."""
+    for argument in arguments:
+        if any("\ud800" <= ch <= "\udfff" for ch in argument):
+            return repr(os.fsencode(argument))[1:]
+    return None
+
+
 def main() -> None:
     """Entry point: usage errors become one line with a pointer to --help."""
+    undecodable = undecodable_argument(sys.argv[1:])
+    if undecodable is not None:
+        click.echo(f"midashi: an argument is not UTF-8 text: {undecodable} (give queries and paths in UTF-8)", err=True)
+        sys.exit(2)
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from whoosh import query as wq
 from whoosh.fields import Schema
-from whoosh.qparser import AndGroup, MultifieldParser, PlusMinusPlugin, WildcardPlugin
+from whoosh.qparser import AndGroup, EveryPlugin, MultifieldParser, PlusMinusPlugin, WildcardPlugin
 
 from .analysis import Term, bigram_columns, is_katakana_word, synonym_term, terms
 from .coverage import Coverage, Word
@@ -46,7 +46,8 @@ QUESTION_WORDS = frozenset(
      "幾ら", "どちら", "どっち", "どんな", "言う"}
 )
 _QUOTES = str.maketrans({"「": '"', "」": '"', "『": '"', "』": '"', "“": '"', "”": '"'})
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Control characters, and lone surrogates (a Python caller's undecodable bytes): not text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 _QUOTED = re.compile(r'"[^"]*"')
 _WORD_START = r"(?<![^\s(])"  # +/- are operators only before a word: COVID-19 is one word
 _OPERATORS = re.compile(r'(^|\s)[-+]\S|\b(AND|OR|NOT)\b|\b[a-z]+:\S')
@@ -80,11 +81,58 @@ PLAIN_BM25F = QueryOptions(
 )
 
 
-NO_WORDS = "the query has no searchable words (particles and punctuation are not indexed)"
+# The fields a query may name (`title:トランプ`); the schema's others are the engine's own.
+SEARCHABLE_FIELDS = (*TEXT_FIELDS, "source", "category", "date")
+_FIELD_LIST = ", ".join(f"{name}:" for name in SEARCHABLE_FIELDS)
+# What Whoosh's parser takes for a field name (`\w+:`, the whole run of word characters), and
+# the names of those a person may have meant as one (ASCII, as the schema's are).
+_FIELD_NAME = re.compile(r"(?<![\w*])(\w+):")
+_FIELD_EXAMPLES = {"date": "2012-05", "category": "sports-watch", "source": "\"livedoor ニュース\""}
+_ASCII_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class QueryError(ValueError):
-    """The query cannot be searched; the message says why, for the user."""
+    """The query cannot be searched; the message says why, for the user: `str()` in English (the
+    CLI and the JSON API), `japanese` for the search page, which is in Japanese."""
+
+    def __init__(self, message: str, japanese: str | None = None):
+        super().__init__(message)
+        self.japanese = japanese or "この検索語では検索できません。"
+
+
+class QueryTooExpensive(QueryError):
+    """The query ran out of its time budget: it would tie up the server."""
+
+    def __init__(self, budget: float):
+        super().__init__(
+            f"this query is too expensive to run (over {budget:g} s); use fewer or more specific words",
+            f"この検索は時間がかかりすぎるため中止しました（{budget:g}秒超）。語を減らすか、より具体的な語にしてください。",
+        )
+        self.budget = budget
+
+
+def _no_words() -> QueryError:
+    return QueryError(
+        "the query has no searchable words (particles and punctuation are not indexed)",
+        "検索できる語がありません（助詞や記号だけでは検索できません）。",
+    )
+
+
+def _unreadable() -> QueryError:
+    return QueryError(
+        "could not read the query: check its quotes, brackets and parentheses, and put a word after"
+        " NOT and -, and on both sides of OR",
+        "検索語を読み取れませんでした。引用符やかっこの対応を確かめ、NOT と - の後ろ、OR の両側には語を置いてください。",
+    )
+
+
+def _bad_date() -> QueryError:
+    return QueryError(
+        "date: takes a date such as date:2012, date:2012-05, date:2012-05-31 or a range"
+        " date:[2012-01 TO 2012-06]",
+        "date: には date:2012、date:2012-05、date:2012-05-31 のような日付か、"
+        "date:[2012-01 TO 2012-06] のような期間を指定してください。",
+    )
 
 
 @dataclass(frozen=True)
@@ -131,19 +179,23 @@ def parse_query(
     user_synonyms: UserSynonyms | None = None,
 ) -> ParsedQuery:
     if raw is None or not raw.strip():
-        raise QueryError("the query is empty: type one or more words")
+        raise QueryError("the query is empty: type one or more words", "検索語を入力してください。")
     if len(raw) > MAX_QUERY_CHARS:
-        raise QueryError(f"the query is too long ({len(raw):,} characters; at most {MAX_QUERY_CHARS:,})")
+        raise QueryError(
+            f"the query is too long ({len(raw):,} characters; at most {MAX_QUERY_CHARS:,})",
+            f"検索語が長すぎます（{len(raw):,}文字。{MAX_QUERY_CHARS:,}文字まで）。",
+        )
     text = normalize_query(raw)
     if not text:
-        raise QueryError("the query has no searchable characters")
+        raise QueryError("the query has no searchable characters", "検索できる文字がありません。")
+    _check_field_names(text, schema)
     expander = _Expander(options, user_synonyms)
     operators = bool(_OPERATORS.search(text))
     if options.always_best_match or not operators:
         analysed = text.replace('"', " ")
         found = list(terms(analysed))
         if not found:
-            raise QueryError(NO_WORDS)
+            raise _no_words()
         # What is typed outside quotes says whether this is a question or a sentence; quotes
         # inside one (『妖精の女王』は誰の作品ですか) name things, while "…" alone is a phrase.
         outside = _QUOTED.sub(" ", text)
@@ -169,14 +221,74 @@ def parse_query(
     parser = MultifieldParser(list(TEXT_FIELDS), schema, group=AndGroup)
     parser.add_plugin(PlusMinusPlugin(plusexpr=_WORD_START + r"\+", minusexpr=_WORD_START + "-"))
     parser.remove_plugin_class(WildcardPlugin)  # ？ and ＊ are punctuation in Japanese text
+    parser.remove_plugin_class(EveryPlugin)  # `*:*` would walk every section
     try:
         query = parser.parse(text if operators else _PARENTHESES.sub(" ", text))
-    except Exception as error:  # Whoosh raises assorted types for odd input
-        raise QueryError(f"could not understand the query: {error}") from None
+    except Exception as error:  # Whoosh raises assorted types for odd input (NOT NOT: IndexError)
+        # DATETIME.parse_range raises a bare Exception for a range end it cannot read.
+        raise (_bad_date() if "parseable date" in str(error) else _unreadable()) from None
+    _check_leaves(query)
     query = query.normalize()
     if query is wq.NullQuery:
-        raise QueryError(NO_WORDS)
+        raise _no_words()
     return ParsedQuery(text, expander.expand(query), natural_language=False)
+
+
+def _check_field_names(text: str, schema: Schema) -> None:
+    """Refuse a field name a person typed that is not one to search in (`fallback:`, `foo:bar`),
+    and a field name with nothing after it (`title:`, `title: 日本`), instead of quietly searching
+    for the name as a word. Quoted text is text; so is `https://…` and a name that is not ASCII
+    (`結論:` in a pasted sentence), as Whoosh's parser takes it."""
+    unquoted = _QUOTED.sub(lambda quoted: " " * len(quoted.group()), text)  # where text is, unmoved
+    for found in _FIELD_NAME.finditer(unquoted):
+        name, after = found.group(1), text[found.end():found.end() + 2]
+        if name in SEARCHABLE_FIELDS:
+            if not after or after[0].isspace():
+                example = f"{name}:{_FIELD_EXAMPLES.get(name, 'トランプ')}"
+                raise QueryError(
+                    f"{name}: needs a word right after it, with no space ({example})",
+                    f"{name}: のすぐ後ろに、空白を入れずに語を続けてください（{example}）。",
+                )
+            continue
+        if not _ASCII_NAME.fullmatch(name) or not after or after[0].isspace() or after == "//":
+            continue
+        if name in schema:
+            raise QueryError(
+                f"{name}: is not a field you can search in; use {_FIELD_LIST}",
+                f"{name}: は検索に使えない項目です。{_FIELD_LIST} のどれかを使ってください。",
+            )
+        raise QueryError(
+            f"there is no field {name}:; search in {_FIELD_LIST}, or put the words in quotes"
+            f' ("{name}:…") to search for them as text',
+            f"{name}: という項目はありません。{_FIELD_LIST} のどれかを使うか、"
+            f"語として検索するなら引用符で囲んでください（「{name}:…」）。",
+        )
+
+
+_RANGES = (wq.TermRange, wq.NumericRange, wq.Every)
+
+
+def _check_leaves(query: wq.Query) -> None:
+    """Refuse what the parser made of a query that would cost too much or means nothing: a range
+    anywhere but on date: (`body:[あ TO 龥]` walks every word of the body between the two, tens
+    of thousands), a date range open at both ends (every section), a date that is not one."""
+    for leaf in query.leaves() if not query.is_leaf() else [query]:
+        if getattr(leaf, "error", None) is not None:  # Whoosh's mark on a date it could not read
+            raise _bad_date()
+        if getattr(leaf, "fieldname", None) == "date" and isinstance(getattr(leaf, "text", None), str):
+            raise _bad_date()  # date:"2012": quoted, so never read as a date (Whoosh fails at search)
+        if not isinstance(leaf, _RANGES):
+            continue
+        if leaf.fieldname != "date":
+            shown = f"[{getattr(leaf, 'start', None) or ''} TO {getattr(leaf, 'end', None) or ''}]"
+            raise QueryError(
+                f"a range like {shown} works only on date: (date:[2012-01 TO 2012-06]);"
+                " search for words without brackets",
+                f"{shown} のような範囲指定は date: にだけ使えます（date:[2012-01 TO 2012-06]）。"
+                "語を検索するときは角かっこを付けないでください。",
+            )
+        if isinstance(leaf, wq.Every) or (leaf.start is None and leaf.end is None):
+            raise _bad_date()
 
 
 def _is_sentence(text: str, found: list[Term]) -> bool:

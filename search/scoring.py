@@ -13,7 +13,14 @@ segments as one range of docnums:
 - a phrase: its words' intersection, kept where the words stand one after another (positions are
   read only there) and scored as Whoosh scores it, the sum of its words' scores;
 - a question (`Coverage`): its clauses' sum scaled by how much of the question a section covers;
-- any other query (a date range, a prefix, …) runs as Whoosh's own matcher in each segment, walked.
+- a date range (a numeric range): the terms of its tiers, their postings united, each match
+  scored the range's boost as Whoosh's constant-score range is (Whoosh's own matcher walks an OR
+  of some thousand terms: seconds for half a year of livedoor);
+- any other query runs as Whoosh's own matcher in each segment, walked.
+
+A search has a time budget: the evaluation looks at the clock between nodes, segments and runs
+of walked matches (a cheap check), and gives up with `QueryTooExpensive` once it is spent, so an
+expensive query answers "too expensive" instead of tying up a thread for tens of seconds.
 
 Each score is Whoosh's, up to the order in which a document's clause scores are added (the last
 bit of a float); a test on livedoor compares every ranking with Whoosh's own path
@@ -26,6 +33,7 @@ tests would show a change.
 
 from __future__ import annotations
 
+import time
 import weakref
 from math import log
 from dataclasses import dataclass
@@ -39,6 +47,7 @@ from whoosh.searching import Searcher
 from whoosh.util.numeric import byte_to_length
 
 from .coverage import COVERAGE_FIELD, COVERAGE_WEIGHT, LOOSE_CREDIT, Coverage
+from .query import QueryTooExpensive
 from .postings import DECODED_LISTS, ArrayCodec, ArrayPostings, DecodedLists, PostingArrays, length_codes
 
 # Whoosh stores each document's field length as one byte; a document with no such field reads 1.
@@ -56,12 +65,29 @@ class Ranking:
     matched: np.ndarray  # every matching docnum, for facet counts
 
 
+class Deadline:
+    """When a search must give up: `budget` seconds (None: never) after it was made."""
+
+    def __init__(self, budget: float | None):
+        self.budget = budget
+        self.at = None if budget is None else time.monotonic() + budget
+
+    def check(self) -> None:
+        """QueryTooExpensive once the budget is spent (a budget of 0 at the first check)."""
+        if self.at is not None and time.monotonic() >= self.at:
+            raise QueryTooExpensive(self.budget)
+
+
 def top_documents(
-    searcher: Searcher, query: wq.Query, limit: int | None, allowed: np.ndarray | None = None
+    searcher: Searcher,
+    query: wq.Query,
+    limit: int | None,
+    allowed: np.ndarray | None = None,
+    budget: float | None = None,
 ) -> Ranking:
     """The best `limit` documents (all if None) and how many match; `allowed` are the (sorted)
-    docnums a filter lets through: only those are scored."""
-    evaluation = _Evaluation(searcher)
+    docnums a filter lets through: only those are scored. QueryTooExpensive after `budget` s."""
+    evaluation = _Evaluation(searcher, Deadline(budget))
     within = None if allowed is None else _Within(allowed, evaluation.size)
     matched, scores = evaluation.evaluate(query, within).as_sparse()
     best = np.arange(len(matched))
@@ -90,15 +116,16 @@ class ArrayScored(wq.Query):
     """A query for Whoosh's collector (facets, date order) whose matches and scores come from the
     arrays: the collector still walks every match, but nothing is scored a posting at a time."""
 
-    def __init__(self, query: wq.Query):
+    def __init__(self, query: wq.Query, budget: float | None = None):
         self.query = query
+        self.budget = budget
         self._found: tuple[Searcher, np.ndarray, np.ndarray] | None = None  # the whole index's, once
 
     def matcher(self, searcher: Searcher, context=None) -> Matcher:
         """The matches inside `searcher`'s segment (the collector asks segment by segment)."""
         top = searcher.get_parent()
         if self._found is None or self._found[0] is not top:
-            self._found = (top, *_Evaluation(top).evaluate(self.query).as_sparse())
+            self._found = (top, *_Evaluation(top, Deadline(self.budget)).evaluate(self.query).as_sparse())
         _, ids, scores = self._found
         offset = next(start for segment, start in top.leaf_searchers() if segment is searcher)
         first, end = np.searchsorted(ids, (offset, offset + searcher.doc_count_all()))
@@ -203,8 +230,9 @@ class _Evaluation:
     """One search's evaluation of a query over the whole index: each node's `_Matches`,
     restricted to a set of docnums when given one (only those are scored)."""
 
-    def __init__(self, searcher: Searcher):
+    def __init__(self, searcher: Searcher, deadline: Deadline = Deadline(None)):
         self.searcher = searcher
+        self.deadline = deadline
         self.schema = searcher.schema
         self.size = searcher.doc_count_all()
         self.segments = [
@@ -222,6 +250,7 @@ class _Evaluation:
         self.read: dict[tuple[str, bytes], list[tuple[_Segment, ArrayPostings]]] = {}  # this search's
 
     def evaluate(self, node: wq.Query, within: _Within | None = None) -> _Matches:
+        self.deadline.check()
         if not self.arrays:
             return self._walked(node, within)
         kind = type(node)
@@ -241,6 +270,8 @@ class _Evaluation:
             return self._phrase(node, within)
         if kind is Coverage:
             return self._coverage(node, within)
+        if kind in (wq.NumericRange, wq.DateRange) and node.constantscore:
+            return self._numeric_range(node, within)
         return self._walked(node, within)
 
     def _where(self, found: _Matches) -> _Within:
@@ -258,10 +289,36 @@ class _Evaluation:
         """`node` as Whoosh's own matchers find and score it, segment by segment."""
         ids, scores = [np.zeros(0, dtype=np.int64)], [np.zeros(0)]
         for segment in self.segments:
-            found = _walked(node.matcher(segment.searcher, self.context))
+            self.deadline.check()
+            found = _walked(node.matcher(segment.searcher, self.context), self.deadline)
             ids.append(found.ids + segment.offset)
             scores.append(found.scores)
         return _Matches(np.concatenate(scores), ids=np.concatenate(ids)).restricted(within)
+
+    def _numeric_range(self, node: wq.NumericRange, within: _Within | None) -> _Matches:
+        """Every document with a term among those the range's tiers cover (`date:[2012-01 TO
+        2012-06]`), scored `node.boost` as Whoosh's ConstantScoreQuery scores each."""
+        compiled = node._compile_query(self.searcher.reader())  # Term, TermRange or an OR of them
+        if isinstance(compiled, wq.ConstantScoreQuery):
+            compiled = compiled.child
+        leaves = compiled.subqueries if isinstance(compiled, wq.Or) else [compiled]
+        ids = [np.zeros(0, dtype=np.int64)]
+        for leaf in leaves:
+            if isinstance(leaf, wq.Term):
+                btexts = [leaf.text]
+            elif isinstance(leaf, wq.TermRange):
+                btexts = leaf._btexts(self.searcher.reader())
+            else:  # NullQuery: nothing in range
+                continue
+            for btext in btexts:
+                self.deadline.check()
+                for segment, postings in self._term_postings(node.fieldname, btext):
+                    local = postings.arrays.ids
+                    if segment.kept is not None:
+                        local = local[segment.kept[local]]
+                    ids.append(local + segment.offset)
+        found = np.unique(np.concatenate(ids))
+        return _Matches(np.full(len(found), float(node.boost)), ids=found).restricted(within)
 
     def _positioned(self, fieldname: str) -> bool:
         """Whether a phrase in this field can be checked over position arrays (else Whoosh walks
@@ -301,6 +358,7 @@ class _Evaluation:
         scores_of = self._scorer(fieldname, btext)
         ids, scores = [], []
         for segment, postings in found:
+            self.deadline.check()
             arrays = postings.arrays
             local, tf = arrays.ids, arrays.weights
             keep = segment.kept[local] if segment.kept is not None else None
@@ -423,12 +481,13 @@ class _Evaluation:
             first, end = np.searchsorted(candidate_ids, (segment.offset, segment.offset + segment.size))
             if first == end:
                 continue
+            self.deadline.check()
             lists = [found[segment] for found in postings]  # every word is there: it has candidates
             if all(found.has_array_positions() for found in lists):
                 positions = [found.with_positions() for found in lists]
                 in_sequence[first:end] = _in_sequence(positions, candidate_ids[first:end] - segment.offset)
             else:  # positions in another format: Whoosh's own phrase matcher decides
-                walked = _walked(wq.Phrase(fieldname, words).matcher(segment.searcher, self.context))
+                walked = _walked(wq.Phrase(fieldname, words).matcher(segment.searcher, self.context), self.deadline)
                 in_sequence[first:end] = np.isin(candidate_ids[first:end], walked.ids + segment.offset)
         return _Matches(scores[in_sequence], ids=candidate_ids[in_sequence])
 
@@ -457,6 +516,7 @@ class _Evaluation:
         credit = np.zeros(size, dtype=np.uint8)  # a word's: 2 where matched as itself, 1 only loosely
         idfs = [self._idf(COVERAGE_FIELD, self._bytes(COVERAGE_FIELD, word.text)) for word in query.words]
         for (exact, loose), idf in zip(words, idfs):
+            self.deadline.check()
             if not exact and not loose:
                 continue
             for piece_ids, _ in loose:
@@ -594,11 +654,17 @@ def _intersection(a: _Matches, b: _Matches) -> _Matches:
     return _Matches(a.scores[found] + b.scores[at[found]], ids=a.ids[found])
 
 
-def _walked(matcher: Matcher) -> _Matches:
+# A walked matcher looks at the clock once per this many matches.
+WALKED_BETWEEN_CHECKS = 1024
+
+
+def _walked(matcher: Matcher, deadline: Deadline = Deadline(None)) -> _Matches:
     """Any other matcher, walked one match at a time as Whoosh's collector would."""
     ids: list[int] = []
     scores: list[float] = []
     while matcher.is_active():
+        if len(ids) % WALKED_BETWEEN_CHECKS == 0:
+            deadline.check()
         ids.append(matcher.id())
         scores.append(matcher.score())
         matcher.next()

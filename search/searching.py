@@ -31,6 +31,9 @@ from .store import IndexStore
 from .synonyms import UserSynonyms, default_synonyms_path
 
 DEFAULT_LIMIT = 10
+# Seconds a search may spend ranking before it answers "too expensive" (QueryTooExpensive): an
+# ordinary search takes milliseconds, and a thread tied up for long keeps others waiting.
+DEFAULT_TIME_BUDGET = 5.0
 MAX_LIMIT = 1000
 SORTS = ("relevance", "newest", "oldest")
 _FACET_FIELDS = ("category", "source")
@@ -91,7 +94,7 @@ class Filters:
         start = _parse_day(date_from, end=False)
         end = _parse_day(date_to, end=True)
         if start and end and start > end:
-            raise QueryError("the start date is after the end date")
+            raise QueryError("the start date is after the end date", "開始日が終了日より後になっています。")
         return cls(category.strip(), source.strip(), start, end)
 
     def __bool__(self) -> bool:
@@ -128,7 +131,10 @@ def _parse_day(text: str, end: bool) -> date | None:
             return date(numbers[0], 12, 31) if end else date(numbers[0], 1, 1)
     except ValueError:
         pass
-    raise QueryError(f"not a date: {text!r} (use YYYY-MM-DD)")
+    raise QueryError(
+        f"not a date: {text!r} (use YYYY-MM-DD, YYYY-MM or YYYY)",
+        f"日付として読めません: {text}（2012-05-31、2012-05、2012 のように書いてください）。",
+    )
 
 
 def _month_end(day: date) -> date:
@@ -184,16 +190,19 @@ class SearchIndex:
         synonyms_path: Path | str | None = None,
         straightforward: bool = False,
         exact: bool = False,
+        time_budget: float | None = DEFAULT_TIME_BUDGET,
     ):
         """`straightforward` searches as Whoosh does by default (a new searcher per search, its
         matchers scoring one posting at a time, block skipping and matcher replacement, then a
         recount of the total): the before of this module's speed-ups. Whoosh's matcher replacement
         can miss a section of the top N (see `_keep_every_matcher`); `exact` turns it off, for the
-        tests that compare rankings with Whoosh's."""
+        tests that compare rankings with Whoosh's. `time_budget` bounds each search's ranking in
+        seconds (None: unbounded; the straightforward path is not bounded)."""
         self.store = IndexStore(root)
         self.options = options
         self.straightforward = straightforward
         self.exact = exact
+        self.time_budget = time_budget
         self.user_synonyms = UserSynonyms(synonyms_path or default_synonyms_path())
         self._lock = threading.Lock()
         self._local = threading.local()  # this thread's open searcher: Whoosh searchers are not thread-safe
@@ -247,7 +256,7 @@ class SearchIndex:
         if self.exact or not self.straightforward:
             _keep_every_matcher(collector)
         if not self.straightforward:
-            query = ArrayScored(query)
+            query = ArrayScored(query, self.time_budget)
         searcher.search_with_collector(query, collector)
         return collector.results()
 
@@ -295,13 +304,18 @@ class SearchIndex:
         limit = max(1, min(limit, MAX_LIMIT))
         offset = max(0, offset)
         if sort not in _SORT_FACETS:
-            raise QueryError(f"unknown sort order {sort!r}: use one of {', '.join(SORTS)}")
+            raise QueryError(
+                f"unknown sort order {sort!r}: use one of {', '.join(SORTS)}",
+                f"並べ替えの指定が正しくありません: {sort}（{'、'.join(SORTS)} のどれかです）。",
+            )
         with self.searcher() as (generation, searcher):
             parsed = parse_query(query, searcher.schema, self.options, self.user_synonyms)
             articles = self.article_map() if group else None
             wanted = None if group else offset + limit  # grouping ranks every matching section
             if not self.straightforward and sort == "relevance":
-                ranking = top_documents(searcher, parsed.query, wanted, _allowed(searcher, filters))
+                ranking = top_documents(
+                    searcher, parsed.query, wanted, _allowed(searcher, filters), budget=self.time_budget
+                )
                 total, docnums, scores = ranking.total, ranking.docnums, ranking.scores.tolist()
                 facet_counts = self.facet_table().facets(ranking.matched) if facets else None
             else:

@@ -134,8 +134,9 @@ def test_hostile_queries_never_fail(client, query, status):
 def test_query_errors_are_friendly(client):
     html = page(client, "/?q=" + "半" * 10_000, 400)
     assert "この検索語では検索できませんでした" in html and 'role="alert"' in html
+    assert "検索語が長すぎます" in html  # the page is in Japanese, and so are its messages
     html = page(client, "/?q=半導体&from=yesterday", 400)
-    assert "not a date" in html
+    assert "日付として読めません: yesterday" in html and "not a date" not in html
 
 
 # --- the article page ------------------------------------------------------------------------

@@ -13,13 +13,14 @@ from search.searching import ArticleGroup, Facets
 from . import browser
 from .openapi import OPENAPI
 from .params import search_request
+from .views import query_error_status
 
 blueprint = Blueprint("api", __name__)
 
 
 @blueprint.errorhandler(QueryError)
 def _bad_query(error: QueryError):
-    return jsonify(error=str(error)), 400
+    return jsonify(error=str(error)), query_error_status(error)
 
 
 @blueprint.get("/api/search")

@@ -49,7 +49,7 @@ def _bounded_int(args: Mapping[str, str], name: str, default: int, low: int, hig
     try:
         value = int(raw)
     except ValueError:
-        raise QueryError(f"{name} must be a whole number") from None
+        raise QueryError(f"{name} must be a whole number", f"{name} には整数を指定してください。") from None
     if not low <= value <= high:
-        raise QueryError(f"{name} must be between {low} and {high}")
+        raise QueryError(f"{name} must be between {low} and {high}", f"{name} は {low} から {high} までです。")
     return value

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, render_template, request, url_for
 
-from search.query import QueryError
+from search.query import QueryError, QueryTooExpensive
 from search.searching import SORTS
 
 from . import browser
@@ -74,8 +74,8 @@ def search():
             wanted.q, wanted.per_page, wanted.offset,
             filters=wanted.filters, sort=wanted.sort, facets=True, group=True,
         )
-    except QueryError as error:
-        return render_template("search.html", error=str(error), **context), 400
+    except QueryError as error:  # the page is in Japanese, and so is what it says about the query
+        return render_template("search.html", error=error.japanese, **context), query_error_status(error)
     pages = min(math.ceil((results.articles or 0) / wanted.per_page), MAX_PAGE)
     alternatives = [] if results.total else browser().alternatives(q, wanted.filters)
     return render_template(
@@ -87,6 +87,12 @@ def search():
         filtered=any(request.args.get(name) for name in _FILTER_ARGS),
         **context,
     )
+
+
+def query_error_status(error: QueryError) -> int:
+    """400 for a query that cannot be searched; 503 for one that would take too long, which is
+    the server's limit, not a mistake in the query (the JSON API answers the same)."""
+    return 503 if isinstance(error, QueryTooExpensive) else 400
 
 
 @blueprint.get("/articles/<path:article_id>")
