@@ -1,7 +1,7 @@
-"""The `midashi` command: reindex, search, stats, serve.
+"""The `midashi` command: reindex, search, stats, serve, check.
 
 Thin by design: every command calls one function of the engine and only formats what it returns.
-Errors a user can cause (no index, a busy index, a bad query, a bad option) end in one line that
+Errors a user can cause (no index, a busy index, a damaged index, a bad query, a bad option) end in one line that
 says what to do and a non-zero exit code, never a traceback. Each command imports the part of the
 engine it uses: a reindex does not pay for the query side's imports (some 50 ms of every run).
 """
@@ -19,7 +19,7 @@ import click
 from .indexing import ReindexReport, reindex
 from .parallel import WorkerFailed
 from .readers import estimate_articles
-from .store import IndexBusyError, IndexMissingError, IndexStore
+from .store import DamagedIndexError, IndexBusyError, IndexMissingError, IndexStore
 
 if TYPE_CHECKING:
     from .searching import SearchIndex, SearchResults
@@ -119,6 +119,8 @@ def format_report(report: ReindexReport, index_root: Path) -> str:
     else:
         head = f"Nothing changed: {index_root} is up to date"
     lines.insert(0, f"{head} in {report.elapsed_seconds:.1f} s")
+    if report.damage:
+        lines.insert(0, f"The index was damaged ({report.damage}): rebuilt it in full from the corpus.")
     return "\n".join(lines)
 
 
@@ -166,7 +168,7 @@ def _guarded(action):
 
     try:
         return action()
-    except (QueryError, IndexMissingError) as error:
+    except (QueryError, IndexMissingError, DamagedIndexError) as error:
         raise UserError(str(error)) from None
 
 
@@ -248,6 +250,27 @@ def undecodable_argument(arguments: list[str]) -> str | None:
     return None
 
 
+@cli.command("check")
+@index_option
+def check_command(index_root: Path) -> None:
+    """Read all of the index (checksums, segments, postings, stored sections) and report damage."""
+    from .check import check_index
+
+    report = _guarded(lambda: check_index(index_root))
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    if report.damaged:
+        for problem in report.problems:
+            click.echo(f"damaged: {problem}")
+        count = len(report.problems)
+        raise UserError(f"{report.root}: {count:,} problem{'s' if count > 1 else ''} found; {report.repair}")
+    click.echo(
+        f"{report.root} ({report.generation}) is intact: {report.files:,} files ({report.bytes / 1e6:.1f} MB) match"
+        f" their checksums; {report.segments:,} segments, {report.terms:,} terms, {report.postings:,} postings,"
+        f" {report.sections:,} sections of {report.articles:,} articles read in {report.elapsed_seconds:.1f} s"
+    )
+
+
 def main() -> None:
     """Entry point: usage errors become one line with a pointer to --help."""
     undecodable = undecodable_argument(sys.argv[1:])
@@ -266,5 +289,8 @@ def main() -> None:
     except click.ClickException as error:
         error.show()
         sys.exit(error.exit_code)
+    except DamagedIndexError as error:  # any command that reads the index, not only those guarded
+        click.echo(f"midashi: {error}", err=True)
+        sys.exit(1)
     except click.exceptions.Exit as exit_:
         sys.exit(exit_.exit_code)

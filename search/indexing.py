@@ -25,7 +25,7 @@ from .analysis import analyzer_version
 from .parallel import ParallelWriter, default_workers
 from .readers import CorpusFile, KnownArticle, Unreadable, corpus_files, read_file
 from .schema import build_schema, section_documents
-from .store import INDEX_FORMAT, FileSignature, IndexMissingError, IndexStore, Manifest
+from .store import INDEX_FORMAT, DamagedIndexError, FileSignature, IndexMissingError, IndexStore, Manifest
 
 # A file modified this close to the reindex's start may change again within the same timestamp
 # tick, unseen by its signature ("racily clean" in git's words): such a file is read next time too.
@@ -53,6 +53,7 @@ class ReindexReport:
     skipped: list[Unreadable] = field(default_factory=list)
     elapsed_seconds: float = 0.0
     generation: str | None = None  # None when nothing changed and no generation was written
+    damage: str = ""  # what was damaged in the live generation, which this reindex rebuilt in full
 
     @property
     def changed(self) -> bool:
@@ -80,7 +81,7 @@ def reindex(
     corpus = [str(path) for path in corpus]
     report = ReindexReport()
     with store.writer_lock():
-        previous = None if full else _live_manifest(store)
+        previous = None if full else _live_manifest(store, report)
         build = _GenerationBuilder(store, previous, default_workers() if workers is None else workers)
         try:
             seen: set[str] = set()
@@ -139,13 +140,23 @@ def _file_key(file: CorpusFile) -> str:
     return os.path.abspath(file.path)
 
 
-def _live_manifest(store: IndexStore) -> Manifest | None:
+def _live_manifest(store: IndexStore, report: ReindexReport) -> Manifest | None:
+    """The live generation's manifest, to build the next one on; None to rebuild in full.
+
+    Its files are verified first (every byte, against their checksums): segments the next
+    generation links must be those that were written. A damaged generation is rebuilt in full,
+    and the report says why."""
     try:
-        manifest = store.manifest()
-    except (IndexMissingError, FileNotFoundError, ValueError, KeyError):
-        return None  # no index yet, or one we cannot trust: rebuild from scratch
-    if manifest.format != INDEX_FORMAT or manifest.analyzer != analyzer_version():
-        return None  # an older layout, or terms from another dictionary: rebuild too
+        folder = store.current()
+        store.verify(folder)
+        manifest = Manifest.load(folder)
+    except IndexMissingError:
+        return None  # no index yet
+    except DamagedIndexError as damage:
+        report.damage = damage.problem
+        return None
+    if manifest.format != INDEX_FORMAT or manifest.analyzer != analyzer_version() or not manifest.checksums:
+        return None  # an older layout, terms from another dictionary, or no checksums yet: rebuild too
     return manifest
 
 
@@ -241,8 +252,8 @@ class _GenerationBuilder:
         self.writer.commit()
         self.writer = None
         built_at = datetime.now(UTC).isoformat(timespec="seconds")
-        Manifest(self.articles, built_at, corpus, self.files, analyzer=analyzer_version()).save(self.folder)
-        return self.store.publish(self.folder).name
+        manifest = Manifest(self.articles, built_at, corpus, self.files, analyzer=analyzer_version())
+        return self.store.publish(self.folder, manifest, self.previous).name
 
     def abandon(self) -> None:
         if self.writer is not None:

@@ -7,8 +7,11 @@ every single search runs against one consistent generation.
 
 from __future__ import annotations
 
+import pickle
+import struct
 import threading
 import time
+import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
+import zstandard
 from whoosh import collectors, sorting
 from whoosh import index as whoosh_index
 from whoosh import query as wq
@@ -27,7 +31,7 @@ from whoosh.scoring import BM25F
 from .query import HighlightSpec, ParsedQuery, QueryError, QueryOptions, parse_query
 from .scoring import ArrayScored, top_documents
 from .snippets import Snippet, make_snippet, mark_whole
-from .store import IndexStore
+from .store import Checksum, DamagedIndexError, IndexMissingError, IndexStore, file_problems
 from .synonyms import UserSynonyms, default_synonyms_path
 
 DEFAULT_LIMIT = 10
@@ -207,14 +211,40 @@ class SearchIndex:
         self._lock = threading.Lock()
         self._local = threading.local()  # this thread's open searcher: Whoosh searchers are not thread-safe
         self._opened: tuple[str, Index] | None = None
+        self._checksums: dict[str, Checksum] = {}  # the opened generation's files: sizes, digests
         self._tables: dict[type, tuple[str, object]] = {}  # per-generation tables, by class
 
     def open(self) -> tuple[str, Index]:
-        """The live generation's name and Whoosh index (IndexMissingError if none was built)."""
-        folder = self.store.current()
+        """The live generation's name and Whoosh index: IndexMissingError if none was built,
+        DamagedIndexError if its files are not those its reindex wrote.
+
+        A generation is read through (every byte against its checksum) once in this process,
+        before any search uses it: a server keeps searching the previous one meanwhile. After
+        that each call compares the files' sizes only (a few stat calls), so a file cut short
+        under a running server is refused before a search reads past its end."""
+        for attempt in range(_SWAP_RETRIES + 1):
+            folder = self.store.current()
+            try:
+                return self._open_verified(folder)
+            except DamagedIndexError:
+                if attempt < _SWAP_RETRIES and self.store.current_name() != folder.name:
+                    continue  # a reindex published twice meanwhile and removed this generation
+                raise
+        raise AssertionError("unreachable")
+
+    def _open_verified(self, folder: Path) -> tuple[str, Index]:
+        with self._lock:
+            opened, checksums = self._opened, self._checksums
+        if opened is not None and opened[0] == folder.name:
+            for problem in file_problems(folder, checksums, content=False):
+                raise DamagedIndexError(self.store.root, problem)
+            return opened
+        checksums = self.store.verify(folder)  # outside the lock: other threads search meanwhile
+        with _read_as_damage(self.store, folder):
+            index = whoosh_index.open_dir(str(folder))
         with self._lock:
             if self._opened is None or self._opened[0] != folder.name:
-                self._opened = (folder.name, whoosh_index.open_dir(str(folder)))
+                self._opened, self._checksums = (folder.name, index), checksums
             return self._opened
 
     @contextmanager
@@ -226,16 +256,32 @@ class SearchIndex:
         searcher and the old one is closed. `straightforward` opens one per search instead.
         """
         generation, index = self.open()
-        if self.straightforward:
-            with index.searcher(weighting=BM25F()) as searcher:
-                yield generation, searcher
-            return
-        cached = getattr(self._local, "searcher", None)
-        if cached is None or cached[0] != generation:
-            if cached is not None:
-                cached[1].close()
-            cached = self._local.searcher = (generation, index.searcher(weighting=BM25F()))
-        yield cached
+        with _read_as_damage(self.store, self.store.root / generation):
+            if self.straightforward:
+                with index.searcher(weighting=BM25F()) as searcher:
+                    yield generation, searcher
+                return
+            cached = getattr(self._local, "searcher", None)
+            if cached is None or cached[0] != generation:
+                if cached is not None:
+                    cached[1].close()
+                cached = self._local.searcher = (generation, index.searcher(weighting=BM25F()))
+            yield cached
+
+    def damage_behind(self, error: BaseException) -> DamagedIndexError | None:
+        """The damage of the live generation an unexpected error came from, if it is damaged
+        (read through against its checksums); None when it is intact (the error is a bug)."""
+        if isinstance(error, DamagedIndexError):
+            return error
+        if not isinstance(error, READ_ERRORS):
+            return None
+        try:
+            self.store.verify(self.store.current())
+        except DamagedIndexError as damage:
+            return damage
+        except IndexMissingError:
+            return None
+        return None
 
     def parse(self, query: str) -> ParsedQuery:
         """The query as this index runs it (options and the user's synonyms applied)."""
@@ -352,6 +398,34 @@ class SearchIndex:
                 groups=groups,
                 articles=article_count,
             )
+
+
+# What reading a damaged Whoosh file raises: a pickle, struct, Zstandard, zlib or numpy decoding error, a
+# short read, the file missing, or Whoosh finding no table of contents (its own IndexError).
+READ_ERRORS = (
+    pickle.UnpicklingError, struct.error, zstandard.ZstdError, zlib.error, OSError, EOFError, ValueError,
+    IndexError, KeyError, TypeError, AttributeError, MemoryError, OverflowError, whoosh_index.IndexError,
+)
+_SWAP_RETRIES = 2
+
+
+@contextmanager
+def _read_as_damage(store: IndexStore, folder: Path) -> Iterator[None]:
+    """Turn an error from reading `folder`'s files into the DamagedIndexError behind it.
+
+    Errors that a damaged file can cause are checked against the checksums: when a file does not
+    match, the error is that damage (one line naming the file); when every file matches, the
+    error is not damage, and goes on as it is. A query's own errors are never damage."""
+    try:
+        yield
+    except (QueryError, DamagedIndexError):
+        raise
+    except READ_ERRORS as error:
+        try:
+            store.verify(folder)
+        except DamagedIndexError as damage:
+            raise damage from error
+        raise
 
 
 def _allowed(searcher: Searcher, filters: Filters | None) -> np.ndarray | None:

@@ -14,6 +14,7 @@ from .store import IndexStore
 def index_stats(index_root: Path | str) -> dict[str, str]:
     store = IndexStore(index_root)
     folder = store.current()
+    store.verify(folder)  # DamagedIndexError rather than figures read off damaged files
     manifest = store.manifest()
     index = whoosh_index.open_dir(str(folder))
     with index.reader() as reader:

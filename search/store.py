@@ -12,11 +12,14 @@ import errno
 import fcntl
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import xxhash
 
 CURRENT_FILE = "CURRENT"
 LOCK_FILE = ".reindex.lock"
@@ -36,8 +39,54 @@ class IndexBusyError(RuntimeError):
     """Another reindex holds the writer lock of this index."""
 
 
+class DamagedIndexError(RuntimeError):
+    """A file of the live generation is missing, cut short, altered or unreadable.
+
+    The message is one line for a person: which file, what is wrong with it, and the command that
+    repairs it (a reindex rebuilds the generation from the corpus)."""
+
+    def __init__(self, root: Path, problem: str):
+        self.root = Path(root)
+        self.problem = problem
+        super().__init__(f"the index at {root} is damaged: {problem}; {repair_command(root)} repairs it")
+
+
+def repair_command(root: Path | str) -> str:
+    return f"`midashi reindex --full --index {root}`"
+
+
 # A file's identity for skipping it unread: size, modification and change times, inode, device.
 FileSignature = tuple[int, int, int, int, int]
+# A generation file's recorded size and content digest ("xxh3_128:<hex>").
+Checksum = tuple[int, str]
+DIGEST = "xxh3_128"
+_READ_CHUNK = 1 << 20
+# The manifest starts with its own digest, over the bytes that follow it: `{"checksum":"…",` then
+# the rest of the object. Still one JSON object, and an edit, a cut or a flipped byte shows.
+_MANIFEST_HEAD = re.compile(rb'\{"checksum":"([0-9a-z_]+:[0-9a-f]+)",')
+
+
+def file_checksum(path: Path) -> Checksum:
+    """The size and content digest of a file, read in 1 MB pieces.
+
+    xxHash's XXH3 (128 bits): it guards against damage, not forgery, and reads the livedoor index
+    (47.7 MB, in the page cache) in 12 ms, where BLAKE2b takes 83 ms and reading alone 8 ms."""
+    digest = xxhash.xxh3_128()
+    size = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_READ_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, f"{DIGEST}:{digest.hexdigest()}"
+
+
+def generation_files(folder: Path) -> list[Path]:
+    """The Whoosh files of a generation (its segments and table of contents): what a checksum covers."""
+    return sorted(
+        path for path in folder.iterdir()
+        if path.is_file() and path.name != MANIFEST_FILE and not path.name.endswith((".lock", ".tmp"))
+        and path.name != "MAIN_WRITELOCK"
+    )
 
 
 @dataclass
@@ -52,6 +101,9 @@ class Manifest:
     files: dict[str, tuple[FileSignature, list[str]]] = field(default_factory=dict)
     format: int = INDEX_FORMAT
     analyzer: str = ""
+    # Each Whoosh file of the generation: size and digest, recorded when it is published. Empty in
+    # a manifest written before checksums (nothing to verify; the next reindex rebuilds it).
+    checksums: dict[str, Checksum] = field(default_factory=dict)
 
     def save(self, folder: Path) -> None:
         """Write the manifest atomically: a no-change reindex rewrites the live one in place."""
@@ -60,25 +112,76 @@ class Manifest:
             "analyzer": self.analyzer,
             "built_at": self.built_at,
             "corpus": self.corpus,
+            "checksums": self.checksums,
             "articles": self.articles,
             "files": self.files,
         }
+        body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        checksum = f"{DIGEST}:{xxhash.xxh3_128_hexdigest(body)}"
         path = folder / MANIFEST_FILE
         temporary = path.with_suffix(".tmp")
-        with open(temporary, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, ensure_ascii=False, separators=(",", ":"))
+        with open(temporary, "wb") as handle:
+            handle.write(b'{"checksum":"' + checksum.encode() + b'",' + body[1:])
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
 
     @classmethod
     def load(cls, folder: Path) -> Manifest:
-        with open(folder / MANIFEST_FILE, encoding="utf-8") as handle:
-            data = json.load(handle)
-        articles = {key: (value[0], value[1]) for key, value in data["articles"].items()}
-        files = {key: (tuple(value[0]), value[1]) for key, value in data.get("files", {}).items()}
-        return cls(articles, data.get("built_at", ""), data.get("corpus", []), files, data.get("format", 1),
-                   data.get("analyzer", ""))
+        """The manifest of a generation; DamagedIndexError when it is missing, unreadable or altered."""
+        raw = _read_manifest(folder)
+        try:
+            data = json.loads(raw)
+            articles = {key: (value[0], value[1]) for key, value in data["articles"].items()}
+            files = {key: (tuple(value[0]), value[1]) for key, value in data.get("files", {}).items()}
+            return cls(articles, data.get("built_at", ""), data.get("corpus", []), files, data.get("format", 1),
+                       data.get("analyzer", ""), _checksums(data.get("checksums", {})))
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+            raise _unreadable_manifest(folder) from None
+
+    @staticmethod
+    def load_checksums(folder: Path) -> dict[str, Checksum]:
+        """Only the checksums of a generation's manifest (DamagedIndexError as `load`): what opening
+        a generation needs. They come before the articles, which are most of it and are not parsed:
+        the livedoor manifest (0.8 MB) is hashed and its checksums read in 3 ms, where parsing all of
+        it takes 10-18 ms, and it grows with the corpus."""
+        raw = _read_manifest(folder)
+        start = raw.find(b',"checksums":')
+        try:
+            if start < 0:
+                json.loads(raw)  # an earlier manifest, without checksums: it must still parse
+                return {}
+            text = raw[start + len(b',"checksums":'):].decode("utf-8")
+            return _checksums(json.JSONDecoder().raw_decode(text)[0])
+        except (ValueError, TypeError, IndexError, AttributeError):
+            raise _unreadable_manifest(folder) from None
+
+
+def _read_manifest(folder: Path) -> bytes:
+    """The bytes of a generation's manifest, checked against the digest they start with."""
+    name = f"{folder.name}/{MANIFEST_FILE}"
+    try:
+        raw = (folder / MANIFEST_FILE).read_bytes()
+    except FileNotFoundError:
+        raise DamagedIndexError(folder.parent, f"{name} is missing") from None
+    except OSError as error:
+        raise DamagedIndexError(folder.parent, f"{name} cannot be read ({error.strerror})") from None
+    head = _MANIFEST_HEAD.match(raw)
+    if head is not None:
+        algorithm, _, expected = head.group(1).decode().partition(":")
+        if algorithm != DIGEST or xxhash.xxh3_128_hexdigest(b"{" + raw[head.end():]) != expected:
+            raise DamagedIndexError(folder.parent, f"{name} does not match its checksum")
+    elif raw.startswith(b'{"checksum"'):
+        raise _unreadable_manifest(folder)
+    return raw
+
+
+def _checksums(recorded: dict) -> dict[str, Checksum]:
+    return {name: (int(size), str(digest)) for name, (size, digest) in recorded.items()}
+
+
+def _unreadable_manifest(folder: Path) -> DamagedIndexError:
+    return DamagedIndexError(folder.parent, f"{folder.name}/{MANIFEST_FILE} is not a readable manifest")
 
 
 class IndexStore:
@@ -88,23 +191,48 @@ class IndexStore:
         self.root = Path(root)
 
     def current_name(self) -> str | None:
+        """What CURRENT says, as written (None when there is no CURRENT): not necessarily a name."""
         try:
-            name = (self.root / CURRENT_FILE).read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
+            raw = (self.root / CURRENT_FILE).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
             return None
-        return name or None
+        except OSError as error:
+            raise DamagedIndexError(self.root, f"{CURRENT_FILE} cannot be read ({error.strerror})") from None
+        return raw.decode("utf-8", "replace").strip() or None
 
     def current(self) -> Path:
-        """The live generation's folder, or IndexMissingError with what to do about it."""
+        """The live generation's folder: IndexMissingError when none was ever built, and
+        DamagedIndexError when CURRENT is missing, holds something else than a generation's name,
+        or names a folder that is not there."""
         name = self.current_name()
-        if name is None or not (self.root / name).is_dir():
-            raise IndexMissingError(
-                f"no index at {self.root} yet: run `midashi reindex --index {self.root}` first"
-            )
+        if name is None:
+            if not self.generations():
+                raise IndexMissingError(
+                    f"no index at {self.root} yet: run `midashi reindex --index {self.root}` first"
+                )
+            raise DamagedIndexError(self.root, f"{CURRENT_FILE} is missing or empty")
+        if not _GENERATION_NAME.fullmatch(name):
+            raise DamagedIndexError(self.root, f"{CURRENT_FILE} does not hold a generation name")
+        if not (self.root / name).is_dir():
+            raise DamagedIndexError(self.root, f"{CURRENT_FILE} names {name}, which is missing")
         return self.root / name
+
+    def generations(self) -> list[Path]:
+        """The published generation folders (not those still being built)."""
+        return [path for path in self.root.glob(GENERATION_PREFIX + "*")
+                if path.is_dir() and _GENERATION_NAME.fullmatch(path.name)]
 
     def manifest(self) -> Manifest:
         return Manifest.load(self.current())
+
+    def verify(self, folder: Path, content: bool = True) -> dict[str, Checksum]:
+        """Check a generation against its manifest: the manifest against its own digest, every
+        file it recorded there with its size and, with `content`, its digest, and no other file.
+        DamagedIndexError naming the first damaged file; the recorded checksums when all is well."""
+        checksums = Manifest.load_checksums(folder)
+        for problem in file_problems(folder, checksums, content):
+            raise DamagedIndexError(self.root, problem)
+        return checksums
 
     def new_generation(self) -> Path:
         """A fresh, empty folder for the next generation (named `gen-N.building` until published)."""
@@ -128,8 +256,22 @@ class IndexStore:
                 except OSError:
                     shutil.copy2(path, target / path.name)
 
-    def publish(self, building: Path) -> Path:
-        """Make `building` the live generation with one atomic rename of CURRENT."""
+    def publish(self, building: Path, manifest: Manifest, base: Manifest | None = None) -> Path:
+        """Record the checksum of every file of `building` in its manifest, save it, and make it
+        the live generation with one atomic rename of CURRENT.
+
+        A file hard-linked from the live generation (same inode) keeps the checksum `base`, that
+        generation's verified manifest, recorded for it: only new segments are read."""
+        live = self._live_folder() if base is not None else None
+        checksums: dict[str, Checksum] = {}
+        for path in generation_files(building):
+            known = base.checksums.get(path.name) if base is not None and live is not None else None
+            if known is not None and _same_file(path, live / path.name) and path.stat().st_size == known[0]:
+                checksums[path.name] = known
+            else:
+                checksums[path.name] = file_checksum(path)
+        manifest.checksums = checksums
+        manifest.save(building)
         final = building.with_name(building.name.removesuffix(BUILDING_SUFFIX))
         building.rename(final)
         previous = self.current_name()
@@ -141,6 +283,12 @@ class IndexStore:
         os.replace(pointer, self.root / CURRENT_FILE)
         self._remove_old_generations(keep={final.name, previous})
         return final
+
+    def _live_folder(self) -> Path | None:
+        try:
+            return self.current()
+        except (IndexMissingError, DamagedIndexError):
+            return None
 
     def discard(self, building: Path) -> None:
         shutil.rmtree(building, ignore_errors=True)
@@ -181,3 +329,42 @@ class IndexStore:
 
     def size_on_disk(self) -> int:
         return sum(p.stat().st_size for p in self.current().iterdir() if p.is_file())
+
+
+_GENERATION_NAME = re.compile(re.escape(GENERATION_PREFIX) + r"[0-9]+")
+
+
+def file_problems(folder: Path, checksums: dict[str, Checksum], content: bool = True) -> Iterator[str]:
+    """Each way the files of `folder` differ from the `checksums` its manifest recorded, one line each."""
+    if not checksums:
+        return  # written before checksums: nothing recorded to compare with
+    for name, (size, digest) in checksums.items():
+        path = folder / name
+        shown = f"{folder.name}/{name}"
+        try:
+            actual = path.stat().st_size
+        except FileNotFoundError:
+            yield f"{shown} is missing"
+            continue
+        except OSError as error:
+            yield f"{shown} cannot be read ({error.strerror})"
+            continue
+        if actual != size:
+            yield f"{shown} holds {actual:,} bytes, {size:,} were written"
+        elif content:
+            try:
+                if file_checksum(path)[1] != digest:
+                    yield f"{shown} does not match its checksum"
+            except OSError as error:
+                yield f"{shown} cannot be read ({error.strerror})"
+    for path in generation_files(folder):
+        if path.name not in checksums:
+            yield f"{folder.name}/{path.name} was not written by a reindex"
+
+
+def _same_file(one: Path, other: Path) -> bool:
+    try:
+        a, b = one.stat(), other.stat()
+    except OSError:
+        return False
+    return (a.st_ino, a.st_dev) == (b.st_ino, b.st_dev)

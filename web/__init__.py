@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from search.browse import Browser
 from search.searching import SearchIndex
-from search.store import IndexMissingError
+from search.store import DamagedIndexError, IndexMissingError
 
 
 def create_app(index_root: str | Path) -> Flask:
@@ -28,6 +28,8 @@ def create_app(index_root: str | Path) -> Flask:
     app.register_blueprint(api.blueprint)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(IndexMissingError, _index_missing)
+    app.register_error_handler(DamagedIndexError, _index_damaged)
+    app.register_error_handler(Exception, _unexpected)
     return app
 
 
@@ -51,6 +53,25 @@ def _index_missing(error: IndexMissingError):
     if wants_json():
         return jsonify(error=str(error)), 503
     return render_template("error.html", code=503, message="索引がまだありません。", detail=str(error)), 503
+
+
+def _index_damaged(error: DamagedIndexError):
+    """A damaged index: which file, and the command that repairs it; 503 until a reindex does."""
+    if wants_json():
+        return jsonify(error=str(error)), 503
+    return render_template("error.html", code=503, message="索引が壊れています。", detail=str(error)), 503
+
+
+def _unexpected(error: Exception):
+    """An error no view expected: the index's damage when it comes from a damaged file (pages that
+    read the index directly), else a plain 500 page (the traceback goes to the log only)."""
+    damage = browser().index.damage_behind(error)
+    if damage is not None:
+        return _index_damaged(damage)
+    current_app.logger.exception("unexpected error on %s", request.path, exc_info=error)
+    if wants_json():
+        return jsonify(error=_PAGE_MESSAGES[500]), 500
+    return render_template("error.html", code=500, message=_PAGE_MESSAGES[500]), 500
 
 
 _PAGE_MESSAGES = {
