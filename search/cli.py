@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 DEFAULT_INDEX = "index"
 DEFAULT_CORPUS = "corpus"
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 128 + signal.SIGTERM  # what a shell reports for a process SIGTERM ended
 SKIPPED_SHOWN = 20  # skipped files listed in the reindex summary; the count covers all
 
 index_option = click.option(
@@ -82,9 +84,15 @@ def reindex_command(corpus_paths: tuple[Path, ...], index_root: Path, full: bool
         from tqdm import tqdm
 
         bar = tqdm(total=estimate_articles(paths), unit=" articles", file=sys.stderr, leave=False)
+    previous_handler = signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         report = reindex(
-            paths, index_root, full=full, progress=(lambda _: bar.update()) if bar else None, workers=workers
+            paths,
+            index_root,
+            full=full,
+            progress=(lambda _: bar.update()) if bar else None,
+            workers=workers,
+            notify=lambda message: click.echo(f"midashi: {message}", err=True),
         )
     except IndexBusyError as error:
         raise UserError(str(error)) from None
@@ -93,10 +101,24 @@ def reindex_command(corpus_paths: tuple[Path, ...], index_root: Path, full: bool
     except KeyboardInterrupt:
         click.echo("\nmidashi: reindex interrupted; the previous index is still in use.", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except Terminated:
+        click.echo("midashi: reindex stopped (SIGTERM); the previous index is still in use.", err=True)
+        sys.exit(EXIT_TERMINATED)
     finally:
+        signal.signal(signal.SIGTERM, previous_handler)
         if bar is not None:
             bar.close()
     click.echo(format_report(report, index_root))
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwind like Ctrl-C does, so the half-built generation is discarded and
+    the workers are stopped (Python's default would end the process on the spot)."""
+
+
+def _stop_on_sigterm(signum: int, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends us at once
+    raise Terminated
 
 
 def format_report(report: ReindexReport, index_root: Path) -> str:

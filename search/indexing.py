@@ -69,18 +69,21 @@ def reindex(
     full: bool = False,
     progress: ProgressCallback | None = None,
     workers: int | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> ReindexReport:
     """Update (or, with `full`, rebuild) the index at `index_root` from the corpus paths.
 
     `progress` is called with the number of articles read so far, once per article. `workers`
     is the number of processes that analyse a big change (default: one per core; 0: none).
+    `notify` is told, in a sentence, what a person should know on the way (a dead reindex's lock
+    taken over).
     """
     started = time.perf_counter()
     started_ns = time.time_ns()
     store = IndexStore(index_root)
     corpus = [str(path) for path in corpus]
     report = ReindexReport()
-    with store.writer_lock():
+    with store.writer_lock(notify):
         previous = None if full else _live_manifest(store, report)
         build = _GenerationBuilder(store, previous, default_workers() if workers is None else workers)
         try:

@@ -10,16 +10,20 @@ writer keeps Whoosh's segment format and commit protocol and fixes those three t
 - once a change is big enough to pay for process start-up, documents go to worker processes in
   batches, and each worker writes its own segment with a private temporary folder;
 - a worker that fails makes the commit fail (the generation is then abandoned, nothing is lost),
-  and `cancel()` stops the workers.
+  and `cancel()` stops the workers;
+- a worker dies with its parent (killed outright or not), so none is left running, holding
+  memory, after a reindex is gone; and none holds the writer lock (`store.writer_lock`).
 """
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import multiprocessing
 import os
 import queue
 import signal
+import sys
 import traceback
 from pathlib import Path
 
@@ -37,6 +41,9 @@ PARALLEL_MIN_DOCUMENTS = 100
 BATCH_DOCUMENTS = 50
 QUEUED_BATCHES = 8  # per worker: the parent may read ahead that far
 RESULT_POLL_SECONDS = 1.0
+PARENT_POLL_SECONDS = 0.5  # how soon a worker waiting for a batch notices its parent is gone
+STOP_SECONDS = 5.0  # a worker asked to stop gets this long before it is killed
+WORKER_SIGNALS = {signal.SIGINT, signal.SIGTERM}  # blocked until a new worker has its own handlers
 
 
 def default_workers() -> int:
@@ -83,7 +90,7 @@ class ParallelWriter:
         if self.processes:
             self._send_pending(spread=True)
             for _ in self.processes:
-                self.jobs.put(None)
+                self._put(None)  # with a timeout: a killed worker may hold the queue's read lock
             segments = self._collect_segments()
         else:
             self._write_pending()
@@ -103,7 +110,10 @@ class ParallelWriter:
         for process in self.processes:
             process.terminate()
         for process in self.processes:
-            process.join()
+            process.join(STOP_SECONDS)
+            if process.exitcode is None:
+                process.kill()
+                process.join()
         self.processes = []
         if not self.writer.is_closed:
             self.writer.cancel()
@@ -111,15 +121,22 @@ class ParallelWriter:
     def _start_workers(self) -> None:
         self.jobs = self.context.Queue(maxsize=QUEUED_BATCHES * self.workers)
         self.results = self.context.Queue()
-        for number in range(self.workers):
-            process = self.context.Process(
-                target=_work,
-                args=(str(self.folder), number, self.jobs, self.results),
-                name=f"midashi-index-worker-{number}",
-                daemon=True,
-            )
-            process.start()
-            self.processes.append(process)
+        # A worker inherits our signal handlers (the CLI's SIGTERM one raises), and `cancel()` may
+        # signal it before it has set its own: it starts with those signals blocked, sets its
+        # handlers, then takes them. We get any that came meanwhile when we unblock them.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, WORKER_SIGNALS)
+        try:
+            for number in range(self.workers):
+                process = self.context.Process(
+                    target=_work,
+                    args=(str(self.folder), number, self.jobs, self.results, os.getpid(), blocked),
+                    name=f"midashi-index-worker-{number}",
+                    daemon=True,
+                )
+                process.start()
+                self.processes.append(process)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
     def _write_pending(self) -> None:
         """Write the pending documents in this process (no workers, or too few documents for them)."""
@@ -137,7 +154,7 @@ class ParallelWriter:
             self._put(self.pending[start:start + size])
         self.pending = []
 
-    def _put(self, batch: list[dict]) -> None:
+    def _put(self, batch: list[dict] | None) -> None:
         """Queue a batch, noticing a dead worker instead of waiting forever for room."""
         while True:
             try:
@@ -178,14 +195,17 @@ class ParallelWriter:
 WORKER_GC_THRESHOLD = 50_000
 
 
-def _work(folder: str, number: int, jobs, results) -> None:
+def _work(folder: str, number: int, jobs, results, parent: int, signal_mask: set) -> None:
     """A worker: index every batch it takes off `jobs` into one new segment, then report it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle (it cancels us)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # `cancel()` stops us; the parent's handler is not ours
+    signal.pthread_sigmask(signal.SIG_SETMASK, signal_mask)
+    _die_with_parent(parent)
     gc.set_threshold(WORKER_GC_THRESHOLD, *gc.get_threshold()[1:])
     try:
         ix = whoosh_index.open_dir(folder)
         writer = ArraySegmentWriter(ix, temporary=f"{ix.indexname}.worker-{number}.tmp", _lk=False)
-        while (batch := jobs.get()) is not None:
+        while (batch := _next_batch(jobs, parent)) is not None:
             writer.add_documents(batch)
         if writer._added:
             segment = writer._finalize_segment()
@@ -196,3 +216,26 @@ def _work(folder: str, number: int, jobs, results) -> None:
         results.put(("ok", segment))
     except BaseException:
         results.put(("error", f"index worker {number} failed:\n{traceback.format_exc()}"))
+
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel kill this worker when its parent dies (Linux), and stop now if it already
+    has: it may have died between our fork and the request, which then never fires."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # libc's, in our process
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _next_batch(jobs, parent: int) -> list[dict] | None:
+    """The next batch, or None at the end; exits if the parent died meanwhile (where the kernel
+    cannot tell us, and as a second line where it can): nobody would collect our segment."""
+    while True:
+        try:
+            return jobs.get(timeout=PARENT_POLL_SECONDS)
+        except queue.Empty:
+            if os.getppid() != parent:
+                os._exit(1)

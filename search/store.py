@@ -14,7 +14,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -299,33 +299,54 @@ class IndexStore:
                 shutil.rmtree(path, ignore_errors=True)
 
     @contextmanager
-    def writer_lock(self) -> Iterator[None]:
-        """Hold the one-writer lock for the duration; IndexBusyError if another reindex has it."""
+    def writer_lock(self, notify: Callable[[str], None] | None = None) -> Iterator[None]:
+        """Hold the one-writer lock for the duration; IndexBusyError if another reindex has it.
+
+        The lock is this process's alone: a child it forks (an index worker) closes its copy at
+        once (`_forget_locks_in_child`), so a worker left running can never keep it. The file
+        holds the owner's pid while it is held; a pid still there when we get the lock belongs to
+        a reindex that died (it would have cleared it), and `notify` is told we take over.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / LOCK_FILE, "a+", encoding="utf-8") as handle:
+        descriptor = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as error:
                 if error.errno not in (errno.EAGAIN, errno.EACCES):
                     raise
-                handle.seek(0)
-                holder = handle.read().strip() or "another process"
-                raise IndexBusyError(
-                    f"another reindex ({holder}) is writing {self.root}; wait for it to finish"
-                ) from None
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"pid {os.getpid()}")
-            handle.flush()
+                raise IndexBusyError(self._busy_message(_read_owner(descriptor))) from None
+            _HELD_LOCKS.add(descriptor)
             try:
+                previous = _read_owner(descriptor)
+                if previous and previous != os.getpid() and notify is not None:
+                    notify(f"the previous reindex (pid {previous}) died; taking over its lock")
+                os.ftruncate(descriptor, 0)
+                os.pwrite(descriptor, f"pid {os.getpid()}".encode(), 0)
                 # Leftovers of a reindex that was killed outright are safe to drop now.
                 for stale in self.root.glob(GENERATION_PREFIX + "*" + BUILDING_SUFFIX):
                     shutil.rmtree(stale, ignore_errors=True)
                 yield
             finally:
-                handle.seek(0)
-                handle.truncate()
-                fcntl.flock(handle, fcntl.LOCK_UN)
+                os.ftruncate(descriptor, 0)
+                _HELD_LOCKS.discard(descriptor)
+                fcntl.flock(descriptor, fcntl.LOCK_UN)
+        finally:
+            os.close(descriptor)
+
+    def _busy_message(self, owner: int | None) -> str:
+        """Who holds the lock, in words; with the pids to stop when its owner is gone."""
+        if owner is None or _is_alive(owner):
+            holder = f"pid {owner}" if owner else "another process"
+            return f"another reindex ({holder}) is writing {self.root}; wait for it to finish"
+        holders = _processes_holding(self.root / LOCK_FILE)
+        if not holders:  # a process we cannot see (another container, say) holds it
+            return f"another reindex is writing {self.root}; wait for it to finish"
+        pids = " ".join(str(pid) for pid in holders)
+        return (
+            f"the previous reindex (pid {owner}) died, but processes it started still hold the lock"
+            f" of {self.root}: stop them (`kill {pids}`) and run the reindex again"
+        )
 
     def size_on_disk(self) -> int:
         return sum(p.stat().st_size for p in self.current().iterdir() if p.is_file())
@@ -368,3 +389,63 @@ def _same_file(one: Path, other: Path) -> bool:
     except OSError:
         return False
     return (a.st_ino, a.st_dev) == (b.st_ino, b.st_dev)
+
+
+# Writer-lock descriptors this process holds. A flock belongs to the open file description, which
+# fork() shares with the child: a forked index worker holding a copy would keep the lock after its
+# parent died. The child swaps each copy for /dev/null (closing it; the parent's lock stays, as a
+# flock is only released when every descriptor of it is closed, or by an explicit LOCK_UN, which
+# the child never makes) so the number stays valid for any code in the child that closes it.
+_HELD_LOCKS: set[int] = set()
+
+
+def _forget_locks_in_child() -> None:
+    if not _HELD_LOCKS:
+        return
+    null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    for descriptor in _HELD_LOCKS:
+        os.dup2(null, descriptor, inheritable=False)
+    os.close(null)
+    _HELD_LOCKS.clear()
+
+
+os.register_at_fork(after_in_child=_forget_locks_in_child)
+
+
+def _read_owner(descriptor: int) -> int | None:
+    """The pid the lock file names (`pid N`), or None when it is empty or unreadable."""
+    text = os.pread(descriptor, 64, 0).decode("ascii", "replace").strip()
+    number = text.removeprefix("pid ").strip()
+    return int(number) if number.isdigit() else None
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def _processes_holding(path: Path) -> list[int]:
+    """The pids (in /proc, so Linux only) with a descriptor open on `path`, other than ours."""
+    try:
+        target = path.stat()
+    except OSError:
+        return []
+    holders = []
+    for fd_folder in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            pid = int(fd_folder.parent.name)
+            if pid == os.getpid():
+                continue
+            for entry in fd_folder.iterdir():
+                opened = entry.stat()
+                if (opened.st_ino, opened.st_dev) == (target.st_ino, target.st_dev):
+                    holders.append(pid)
+                    break
+        except (OSError, ValueError):
+            continue  # gone meanwhile, or not ours to look at
+    return sorted(holders)
