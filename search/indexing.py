@@ -8,8 +8,8 @@ Only added and changed articles are analysed and written, removed ones are delet
 is published as a new generation in one atomic step. Reading never deletes: an article is removed
 only when its file was read to its end without a fault and no longer holds it. A file (or folder)
 read only in part, a damaged archive say, keeps every article the live generation had from it that
-it did not yield this time, as it was (the manifest records each file's article ids). Any failure, Ctrl-C included, discards the
-half-built generation and leaves the live one untouched.
+it did not yield this time, as it was (the manifest records each file's article ids). Any failure,
+Ctrl-C included, discards the half-built generation and leaves the live one untouched.
 """
 
 from __future__ import annotations
@@ -134,7 +134,8 @@ def reindex(
                 build.record_file(file, signature, put)
             for source in incomplete:
                 kept = build.keep_unread(source.source, seen, report, under=True)
-                report.skipped.extend(_with_what_was_kept([source], source.path, None if kept is None else len(kept)))
+                kept_count = None if kept is None else len(kept)
+                report.skipped.extend(_with_what_was_kept([source], source.path, kept_count))
             build.remove_missing(seen, report)
             # A source read in part says so first: the summary lists only the first skipped items.
             report.skipped.sort(key=lambda item: not isinstance(item, IncompleteSource))
@@ -161,8 +162,8 @@ def _with_what_was_kept(faults: list[Unreadable], path: str, kept: int | None) -
         for fault in faults
     ]
     if kept and not any(isinstance(fault, IncompleteSource) for fault in faults):
-        noted.insert(0, IncompleteSource(path, f"not read in full ({len(faults):,} bad parts, listed below); {outcome}",
-                                         source=path))
+        summary = f"not read in full ({len(faults):,} bad parts, listed below); {outcome}"
+        noted.insert(0, IncompleteSource(path, summary, source=path))
     return noted
 
 
