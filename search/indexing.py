@@ -153,7 +153,7 @@ def _with_what_was_kept(faults: list[Unreadable], path: str, kept: int | None) -
     if kept is None:
         outcome = "the articles of the last index that no file claims are kept as they were"
     elif kept:
-        outcome = f"its other {kept:,} articles are kept as they were"
+        outcome = f"its other {kept:,} articles are kept as they were" if kept > 1 else "its other article is kept as it was"
     else:
         outcome = "what could not be read is not indexed"
     noted = [

@@ -336,13 +336,15 @@ def _read_tarball(path: Path, known: Mapping[str, str]) -> Iterator[ReadResult |
         return
     with archive:
         members, damage = _tar_members(archive)
+        if damage is None and not _ends_as_an_archive(archive):
+            damage = "a member header is corrupt or the file ends early"
         if damage is not None:
             damage = f"archive damaged after {len(members):,} of its members ({damage})"
             members = members[:-1]
         else:
-            damage = _end_damage(archive)
-            if damage is not None:
-                yield damaged(f"archive damaged ({damage}): none of its {len(members):,} members is read")
+            checksum = _checksum_damage(archive)
+            if checksum is not None:
+                yield damaged(f"archive damaged ({checksum}): none of its {len(members):,} members is read")
                 return
         readable = []
         for member in members:
@@ -396,18 +398,21 @@ def _tar_members(archive: tarfile.TarFile) -> tuple[list[tarfile.TarInfo], str |
     return list(archive.members), None
 
 
-def _end_damage(archive: tarfile.TarFile) -> str | None:
-    """Why the archive did not end as a tar archive ends, or None when it did.
-
-    `tarfile` stops listing at the first header it cannot read and says nothing: the end of an
-    archive is a block of zeros, and a compressed one must also decompress to its last byte (its
-    checksum is checked there).
-    """
+def _ends_as_an_archive(archive: tarfile.TarFile) -> bool:
+    """Whether the listing stopped at the archive's end: a block of zeros, where `tarfile` also
+    stops, without a word, at the first header it cannot read."""
     try:
         archive.fileobj.seek(archive.offset)
         block = archive.fileobj.read(tarfile.BLOCKSIZE)
-        if len(block) < tarfile.BLOCKSIZE or block.count(0) != tarfile.BLOCKSIZE:
-            return "a member header is corrupt or the file ends early"
+    except READ_ERRORS:
+        return False
+    return len(block) == tarfile.BLOCKSIZE and block.count(0) == tarfile.BLOCKSIZE
+
+
+def _checksum_damage(archive: tarfile.TarFile) -> str | None:
+    """Why the rest of the archive does not decompress to its last byte (a compressed stream's
+    checksum is checked there), or None when it does."""
+    try:
         while archive.fileobj.read(1 << 20):
             pass
     except READ_ERRORS as error:
