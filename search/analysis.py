@@ -28,13 +28,14 @@ from typing import NamedTuple
 from sudachipy import Dictionary, SplitMode
 from whoosh.analysis import Token, Tokenizer
 
+from .articles import cut_text
+
 # Sudachi refuses input over 49,149 bytes; stay well below it, cutting at sentence ends.
 MAX_CHUNK_BYTES = 40_000
 DROPPED_POS = frozenset({"助詞", "助動詞", "補助記号", "空白", "記号"})
 # Light verbs that carry grammar, not meaning (承認し**た**, 行って**いる**): as common as particles.
 LIGHT_VERBS = frozenset({"為る", "居る", "有る", "成る", "下さる", "仕舞う", "御座る"})
 _SPLIT_MODES = ("A", "C")
-_CHUNK_BREAK = re.compile(r"(?<=[。！？!?\n])")
 _BREAK = re.compile(r"[。！？!?\n]")
 
 _dictionary: Dictionary | None = None
@@ -97,31 +98,38 @@ class Term(NamedTuple):
 def chunks(text: str) -> Iterator[tuple[int, str]]:
     """(offset, piece) pairs covering `text`, each small enough for Sudachi.
 
-    Pieces end at sentence ends (or line ends) where possible, so no word is cut in two.
+    Pieces end at sentence ends (or line ends) where possible, so no word is cut in two. A run
+    with no sentence end longer than a piece may be (a table, a text with no 。 at all) is cut by
+    `cut_text`, at a blank or punctuation where it can be, in time linear in the text.
     """
-    if len(text) * 3 <= MAX_CHUNK_BYTES or len(text.encode("utf-8")) <= MAX_CHUNK_BYTES:
+    if len(text) * 4 <= MAX_CHUNK_BYTES or len(text.encode("utf-8")) <= MAX_CHUNK_BYTES:
         yield 0, text
         return
-    offset = 0
-    piece: list[str] = []
-    size = 0
-    for sentence in _CHUNK_BREAK.split(text):
-        sentence_size = len(sentence.encode("utf-8"))
-        if piece and size + sentence_size > MAX_CHUNK_BYTES:
-            joined = "".join(piece)
-            yield offset, joined
-            offset += len(joined)
-            piece, size = [], 0
-        while sentence_size > MAX_CHUNK_BYTES:  # one enormous sentence: cut it by characters
-            head = sentence[: MAX_CHUNK_BYTES // 4]
-            yield offset, head
-            offset += len(head)
-            sentence = sentence[len(head):]
-            sentence_size = len(sentence.encode("utf-8"))
-        piece.append(sentence)
-        size += sentence_size
-    if piece:
-        yield offset, "".join(piece)
+    offset = 0  # where the piece being gathered starts
+    size = 0  # its UTF-8 bytes
+    for start, end in _sentence_spans(text):
+        sentence_size = len(text[start:end].encode("utf-8"))
+        if size and size + sentence_size > MAX_CHUNK_BYTES:
+            yield offset, text[offset:start]
+            offset, size = start, 0
+        if sentence_size <= MAX_CHUNK_BYTES:
+            size += sentence_size
+            continue
+        for piece in cut_text(text[start:end], MAX_CHUNK_BYTES // 4):  # at most 4 bytes a character
+            yield offset, piece
+            offset += len(piece)
+    if offset < len(text):
+        yield offset, text[offset:]
+
+
+def _sentence_spans(text: str) -> Iterator[tuple[int, int]]:
+    """[start, end) of each sentence (or line) of `text`, its end mark included."""
+    start = 0
+    for match in _BREAK.finditer(text):
+        yield start, match.end()
+        start = match.end()
+    if start < len(text):
+        yield start, len(text)
 
 
 def _is_ascii_word(text: str) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,6 +20,15 @@ _HEADING_LINE = re.compile(r"^\s*(?:[■●◆▼◇□○]\s*(?P<mark>\S.{0,60}
 _SENTENCE_END = re.compile(r"(?<=[。！？!?])")
 TARGET_SECTION_CHARS = 400
 MAX_SECTION_CHARS = 1200
+# A feed's own sections (JSON Lines `sections`) are kept as given up to this size; longer ones are
+# cut into several sections under the same heading, like unheaded text.
+MAX_GIVEN_SECTION_CHARS = 10_000
+# A title or heading is one line: a longer one is cut (it is stored and analysed with every section).
+MAX_LINE_CHARS = 1_000
+MAX_ID_CHARS = 1_000
+# Where a run of text with no sentence end is cut, best first: a line end, then a blank or a
+# punctuation mark, the cut after it; with none of these in the last part of the window, a hard cut.
+_SOFT_BREAKS = (re.compile(r"\n"), re.compile(r"[\s、，,；;：:・）)」』】〕\]]"))
 
 
 @dataclass(frozen=True)
@@ -114,16 +124,91 @@ def sections_from_paragraphs(lead_heading: str, paragraphs: list[str]) -> list[S
 
 
 def _cut_long(paragraph: str) -> list[str]:
-    """Split a paragraph over MAX_SECTION_CHARS into sentence-aligned pieces of ~TARGET chars."""
+    """Split a paragraph over MAX_SECTION_CHARS into sentence-aligned pieces of ~TARGET chars.
+
+    A sentence longer than MAX_SECTION_CHARS (a list, a table, a text with no 。 at all) is cut
+    by `cut_text`: every piece stays bounded, whatever the text.
+    """
     if len(paragraph) <= MAX_SECTION_CHARS:
         return [paragraph]
     pieces: list[str] = []
     current = ""
     for sentence in split_sentences(paragraph):
-        if current and len(current) + len(sentence) > TARGET_SECTION_CHARS:
-            pieces.append(current)
-            current = ""
-        current += sentence
+        for part in cut_text(sentence, MAX_SECTION_CHARS):
+            if current and len(current) + len(part) > TARGET_SECTION_CHARS:
+                pieces.append(current)
+                current = ""
+            current += part
     if current:
         pieces.append(current)
     return pieces
+
+
+def cut_text(text: str, limit: int) -> list[str]:
+    """`text` in consecutive pieces of at most `limit` characters that join back into it.
+
+    Each cut falls after the last line end in the window's second half, else after the last blank
+    or punctuation mark there, else at the limit itself (a text with none of them).
+    """
+    if len(text) <= limit:
+        return [text]
+    pieces: list[str] = []
+    start = 0
+    while len(text) - start > limit:
+        end = start + limit
+        pieces.append(text[start:_cut_point(text, start + limit // 2, end)])
+        start += len(pieces[-1])
+    pieces.append(text[start:])
+    return pieces
+
+
+def _cut_point(text: str, earliest: int, end: int) -> int:
+    """Where to cut `text` at or before `end` and after `earliest`: see `cut_text`."""
+    for pattern in _SOFT_BREAKS:
+        last = None
+        for last in pattern.finditer(text, earliest, end):
+            pass
+        if last is not None:
+            return last.end()
+    return end
+
+
+def bounded_line(text: str, limit: int = MAX_LINE_CHARS) -> str:
+    """A title or heading cut to `limit` characters (at a blank or punctuation where it can be)."""
+    return cut_text(text, limit)[0].strip() if len(text) > limit else text
+
+
+def bounded_sections(sections: list[Section], limit: int = MAX_GIVEN_SECTION_CHARS) -> list[Section]:
+    """Sections as given, except that one longer than `limit` becomes several under its heading."""
+    bounded: list[Section] = []
+    for section in sections:
+        heading = bounded_line(section.heading)
+        if len(section.text) <= limit and heading == section.heading:
+            bounded.append(section)
+        elif len(section.text) <= limit:
+            bounded.append(Section(heading, section.text))
+        else:
+            paragraphs = [p.strip() for p in section.text.split("\n") if p.strip()]
+            bounded.extend(sections_from_paragraphs(heading, paragraphs))
+    return bounded
+
+
+_ID_REPLACEMENTS = str.maketrans({"\\": "/", "#": "＃", "?": "？"})
+
+
+def safe_article_id(raw: str) -> str:
+    """An id that shows safely as a URL path and never collides with a section id.
+
+    The rule (README, "Corpus formats"): control characters are dropped, `\\` counts as `/`,
+    `#` and `?` become their full-width forms ＃ and ？ (`#` separates a section's number, `?`
+    would start a URL's query), and the id is cut into its `/` parts, each stripped of blanks,
+    with empty, `.` and `..` parts dropped. ValueError when nothing is left or it is too long.
+    """
+    kept = "".join(ch for ch in raw if unicodedata.category(ch) != "Cc").translate(_ID_REPLACEMENTS)
+    parts = [part.strip() for part in kept.split("/")]
+    safe = "/".join(part for part in parts if part and part not in (".", ".."))
+    if not safe:
+        raise ValueError(f"id {raw!r} has no usable characters (ids are / separated names)")
+    if len(safe) > MAX_ID_CHARS:
+        raise ValueError(f"id longer than {MAX_ID_CHARS:,} characters")
+    return safe

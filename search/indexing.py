@@ -5,8 +5,11 @@ skipped unread, its articles kept (as git and rsync trust a file's stat). Every 
 articles are streamed from the readers and each one's content hash is compared with the manifest
 (a JSON Lines line whose digest the manifest holds is not even parsed).
 Only added and changed articles are analysed and written, removed ones are deleted, and the result
-is published as a new generation in one atomic step. Any failure, Ctrl-C included, discards the
-half-built generation and leaves the live one untouched.
+is published as a new generation in one atomic step. Reading never deletes: an article is removed
+only when its file was read to its end without a fault and no longer holds it. A file (or folder)
+read only in part, a damaged archive say, keeps every article the live generation had from it that
+it did not yield this time, as it was (the manifest records each file's article ids). Any failure,
+Ctrl-C included, discards the half-built generation and leaves the live one untouched.
 """
 
 from __future__ import annotations
@@ -23,13 +26,16 @@ from whoosh import index as whoosh_index
 
 from .analysis import analyzer_version
 from .parallel import ParallelWriter, default_workers
-from .readers import CorpusFile, KnownArticle, Unreadable, corpus_files, read_file
+from .readers import CorpusFile, IncompleteSource, KnownArticle, Unreadable, corpus_files, read_file
 from .schema import build_schema, section_documents
 from .store import INDEX_FORMAT, DamagedIndexError, FileSignature, IndexMissingError, IndexStore, Manifest
 
 # A file modified this close to the reindex's start may change again within the same timestamp
 # tick, unseen by its signature ("racily clean" in git's words): such a file is read next time too.
 RACY_SECONDS = 2
+# The signature recorded for a file that must be read again next time (racily new, or read only in
+# part): no file's stat matches it, but its article ids are remembered, to keep if it fails again.
+UNTRUSTED_SIGNATURE: FileSignature = (-1, -1, -1, -1, -1)
 
 
 @dataclass
@@ -89,7 +95,11 @@ def reindex(
         try:
             seen: set[str] = set()
             articles_read = 0
+            incomplete: list[IncompleteSource] = []  # folders that could not be listed, missing roots
             for file in corpus_files(corpus):
+                if isinstance(file, IncompleteSource):
+                    incomplete.append(file)
+                    continue
                 if isinstance(file, Unreadable):
                     report.skipped.append(file)
                     continue
@@ -103,9 +113,10 @@ def reindex(
                         progress(articles_read)
                     continue
                 put: list[str] = []
+                faults: list[Unreadable] = []
                 for item in read_file(file, build.known_digests):
                     if isinstance(item, Unreadable):
-                        report.skipped.append(item)
+                        faults.append(item)
                     elif item.id in seen:
                         report.skipped.append(Unreadable(item.path, f"duplicate article id {item.id!r}"))
                     else:
@@ -118,14 +129,46 @@ def reindex(
                     articles_read += 1
                     if progress:
                         progress(articles_read)
+                if faults:  # read only in part: what it no longer yields may be what could not be read
+                    kept = build.keep_unread(_file_key(file), seen, report)
+                    put.extend(kept or [])
+                    kept_count = None if kept is None else len(kept)
+                    report.skipped.extend(_with_what_was_kept(faults, str(file.path), kept_count))
+                    signature = UNTRUSTED_SIGNATURE
                 build.record_file(file, signature, put)
+            for source in incomplete:
+                kept = build.keep_unread(source.source, seen, report, under=True)
+                kept_count = None if kept is None else len(kept)
+                report.skipped.extend(_with_what_was_kept([source], source.path, kept_count))
             build.remove_missing(seen, report)
+            # A source read in part says so first: the summary lists only the first skipped items.
+            report.skipped.sort(key=lambda item: not isinstance(item, IncompleteSource))
             report.generation = build.finish(corpus)
         except BaseException:
             build.abandon()
             raise
     report.elapsed_seconds = time.perf_counter() - started
     return report
+
+
+def _with_what_was_kept(faults: list[Unreadable], path: str, kept: int | None) -> list[Unreadable]:
+    """The faults of a source read in part, each source-level one saying what became of the rest
+    (`kept`: how many articles were kept; None: those of the live index that no file claims)."""
+    if kept is None:
+        outcome = "the articles of the last index that no file claims are kept as they were"
+    elif kept:
+        outcome = f"its other {kept:,} articles are kept as they were" if kept > 1 else "its other article is kept as it was"
+    else:
+        outcome = "what could not be read is not indexed"
+    noted = [
+        IncompleteSource(fault.path, f"{fault.reason}; {outcome}", source=fault.source)
+        if isinstance(fault, IncompleteSource) else fault
+        for fault in faults
+    ]
+    if kept and not any(isinstance(fault, IncompleteSource) for fault in faults):
+        summary = f"not read in full ({len(faults):,} bad parts, listed below); {outcome}"
+        noted.insert(0, IncompleteSource(path, summary, source=path))
+    return noted
 
 
 def _signature(file: CorpusFile, started_ns: int) -> FileSignature | None:
@@ -174,6 +217,7 @@ class _GenerationBuilder:
         self.files: dict[str, tuple[FileSignature, list[str]]] = {}
         self.folder: Path | None = None
         self.writer: ParallelWriter | None = None
+        self.unrecorded: list[str] = []  # sources read in part that the manifest has no record of
 
     def _open(self) -> ParallelWriter:
         if self.writer is None:
@@ -215,8 +259,34 @@ class _GenerationBuilder:
         report.unchanged.add(self.articles[article_id][1])
 
     def record_file(self, file: CorpusFile, signature: FileSignature | None, ids: list[str]) -> None:
-        if signature is not None:
-            self.files[_file_key(file)] = (signature, ids)
+        """Remember the file's article ids; a signature of None (racily new) is never matched."""
+        self.files[_file_key(file)] = (signature or UNTRUSTED_SIGNATURE, ids)
+
+    def keep_unread(self, source: str, seen: set[str], report: ReindexReport, under: bool = False) -> list[str] | None:
+        """Keep the articles the live generation had from `source` (with `under`, from any file in
+        that folder) that were not read this time: its reading failed part of the way.
+
+        When the manifest knows no file there (an index written before it recorded every file), no
+        article of the live generation that no file claims is removed by this reindex (None).
+        """
+        if self.previous is None:
+            return []
+        source = os.path.abspath(source)
+        prefix = source.rstrip(os.sep) + os.sep
+        keys = [key for key in self.previous.files if key == source or (under and key.startswith(prefix))]
+        if not keys and self.previous.articles:
+            self.unrecorded.append(source)
+            return None
+        kept: list[str] = []
+        for key in keys:
+            ids = [i for i in self.previous.files[key][1] if i not in seen and i in self.previous.articles]
+            for article_id in ids:
+                seen.add(article_id)
+                self.keep_article(article_id, report)
+            kept.extend(ids)
+            if key not in self.files:  # a file of a folder that could not be listed
+                self.files[key] = (UNTRUSTED_SIGNATURE, ids)
+        return kept
 
     def put(self, article, report: ReindexReport) -> None:
         digest = article.content_hash()
@@ -236,8 +306,18 @@ class _GenerationBuilder:
             writer.add_document(**document)
 
     def remove_missing(self, seen: set[str], report: ReindexReport) -> None:
+        """Delete the live generation's articles that no file read in full holds any more."""
         if self.previous is None:
             return
+        if self.unrecorded:  # they may have held any article no file record claims: keep those
+            claimed = {i for _, ids in self.previous.files.values() for i in ids}
+            unclaimed = sorted(self.previous.articles.keys() - claimed - seen)
+            for article_id in unclaimed:
+                seen.add(article_id)
+                self.keep_article(article_id, report)
+            for source in self.unrecorded:  # and they are theirs from now on, should they fail again
+                ids = self.files.get(source, (UNTRUSTED_SIGNATURE, []))[1]
+                self.files[source] = (UNTRUSTED_SIGNATURE, [*ids, *unclaimed])
         for article_id, (_, sections) in self.previous.articles.items():
             if article_id not in seen:
                 self._open().delete_by_term("article_id", article_id)

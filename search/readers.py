@@ -6,15 +6,22 @@ Three formats are recognised, per file:
 - JSON Lines, one article per line (`.jsonl`).
 
 Nothing here raises for a bad file: it is yielded as `Unreadable(path, reason)` so a reindex can
-report it and go on.
+report it and go on. A file that could not be read to its end (a damaged or truncated archive, an
+I/O error) also yields an `IncompleteSource`, so that a reindex keeps what it held before: reading
+never deletes. Symbolic links are followed only to where a corpus root given to the reader lies,
+and a tarball's links and members named outside it are not followed at all.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import lzma
+import os
 import re
 import tarfile
+import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,7 +31,10 @@ from .articles import (
     MAX_SECTION_CHARS,
     Article,
     Section,
+    bounded_line,
+    bounded_sections,
     heading_of_line,
+    safe_article_id,
     sections_from_paragraphs,
 )
 
@@ -48,6 +58,11 @@ _METADATA_PAIR = re.compile(r"(?P<key>出典|原題|日付|URL|カテゴリー|�
 _LINK_BLOCK_START = re.compile(r"^\s*[【■]?\s*関連(記事|情報|リンク)\s*】?\s*$")
 _SENTENCE_ENDINGS = ("。", "！", "？", "!", "?", "、", "」", "）", ")")
 _PLAIN_HEADING_MAX = 50
+# The largest article file, tarball member or JSON Lines line read (a JSON Lines file as a whole has
+# no limit: it is read a line at a time). A bigger one is reported and skipped, not loaded.
+MAX_ARTICLE_BYTES = 32 * 1024 * 1024
+# What reading a file, an archive or a compressed stream can raise part of the way through.
+READ_ERRORS = (OSError, EOFError, tarfile.TarError, zlib.error, lzma.LZMAError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -56,6 +71,17 @@ class Unreadable:
 
     path: str
     reason: str
+
+
+@dataclass(frozen=True)
+class IncompleteSource(Unreadable):
+    """A corpus file or folder read only in part (damaged or truncated archive, I/O error).
+
+    `source` is the file or folder whose articles the live index keeps as they were: an unread
+    part of a source is never taken for articles that were removed from it.
+    """
+
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -130,27 +156,70 @@ def read_corpus(paths: Iterable[Path | str]) -> Iterator[ReadResult]:
 
 
 def corpus_files(paths: Iterable[Path | str]) -> Iterator[CorpusFile | Unreadable]:
-    """The article files under the given files, folders and tarballs, in reading order."""
-    for path in map(Path, paths):
+    """The article files under the given files, folders and tarballs, in reading order.
+
+    The paths given are the corpus roots: a symbolic link inside them is followed only when its
+    target lies inside one of them (a folder link that leads back up is a loop, not followed);
+    any other is reported and not read. A folder that cannot be listed is an `IncompleteSource`.
+    """
+    paths = [Path(path) for path in paths]
+    roots = [Path(os.path.realpath(path)) for path in paths]
+    for path, root in zip(paths, roots):
         if not path.exists():
-            yield Unreadable(str(path), "no such file or folder")
+            yield IncompleteSource(str(path), "no such file or folder", source=os.path.abspath(path))
         elif path.is_dir():
-            for file in sorted(p for p in path.rglob("*") if p.is_file()):
-                relative = file.relative_to(path).as_posix()
-                if _is_article_file(relative):
-                    yield CorpusFile(file, relative)
+            yield from _walk(path, PurePosixPath(), roots, (root,))
         else:
             yield CorpusFile(path, path.name)
 
 
-def read_file(file: CorpusFile, known: Mapping[str, str] | None = None) -> Iterator[ReadResult | KnownArticle]:
+def _walk(folder: Path, relative: PurePosixPath, roots: list[Path], ancestors: tuple[Path, ...]
+          ) -> Iterator[CorpusFile | Unreadable]:
+    """A folder's article files depth first, each folder's entries in name order (as sorted paths)."""
+    try:
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
+    except OSError as error:
+        yield IncompleteSource(str(folder), f"cannot list the folder: {error.strerror or error}",
+                               source=os.path.abspath(folder))
+        return
+    for entry in entries:
+        name = relative / entry.name
+        if entry.name.startswith("."):
+            continue
+        try:
+            is_link = entry.is_symlink()
+            is_folder = entry.is_dir()
+            is_file = not is_folder and entry.is_file()
+        except OSError as error:
+            yield Unreadable(entry.path, f"cannot read: {error.strerror or error}")
+            continue
+        if not (is_folder or (is_file or is_link) and _is_article_file(name.as_posix())):
+            continue
+        target = Path(os.path.realpath(entry.path)) if is_link else None
+        if target is not None and not any(target.is_relative_to(root) for root in roots):
+            yield Unreadable(entry.path, f"symlink to outside the corpus: {target}")
+        elif target is not None and not (is_folder or is_file):
+            yield Unreadable(entry.path, f"symlink to nothing readable: {target}")
+        elif is_folder:
+            resolved = target or Path(os.path.realpath(entry.path))
+            if resolved in ancestors:
+                yield Unreadable(entry.path, f"symlink loop: leads back to {resolved}")
+            else:
+                yield from _walk(Path(entry.path), name, roots, (*ancestors, resolved))
+        else:
+            yield CorpusFile(Path(entry.path), name.as_posix())
+
+
+def read_file(file: CorpusFile, known: Mapping[str, str] | None = None
+              ) -> Iterator[ReadResult | KnownArticle | IncompleteSource]:
     """The articles of one corpus file; a tarball's members, a JSON Lines file's lines.
 
     `known` maps `line_digest`s to article ids: a JSON Lines line with one of them comes out as
     a `KnownArticle` without being decoded or parsed.
     """
     if _is_tarball(file.path):
-        yield from _read_tarball(file.path)
+        yield from _read_tarball(file.path, known or {})
     else:
         yield from _read_file(file.path, file.relative, known or {})
 
@@ -169,27 +238,73 @@ def _is_article_file(name: str) -> bool:
     )
 
 
-def _read_file(path: Path, relative: str, known: Mapping[str, str]) -> Iterator[ReadResult | KnownArticle]:
+def _is_jsonl(name: str) -> bool:
+    return PurePosixPath(name).suffix.lower() in JSONL_SUFFIXES
+
+
+def describe_read_error(error: BaseException) -> str:
+    """What went wrong while reading, for a person: truncated, corrupt, or the system's reason."""
+    if isinstance(error, EOFError):
+        return "the file ends early (truncated)"
+    if isinstance(error, zlib.error | lzma.LZMAError) or "CRC" in str(error) or "zlib" in str(error):
+        return f"compressed data is corrupt ({error})"
+    if isinstance(error, tarfile.TarError):
+        return f"a member header is corrupt ({error})"
+    if isinstance(error, UnicodeError):
+        return "a name in it is not valid text"
+    if isinstance(error, OSError):
+        return f"read error ({error.strerror or error})"
+    return str(error)
+
+
+def _read_file(path: Path, relative: str, known: Mapping[str, str]
+               ) -> Iterator[ReadResult | KnownArticle | IncompleteSource]:
     """One file on disk. A JSON Lines file is streamed line by line: a feed can be gigabytes."""
-    if PurePosixPath(relative).suffix.lower() not in JSONL_SUFFIXES:
-        yield from _read_bytes_safely(relative, str(path), path.read_bytes)
-        return
     try:
         with open(path, "rb") as handle:
-            if handle.read(2) in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 has no byte lines to stream
-                yield from _read_bytes_safely(relative, str(path), path.read_bytes)
-                return
-            handle.seek(0)
-            yield from _read_jsonl_lines(handle, str(path), known)
-    except OSError as error:
-        yield Unreadable(str(path), f"cannot read: {error.strerror or error}")
+            if not _is_jsonl(relative):
+                yield from _read_bytes_safely(relative, str(path), lambda: _read_bounded(handle))
+            elif handle.read(2) in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 has no byte lines to stream
+                handle.seek(0)
+                yield from _read_bytes_safely(relative, str(path), lambda: _read_bounded(handle))
+            else:
+                handle.seek(0)
+                yield from _read_jsonl_lines(handle, str(path), known)
+    except READ_ERRORS as error:
+        yield IncompleteSource(str(path), f"cannot read: {describe_read_error(error)}", source=os.path.abspath(path))
+
+
+class TooLargeError(ValueError):
+    """A file (or line) over MAX_ARTICLE_BYTES: not loaded."""
+
+
+def _read_bounded(handle) -> bytes:
+    """A handle's bytes, or TooLargeError past MAX_ARTICLE_BYTES (without reading all of them)."""
+    data = handle.read(MAX_ARTICLE_BYTES + 1)
+    if len(data) > MAX_ARTICLE_BYTES:
+        raise TooLargeError(f"larger than {MAX_ARTICLE_BYTES // (1024 * 1024)} MB: not an article")
+    return data
+
+
+def _bounded_lines(handle) -> Iterator[bytes | None]:
+    """A binary handle's lines without their line end; None for a line over MAX_ARTICLE_BYTES
+    (skipped a megabyte at a time, never held whole)."""
+    while raw := handle.readline(MAX_ARTICLE_BYTES + 1):
+        if len(raw) > MAX_ARTICLE_BYTES and not raw.endswith(b"\n"):
+            while (rest := handle.readline(1 << 20)) and not rest.endswith(b"\n"):
+                pass
+            yield None
+        else:
+            yield raw.rstrip(b"\r\n")
 
 
 def _read_jsonl_lines(handle, shown_path: str, known: Mapping[str, str]) -> Iterator[ReadResult | KnownArticle]:
     """Each byte line of a JSON Lines file: known (by digest), else decoded on its own and parsed."""
-    for number, raw in enumerate(handle, start=1):
-        raw = raw.rstrip(b"\r\n")
+    for number, raw in enumerate(_bounded_lines(handle), start=1):
         where = f"{shown_path}:{number}"
+        if raw is None:
+            yield Unreadable(where, f"line larger than {MAX_ARTICLE_BYTES // (1024 * 1024)} MB: not an article")
+            continue
         digest = line_digest(raw)
         if digest in known:
             yield KnownArticle(known[digest], where)
@@ -203,31 +318,117 @@ def _read_jsonl_lines(handle, shown_path: str, known: Mapping[str, str]) -> Iter
             yield _parse_jsonl_line(line, where, digest)
 
 
-def _read_tarball(path: Path) -> Iterator[ReadResult]:
+def _read_tarball(path: Path, known: Mapping[str, str]) -> Iterator[ReadResult | KnownArticle | IncompleteSource]:
+    """A tarball's article members in name order, each read on its own.
+
+    The whole archive is listed first (which decompresses all of it) and its end checked (a
+    compressed archive's checksum covers every byte). Damage part of the way through (a corrupt
+    header or compressed block, a truncated file) ends with an `IncompleteSource`: the members
+    before it are read, except the last one, whose data ran into the damage. A checksum that fails
+    with no other sign says some bytes are wrong, not which: then no member is read. Links and
+    members named outside the archive (absolute, `..`) are reported and not read.
+    """
+    damaged = functools.partial(IncompleteSource, str(path), source=os.path.abspath(path))
     try:
         archive = tarfile.open(path)
-    except (OSError, tarfile.TarError) as error:
-        yield Unreadable(str(path), f"not a readable tar archive: {error}")
+    except READ_ERRORS as error:
+        yield damaged(f"not a readable tar archive: {describe_read_error(error)}")
         return
     with archive:
-        members = [m for m in archive.getmembers() if m.isfile() and _is_article_file(m.name)]
-        for member in sorted(members, key=lambda m: m.name):
+        members, damage = _tar_members(archive)
+        if damage is None and not _ends_as_an_archive(archive):
+            damage = "a member header is corrupt or the file ends early"
+        if damage is not None:
+            damage = f"archive damaged after {len(members):,} of its members ({damage})"
+            members = members[:-1]
+        else:
+            checksum = _checksum_damage(archive)
+            if checksum is not None:
+                yield damaged(f"archive damaged ({checksum}): none of its {len(members):,} members is read")
+                return
+        readable = []
+        for member in members:
+            outside = member.name.startswith("/") or ".." in PurePosixPath(member.name).parts
+            if not _is_article_file(PurePosixPath(member.name).name if outside else member.name):
+                continue
+            where = f"{path}:{member.name}"
+            if outside:
+                yield Unreadable(where, "member named outside the archive: not read")
+            elif member.issym() or member.islnk():
+                yield Unreadable(where, f"link inside the archive (to {member.linkname}): not followed")
+            elif member.isfile() and member.size > MAX_ARTICLE_BYTES and not _is_jsonl(member.name):
+                yield Unreadable(where, f"larger than {MAX_ARTICLE_BYTES // (1024 * 1024)} MB: not an article")
+            elif member.isfile():
+                readable.append(member)
+        failed: tuple[tarfile.TarInfo, str] | None = None  # the first member whose data could not be read
+        unread = 0
+        for member in sorted(readable, key=lambda m: m.name):
+            if failed is not None and member.offset >= failed[0].offset:
+                unread += 1  # past the damage in the stream: it would fail too, slowly
+                continue
+            try:
+                yield from _read_member(archive, member, f"{path}:{member.name}", known)
+            except READ_ERRORS as error:
+                failed = (member, describe_read_error(error))
+                unread += 1
+        if failed is not None:
+            damage = f"archive damaged at its member {failed[0].name} ({failed[1]}): {unread:,} members not read"
+        if damage is not None:
+            yield damaged(damage)
 
-            def load(member: tarfile.TarInfo = member) -> bytes:
-                handle = archive.extractfile(member)
-                if handle is None:
-                    raise OSError("member has no data")
-                return handle.read()
 
-            yield from _read_bytes_safely(member.name, f"{path}:{member.name}", load)
+def _read_member(archive: tarfile.TarFile, member: tarfile.TarInfo, where: str, known: Mapping[str, str]
+                 ) -> Iterator[ReadResult | KnownArticle]:
+    """One tarball member's articles; a JSON Lines member streamed a line at a time."""
+    handle = archive.extractfile(member)
+    if handle is None:
+        raise OSError("member has no data")
+    if _is_jsonl(member.name) and handle.peek(2)[:2] not in (b"\xff\xfe", b"\xfe\xff"):
+        yield from _read_jsonl_lines(handle, where, known)
+    else:
+        yield from _read_bytes_safely(member.name, where, lambda: _read_bounded(handle))
+
+
+def _tar_members(archive: tarfile.TarFile) -> tuple[list[tarfile.TarInfo], str | None]:
+    """The members whose headers could be read, and what stopped the listing early (None: nothing)."""
+    try:
+        archive.getmembers()
+    except READ_ERRORS as error:
+        return list(archive.members), describe_read_error(error)
+    return list(archive.members), None
+
+
+def _ends_as_an_archive(archive: tarfile.TarFile) -> bool:
+    """Whether the listing stopped at the archive's end: a block of zeros, where `tarfile` also
+    stops, without a word, at the first header it cannot read."""
+    try:
+        archive.fileobj.seek(archive.offset)
+        block = archive.fileobj.read(tarfile.BLOCKSIZE)
+    except READ_ERRORS:
+        return False
+    return len(block) == tarfile.BLOCKSIZE and block.count(0) == tarfile.BLOCKSIZE
+
+
+def _checksum_damage(archive: tarfile.TarFile) -> str | None:
+    """Why the rest of the archive does not decompress to its last byte (a compressed stream's
+    checksum is checked there), or None when it does."""
+    try:
+        while archive.fileobj.read(1 << 20):
+            pass
+    except READ_ERRORS as error:
+        return describe_read_error(error)
+    return None
 
 
 def _read_bytes_safely(relative: str, shown_path: str, load) -> Iterator[ReadResult]:
-    """Read one file's articles, turning every failure into an `Unreadable` with its reason."""
+    """Read one file's articles, turning every failure into an `Unreadable` with its reason.
+
+    An I/O error or damaged compressed data while loading propagates (the caller knows the source
+    whose reading it cuts short); what the bytes hold is this file's own business."""
     try:
         data = load()
-    except OSError as error:
-        yield Unreadable(shown_path, f"cannot read: {error.strerror or error}")
+    except TooLargeError as error:
+        yield Unreadable(shown_path, str(error))
         return
     try:
         text = decode_japanese(data)
@@ -235,7 +436,7 @@ def _read_bytes_safely(relative: str, shown_path: str, load) -> Iterator[ReadRes
         yield Unreadable(shown_path, str(error))
         return
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if PurePosixPath(relative).suffix.lower() in JSONL_SUFFIXES:
+    if _is_jsonl(relative):
         yield from parse_jsonl(text.split("\n"), shown_path)
         return
     try:
@@ -255,7 +456,20 @@ def parse_article_text(text: str, relative: str, shown_path: str = "") -> Articl
 
 
 def _id_from_path(relative: str) -> str:
-    return str(PurePosixPath(relative).with_suffix(""))
+    return safe_article_id(_checked_text(str(PurePosixPath(relative).with_suffix("")), "path"))
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _checked_text(value: str, what: str) -> str:
+    """`value`, or ValueError when it holds a lone surrogate (JSON's "\\ud800", a file name in
+    no encoding): not a character, so no text file or index can hold it."""
+    found = _SURROGATE.search(value)
+    if found:
+        raise ValueError(f"{what} holds {found.group().encode('unicode_escape').decode()!r}, "
+                         "half of a UTF-16 pair (not a character)")
+    return value
 
 
 def _category_from_path(relative: str) -> str:
@@ -275,7 +489,7 @@ def parse_livedoor(lines: list[str], relative: str, shown_path: str = "") -> Art
         raise ValueError("livedoor article has no body text")
     return Article(
         id=_id_from_path(relative),
-        title=lines[2].strip(),
+        title=bounded_line(lines[2].strip()),
         sections=sections,
         date=parse_date(lines[1].strip()),
         source=LIVEDOOR_SOURCE,
@@ -341,7 +555,7 @@ def parse_text_article(lines: list[str], relative: str, shown_path: str = "") ->
         lines.pop(0)
     if not lines:
         raise ValueError("empty file")
-    title = re.sub(r"^#\s+", "", lines[0].strip())
+    title = bounded_line(re.sub(r"^#\s+", "", lines[0].strip()))
     metadata, body_lines = _read_metadata(lines[1:])
     if "date" in metadata:
         date = parse_date(metadata["date"])
@@ -400,7 +614,7 @@ def _read_metadata(lines: list[str]) -> tuple[dict[str, str], list[str]]:
         for match in _METADATA_PAIR.finditer(line):
             if line[position:match.start()].strip():
                 break
-            metadata[_METADATA_KEYS[match.group("key")]] = match.group("value")
+            metadata[_METADATA_KEYS[match.group("key")]] = bounded_line(match.group("value"))
             position = match.end()
         remainder = line[position:].strip()
         index += 1
@@ -431,7 +645,7 @@ def _text_sections(lines: list[str]) -> list[Section]:
     for line in lines:
         if line.startswith("## "):
             flush()
-            heading = line[3:].strip()
+            heading = bounded_line(line[3:].strip())
         elif line.strip():
             paragraphs.append(line.strip())
     flush()
@@ -487,29 +701,33 @@ def _parse_jsonl_line(line: str, where: str, digest: str = "") -> ReadResult:
 def article_from_json(record: dict, where: str) -> Article:
     if not isinstance(record, dict):
         raise ValueError("a line must be a JSON object")
-    article_id = str(record.get("id") or "").strip()
+
+    def text(value, what: str) -> str:
+        return _checked_text(str(value or ""), what)
+
+    article_id = text(record.get("id"), '"id"').strip()
     if not article_id:
         raise ValueError('missing "id"')
     if "sections" in record:
         sections = [
-            Section(str(s.get("heading") or "").strip(), str(s.get("text") or "").strip())
+            Section(text(s.get("heading"), "a heading").strip(), text(s.get("text"), "a section").strip())
             for s in record["sections"]
         ]
-        sections = [s for s in sections if s.text]
+        sections = bounded_sections([s for s in sections if s.text])
     elif "body" in record:
-        sections = sections_from_paragraphs("", _paragraphs(str(record["body"]).split("\n")))
+        sections = sections_from_paragraphs("", _paragraphs(text(record["body"], '"body"').split("\n")))
     else:
         raise ValueError('needs "sections" or "body"')
     if not sections:
         raise ValueError("no section has text")
     return Article(
-        id=article_id,
-        title=str(record.get("title") or "").strip(),
+        id=safe_article_id(article_id),
+        title=bounded_line(text(record.get("title"), '"title"').strip()),
         sections=sections,
-        date=parse_date(record["date"]) if record.get("date") else None,
-        source=str(record.get("source") or ""),
-        url=str(record.get("url") or ""),
-        category=str(record.get("category") or ""),
+        date=parse_date(text(record["date"], '"date"')) if record.get("date") else None,
+        source=bounded_line(text(record.get("source"), '"source"')),
+        url=bounded_line(text(record.get("url"), '"url"')),
+        category=bounded_line(text(record.get("category"), '"category"')),
         path=where,
     )
 

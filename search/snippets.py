@@ -19,10 +19,15 @@ from whoosh import highlight
 from whoosh.analysis import Token
 
 from .analysis import terms
+from .articles import cut_text
 from .query import HighlightSpec
 
 MAX_FRAGMENTS = 3
 FRAGMENT_CHARS = 120
+# The most of one text a snippet analyses: its opening. A reader cuts sections far shorter, but an
+# index may hold a longer one (an older index, a feed's own sections), and analysing megabytes for
+# a snippet costs seconds and gigabytes.
+SNIPPET_SCAN_CHARS = 12_000
 ELLIPSIS = "…"
 _SENTENCE_END = re.compile(r"[。！？!?]+|\n")
 
@@ -161,9 +166,10 @@ def make_snippet(text: str, spec: HighlightSpec) -> Snippet:
     """Up to three fragments of `text` around what the query matched.
 
     Without any match (the section matched by its title, say) the opening of the text stands in,
-    so every hit shows something to read.
+    so every hit shows something to read. Only the first SNIPPET_SCAN_CHARS are looked at.
     """
-    fragments = SentenceFragmenter().fragment_tokens(text, _tokens(text, spec))
+    scanned = _scanned(text)
+    fragments = SentenceFragmenter().fragment_tokens(scanned, _tokens(scanned, spec))
     best = highlight.top_fragments(fragments, MAX_FRAGMENTS, highlight.BasicFragmentScorer(), highlight.FIRST)
     snippet = SegmentFormatter().format(best)
     if snippet.has_match():
@@ -178,5 +184,10 @@ def make_snippet(text: str, spec: HighlightSpec) -> Snippet:
 def mark_whole(text: str, spec: HighlightSpec | None) -> Snippet:
     """All of a short text (a title, a heading) with its matches marked; nothing marked without a
     spec (a batch run reads only the ids, and marking a hundred titles is half its time)."""
-    spans = [] if spec is None else [(t.startchar, t.endchar) for t in _tokens(text, spec) if t.matched]
+    spans = [] if spec is None else [(t.startchar, t.endchar) for t in _tokens(_scanned(text), spec) if t.matched]
     return Snippet((tuple(segments(text, spans)),))
+
+
+def _scanned(text: str) -> str:
+    """The part of `text` a snippet analyses: all of it, or its opening cut at a break."""
+    return text if len(text) <= SNIPPET_SCAN_CHARS else cut_text(text, SNIPPET_SCAN_CHARS)[0]
