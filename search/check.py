@@ -143,7 +143,7 @@ def _check_postings(reader, size: int, report: CheckReport, article_ids: set[str
         try:
             postings = terms._codec.postings_reader(terms._postfile, info, reader.schema[fieldname].format)
             if isinstance(postings, ArrayPostings):
-                arrays = postings.with_positions() if postings.has_array_positions() else postings.arrays
+                arrays = postings.read_from_disk()
                 ids = arrays.ids
                 if arrays.positions is not None and arrays.starts[-1] != len(arrays.positions):
                     yield f"{shown}: its positions do not match its postings"

@@ -668,6 +668,13 @@ class ArrayPostings(ListMatcher):
         starts = None if counts is None else np.concatenate(([0], np.cumsum(counts, dtype=np.int64)))
         return PostingArrays(ids, None if weights is None else weights.astype(np.float64), starts)
 
+    def read_from_disk(self) -> PostingArrays:
+        """The arrays and positions decoded from the file now, not from `DECODED_LISTS`: what
+        `midashi check` must see is what is on disk, not what an earlier search decoded."""
+        arrays = self._decoded_arrays()
+        positions = self._values_array() if self.has_array_positions() else None
+        return PostingArrays(arrays.ids, arrays.weights, arrays.starts, positions)
+
     def has_array_positions(self) -> bool:
         """Whether `with_positions` can read this term's positions (its field's format is ArrayPositions)."""
         return self._types[3:] not in (_ABSENT, _BYTES)
