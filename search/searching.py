@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
-from whoosh import collectors, sorting
+from whoosh import collectors, columns, sorting
 from whoosh import index as whoosh_index
 from whoosh import query as wq
-from whoosh.index import Index
+from whoosh.index import EmptyIndexError, Index
 from whoosh.searching import Results, Searcher
 from whoosh.scoring import BM25F
 
@@ -35,6 +35,8 @@ MAX_LIMIT = 1000
 SORTS = ("relevance", "newest", "oldest")
 _FACET_FIELDS = ("category", "source")
 _FACETS = (*_FACET_FIELDS, "month")
+# How often opening the live generation is tried when reindexes delete it meanwhile.
+_OPEN_ATTEMPTS = 3
 T = TypeVar("T")
 
 
@@ -174,6 +176,45 @@ class SearchResults:
     articles: int | None = None  # distinct matching articles, counted when grouping
 
 
+class Generation:
+    """One generation of the index, opened: its Whoosh index and the tables searches build from it
+    (facets, article map, titles), each built once, from this generation's segments only.
+
+    Nothing here reads CURRENT again, so a search that holds a `Generation` sees one index from
+    start to end; when no searcher holds it any more, it goes, its tables with it."""
+
+    def __init__(self, name: str, index: Index):
+        self.name = name
+        self.index = index
+        self._lock = threading.Lock()
+        self._tables: dict[type, object] = {}
+
+    def table(self, kind: type[T]) -> T:
+        """`kind.build(reader)` over this generation, built on first use (once, whatever the threads)."""
+        with self._lock:
+            built = self._tables.get(kind)
+            if built is None:
+                with self.index.reader() as reader:
+                    built = self._tables[kind] = kind.build(reader)
+            return built
+
+
+@dataclass(frozen=True)
+class GenerationView:
+    """What one search works with: a generation and a searcher of that same generation."""
+
+    generation: Generation
+    searcher: Searcher
+
+    @property
+    def name(self) -> str:
+        return self.generation.name
+
+    def table(self, kind: type[T]) -> T:
+        """This generation's `kind` table (FacetTable, ArticleMap, ...)."""
+        return self.generation.table(kind)
+
+
 class SearchIndex:
     """A searchable index root; cheap to keep for the life of a process."""
 
@@ -197,36 +238,71 @@ class SearchIndex:
         self.user_synonyms = UserSynonyms(synonyms_path or default_synonyms_path())
         self._lock = threading.Lock()
         self._local = threading.local()  # this thread's open searcher: Whoosh searchers are not thread-safe
-        self._opened: tuple[str, Index] | None = None
-        self._tables: dict[type, tuple[str, object]] = {}  # per-generation tables, by class
+        self._live: Generation | None = None
 
     def open(self) -> tuple[str, Index]:
         """The live generation's name and Whoosh index (IndexMissingError if none was built)."""
-        folder = self.store.current()
-        with self._lock:
-            if self._opened is None or self._opened[0] != folder.name:
-                self._opened = (folder.name, whoosh_index.open_dir(str(folder)))
-            return self._opened
+        generation = self.generation()
+        return generation.name, generation.index
+
+    def generation(self) -> Generation:
+        """The live generation, opened once per generation (IndexMissingError if none was built).
+
+        The one place that reads CURRENT for a search: everything a search uses comes from the
+        `Generation` it got here, so a swap in the middle of a search changes nothing for it."""
+        for attempt in range(_OPEN_ATTEMPTS):
+            folder = self.store.current()
+            with self._lock:
+                if self._live is not None and self._live.name == folder.name:
+                    return self._live
+                try:
+                    self._live = Generation(folder.name, whoosh_index.open_dir(str(folder)))
+                    return self._live
+                except (OSError, EmptyIndexError):
+                    # Two reindexes in a row can delete the folder CURRENT named a moment ago.
+                    if attempt + 1 == _OPEN_ATTEMPTS or self.store.current_name() == folder.name:
+                        raise
+        raise AssertionError("unreachable")
 
     @contextmanager
-    def searcher(self) -> Iterator[tuple[str, Searcher]]:
-        """The live generation's name and a searcher of it.
+    def view(self) -> Iterator[GenerationView]:
+        """The live generation and a searcher of it, for one search from start to end.
 
         Normally this thread's searcher, kept open between searches: opening one (every segment
         file opened and mapped) costs more than a typical search. A new generation gets a new
-        searcher and the old one is closed. `straightforward` opens one per search instead.
+        searcher and the old one is closed, which lets the old generation and its tables go.
+        `straightforward` opens one per search instead.
         """
-        generation, index = self.open()
         if self.straightforward:
-            with index.searcher(weighting=BM25F()) as searcher:
-                yield generation, searcher
+            generation, searcher = self._new_searcher()
+            with searcher:
+                yield GenerationView(generation, searcher)
             return
-        cached = getattr(self._local, "searcher", None)
-        if cached is None or cached[0] != generation:
+        cached: GenerationView | None = getattr(self._local, "view", None)
+        if cached is None or cached.generation is not self.generation():
+            self._local.view = None
             if cached is not None:
-                cached[1].close()
-            cached = self._local.searcher = (generation, index.searcher(weighting=BM25F()))
+                cached.searcher.close()
+            cached = self._local.view = GenerationView(*self._new_searcher())
         yield cached
+
+    def _new_searcher(self) -> tuple[Generation, Searcher]:
+        """The live generation and a new searcher of it (its segment files opened)."""
+        for attempt in range(_OPEN_ATTEMPTS):
+            generation = self.generation()
+            try:
+                return generation, generation.index.searcher(weighting=BM25F())
+            except OSError:
+                # Reindexes since `generation()` may have deleted the folder.
+                if attempt + 1 == _OPEN_ATTEMPTS or self.store.current_name() == generation.name:
+                    raise
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def searcher(self) -> Iterator[tuple[str, Searcher]]:
+        """The live generation's name and a searcher of it (see `view`)."""
+        with self.view() as view:
+            yield view.name, view.searcher
 
     def parse(self, query: str) -> ParsedQuery:
         """The query as this index runs it (options and the user's synonyms applied)."""
@@ -250,24 +326,6 @@ class SearchIndex:
             query = ArrayScored(query)
         searcher.search_with_collector(query, collector)
         return collector.results()
-
-    def article_map(self) -> ArticleMap:
-        """The live generation's docnum → article table."""
-        return self._per_generation(ArticleMap)
-
-    def facet_table(self) -> FacetTable:
-        """The live generation's docnum → category, source and month table."""
-        return self._per_generation(FacetTable)
-
-    def _per_generation(self, table: type[T]) -> T:
-        """`table.build(reader)` of the live generation, built once per generation."""
-        generation, index = self.open()
-        with self._lock:
-            cached = self._tables.get(table)
-            if cached is None or cached[0] != generation:
-                with index.reader() as reader:
-                    cached = self._tables[table] = (generation, table.build(reader))
-            return cached[1]
 
     def search(
         self,
@@ -296,14 +354,15 @@ class SearchIndex:
         offset = max(0, offset)
         if sort not in _SORT_FACETS:
             raise QueryError(f"unknown sort order {sort!r}: use one of {', '.join(SORTS)}")
-        with self.searcher() as (generation, searcher):
+        with self.view() as view:
+            searcher = view.searcher
             parsed = parse_query(query, searcher.schema, self.options, self.user_synonyms)
-            articles = self.article_map() if group else None
+            articles = view.table(ArticleMap) if group else None
             wanted = None if group else offset + limit  # grouping ranks every matching section
             if not self.straightforward and sort == "relevance":
                 ranking = top_documents(searcher, parsed.query, wanted, _allowed(searcher, filters))
                 total, docnums, scores = ranking.total, ranking.docnums, ranking.scores.tolist()
-                facet_counts = self.facet_table().facets(ranking.matched) if facets else None
+                facet_counts = view.table(FacetTable).facets(ranking.matched) if facets else None
             else:
                 results = self._whoosh_search(searcher, parsed.query, wanted, filters, sort, facets)
                 total, scores = len(results), [score for score, _ in results.top_n]
@@ -333,7 +392,7 @@ class SearchIndex:
                 hits,
                 elapsed,
                 parsed.natural_language,
-                generation,
+                view.name,
                 facets=facet_counts,
                 groups=groups,
                 articles=article_count,
@@ -376,8 +435,7 @@ class FacetTable:
         codes: dict[str, np.ndarray] = {}
         for name in _FACET_FIELDS:
             names[name], codes[name] = _term_codes(reader, name)
-        stored = np.fromiter(reader.column_reader("date", translate=False), dtype=np.uint64, count=size)  # "Q"
-        values, codes["month"] = np.unique(stored, return_inverse=True)
+        values, codes["month"] = np.unique(_date_column(reader, size), return_inverse=True)
         names["month"] = [_month(reader.schema["date"], int(value)) for value in values]
         return cls(names, codes)
 
@@ -402,6 +460,20 @@ def _term_codes(reader, fieldname: str) -> tuple[list[str | None], np.ndarray]:
         names.append(term.decode("utf-8"))
         codes[np.fromiter(reader.postings(fieldname, term).all_ids(), dtype=np.int64)] = number
     return names, codes
+
+
+def _date_column(reader, size: int) -> np.ndarray:
+    """Every document's stored date column value, segment by segment: a segment without dates has
+    no column at all, and Whoosh's multi-segment column reader then skips its documents."""
+    missing = reader.schema["date"].column_type.default_value()
+    values = np.full(size, missing, dtype=np.uint64)  # "Q"
+    for leaf, offset in reader.leaf_readers():
+        if leaf.has_column("date"):
+            count = leaf.doc_count_all()
+            values[offset:offset + count] = np.fromiter(
+                leaf.column_reader("date", translate=False), dtype=np.uint64, count=count
+            )
+    return values
 
 
 def _month(field, stored: int) -> str | None:
@@ -444,6 +516,9 @@ class _MonthFacet(sorting.FieldFacet):
 
 
 class _MonthCategorizer(sorting.ColumnCategorizer):
+    def set_searcher(self, segment_searcher, docoffset):
+        self._creader = _segment_column(segment_searcher, self._fieldname, self._column_type)
+
     def key_to_name(self, key) -> str | None:
         return _month(self._fieldobj, key)
 
@@ -457,12 +532,21 @@ class _DateOrder(sorting.FieldFacet):
 
 class _DateOrderCategorizer(sorting.ColumnCategorizer):
     def set_searcher(self, segment_searcher, docoffset):
-        super().set_searcher(segment_searcher, docoffset)
+        self._creader = _segment_column(segment_searcher, self._fieldname, self._column_type)
         self._missing = self._column_type.default_value()
 
     def key_for(self, matcher, segment_docnum):
         value = self._creader[segment_docnum]
         return (value == self._missing, -value if self._reverse else value)
+
+
+def _segment_column(segment_searcher, fieldname: str, column_type):
+    """A segment's column values, unreversed (the categorizers reverse themselves), and "no value"
+    for every document of a segment without the column (Whoosh's stand-in is reversed with it)."""
+    reader = segment_searcher.reader()
+    if reader.has_column(fieldname):
+        return reader.column_reader(fieldname, translate=False)
+    return columns.EmptyColumnReader(column_type.default_value(), reader.doc_count_all())
 
 
 # Whoosh sort facets per sort order; relevance is Whoosh's own score order.
