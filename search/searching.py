@@ -189,13 +189,14 @@ class Generation:
         self._lock = threading.Lock()
         self._tables: dict[type, object] = {}
 
-    def table(self, kind: type[T]) -> T:
-        """`kind.build(reader)` over this generation, built on first use (once, whatever the threads)."""
+    def table(self, kind: type[T], reader) -> T:
+        """`kind.build(reader)`, `reader` one of this generation's, built on first use (once,
+        whatever the threads). The reader of a searcher already open: this generation's folder
+        may have been deleted since (two reindexes later), its open files still read."""
         with self._lock:
             built = self._tables.get(kind)
             if built is None:
-                with self.index.reader() as reader:
-                    built = self._tables[kind] = kind.build(reader)
+                built = self._tables[kind] = kind.build(reader)
             return built
 
 
@@ -212,7 +213,7 @@ class GenerationView:
 
     def table(self, kind: type[T]) -> T:
         """This generation's `kind` table (FacetTable, ArticleMap, ...)."""
-        return self.generation.table(kind)
+        return self.generation.table(kind, self.searcher.reader())
 
 
 class SearchIndex:
@@ -292,7 +293,7 @@ class SearchIndex:
             generation = self.generation()
             try:
                 return generation, generation.index.searcher(weighting=BM25F())
-            except OSError:
+            except (OSError, EmptyIndexError):
                 # Reindexes since `generation()` may have deleted the folder.
                 if attempt + 1 == _OPEN_ATTEMPTS or self.store.current_name() == generation.name:
                     raise

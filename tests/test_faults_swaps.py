@@ -107,30 +107,32 @@ def test_facet_counts_agree_with_whoosh_over_segments_without_columns(tmp_path, 
 
 # --- one generation per search ---------------------------------------------------------------
 
-def test_a_swap_in_the_middle_of_a_search_changes_nothing_for_it(tmp_path, undated, monkeypatch):
-    """A reindex publishes a generation with a different number of sections while a search is
-    between ranking and counting facets and grouping: the search still uses its own tables."""
+def test_swaps_in_the_middle_of_a_search_change_nothing_for_it(tmp_path, undated, monkeypatch):
+    """Two reindexes publish generations with other sections while a search is between ranking
+    and counting facets and grouping, and the second deletes the search's generation folder: the
+    search still builds its tables from, and finishes on, its own generation."""
     root = tmp_path / "index"
     reindex([NEWS, undated], root, workers=0)
-    index = SearchIndex(root)
-    before = index.search("日本", limit=20, facets=True, group=True)
+    before = SearchIndex(root).search("日本", limit=20, facets=True, group=True)
+    index = SearchIndex(root)  # nothing built yet: its tables are built mid-search
     ranked = searching.top_documents
     swapped: list[str] = []
 
     def rank_then_swap(*args, **kwargs):
         result = ranked(*args, **kwargs)
         if not swapped:
-            swapped.append(reindex([NEWS], root, workers=0).generation)  # fewer sections from now on
+            swapped.extend(reindex(corpora, root, workers=0).generation for corpora in ([NEWS], [undated]))
         return result
 
     monkeypatch.setattr(searching, "top_documents", rank_then_swap)
     during = index.search("日本", limit=20, facets=True, group=True)
-    assert swapped and swapped[0] != during.generation == before.generation
+    assert len(swapped) == 2 and during.generation == before.generation not in swapped
+    assert not (root / before.generation).exists()
     assert (during.total, during.facets, during.articles) == (before.total, before.facets, before.articles)
     assert [g.best.section_id for g in during.groups] == [g.best.section_id for g in before.groups]
     after = index.search("日本", limit=20, facets=True, group=True)
-    assert after.generation != before.generation and after.total < before.total
-    assert not {g.best.article_id for g in after.groups} & {"desk/undated-1", "undated-2"}
+    assert after.generation == swapped[-1] and after.total < before.total
+    assert {g.best.article_id for g in after.groups} <= {"desk/undated-1", "undated-2"}
 
 
 def test_old_generations_and_their_tables_are_released(tmp_path, undated):
