@@ -361,7 +361,7 @@ class SearchIndex:
             articles = view.table(ArticleMap) if group else None
             wanted = None if group else offset + limit  # grouping ranks every matching section
             if not self.straightforward and sort == "relevance":
-                ranking = top_documents(searcher, parsed.query, wanted, _allowed(searcher, filters))
+                ranking = top_documents(searcher, parsed.query, wanted, view.table(FacetTable).allowed(filters))
                 total, docnums, scores = ranking.total, ranking.docnums, ranking.scores.tolist()
                 facet_counts = view.table(FacetTable).facets(ranking.matched) if facets else None
             else:
@@ -400,12 +400,6 @@ class SearchIndex:
             )
 
 
-def _allowed(searcher: Searcher, filters: Filters | None) -> np.ndarray | None:
-    """The docnums a filter lets through, or None when nothing is restricted."""
-    restriction = filters.query() if filters else None
-    return None if restriction is None else np.sort(np.fromiter(restriction.docs(searcher), dtype=np.int64))
-
-
 def _keep_every_matcher(collector: collectors.Collector) -> None:
     """Keep every matcher to the end, so the total counts every match and the top N is right.
 
@@ -425,9 +419,11 @@ class FacetTable:
     """Each document's category, source and month as a code, so the facet counts of any set of
     matches are bincounts, not a walk over them with Whoosh's collector."""
 
-    def __init__(self, names: dict[str, list[str | None]], codes: dict[str, np.ndarray]):
+    def __init__(self, names: dict[str, list[str | None]], codes: dict[str, np.ndarray], dates: np.ndarray, field):
         self.names = names
         self.codes = codes  # docnum → index into names, -1 for none
+        self.dates = dates  # docnum → the date column's value (the column's "no value" for none)
+        self.date_field = field
 
     @classmethod
     def build(cls, reader) -> FacetTable:
@@ -436,9 +432,32 @@ class FacetTable:
         codes: dict[str, np.ndarray] = {}
         for name in _FACET_FIELDS:
             names[name], codes[name] = _term_codes(reader, name)
-        values, codes["month"] = np.unique(_date_column(reader, size), return_inverse=True)
+        dates = _date_column(reader, size)
+        values, codes["month"] = np.unique(dates, return_inverse=True)
         names["month"] = [_month(reader.schema["date"], int(value)) for value in values]
-        return cls(names, codes)
+        return cls(names, codes, dates, reader.schema["date"])
+
+    def allowed(self, filters: Filters | None) -> np.ndarray | None:
+        """The docnums `filters` let through, sorted (None when nothing is restricted): what
+        `Filters.query()` finds, from the columns here instead of a walk over a date range's terms
+        (seconds for a year of livedoor)."""
+        if not filters:
+            return None
+        keep = np.ones(len(self.dates), dtype=bool)
+        for name, value in (("category", filters.category), ("source", filters.source)):
+            if value:
+                names = self.names[name]
+                keep &= self.codes[name] == (names.index(value) if value in names else -2)
+        if filters.date_from or filters.date_to:
+            keep &= self.dates != self.date_field.column_type.default_value()
+            if filters.date_from:
+                keep &= self.dates >= self._date_value(datetime.combine(filters.date_from, datetime.min.time()))
+            if filters.date_to:
+                keep &= self.dates <= self._date_value(datetime.combine(filters.date_to, datetime.max.time()))
+        return np.flatnonzero(keep)
+
+    def _date_value(self, when: datetime) -> np.uint64:
+        return np.uint64(self.date_field.to_column_value(when))
 
     def facets(self, matched: np.ndarray) -> Facets:
         return _facets(*(self._counts(name, matched) for name in _FACETS))

@@ -26,7 +26,7 @@ import pytest
 
 import search.searching as searching
 from search.indexing import reindex
-from search.searching import ArticleMap, FacetTable, SearchIndex
+from search.searching import ArticleMap, FacetTable, Filters, SearchIndex
 from web import create_app
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -50,6 +50,16 @@ def write_undated(folder: Path) -> Path:
 @pytest.fixture
 def undated(tmp_path) -> Path:
     return write_undated(tmp_path / "undated")
+
+
+@pytest.fixture(scope="module")
+def mixed_index(tmp_path_factory) -> Path:
+    """Undated articles indexed, then the fixture corpus beside them: one segment has no dates."""
+    undated = write_undated(tmp_path_factory.mktemp("undated"))
+    root = tmp_path_factory.mktemp("mixed") / "index"
+    reindex([undated], root, workers=0)
+    reindex([NEWS, undated], root, workers=0)
+    return root
 
 
 def segments_without_dates(index: SearchIndex) -> int:
@@ -93,16 +103,27 @@ def test_a_segment_without_dates_or_categories_serves_every_page(tmp_path, undat
     assert "日本の半導体輸出、規制の行方" in {t["title"] for t in client.get("/api/suggest?q=日本の半導").get_json()["titles"]}
 
 
-def test_facet_counts_agree_with_whoosh_over_segments_without_columns(tmp_path, undated):
-    root = tmp_path / "index"
-    reindex([undated], root, workers=0)
-    reindex([NEWS, undated], root, workers=0)
-    fast, plain = SearchIndex(root), SearchIndex(root, straightforward=True)
+@pytest.mark.parametrize(("filters", "finds"), [
+    (Filters(), True), (Filters.parse(date_from="2012-01", date_to="2012-06"), True),
+    (Filters.parse(date_from="2012-03"), True), (Filters.parse(date_to="2011-12-31"), True),
+    (Filters.parse(category="sports"), True), (Filters.parse(source="編集部"), True),
+    (Filters.parse(category="tech", date_from="2012"), True),
+    (Filters.parse(category="desk", date_to="2030"), False),  # desk's one article has no date
+    (Filters.parse(category="なし"), False),
+])
+def test_facets_and_filters_agree_with_whoosh_over_segments_without_columns(mixed_index, filters, finds):
+    """Counts and filters come from the generation's tables (the date column read segment by
+    segment); Whoosh's collector and filter queries read the terms: the same sections either way."""
+    fast, plain = SearchIndex(mixed_index), SearchIndex(mixed_index, straightforward=True)
+    assert segments_without_dates(fast) == 1
+    totals = []
     for query in ["日本", "半導体", "日本代表 OR 輸出", "発表"]:
-        mine = fast.search(query, limit=50, facets=True)
-        whoosh = plain.search(query, limit=50, facets=True)
-        assert mine.total == whoosh.total > 0
-        assert mine.facets == whoosh.facets, query
+        mine = fast.search(query, limit=50, facets=True, filters=filters)
+        whoosh = plain.search(query, limit=50, facets=True, filters=filters)
+        assert (mine.total, mine.facets) == (whoosh.total, whoosh.facets), query
+        assert [hit.section_id for hit in mine.hits] == [hit.section_id for hit in whoosh.hits], query
+        totals.append(mine.total)
+    assert any(totals) == finds
 
 
 # --- one generation per search ---------------------------------------------------------------
