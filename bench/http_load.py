@@ -164,14 +164,15 @@ def current_generation(index: Path) -> str:
         return ""
 
 
-def browse_requests(base: str, queries: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Requests besides plain searches, for the run with swaps: every table a search or page
-    reads (date order, date and category filters, articles, titles for suggestions)."""
+def with_browsing(base: str, queries: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Each query's search followed by the other requests of a run with swaps, reading every table
+    a search or page uses: date order, date and category filters, an article, suggestions."""
     found = json.loads(_read(f"{base}/api/search?{urllib.parse.urlencode({'q': '日本', 'per_page': 50})}"))
     hits = found["hits"]
     categories = [facet["value"] for facet in found["facets"]["category"]] or [""]
     requests: list[tuple[str, str]] = []
-    for number, (_, query) in enumerate(queries):
+    for number, (kind, query) in enumerate(queries):
+        requests.append((kind, f"{base}/api/search?{urllib.parse.urlencode({'q': query})}"))
         sort = ("newest", "oldest")[number % 2]
         requests.append(("sorted", f"{base}/api/search?{urllib.parse.urlencode({'q': query, 'sort': sort})}"))
         filters = {"q": query, "from": "2011-01", "to": "2012-06", "category": categories[number % len(categories)]}
@@ -286,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reindex-loop", type=corpus_list, nargs=2, metavar=("CORPUS_A", "CORPUS_B"),
                         help="reindex the index in another process during the load, alternating these "
                              "corpora (each comma-separated paths)")
+    parser.add_argument("--server-log", type=Path, help="keep the server's output in this file")
     args = parser.parse_args(argv)
     if args.clients < 1 or args.seconds <= 0:
         parser.error("--clients and --seconds must be positive")
@@ -301,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         server = start_server(args.index, port, Path(scratch) / "server.log")
         try:
             if loop:
-                search_requests += browse_requests(base, queries)
+                search_requests = with_browsing(base, queries)
                 kinds += ["sorted", "filtered", "suggest", "article"]
                 reindexing = threading.Thread(target=loop.run_until, args=(time.monotonic() + args.seconds,))
                 reindexing.start()
@@ -312,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             stop_server(server)
         server_errors = exception_lines(Path(scratch) / "server.log")
+        if args.server_log:
+            shutil.copyfile(Path(scratch) / "server.log", args.server_log)
 
     print(f"{len(search_requests)} requests ({', '.join(kinds)}), {args.clients} clients, "
           f"{search.seconds:.0f} s search load + {baseline.seconds:.0f} s /healthz baseline\n")
