@@ -419,11 +419,11 @@ class FacetTable:
     """Each document's category, source and month as a code, so the facet counts of any set of
     matches are bincounts, not a walk over them with Whoosh's collector."""
 
-    def __init__(self, names: dict[str, list[str | None]], codes: dict[str, np.ndarray], dates: np.ndarray, field):
+    def __init__(self, names: dict[str, list[str | None]], codes: dict[str, np.ndarray], dates: np.ndarray, date_field):
         self.names = names
         self.codes = codes  # docnum → index into names, -1 for none
         self.dates = dates  # docnum → the date column's value (the column's "no value" for none)
-        self.date_field = field
+        self.date_field = date_field  # the schema's DATETIME field, for its column values
 
     @classmethod
     def build(cls, reader) -> FacetTable:
@@ -527,11 +527,11 @@ class ArticleMap:
             return cls(np.zeros(0, dtype=np.int64))
         # One number per article id over all segments (an article's sections share a segment,
         # but nothing depends on it).
-        _, numbers = np.unique(np.array([name for names, _ in segments for name in names] or [""]), return_inverse=True)
+        _, numbers = np.unique(np.array([name for names, _ in segments for name in names]), return_inverse=True)
         parts, first = [], 0
         for names, codes in segments:
-            mapped = numbers[first:first + len(names)]
-            parts.append(np.where(codes >= 0, mapped[np.maximum(codes, 0)] if len(names) else -1, -1))
+            mapped = np.append(numbers[first:first + len(names)], -1)  # a code of -1 (no article) stays -1
+            parts.append(mapped[codes])
             first += len(names)
         return cls(np.concatenate(parts))
 
