@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 import urllib.error
@@ -27,11 +28,11 @@ import pytest
 import search.searching as searching
 from search.indexing import reindex
 from search.searching import ArticleMap, FacetTable, Filters, SearchIndex
+from conftest import CORPUS, LIVEDOOR_TARBALL, require
 from web import create_app
 
 PROJECT = Path(__file__).resolve().parent.parent
 NEWS = PROJECT / "tests" / "fixtures" / "news"
-NEWS_ARTICLES = 8
 # Undated articles: one with a source and a category, one with neither (a top-level file).
 UNDATED = {
     "desk/undated-1.md": "# 日本の半導体輸出、規制の行方\n出典: 編集部\n\n日本の半導体メーカーは輸出規制の影響を受けている。\n",
@@ -101,6 +102,35 @@ def test_a_segment_without_dates_or_categories_serves_every_page(tmp_path, undat
     undated_only = client.get("/api/search?q=日本&from=2000&to=2030&per_page=50").get_json()
     assert not {hit["article_id"] for hit in undated_only["hits"]} & {"desk/undated-1", "undated-2"}
     assert "日本の半導体輸出、規制の行方" in {t["title"] for t in client.get("/api/suggest?q=日本の半導").get_json()["titles"]}
+
+
+@pytest.mark.livedoor
+def test_the_readme_flow_on_livedoor_articles_serves_every_page(tmp_path):
+    """`make run` indexes corpus/ (no date); then the README's reindex adds the livedoor tarball
+    beside it (here a tarball of its first articles, as the reader finds them in the real one)."""
+    tarball = tmp_path / "ldcc-part.tar.gz"
+    with tarfile.open(require(LIVEDOOR_TARBALL)) as source, tarfile.open(tarball, "w:gz") as part:
+        taken = 0
+        for member in source:
+            if member.isfile() and member.name.endswith(".txt") and "LICENSE" not in member.name:
+                part.addfile(member, source.extractfile(member))
+                taken += 1
+            if taken == 60:
+                break
+    root = tmp_path / "index"
+    reindex([CORPUS], root, workers=0)
+    reindex([tarball, CORPUS], root, workers=0)
+    index = SearchIndex(root)
+    assert segments_without_dates(index) == 1
+    client = create_app(root).test_client()
+    for url in ["/?q=日本", "/api/search?q=日本", "/api/search?q=トランプ&sort=newest", "/?q=日本&from=2010",
+                "/api/suggest?q=ト", "/articles/blockmedia-trump-nvidia-h200-china-export?q=トランプ"]:
+        response = client.get(url)
+        assert response.status_code == 200, (url, response.data[:300])
+    found = client.get("/api/search?q=日本&per_page=50").get_json()
+    assert found["total"] > 10 and found["facets"]["month"] and found["facets"]["category"]
+    newest = client.get("/api/search?q=トランプ OR 日本&sort=newest&per_page=50").get_json()["hits"]
+    assert newest[0]["date"] and newest[-1]["date"] is None  # the sample article has no date: last
 
 
 @pytest.mark.parametrize(("filters", "finds"), [
