@@ -1,18 +1,27 @@
 """`/api/search` latency through HTTP, under concurrent load, on the production server.
 
     python bench/http_load.py --index /tmp/perf-index [--clients 4] [--seconds 60] [--port 0]
+        [--reindex-loop CORPUS_A CORPUS_B]
 
 In-process timings miss what a user waits for: JSON encoding, the WSGI server's thread pool and
 requests queueing behind each other. So this starts `midashi serve`, has N client threads cycle
 through the mixed query set (`perf_queries.py`) for a fixed time, and prints throughput and
 p50/p95/p99 per query kind. `/healthz` under the same load is the baseline: it is what the server
 and HTTP alone cost, so search/healthz p95 shows what searching adds. Exit code 1 on any error.
+
+With `--reindex-loop A B` (each a comma-separated list of corpus paths), another process runs
+`midashi reindex` on the served index for the whole search load, alternating corpora A and B, so
+that generations are swapped under the clients' feet; the clients then also sort by date, filter
+by date and category, open articles and ask for suggestions, and the report says how many swaps
+happened. Every request must still succeed (issue 26: a request sees one generation throughout).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import re
 import shutil
 import socket
 import subprocess
@@ -44,7 +53,7 @@ class Results:
 
     latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    first_error: str = ""
+    first_errors: dict[str, str] = field(default_factory=dict)  # kind → its first error
     seconds: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -52,7 +61,7 @@ class Results:
         with self.lock:
             if error:
                 self.errors[kind] += 1
-                self.first_error = self.first_error or f"{kind}: {error}"
+                self.first_errors.setdefault(kind, error)
             else:
                 self.latencies[kind].append(milliseconds)
 
@@ -72,12 +81,18 @@ def get(url: str) -> None:
             raise RuntimeError(f"HTTP {response.status}")
 
 
-def start_server(index: Path, port: int, log: Path) -> subprocess.Popen:
-    """`midashi serve` in the background, returned once `/healthz` answers."""
+def midashi_command() -> str:
+    """The project's `midashi` command, beside this Python or on the PATH."""
     midashi = Path(sys.executable).with_name("midashi")
     command = str(midashi) if midashi.exists() else shutil.which("midashi")
     if command is None:
         sys.exit("http_load: no `midashi` command: activate the project's venv first")
+    return command
+
+
+def start_server(index: Path, port: int, log: Path) -> subprocess.Popen:
+    """`midashi serve` in the background, returned once `/healthz` answers."""
+    command = midashi_command()
     with log.open("wb") as output:
         server = subprocess.Popen(
             [command, "serve", "--index", str(index), "--host", HOST, "--port", str(port)],
@@ -104,6 +119,83 @@ def stop_server(server: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         server.kill()
         server.wait()
+
+
+@dataclass
+class ReindexLoop:
+    """`midashi reindex` of the served index in a loop, alternating two corpora: every run that
+    publishes a new generation is a swap the clients must not notice."""
+
+    index: Path
+    corpora: tuple[list[str], list[str]]
+    runs: int = 0
+    swaps: int = 0
+    failures: list[str] = field(default_factory=list)
+    generations: list[str] = field(default_factory=list)
+
+    def run_until(self, deadline: float) -> None:
+        """Reindex, A then B then A…, until `deadline` (the run under way is let finish)."""
+        command = midashi_command()
+        while time.monotonic() < deadline:
+            corpus = self.corpora[self.runs % 2]
+            before = current_generation(self.index)
+            arguments = [argument for path in corpus for argument in ("--corpus", path)]
+            done = subprocess.run([command, "reindex", *arguments, "--index", str(self.index)],
+                                  capture_output=True, text=True)
+            self.runs += 1
+            after = current_generation(self.index)
+            if done.returncode:
+                self.failures.append((done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1])
+            elif after != before:
+                self.swaps += 1
+                self.generations.append(after)
+
+    def summary(self) -> str:
+        span = f" ({self.generations[0]} … {self.generations[-1]})" if self.generations else ""
+        failed = f", {len(self.failures)} failed (first: {self.failures[0]})" if self.failures else ""
+        return f"reindex loop: {self.runs} reindexes, {self.swaps} generation swaps{span}{failed}"
+
+
+def current_generation(index: Path) -> str:
+    """The generation CURRENT names now ("" before the first)."""
+    try:
+        return (index / "CURRENT").read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return ""
+
+
+def with_browsing(base: str, queries: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Each query's search followed by the other requests of a run with swaps, reading every table
+    a search or page uses: date order, date and category filters, an article, suggestions."""
+    found = json.loads(_read(f"{base}/api/search?{urllib.parse.urlencode({'q': '日本', 'per_page': 50})}"))
+    hits = found["hits"]
+    categories = [facet["value"] for facet in found["facets"]["category"]] or [""]
+    requests: list[tuple[str, str]] = []
+    for number, (kind, query) in enumerate(queries):
+        requests.append((kind, f"{base}/api/search?{urllib.parse.urlencode({'q': query})}"))
+        sort = ("newest", "oldest")[number % 2]
+        requests.append(("sorted", f"{base}/api/search?{urllib.parse.urlencode({'q': query, 'sort': sort})}"))
+        filters = {"q": query, "from": "2011-01", "to": "2012-06", "category": categories[number % len(categories)]}
+        requests.append(("filtered", f"{base}/api/search?{urllib.parse.urlencode(filters)}"))
+        requests.append(("suggest", f"{base}/api/suggest?{urllib.parse.urlencode({'q': query[:2]})}"))
+        if hits:
+            article_id = urllib.parse.quote(hits[number % len(hits)]["article_id"])
+            requests.append(("article", f"{base}/api/articles/{article_id}?{urllib.parse.urlencode({'q': query})}"))
+    return requests
+
+
+def _read(url: str) -> bytes:
+    with OPENER.open(url, timeout=REQUEST_TIMEOUT) as response:
+        return response.read()
+
+
+def corpus_list(text: str) -> list[str]:
+    """argparse type: comma-separated corpus paths, each of which must exist."""
+    paths = [part for part in text.split(",") if part]
+    missing = [path for path in paths if not Path(path).exists()]
+    if not paths or missing:
+        raise argparse.ArgumentTypeError(f"no such corpus: {', '.join(missing) or repr(text)}")
+    return [str(Path(path).resolve()) for path in paths]
 
 
 def run_load(requests: Sequence[tuple[str, str]], clients: int, seconds: float) -> Results:
@@ -133,6 +225,16 @@ def run_load(requests: Sequence[tuple[str, str]], clients: int, seconds: float) 
         thread.join()
     results.seconds = time.perf_counter() - started
     return results
+
+
+def exception_lines(log: Path) -> dict[str, int]:
+    """The server log's exceptions (the last line of each traceback), counted."""
+    counts: dict[str, int] = defaultdict(int)
+    lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    for line, following in zip(lines, lines[1:] + [""]):
+        if re.match(r"[A-Za-z_.]+(Error|Exception)\b", line) and not following.startswith(" "):
+            counts[line[:200]] += 1
+    return dict(counts)
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -182,6 +284,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="livedoor news corpus tarball (titles for the query set)")
     parser.add_argument("--jaquad", type=existing_file, default=str(ROOT.parent / "shared/data/jaquad/queries.tsv"),
                         help="JaQuAD queries.tsv (questions for the query set)")
+    parser.add_argument("--reindex-loop", type=corpus_list, nargs=2, metavar=("CORPUS_A", "CORPUS_B"),
+                        help="reindex the index in another process during the load, alternating these "
+                             "corpora (each comma-separated paths)")
+    parser.add_argument("--server-log", type=Path, help="keep the server's output in this file")
     args = parser.parse_args(argv)
     if args.clients < 1 or args.seconds <= 0:
         parser.error("--clients and --seconds must be positive")
@@ -192,20 +298,39 @@ def main(argv: list[str] | None = None) -> int:
     base = f"http://{HOST}:{port}"
     search_requests = [(kind, f"{base}/api/search?{urllib.parse.urlencode({'q': q})}") for kind, q in queries]
 
+    loop = ReindexLoop(args.index, tuple(args.reindex_loop)) if args.reindex_loop else None
     with tempfile.TemporaryDirectory() as scratch:
         server = start_server(args.index, port, Path(scratch) / "server.log")
         try:
+            if loop:
+                search_requests = with_browsing(base, queries)
+                kinds += ["sorted", "filtered", "suggest", "article"]
+                reindexing = threading.Thread(target=loop.run_until, args=(time.monotonic() + args.seconds,))
+                reindexing.start()
             search = run_load(search_requests, args.clients, args.seconds)
+            if loop:
+                reindexing.join()
             baseline = run_load([("healthz", f"{base}/healthz")], args.clients, BASELINE_SECONDS)
         finally:
             stop_server(server)
+        server_errors = exception_lines(Path(scratch) / "server.log")
+        if args.server_log:
+            shutil.copyfile(Path(scratch) / "server.log", args.server_log)
 
-    print(f"{len(queries)} queries ({', '.join(kinds)}), {args.clients} clients, "
+    print(f"{len(search_requests)} requests ({', '.join(kinds)}), {args.clients} clients, "
           f"{search.seconds:.0f} s search load + {baseline.seconds:.0f} s /healthz baseline\n")
     print(report(search, baseline, kinds))
-    errors = sum(search.errors.values()) + sum(baseline.errors.values())
+    if loop:
+        print(loop.summary())
+    errors = sum(search.errors.values()) + sum(baseline.errors.values()) + (len(loop.failures) if loop else 0)
     if errors:
-        print(f"\n{errors} errors; first: {search.first_error or baseline.first_error}", file=sys.stderr)
+        print(f"\n{errors} errors; the first of each kind:", file=sys.stderr)
+        for kind, error in {**search.first_errors, **baseline.first_errors}.items():
+            print(f"  {kind}: {error}", file=sys.stderr)
+        for failure in loop.failures[:1] if loop else []:
+            print(f"  reindex: {failure}", file=sys.stderr)
+    for line, count in server_errors.items():
+        print(f"server log: {count} x {line}", file=sys.stderr)
     return 1 if errors else 0
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import itertools
 import re
-import threading
 from dataclasses import dataclass
 from datetime import datetime
+
+from whoosh.searching import Searcher
 
 from .analysis import terms
 from .articles import SECTION_SEPARATOR
@@ -97,8 +98,6 @@ class Browser:
 
     def __init__(self, index: SearchIndex):
         self.index = index
-        self._lock = threading.Lock()
-        self._titles: tuple[str, list[tuple[str, str, str]]] | None = None
 
     def _highlight(self, query: str) -> HighlightSpec:
         """What to mark for `query`; an empty or unusable query marks nothing."""
@@ -111,9 +110,9 @@ class Browser:
         """The article with `query`'s terms marked (an unusable query marks nothing); None if unknown."""
         if not valid_article_id(article_id):
             return None
-        _, index = self.index.open()
         spec = self._highlight(query)
-        with index.searcher() as searcher:
+        with self.index.view() as view:
+            searcher = view.searcher
             docnums = sorted(
                 searcher.document_numbers(article_id=article_id),
                 key=lambda docnum: searcher.stored_fields(docnum).get("section_number", 0),
@@ -158,34 +157,18 @@ class Browser:
         if not text:
             return Suggestions([], [])
         head, _, last = text.rpartition(" ")
-        _, index = self.index.open()
-        with index.reader() as reader:
+        with self.index.view() as view:
+            reader = view.searcher.reader()
             candidates = itertools.islice(reader.expand_prefix("body", last.lower()), PREFIX_SCAN)
             frequent = sorted(
                 ((reader.doc_frequency("body", term), term.decode("utf-8")) for term in candidates),
                 reverse=True,
             )
+            every_title = view.table(TitleList).titles
         queries = [f"{head} {term}".strip() for _, term in frequent[:limit]]
         needle = text.casefold()
-        titles = [
-            (article_id, title)
-            for folded, title, article_id in self._title_list()
-            if needle in folded
-        ][:limit]
+        titles = [(article_id, title) for folded, title, article_id in every_title if needle in folded][:limit]
         return Suggestions(queries, titles)
-
-    def _title_list(self) -> list[tuple[str, str, str]]:
-        """(casefolded title, title, article id) of every article, read once per generation."""
-        generation, index = self.index.open()
-        with self._lock:
-            if self._titles is None or self._titles[0] != generation:
-                with index.searcher() as searcher:
-                    titles = sorted(
-                        (fields.get("date") or datetime.min, fields.get("title", ""), fields["article_id"])
-                        for fields in searcher.documents(section_number=1)
-                    )
-                self._titles = (generation, [(t.casefold(), t, a) for _, t, a in reversed(titles)])
-            return self._titles[1]
 
     def alternatives(self, query: str, filters: Filters | None = None) -> list[Alternative]:
         """Queries that find something when `query` found nothing: the same without the filters,
@@ -213,9 +196,9 @@ class Browser:
         Whole words are corrected, not their Sudachi pieces (a typo splits 半導体 into odd bits),
         and only from three characters up: one edit away from a two-kanji word is any other word.
         """
-        _, index = self.index.open()
         respelled: list[str] = []
-        with index.searcher() as searcher:
+        with self.index.view() as view:
+            searcher = view.searcher
             corrector = searcher.corrector("body")
             reader = searcher.reader()
             for i, word in enumerate(words):
@@ -235,6 +218,21 @@ class Browser:
             return self.index.search(query, limit=1, marks=False, filters=filters).total
         except QueryError:
             return 0
+
+
+class TitleList:
+    """Every article's title, newest first, for suggestions: a table of one generation."""
+
+    def __init__(self, titles: list[tuple[str, str, str]]):
+        self.titles = titles  # (casefolded title, title, article id)
+
+    @classmethod
+    def build(cls, reader) -> TitleList:
+        titles = sorted(
+            (fields.get("date") or datetime.min, fields.get("title", ""), fields["article_id"])
+            for fields in Searcher(reader).documents(section_number=1)
+        )
+        return cls([(title.casefold(), title, article_id) for _, title, article_id in reversed(titles)])
 
 
 def _section(fields: dict, spec: HighlightSpec) -> ArticleSection:

@@ -21,10 +21,10 @@ from typing import TypeVar
 
 import numpy as np
 import zstandard
-from whoosh import collectors, sorting
+from whoosh import collectors, columns, sorting
 from whoosh import index as whoosh_index
 from whoosh import query as wq
-from whoosh.index import Index
+from whoosh.index import EmptyIndexError, Index
 from whoosh.searching import Results, Searcher
 from whoosh.scoring import BM25F
 
@@ -42,6 +42,8 @@ MAX_LIMIT = 1000
 SORTS = ("relevance", "newest", "oldest")
 _FACET_FIELDS = ("category", "source")
 _FACETS = (*_FACET_FIELDS, "month")
+# How often opening the live generation is tried when reindexes delete it meanwhile.
+_OPEN_ATTEMPTS = 3
 T = TypeVar("T")
 
 
@@ -184,6 +186,47 @@ class SearchResults:
     articles: int | None = None  # distinct matching articles, counted when grouping
 
 
+class Generation:
+    """One generation of the index, opened: its Whoosh index and the tables searches build from it
+    (facets, article map, titles), each built once, from this generation's segments only.
+
+    Nothing here reads CURRENT again, so a search that holds a `Generation` sees one index from
+    start to end; when no searcher holds it any more, it goes, its tables with it."""
+
+    def __init__(self, name: str, index: Index, checksums: dict[str, Checksum]):
+        self.name = name
+        self.index = index
+        self.checksums = checksums  # its files' sizes and digests, as its manifest recorded them
+        self._lock = threading.Lock()
+        self._tables: dict[type, object] = {}
+
+    def table(self, kind: type[T], reader) -> T:
+        """`kind.build(reader)`, `reader` one of this generation's, built on first use (once,
+        whatever the threads). The reader of a searcher already open: this generation's folder
+        may have been deleted since (two reindexes later), its open files still read."""
+        with self._lock:
+            built = self._tables.get(kind)
+            if built is None:
+                built = self._tables[kind] = kind.build(reader)
+            return built
+
+
+@dataclass(frozen=True)
+class GenerationView:
+    """What one search works with: a generation and a searcher of that same generation."""
+
+    generation: Generation
+    searcher: Searcher
+
+    @property
+    def name(self) -> str:
+        return self.generation.name
+
+    def table(self, kind: type[T]) -> T:
+        """This generation's `kind` table (FacetTable, ArticleMap, ...)."""
+        return self.generation.table(kind, self.searcher.reader())
+
+
 class SearchIndex:
     """A searchable index root; cheap to keep for the life of a process."""
 
@@ -210,62 +253,67 @@ class SearchIndex:
         self.user_synonyms = UserSynonyms(synonyms_path or default_synonyms_path())
         self._lock = threading.Lock()
         self._local = threading.local()  # this thread's open searcher: Whoosh searchers are not thread-safe
-        self._opened: tuple[str, Index] | None = None
-        self._checksums: dict[str, Checksum] = {}  # the opened generation's files: sizes, digests
-        self._tables: dict[type, tuple[str, object]] = {}  # per-generation tables, by class
+        self._live: Generation | None = None
 
     def open(self) -> tuple[str, Index]:
-        """The live generation's name and Whoosh index: IndexMissingError if none was built,
-        DamagedIndexError if its files are not those its reindex wrote.
+        """The live generation's name and Whoosh index (see `generation`)."""
+        generation = self.generation()
+        return generation.name, generation.index
 
+    def generation(self) -> Generation:
+        """The live generation: IndexMissingError if none was built, DamagedIndexError if its
+        files are not those its reindex wrote.
+
+        The one place that reads CURRENT for a search: everything a search uses comes from the
+        `Generation` it got here, so a swap in the middle of a search changes nothing for it.
         A generation is read through (every byte against its checksum) once in this process,
         before any search uses it: a server keeps searching the previous one meanwhile. After
         that each call compares the files' sizes only (a few stat calls), so a file cut short
         under a running server is refused before a search reads past its end."""
-        for attempt in range(_SWAP_RETRIES + 1):
+        for attempt in range(_OPEN_ATTEMPTS):
             folder = self.store.current()
+            with self._lock:
+                live = self._live
+            if live is not None and live.name == folder.name:
+                for problem in file_problems(folder, live.checksums, content=False):
+                    raise DamagedIndexError(self.store.root, problem)
+                return live
             try:
-                return self._open_verified(folder)
+                checksums = self.store.verify(folder)  # outside the lock: other threads search meanwhile
+                with _read_as_damage(self.store, folder):
+                    index = whoosh_index.open_dir(str(folder))
             except DamagedIndexError:
-                if attempt < _SWAP_RETRIES and self.store.current_name() != folder.name:
-                    continue  # a reindex published twice meanwhile and removed this generation
+                # Two reindexes in a row can delete the folder CURRENT named a moment ago.
+                if attempt + 1 < _OPEN_ATTEMPTS and self.store.current_name() != folder.name:
+                    continue
                 raise
+            with self._lock:
+                if self._live is None or self._live.name != folder.name:
+                    self._live = Generation(folder.name, index, checksums)
+                return self._live
         raise AssertionError("unreachable")
 
-    def _open_verified(self, folder: Path) -> tuple[str, Index]:
-        with self._lock:
-            opened, checksums = self._opened, self._checksums
-        if opened is not None and opened[0] == folder.name:
-            for problem in file_problems(folder, checksums, content=False):
-                raise DamagedIndexError(self.store.root, problem)
-            return opened
-        checksums = self.store.verify(folder)  # outside the lock: other threads search meanwhile
-        with _read_as_damage(self.store, folder):
-            index = whoosh_index.open_dir(str(folder))
-        with self._lock:
-            if self._opened is None or self._opened[0] != folder.name:
-                self._opened, self._checksums = (folder.name, index), checksums
-            return self._opened
-
     @contextmanager
-    def searcher(self) -> Iterator[tuple[str, Searcher]]:
-        """The live generation's name and a searcher of it.
+    def view(self) -> Iterator[GenerationView]:
+        """The live generation and a searcher of it, for one search from start to end.
 
         Normally this thread's searcher, kept open between searches: opening one (every segment
         file opened and mapped) costs more than a typical search. A new generation gets a new
-        searcher and the old one is closed. `straightforward` opens one per search instead.
+        searcher and the old one is closed, which lets the old generation and its tables go.
+        `straightforward` opens one per search instead.
         """
-        generation, index = self.open()
-        with _read_as_damage(self.store, self.store.root / generation):
-            if self.straightforward:
-                with index.searcher(weighting=BM25F()) as searcher:
-                    yield generation, searcher
-                return
-            cached = getattr(self._local, "searcher", None)
-            if cached is None or cached[0] != generation:
-                if cached is not None:
-                    cached[1].close()
-                cached = self._local.searcher = (generation, index.searcher(weighting=BM25F()))
+        if self.straightforward:
+            generation, searcher = self._new_searcher()
+            with _read_as_damage(self.store, self.store.root / generation.name), searcher:
+                yield GenerationView(generation, searcher)
+            return
+        cached: GenerationView | None = getattr(self._local, "view", None)
+        if cached is None or cached.generation is not self.generation():
+            self._local.view = None
+            if cached is not None:
+                cached.searcher.close()
+            cached = self._local.view = GenerationView(*self._new_searcher())
+        with _read_as_damage(self.store, self.store.root / cached.name):
             yield cached
 
     def damage_behind(self, error: BaseException) -> DamagedIndexError | None:
@@ -282,6 +330,24 @@ class SearchIndex:
         except IndexMissingError:
             return None
         return None
+
+    def _new_searcher(self) -> tuple[Generation, Searcher]:
+        """The live generation and a new searcher of it (its segment files opened)."""
+        for attempt in range(_OPEN_ATTEMPTS):
+            generation = self.generation()
+            try:
+                return generation, generation.index.searcher(weighting=BM25F())
+            except (OSError, EmptyIndexError):
+                # Reindexes since `generation()` may have deleted the folder.
+                if attempt + 1 == _OPEN_ATTEMPTS or self.store.current_name() == generation.name:
+                    raise
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def searcher(self) -> Iterator[tuple[str, Searcher]]:
+        """The live generation's name and a searcher of it (see `view`)."""
+        with self.view() as view:
+            yield view.name, view.searcher
 
     def parse(self, query: str) -> ParsedQuery:
         """The query as this index runs it (options and the user's synonyms applied)."""
@@ -305,24 +371,6 @@ class SearchIndex:
             query = ArrayScored(query, self.time_budget)
         searcher.search_with_collector(query, collector)
         return collector.results()
-
-    def article_map(self) -> ArticleMap:
-        """The live generation's docnum → article table."""
-        return self._per_generation(ArticleMap)
-
-    def facet_table(self) -> FacetTable:
-        """The live generation's docnum → category, source and month table."""
-        return self._per_generation(FacetTable)
-
-    def _per_generation(self, table: type[T]) -> T:
-        """`table.build(reader)` of the live generation, built once per generation."""
-        generation, index = self.open()
-        with self._lock:
-            cached = self._tables.get(table)
-            if cached is None or cached[0] != generation:
-                with index.reader() as reader:
-                    cached = self._tables[table] = (generation, table.build(reader))
-            return cached[1]
 
     def search(
         self,
@@ -354,16 +402,17 @@ class SearchIndex:
                 f"unknown sort order {sort!r}: use one of {', '.join(SORTS)}",
                 f"並べ替えの指定が正しくありません: {sort}（{'、'.join(SORTS)} のどれかです）。",
             )
-        with self.searcher() as (generation, searcher):
+        with self.view() as view:
+            searcher = view.searcher
             parsed = parse_query(query, searcher.schema, self.options, self.user_synonyms)
-            articles = self.article_map() if group else None
+            articles = view.table(ArticleMap) if group else None
             wanted = None if group else offset + limit  # grouping ranks every matching section
             if not self.straightforward and sort == "relevance":
                 ranking = top_documents(
-                    searcher, parsed.query, wanted, _allowed(searcher, filters), budget=self.time_budget
+                    searcher, parsed.query, wanted, view.table(FacetTable).allowed(filters), budget=self.time_budget
                 )
                 total, docnums, scores = ranking.total, ranking.docnums, ranking.scores.tolist()
-                facet_counts = self.facet_table().facets(ranking.matched) if facets else None
+                facet_counts = view.table(FacetTable).facets(ranking.matched) if facets else None
             else:
                 results = self._whoosh_search(searcher, parsed.query, wanted, filters, sort, facets)
                 total, scores = len(results), [score for score, _ in results.top_n]
@@ -393,7 +442,7 @@ class SearchIndex:
                 hits,
                 elapsed,
                 parsed.natural_language,
-                generation,
+                view.name,
                 facets=facet_counts,
                 groups=groups,
                 articles=article_count,
@@ -406,7 +455,6 @@ READ_ERRORS = (
     pickle.UnpicklingError, struct.error, zstandard.ZstdError, zlib.error, OSError, EOFError, ValueError,
     IndexError, KeyError, TypeError, AttributeError, MemoryError, OverflowError, whoosh_index.IndexError,
 )
-_SWAP_RETRIES = 2
 
 
 @contextmanager
@@ -428,12 +476,6 @@ def _read_as_damage(store: IndexStore, folder: Path) -> Iterator[None]:
         raise
 
 
-def _allowed(searcher: Searcher, filters: Filters | None) -> np.ndarray | None:
-    """The docnums a filter lets through, or None when nothing is restricted."""
-    restriction = filters.query() if filters else None
-    return None if restriction is None else np.sort(np.fromiter(restriction.docs(searcher), dtype=np.int64))
-
-
 def _keep_every_matcher(collector: collectors.Collector) -> None:
     """Keep every matcher to the end, so the total counts every match and the top N is right.
 
@@ -453,9 +495,11 @@ class FacetTable:
     """Each document's category, source and month as a code, so the facet counts of any set of
     matches are bincounts, not a walk over them with Whoosh's collector."""
 
-    def __init__(self, names: dict[str, list[str | None]], codes: dict[str, np.ndarray]):
+    def __init__(self, names: dict[str, list[str | None]], codes: dict[str, np.ndarray], dates: np.ndarray, date_field):
         self.names = names
         self.codes = codes  # docnum → index into names, -1 for none
+        self.dates = dates  # docnum → the date column's value (the column's "no value" for none)
+        self.date_field = date_field  # the schema's DATETIME field, for its column values
 
     @classmethod
     def build(cls, reader) -> FacetTable:
@@ -464,10 +508,32 @@ class FacetTable:
         codes: dict[str, np.ndarray] = {}
         for name in _FACET_FIELDS:
             names[name], codes[name] = _term_codes(reader, name)
-        stored = np.fromiter(reader.column_reader("date", translate=False), dtype=np.uint64, count=size)  # "Q"
-        values, codes["month"] = np.unique(stored, return_inverse=True)
+        dates = _date_column(reader, size)
+        values, codes["month"] = np.unique(dates, return_inverse=True)
         names["month"] = [_month(reader.schema["date"], int(value)) for value in values]
-        return cls(names, codes)
+        return cls(names, codes, dates, reader.schema["date"])
+
+    def allowed(self, filters: Filters | None) -> np.ndarray | None:
+        """The docnums `filters` let through, sorted (None when nothing is restricted): what
+        `Filters.query()` finds, from the columns here instead of a walk over a date range's terms
+        (seconds for a year of livedoor)."""
+        if not filters:
+            return None
+        keep = np.ones(len(self.dates), dtype=bool)
+        for name, value in (("category", filters.category), ("source", filters.source)):
+            if value:
+                names = self.names[name]
+                keep &= self.codes[name] == (names.index(value) if value in names else -2)
+        if filters.date_from or filters.date_to:
+            keep &= self.dates != self.date_field.column_type.default_value()
+            if filters.date_from:
+                keep &= self.dates >= self._date_value(datetime.combine(filters.date_from, datetime.min.time()))
+            if filters.date_to:
+                keep &= self.dates <= self._date_value(datetime.combine(filters.date_to, datetime.max.time()))
+        return np.flatnonzero(keep)
+
+    def _date_value(self, when: datetime) -> np.uint64:
+        return np.uint64(self.date_field.to_column_value(when))
 
     def facets(self, matched: np.ndarray) -> Facets:
         return _facets(*(self._counts(name, matched) for name in _FACETS))
@@ -492,6 +558,20 @@ def _term_codes(reader, fieldname: str) -> tuple[list[str | None], np.ndarray]:
     return names, codes
 
 
+def _date_column(reader, size: int) -> np.ndarray:
+    """Every document's stored date column value, segment by segment: a segment without dates has
+    no column at all, and Whoosh's multi-segment column reader then skips its documents."""
+    missing = reader.schema["date"].column_type.default_value()
+    values = np.full(size, missing, dtype=np.uint64)  # "Q"
+    for leaf, offset in reader.leaf_readers():
+        if leaf.has_column("date"):
+            count = leaf.doc_count_all()
+            values[offset:offset + count] = np.fromiter(
+                leaf.column_reader("date", translate=False), dtype=np.uint64, count=count
+            )
+    return values
+
+
 def _month(field, stored: int) -> str | None:
     """"YYYY-MM" of a DATETIME column value, None for the column's "no value" sentinel."""
     try:
@@ -509,7 +589,27 @@ class ArticleMap:
 
     @classmethod
     def build(cls, reader) -> ArticleMap:
-        return cls(_term_codes(reader, "article_id")[1])
+        """From each segment's article ids, kept between generations: an incremental reindex
+        keeps most segments (write-once, under random names), and reading the ids of livedoor's
+        7,367 articles takes a second or more, at every swap. A document an update deleted may
+        keep its old article: it never matches, so it is never grouped."""
+        leaves = list(reader.leaf_readers())
+        with _SEGMENT_ARTICLES_LOCK:
+            segments = [_segment_articles(leaf) for leaf, _ in leaves]
+            wanted = {leaf.segment().segment_id() for leaf, _ in leaves}
+            for stale in set(_SEGMENT_ARTICLES) - wanted:  # built tables keep what they need
+                del _SEGMENT_ARTICLES[stale]
+        if not segments:
+            return cls(np.zeros(0, dtype=np.int64))
+        # One number per article id over all segments (an article's sections share a segment,
+        # but nothing depends on it).
+        _, numbers = np.unique(np.array([name for names, _ in segments for name in names]), return_inverse=True)
+        parts, first = [], 0
+        for names, codes in segments:
+            mapped = np.append(numbers[first:first + len(names)], -1)  # a code of -1 (no article) stays -1
+            parts.append(mapped[codes])
+            first += len(names)
+        return cls(np.concatenate(parts))
 
     def group(self, ranked: np.ndarray, offset: int, limit: int) -> tuple[int, list[list[int]]]:
         """Ranked docnums → (how many articles, and for the articles at ranks offset..offset+limit
@@ -524,6 +624,18 @@ class ArticleMap:
         return len(found), list(sections.values())
 
 
+# Segment id → its article ids and each of its documents' index into them (see ArticleMap.build).
+_SEGMENT_ARTICLES: dict[str, tuple[list[str | None], np.ndarray]] = {}
+_SEGMENT_ARTICLES_LOCK = threading.Lock()
+
+
+def _segment_articles(leaf) -> tuple[list[str | None], np.ndarray]:
+    key = leaf.segment().segment_id()
+    if key not in _SEGMENT_ARTICLES:
+        _SEGMENT_ARTICLES[key] = _term_codes(leaf, "article_id")
+    return _SEGMENT_ARTICLES[key]
+
+
 class _MonthFacet(sorting.FieldFacet):
     """Counts per "YYYY-MM" of a DATETIME column (Whoosh's own facet fails on undated documents)."""
 
@@ -532,6 +644,9 @@ class _MonthFacet(sorting.FieldFacet):
 
 
 class _MonthCategorizer(sorting.ColumnCategorizer):
+    def set_searcher(self, segment_searcher, docoffset):
+        self._creader = _segment_column(segment_searcher, self._fieldname, self._column_type)
+
     def key_to_name(self, key) -> str | None:
         return _month(self._fieldobj, key)
 
@@ -545,12 +660,21 @@ class _DateOrder(sorting.FieldFacet):
 
 class _DateOrderCategorizer(sorting.ColumnCategorizer):
     def set_searcher(self, segment_searcher, docoffset):
-        super().set_searcher(segment_searcher, docoffset)
+        self._creader = _segment_column(segment_searcher, self._fieldname, self._column_type)
         self._missing = self._column_type.default_value()
 
     def key_for(self, matcher, segment_docnum):
         value = self._creader[segment_docnum]
         return (value == self._missing, -value if self._reverse else value)
+
+
+def _segment_column(segment_searcher, fieldname: str, column_type):
+    """A segment's column values, unreversed (the categorizers reverse themselves), and "no value"
+    for every document of a segment without the column (Whoosh's stand-in is reversed with it)."""
+    reader = segment_searcher.reader()
+    if reader.has_column(fieldname):
+        return reader.column_reader(fieldname, translate=False)
+    return columns.EmptyColumnReader(column_type.default_value(), reader.doc_count_all())
 
 
 # Whoosh sort facets per sort order; relevance is Whoosh's own score order.
