@@ -4,6 +4,12 @@
 
 Every query in the qrels counts: one the run has no answer for scores 0 (a search engine that
 skips hard questions must not look better for it).
+
+    python bench/trec_eval.py --articles QRELS RUN   # article-level qrels, a run of sections
+
+`--articles` scores a run of sections (`<article>#<n>`) against article-level qrels: each
+article counts once, at the rank of its best section (`articles_in_order`), so an article's
+second section neither pushes the next article down nor counts as a second hit.
 """
 
 from __future__ import annotations
@@ -33,6 +39,18 @@ def read_run(path: Path) -> dict[str, list[str]]:
     return {qid: [doc for _, doc in sorted(docs)] for qid, docs in ranked.items()}
 
 
+def article_of(section_id: str) -> str:
+    """The article a section id (`<article>#<n>`) belongs to; an id without `#` is its own."""
+    article, separator, _ = section_id.rpartition("#")
+    return article if separator else section_id
+
+
+def articles_in_order(sections: list[str]) -> list[str]:
+    """A ranked list of sections as a ranked list of articles: each article where its best
+    (first) section is, its later sections dropped."""
+    return list(dict.fromkeys(article_of(section) for section in sections))
+
+
 def evaluate(relevant: dict[str, set[str]], run: dict[str, list[str]], depth: int = 10) -> dict[str, float]:
     reciprocal_ranks, recall_at_1, recall_at_depth = [], [], []
     for qid, answers in relevant.items():
@@ -55,8 +73,12 @@ def main() -> None:
     parser.add_argument("qrels", type=Path)
     parser.add_argument("run", type=Path)
     parser.add_argument("--depth", type=int, default=10)
+    parser.add_argument("--articles", action="store_true", help="article-level qrels: rank each article at its best section")
     args = parser.parse_args()
-    scores = evaluate(read_qrels(args.qrels), read_run(args.run), args.depth)
+    run = read_run(args.run)
+    if args.articles:
+        run = {qid: articles_in_order(sections) for qid, sections in run.items()}
+    scores = evaluate(read_qrels(args.qrels), run, args.depth)
     print("  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in scores.items()))
 
 
