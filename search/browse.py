@@ -194,7 +194,8 @@ class Browser:
         """The query with one word the index does not have replaced by the nearest word it has.
 
         Whole words are corrected, not their Sudachi pieces (a typo splits 半導体 into odd bits),
-        and only from three characters up: one edit away from a two-kanji word is any other word.
+        and only from three characters up, to as many: one edit away from a two-kanji word is any
+        other word. A word with a digit is a model number, never corrected.
         A word counts as missing when one of its terms is not in the index, or when it finds
         nothing as typed (デズニーランド: ディズニー and ランド are, but never together).
         """
@@ -204,6 +205,8 @@ class Browser:
             for i, word in enumerate(words):
                 if len(word) < MIN_RESPELL_CHARS or not _PLAIN_WORD.fullmatch(word):
                     continue  # leave syntax (phrases, fields, negation) alone
+                if any(ch.isdigit() for ch in word):
+                    continue  # a model number is exact: H20 is no misspelling of 20 or H200
                 known = all(reader.doc_frequency("body", term.text) for term in terms(word))
                 if known and self._count(word, None):
                     continue
@@ -237,7 +240,7 @@ def nearest_terms(reader, word: str, limit: int) -> list[str]:
             for term in leaf.terms_within(field_name, word, most + 1):
                 if term not in distances:
                     distances[term] = edit_distance(word, term)
-    near = [term for term, distance in distances.items() if 0 < distance <= most]
+    near = [term for term, distance in distances.items() if 0 < distance <= most and len(term) >= MIN_RESPELL_CHARS]
     frequency = {term: sum(reader.doc_frequency(name, term) for name in RESPELL_FIELDS) for term in near}
     return sorted(near, key=lambda term: (distances[term], -frequency[term], term))[:limit]
 

@@ -46,7 +46,7 @@ PARTS_BOOST = 0.5
 SYNONYM_BOOST = 0.5
 USER_SYNONYM_BOOST = 0.9
 FALLBACK_BOOST = 0.3
-MODEL_BOOST = 0.5  # iphone4s for iphone
+MODEL_BOOST = 0.3  # iphone4s for iphone: below the word itself even where the model is rarer (idf)
 COMPOUND_SYNONYM_BOOST = 0.5  # 東京五輪 for 東京オリンピック
 # A compound's part is replaced by at most this many of its synonyms (the most frequent first).
 MAX_PART_VARIANTS = 4

@@ -65,6 +65,8 @@ MAX_MODEL_NAMES = 16
 MODEL_PREFIX_SCAN = 2000
 # Sections read to learn which words of a synonym group the index holds (東京五輪 for オリンピック).
 VARIANT_SAMPLE = 12
+# What a generation's lexicon answered is kept for the searches after it, up to this many answers.
+LEXICON_ANSWERS_KEPT = 10_000
 T = TypeVar("T")
 
 
@@ -646,6 +648,8 @@ class IndexLexicon:
         if known is None:
             known = find()
             with self.memory.lock:
+                if len(self.memory.answers) >= LEXICON_ANSWERS_KEPT:  # a server's queries never end
+                    self.memory.answers.clear()
                 self.memory.answers[key] = known
         return known
 
@@ -675,12 +679,22 @@ class IndexLexicon:
         group_term = f"g{group}"
         if not reader.doc_frequency("synonyms", group_term):
             return []
-        having = [d for d in reader.postings("synonyms", group_term).all_ids() if not reader.is_deleted(d)]
-        if besides and reader.doc_frequency("body", besides):
-            plain = set(reader.postings("body", besides).all_ids())
-            having = [d for d in having if d not in plain] + [d for d in having if d in plain]
+        plain = reader.postings("body", besides) if besides and reader.doc_frequency("body", besides) else None
+        without, having = [], []  # sections without `besides` first: they show the other words
+        for docnum in reader.postings("synonyms", group_term).all_ids():
+            if reader.is_deleted(docnum):
+                continue
+            if plain is not None and plain.is_active():
+                plain.skip_to(docnum)
+            if plain is not None and plain.is_active() and plain.id() == docnum:
+                having.append(docnum)
+            else:
+                without.append(docnum)
+                if len(without) == VARIANT_SAMPLE:
+                    break
+        having = (without + having)[:VARIANT_SAMPLE]
         counts: dict[str, int] = {}
-        for docnum in having[:VARIANT_SAMPLE]:
+        for docnum in having:
             fields = reader.stored_fields(docnum)
             for text in (fields.get("title", ""), fields.get("heading", ""), fields.get("body", "")):
                 for term in terms(text):

@@ -148,6 +148,8 @@ def test_a_misspelling_gets_the_index_s_own_word(news):
     assert spelled[0] == "iphone"  # one swap away, before iphone5 (two edits)
     spelled = [a.query for a in browser.alternatives("デズニーランド") if a.reason == "spelling"]
     assert spelled[0] == "ディズニーランド"
+    assert news.search("H20").total == 0
+    assert not [a for a in browser.alternatives("H20") if a.reason == "spelling"]  # not 20, not H200
 
 
 # --- model names ------------------------------------------------------------------------------
