@@ -191,23 +191,26 @@ class Browser:
         return found[:MAX_ALTERNATIVES]
 
     def _respellings(self, words: list[str]) -> list[str]:
-        """The query with one unknown word replaced by the nearest word the index has.
+        """The query with one word the index does not have replaced by the nearest word it has.
 
         Whole words are corrected, not their Sudachi pieces (a typo splits 半導体 into odd bits),
-        and only from three characters up: one edit away from a two-kanji word is any other word.
+        and only from three characters up, to as many: one edit away from a two-kanji word is any
+        other word. A word with a digit is a model number, never corrected.
+        A word counts as missing when one of its terms is not in the index, or when it finds
+        nothing as typed (デズニーランド: ディズニー and ランド are, but never together).
         """
         respelled: list[str] = []
         with self.index.view() as view:
-            searcher = view.searcher
-            corrector = searcher.corrector("body")
-            reader = searcher.reader()
+            reader = view.searcher.reader()
             for i, word in enumerate(words):
                 if len(word) < MIN_RESPELL_CHARS or not _PLAIN_WORD.fullmatch(word):
                     continue  # leave syntax (phrases, fields, negation) alone
-                if all(reader.doc_frequency("body", term.text) for term in terms(word)):
+                if any(ch.isdigit() for ch in word):
+                    continue  # a model number is exact: H20 is no misspelling of 20 or H200
+                known = all(reader.doc_frequency("body", term.text) for term in terms(word))
+                if known and self._count(word, None):
                     continue
-                distance = 1 if len(word) < 6 else 2
-                for fixed in corrector.suggest(word.lower(), limit=2, maxdist=distance):
+                for fixed in nearest_terms(reader, word.lower(), limit=2):
                     respelled.append(" ".join(words[:i] + [fixed] + words[i + 1:]))
         return respelled
 
@@ -215,9 +218,45 @@ class Browser:
         if not query.strip():
             return 0
         try:
-            return self.index.search(query, limit=1, marks=False, filters=filters).total
+            return self.index.search(query, limit=1, marks=False, filters=filters, relax=False).total
         except QueryError:
             return 0
+
+
+# The fields whose words a misspelling is corrected to: a headline's words are in the titles.
+RESPELL_FIELDS = ("body", "title")
+
+
+def nearest_terms(reader, word: str, limit: int) -> list[str]:
+    """The index's words nearest to `word` (Damerau-Levenshtein distance, at most 1 below six
+    characters and 2 from six up), the nearest first and, at the same distance, those in the most
+    sections first. Each segment's term list is walked with Whoosh's automaton, which skips the
+    terms that cannot be near, not read term by term; its distance counts a swap of two
+    characters as two edits, so it is asked for one more and the swaps are counted here."""
+    most = 1 if len(word) < 6 else 2
+    distances: dict[str, int] = {}
+    for leaf, _ in reader.leaf_readers():
+        for field_name in RESPELL_FIELDS:
+            for term in leaf.terms_within(field_name, word, most + 1):
+                if term not in distances:
+                    distances[term] = edit_distance(word, term)
+    near = [term for term, distance in distances.items() if 0 < distance <= most and len(term) >= MIN_RESPELL_CHARS]
+    frequency = {term: sum(reader.doc_frequency(name, term) for name in RESPELL_FIELDS) for term in near}
+    return sorted(near, key=lambda term: (distances[term], -frequency[term], term))[:limit]
+
+
+def edit_distance(one: str, two: str) -> int:
+    """Damerau-Levenshtein distance (optimal string alignment): iphnoe → iphone is 1."""
+    previous2: list[int] = []
+    previous = list(range(len(two) + 1))
+    for i, a in enumerate(one, start=1):
+        current = [i] + [0] * len(two)
+        for j, b in enumerate(two, start=1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a != b))
+            if i > 1 and j > 1 and a == two[j - 2] and one[i - 2] == b:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        previous2, previous = previous, current
+    return previous[-1]
 
 
 class TitleList:

@@ -23,7 +23,8 @@ from .readers import estimate_articles
 from .store import DamagedIndexError, IndexBusyError, IndexMissingError, IndexStore
 
 if TYPE_CHECKING:
-    from .searching import SearchIndex, SearchResults
+    from .browse import Alternative
+    from .searching import Relaxation, SearchIndex, SearchResults
     from .snippets import Snippet
 
 DEFAULT_INDEX = "index"
@@ -171,6 +172,7 @@ def search_command(
     index_root: Path,
 ) -> None:
     """Search the index: `midashi search "輸出規制"`, or a batch with --queries/--run."""
+    from .browse import Browser
     from .searching import DEFAULT_TIME_BUDGET, SearchIndex
 
     index = SearchIndex(index_root, time_budget=DEFAULT_TIME_BUDGET if time_budget is None else time_budget)
@@ -182,7 +184,11 @@ def search_command(
     if not query:
         raise UserError('give a query: midashi search "輸出規制"')
     results = _guarded(lambda: index.search(query, limit=limit or 10))
-    click.echo(json.dumps(results_json(results), ensure_ascii=False, indent=2) if as_json else format_results(results))
+    alternatives = _guarded(lambda: Browser(index).alternatives(query)) if results.few else []
+    if as_json:
+        click.echo(json.dumps(results_json(results, alternatives), ensure_ascii=False, indent=2))
+    else:
+        click.echo(format_results(results, alternatives))
 
 
 def _guarded(action):
@@ -194,13 +200,34 @@ def _guarded(action):
         raise UserError(str(error)) from None
 
 
-def results_json(results: SearchResults) -> dict:
+def results_json(results: SearchResults, alternatives: list[Alternative] = ()) -> dict:
     return {
         "query": results.query,
         "total": results.total,
         "elapsed_ms": round(results.elapsed_ms, 2),
         "hits": [hit.as_json() for hit in results.hits],
+        "relaxed": results.relaxed.as_json() if results.relaxed else None,
+        "alternatives": [{"query": a.query, "total": a.total, "reason": a.reason} for a in alternatives],
     }
+
+
+def relaxed_line(relaxed: Relaxation) -> str:
+    """One line on why sections with only some of the query's words are listed."""
+    words = " ".join(f"「{word}」" for word in relaxed.missing)
+    if relaxed.strict_total:
+        count = relaxed.strict_articles
+        head = f"Only {count:,} article{'s have' if count > 1 else ' has'} every word"
+    elif relaxed.absent:
+        head = f"No article has {words}"
+    elif relaxed.missing:
+        head = f"No article has {words} together with the other words"
+    else:
+        head = "No article has every word"
+    return f"{head}; {_sections(relaxed.partial)} with some of the words follow."
+
+
+def _sections(count: int) -> str:
+    return f"{count:,} section{'' if count == 1 else 's'}"
 
 
 def _emphasised(snippet: Snippet) -> str:
@@ -208,9 +235,14 @@ def _emphasised(snippet: Snippet) -> str:
     return snippet.render(lambda text: click.style(text, fg="yellow", bold=True))
 
 
-def format_results(results: SearchResults) -> str:
+def format_results(results: SearchResults, alternatives: list[Alternative] = ()) -> str:
     mode = ", ranked by best match" if results.natural_language else ""
     lines = [f"{results.total:,} sections for 「{results.query}」 ({results.elapsed_ms:.0f} ms{mode})"]
+    if results.relaxed and results.relaxed.partial:
+        lines.append(relaxed_line(results.relaxed))
+    spellings = [f"「{a.query}」 ({_sections(a.total)})" for a in alternatives if a.reason == "spelling"]
+    if spellings:
+        lines.append(f"Did you mean {' or '.join(spellings)}?")
     for hit in results.hits:
         lines.append("")
         lines.append(f"{hit.rank:>3}. {click.style(_emphasised(hit.title), bold=True)}")

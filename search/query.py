@@ -8,8 +8,16 @@
   its content words (question words dropped), a bonus where a compound's words stand together and
   where neighbouring words stand next to each other, particles aside (日本の首都 → 日本 首都), the
   whole scaled by how much of the question a section covers (`coverage.py`).
+- Quotes inside a pasted sentence or headline (text written right against them: 「“AKB48のセンター”が
+  …」) quote a remark, not a phrase the text must repeat: such a query is read without them. A
+  query of quotes and spaced words (`"国家安全保障" 半導体`) keeps its phrases.
 - Each word also matches, with less weight, its finer sub-units (mode A), its dictionary synonyms,
   the user's synonyms file and, for katakana, its bigrams, so an exact match always ranks first.
+  With the index's lexicon at hand (`Lexicon`), a compound also matches with one of its parts
+  replaced by a synonym the index holds (東京オリンピック → 東京五輪), and a word of Latin letters
+  only matches the model names it starts (iPhone → iPhone4S, iPhone5; H20 stays H20).
+- `relaxed_query` is the best-match reading of a query the strict reading found (almost) nothing
+  for: `searching.py` ranks its matches below the strict ones.
 """
 
 from __future__ import annotations
@@ -17,7 +25,8 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 from whoosh import query as wq
 from whoosh.fields import Schema
@@ -37,6 +46,12 @@ PARTS_BOOST = 0.5
 SYNONYM_BOOST = 0.5
 USER_SYNONYM_BOOST = 0.9
 FALLBACK_BOOST = 0.3
+MODEL_BOOST = 0.3  # iphone4s for iphone: below the word itself even where the model is rarer (idf)
+COMPOUND_SYNONYM_BOOST = 0.5  # 東京五輪 for 東京オリンピック
+# A compound's part is replaced by at most this many of its synonyms (the most frequent first).
+MAX_PART_VARIANTS = 4
+# A word of Latin letters this long or longer finds the model names it starts (not `a` → a4).
+MIN_MODEL_PREFIX = 2
 PROXIMITY_BOOST = 0.5
 NEIGHBOUR_BOOST = 0.3
 # What a question asks with carries no meaning to match (normalized forms, as the index has them);
@@ -49,6 +64,7 @@ _QUOTES = str.maketrans({"「": '"', "」": '"', "『": '"', "』": '"', "“": 
 # Control characters, and lone surrogates (a Python caller's undecodable bytes): not text.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 _QUOTED = re.compile(r'"[^"]*"')
+_LATIN_WORD = re.compile(r"[a-z]+")
 _WORD_START = r"(?<![^\s(])"  # +/- are operators only before a word: COVID-19 is one word
 _OPERATORS = re.compile(r'(^|\s)[-+]\S|\b(AND|OR|NOT)\b|\b[a-z]+:\S')
 # Parentheses group operators; without any they are a sentence's punctuation (（LuisVáezdeTorres）).
@@ -67,6 +83,8 @@ class QueryOptions:
     coverage: bool = True  # a question's score scaled by how much of it a section covers
     drop_question_words: bool = True
     always_best_match: bool = False  # the plain-BM25F baseline: every query an OR of its terms
+    models: bool = True  # a word of Latin letters finds the model names it starts (iphone → iphone5)
+    relax: bool = True  # a query of words the strict reading finds (almost) nothing for: best match too
 
 
 PLAIN_BM25F = QueryOptions(
@@ -78,6 +96,8 @@ PLAIN_BM25F = QueryOptions(
     coverage=False,
     drop_question_words=False,
     always_best_match=True,
+    models=False,
+    relax=False,
 )
 
 
@@ -151,11 +171,28 @@ class HighlightSpec:
         )
 
 
+class Lexicon(Protocol):
+    """What the index holds, for the matches a query's words alone cannot tell (`searching.py`
+    answers from the index being searched)."""
+
+    def model_names(self, word: str) -> list[str]:
+        """The index's terms that are `word` followed by a model number (iphone → iphone4s)."""
+        ...
+
+    def variants(self, group: int, besides: str = "") -> list[str]:
+        """The index's words in Sudachi synonym group `group` other than `besides`, the most
+        frequent first."""
+        ...
+
+
 @dataclass(frozen=True)
 class ParsedQuery:
     text: str  # the normalised query string
     query: wq.Query
     natural_language: bool
+    # A query of plain words and phrases (no operators, no fields, not one quoted phrase alone):
+    # when it finds too little, its best-match reading may follow (`relaxed_query`).
+    relaxable: bool = False
 
     @functools.cached_property
     def highlight(self) -> HighlightSpec:
@@ -177,7 +214,11 @@ def parse_query(
     schema: Schema,
     options: QueryOptions = QueryOptions(),
     user_synonyms: UserSynonyms | None = None,
+    lexicon: Lexicon | None = None,
 ) -> ParsedQuery:
+    """The query as the engine runs it: the strict reading (every word required) unless it is a
+    question or a sentence. `lexicon` adds the matches only the index can tell (model names,
+    synonyms of a compound's parts)."""
     if raw is None or not raw.strip():
         raise QueryError("the query is empty: type one or more words", "検索語を入力してください。")
     if len(raw) > MAX_QUERY_CHARS:
@@ -189,8 +230,11 @@ def parse_query(
     if not text:
         raise QueryError("the query has no searchable characters", "検索できる文字がありません。")
     _check_field_names(text, schema)
-    expander = _Expander(options, user_synonyms)
-    operators = bool(_OPERATORS.search(text))
+    expander = _Expander(options, user_synonyms, lexicon)
+    operators = bool(_OPERATORS.search(_QUOTED.sub('""', text)))  # "-話題-" inside quotes is text
+    if not operators and _quotes_in_running_text(text):
+        text = " ".join(text.replace('"', " ").split())
+    relaxable = not operators and not _QUOTED.fullmatch(text)
     if options.always_best_match or not operators:
         analysed = text.replace('"', " ")
         found = list(terms(analysed))
@@ -217,7 +261,7 @@ def parse_query(
         if sentence and '"' not in text:  # a few words joined by particles (存在しない語彙): all, anywhere
             forms = _forms_in(analysed, found)
             query = wq.And([expander.word((word,), forms[word]) for word in words])
-            return ParsedQuery(text, query, natural_language=False)
+            return ParsedQuery(text, query, natural_language=False, relaxable=relaxable)
     parser = MultifieldParser(list(TEXT_FIELDS), schema, group=AndGroup)
     parser.add_plugin(PlusMinusPlugin(plusexpr=_WORD_START + r"\+", minusexpr=_WORD_START + "-"))
     parser.remove_plugin_class(WildcardPlugin)  # ？ and ＊ are punctuation in Japanese text
@@ -231,7 +275,50 @@ def parse_query(
     query = query.normalize()
     if query is wq.NullQuery:
         raise _no_words()
-    return ParsedQuery(text, expander.expand(query), natural_language=False)
+    return ParsedQuery(text, expander.expand(query), natural_language=False, relaxable=relaxable)
+
+
+def relaxed_query(
+    parsed: ParsedQuery,
+    schema: Schema,
+    options: QueryOptions = QueryOptions(),
+    user_synonyms: UserSynonyms | None = None,
+    lexicon: Lexicon | None = None,
+) -> ParsedQuery | None:
+    """The best-match reading of a strict query (an OR of its words, ranked by how much of the
+    query a section covers, as a question is), or None if it has none (operators, one phrase)."""
+    if not parsed.relaxable or parsed.natural_language:
+        return None
+    return parse_query(parsed.text, schema, replace(options, always_best_match=True), user_synonyms, lexicon)
+
+
+def query_units(parsed: ParsedQuery) -> list[tuple[str, wq.Query]]:
+    """The parts of a strict query that each must match (its words and phrases), each with the
+    text it stands for: as typed when the query's spaced words map one to one onto them."""
+    query = parsed.query
+    units = list(query.children()) if isinstance(query, wq.And) else [query]
+    typed = parsed.text.replace('"', " ").split()
+    if len(typed) == len(units):
+        return list(zip(typed, units))
+    return [(_unit_text(unit), unit) for unit in units]
+
+
+def _unit_text(unit: wq.Query) -> str:
+    for leaf in _positive_leaves(unit):
+        if getattr(leaf, "fieldname", None) in TEXT_FIELDS:
+            return "".join(leaf.words) if isinstance(leaf, wq.Phrase) else str(leaf.text)
+    return ""
+
+
+def _quotes_in_running_text(text: str) -> bool:
+    """Whether a quoted part is written right against text outside it (“AKB48のセンター”が…): a
+    headline or sentence quoting a remark, not a phrase asked for."""
+    for quoted in _QUOTED.finditer(text):
+        before = text[quoted.start() - 1] if quoted.start() else " "
+        after = text[quoted.end()] if quoted.end() < len(text) else " "
+        if not (before.isspace() or before == '"') or not (after.isspace() or after == '"'):
+            return True
+    return False
 
 
 def _check_field_names(text: str, schema: Schema) -> None:
@@ -372,9 +459,10 @@ def _leaf(field_name: str, words: tuple[str, ...], boost: float = 1.0) -> wq.Que
 class _Expander:
     """Adds each word's looser matches (sub-units, synonyms, fallback bigrams) beside the word."""
 
-    def __init__(self, options: QueryOptions, user_synonyms: UserSynonyms | None):
+    def __init__(self, options: QueryOptions, user_synonyms: UserSynonyms | None, lexicon: Lexicon | None = None):
         self.options = options
         self.user_groups = user_synonyms.groups() if user_synonyms is not None else {}
+        self.lexicon = lexicon
 
     def word(self, words: tuple[str, ...], forms: WordForms | None = None) -> wq.Query:
         """The word in any text field, or any of its alternatives."""
@@ -432,6 +520,30 @@ class _Expander:
             found.append(_leaf("fallback", bigram_columns(joined).texts, FALLBACK_BOOST))
         for other in sorted(self.user_groups.get(words, frozenset()) - {words}):
             found += [_leaf(name, other, USER_SYNONYM_BOOST) for name in TEXT_FIELDS]
+        if self.lexicon is not None:
+            found += self._from_lexicon(words)
+        return found
+
+    def _from_lexicon(self, words: tuple[str, ...]) -> list[wq.Query]:
+        """The matches only the index can tell: the model names a Latin word starts, and a
+        compound with one part replaced by a synonym the index holds (a phrase still: 東京五輪 for
+        東京オリンピック, never 東京 and 五輪 apart)."""
+        found: list[wq.Query] = []
+        if (
+            self.options.models
+            and len(words) == 1
+            and len(words[0]) >= MIN_MODEL_PREFIX
+            and _LATIN_WORD.fullmatch(words[0])
+        ):
+            for model in self.lexicon.model_names(words[0]):
+                found += [_leaf(name, (model,), MODEL_BOOST) for name in TEXT_FIELDS]
+        if self.options.synonyms and len(words) > 1:
+            for number, part in enumerate(words):
+                groups = {group for term in terms(part) for group in term.synonym_groups}
+                variants = dict.fromkeys(v for group in sorted(groups) for v in self.lexicon.variants(group, part))
+                for variant in [v for v in variants if v != part][:MAX_PART_VARIANTS]:
+                    replaced = (*words[:number], variant, *words[number + 1:])
+                    found += [_leaf(name, replaced, COMPOUND_SYNONYM_BOOST) for name in TEXT_FIELDS]
         return found
 
 

@@ -83,11 +83,12 @@ def top_documents(
     query: wq.Query,
     limit: int | None,
     allowed: np.ndarray | None = None,
-    budget: float | None = None,
+    budget: float | Deadline | None = None,
 ) -> Ranking:
     """The best `limit` documents (all if None) and how many match; `allowed` are the (sorted)
-    docnums a filter lets through: only those are scored. QueryTooExpensive after `budget` s."""
-    evaluation = _Evaluation(searcher, Deadline(budget))
+    docnums a filter lets through: only those are scored. QueryTooExpensive after `budget` s
+    (a `Deadline`: one several rankings of a search share)."""
+    evaluation = _Evaluation(searcher, budget if isinstance(budget, Deadline) else Deadline(budget))
     within = None if allowed is None else _Within(allowed, evaluation.size)
     matched, scores = evaluation.evaluate(query, within).as_sparse()
     best = np.arange(len(matched))

@@ -7,12 +7,15 @@ every single search runs against one consistent generation.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import pickle
+import re
 import struct
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -28,8 +31,17 @@ from whoosh.index import EmptyIndexError, Index
 from whoosh.searching import Results, Searcher
 from whoosh.scoring import BM25F
 
-from .query import HighlightSpec, ParsedQuery, QueryError, QueryOptions, parse_query
-from .scoring import ArrayScored, top_documents
+from .analysis import terms
+from .query import (
+    HighlightSpec,
+    ParsedQuery,
+    QueryError,
+    QueryOptions,
+    parse_query,
+    query_units,
+    relaxed_query,
+)
+from .scoring import ArrayScored, Deadline, Ranking, top_documents
 from .snippets import Snippet, make_snippet, mark_whole
 from .store import Checksum, DamagedIndexError, IndexMissingError, IndexStore, file_problems
 from .synonyms import UserSynonyms, default_synonyms_path
@@ -44,6 +56,17 @@ _FACET_FIELDS = ("category", "source")
 _FACETS = (*_FACET_FIELDS, "month")
 # How often opening the live generation is tried when reindexes delete it meanwhile.
 _OPEN_ATTEMPTS = 3
+# A query of words whose strict reading (every word) finds fewer articles than this is followed by
+# its best-match reading: the sections that match only some of its words, ranked below.
+RELAX_BELOW_ARTICLES = 3
+# Model names a Latin word finds (iphone → iphone4s, iphone5), the most frequent first; and how
+# many of the terms it starts are looked at to find them (a two-letter prefix starts thousands).
+MAX_MODEL_NAMES = 16
+MODEL_PREFIX_SCAN = 2000
+# Sections read to learn which words of a synonym group the index holds (東京五輪 for オリンピック).
+VARIANT_SAMPLE = 12
+# What a generation's lexicon answered is kept for the searches after it, up to this many answers.
+LEXICON_ANSWERS_KEPT = 10_000
 T = TypeVar("T")
 
 
@@ -174,6 +197,30 @@ class ArticleGroup:
 
 
 @dataclass(frozen=True)
+class Relaxation:
+    """A query of words found fewer than RELAX_BELOW_ARTICLES articles with every word: the
+    sections that match only some of them (`partial`, if any) follow those that have them all."""
+
+    strict_total: int  # sections with every word (ranked first)
+    strict_articles: int  # their articles
+    partial: int  # sections with only some of the words, listed after them
+    # When no section has every word: the query's words (as typed) that no section has, if any
+    # (`absent`), else those that no section has together with all the others (each of the
+    # others together finds something).
+    missing: list[str]
+    absent: bool
+
+    def as_json(self) -> dict:
+        return {
+            "missing": self.missing,
+            "absent": self.absent,
+            "strict_total": self.strict_total,
+            "strict_articles": self.strict_articles,
+            "partial": self.partial,
+        }
+
+
+@dataclass(frozen=True)
 class SearchResults:
     query: str
     total: int
@@ -184,6 +231,12 @@ class SearchResults:
     facets: Facets | None = None
     groups: list[ArticleGroup] = field(default_factory=list)
     articles: int | None = None  # distinct matching articles, counted when grouping
+    relaxed: Relaxation | None = None  # every word together found too few articles (see Relaxation)
+
+    @property
+    def few(self) -> bool:
+        """Nothing found, or too little with every word: when other spellings are worth offering."""
+        return not self.total or self.relaxed is not None
 
 
 class Generation:
@@ -350,8 +403,13 @@ class SearchIndex:
             yield view.name, view.searcher
 
     def parse(self, query: str) -> ParsedQuery:
-        """The query as this index runs it (options and the user's synonyms applied)."""
-        return parse_query(query, self.open()[1].schema, self.options, self.user_synonyms)
+        """The query as this index runs it (options, the user's synonyms and the index's lexicon)."""
+        with self.view() as view:
+            return parse_query(query, view.searcher.schema, self.options, self.user_synonyms, self._lexicon(view))
+
+    @staticmethod
+    def _lexicon(view: GenerationView) -> IndexLexicon:
+        return IndexLexicon(view.searcher, view.table(LexiconMemory))
 
     def _whoosh_search(
         self, searcher: Searcher, query: wq.Query, limit: int | None, filters: Filters | None, sort: str, facets: bool
@@ -384,8 +442,13 @@ class SearchIndex:
         facets: bool = False,
         group: bool = False,
         marks: bool = True,
+        relax: bool = True,
     ) -> SearchResults:
         """Rank sections for `query`; `offset` skips that many hits (for pages).
+
+        A query of words that finds fewer than RELAX_BELOW_ARTICLES articles with every word is
+        followed by the sections that match some of them, best match first (`relaxed` says so;
+        relevance order only, and not with `relax` False).
 
         Without `marks`, titles and headings come back with nothing marked and no snippets (for
         callers that read only ids and scores).
@@ -404,15 +467,37 @@ class SearchIndex:
             )
         with self.view() as view:
             searcher = view.searcher
-            parsed = parse_query(query, searcher.schema, self.options, self.user_synonyms)
+            lexicon = self._lexicon(view)
+            parsed = parse_query(query, searcher.schema, self.options, self.user_synonyms, lexicon)
             articles = view.table(ArticleMap) if group else None
             wanted = None if group else offset + limit  # grouping ranks every matching section
-            if not self.straightforward and sort == "relevance":
-                ranking = top_documents(
-                    searcher, parsed.query, wanted, view.table(FacetTable).allowed(filters), budget=self.time_budget
-                )
+            relaxation = None
+            if sort == "relevance":
+                allowed = view.table(FacetTable).allowed(filters)
+                strict_results = None
+                if self.straightforward:  # Whoosh's collector, its facets and the matches it counted
+
+                    def rank(query: wq.Query, limit: int | None) -> Ranking:
+                        return self._whoosh_ranking(searcher, query, limit, filters, allowed)
+
+                    strict_results = self._whoosh_search(searcher, parsed.query, wanted, filters, sort, facets)
+                    ranking = _whoosh_ranking(searcher, strict_results, allowed)
+                else:
+                    deadline = Deadline(self.time_budget)  # one for all the rankings of this search
+
+                    def rank(query: wq.Query, limit: int | None) -> Ranking:
+                        return top_documents(searcher, query, limit, allowed, budget=deadline)
+
+                    ranking = rank(parsed.query, wanted)
+                if relax and self.options.relax and _too_few_articles(searcher, ranking.matched):
+                    ranking, relaxation = self._relaxed(searcher, parsed, lexicon, ranking, wanted, rank)
                 total, docnums, scores = ranking.total, ranking.docnums, ranking.scores.tolist()
-                facet_counts = view.table(FacetTable).facets(ranking.matched) if facets else None
+                if not facets:
+                    facet_counts = None
+                elif strict_results is not None and not (relaxation and relaxation.partial):
+                    facet_counts = _facets(*(strict_results.groups(name) for name in _FACETS))
+                else:
+                    facet_counts = view.table(FacetTable).facets(ranking.matched)
             else:
                 results = self._whoosh_search(searcher, parsed.query, wanted, filters, sort, facets)
                 total, scores = len(results), [score for score, _ in results.top_n]
@@ -446,7 +531,176 @@ class SearchIndex:
                 facets=facet_counts,
                 groups=groups,
                 articles=article_count,
+                relaxed=relaxation,
             )
+
+    def _whoosh_ranking(
+        self, searcher: Searcher, query: wq.Query, limit: int | None, filters: Filters | None, allowed: np.ndarray | None
+    ) -> Ranking:
+        """What `top_documents` finds, through Whoosh's collector (the straightforward path)."""
+        return _whoosh_ranking(searcher, self._whoosh_search(searcher, query, limit, filters, "relevance", False), allowed)
+
+    def _relaxed(
+        self,
+        searcher: Searcher,
+        parsed: ParsedQuery,
+        lexicon: IndexLexicon,
+        strict: Ranking,
+        wanted: int | None,
+        rank: Callable[[wq.Query, int | None], Ranking],
+    ) -> tuple[Ranking, Relaxation | None]:
+        """The strict ranking followed by the best-match reading's other sections, scored below
+        the least of the strict ones (its order kept), and what to tell the user; the strict
+        ranking alone when the query has no best-match reading. `rank` ranks a query."""
+        loose = relaxed_query(parsed, searcher.schema, self.options, self.user_synonyms, lexicon)
+        if loose is None:
+            return strict, None
+        more = rank(loose.query, None if wanted is None else wanted + strict.total)
+        extra = ~np.isin(more.docnums, strict.matched)
+        docnums, scores = more.docnums[extra], more.scores[extra]
+        added = np.setdiff1d(more.matched, strict.matched, assume_unique=True)
+        strict_articles = len({searcher.stored_fields(int(d))["article_id"] for d in strict.matched})
+        missing, absent = _missing_words(parsed, rank) if not strict.total else ([], False)
+        if not len(added):
+            return strict, Relaxation(strict.total, strict_articles, 0, missing, absent)
+        if len(strict.scores) and len(scores) and scores[0] >= strict.scores[-1]:
+            scores = scores * (strict.scores[-1] / scores[0] * RELAXED_BELOW)
+        ranking = Ranking(
+            strict.total + len(added),
+            np.concatenate([strict.docnums, docnums])[:wanted],
+            np.concatenate([strict.scores, scores])[:wanted],
+            np.union1d(strict.matched, added),
+        )
+        return ranking, Relaxation(strict.total, strict_articles, len(added), missing, absent)
+
+
+def _whoosh_ranking(searcher: Searcher, results: Results, allowed: np.ndarray | None) -> Ranking:
+    """Whoosh's results as a `Ranking`. Its collector recounts every match without the filter and
+    with deleted sections: those are taken out here."""
+    reader = searcher.reader()
+    matched = np.array(sorted(d for d in results.docs() if not reader.is_deleted(d)), dtype=np.int64)
+    if allowed is not None:
+        matched = np.intersect1d(matched, allowed)
+    return Ranking(
+        len(results),
+        np.array([docnum for _, docnum in results.top_n], dtype=np.int64),
+        np.array([score for score, _ in results.top_n], dtype=np.float64),
+        matched,
+    )
+
+
+# A relaxed match's score is at most this share of the least strict match's (see `_relaxed`).
+RELAXED_BELOW = 0.99
+
+
+def _too_few_articles(searcher: Searcher, matched: np.ndarray) -> bool:
+    """Whether the sections in `matched` belong to fewer than RELAX_BELOW_ARTICLES articles: read
+    one section at a time until that many are seen (a handful, mostly), not the article map."""
+    if len(matched) < RELAX_BELOW_ARTICLES:
+        return True
+    seen: set[str] = set()
+    for docnum in matched.tolist():
+        seen.add(searcher.stored_fields(docnum)["article_id"])
+        if len(seen) >= RELAX_BELOW_ARTICLES:
+            return False
+    return True
+
+
+def _missing_words(parsed: ParsedQuery, rank: Callable[[wq.Query, int | None], Ranking]) -> tuple[list[str], bool]:
+    """The query's words (as typed) that no section has, and True; else those that no section has
+    together with all the other words (each of the others together finds something), and False."""
+    units = query_units(parsed)
+    found = [rank(unit, 1).matched for _, unit in units]
+    absent = [text for (text, _), matched in zip(units, found) if not len(matched)]
+    if absent:
+        return absent, True
+    apart = []
+    for number, (text, _) in enumerate(units):
+        others = [matched for other, matched in enumerate(found) if other != number]
+        if others and len(functools.reduce(np.intersect1d, others)):
+            apart.append(text)
+    return apart, False
+
+
+class LexiconMemory:
+    """What one generation's lexicon answered (model names, synonym group words), kept for the
+    searches after: a table of one generation."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.answers: dict[tuple, list[str]] = {}
+
+    @classmethod
+    def build(cls, reader) -> LexiconMemory:
+        return cls()
+
+
+class IndexLexicon:
+    """The `query.Lexicon` of the index being searched, through one searcher."""
+
+    def __init__(self, searcher: Searcher, memory: LexiconMemory):
+        self.searcher = searcher
+        self.memory = memory
+
+    def _remembered(self, key: tuple, find) -> list[str]:
+        with self.memory.lock:
+            known = self.memory.answers.get(key)
+        if known is None:
+            known = find()
+            with self.memory.lock:
+                if len(self.memory.answers) >= LEXICON_ANSWERS_KEPT:  # a server's queries never end
+                    self.memory.answers.clear()
+                self.memory.answers[key] = known
+        return known
+
+    def model_names(self, word: str) -> list[str]:
+        return self._remembered(("models", word), lambda: self._model_names(word))
+
+    def _model_names(self, word: str) -> list[str]:
+        reader = self.searcher.reader()
+        model = re.compile(re.escape(word) + r"\d[a-z0-9-]*")
+        names = [
+            name
+            for term in itertools.islice(reader.expand_prefix("body", word), MODEL_PREFIX_SCAN)
+            for name in (term.decode("utf-8") if isinstance(term, bytes) else term,)
+            if model.fullmatch(name)
+        ]
+        names.sort(key=lambda name: (-reader.doc_frequency("body", name), name))
+        return names[:MAX_MODEL_NAMES]
+
+    def variants(self, group: int, besides: str = "") -> list[str]:
+        return self._remembered(("variants", group, besides), lambda: self._variants(group, besides))
+
+    def _variants(self, group: int, besides: str) -> list[str]:
+        """The words of `group` other than `besides` (the word the query has already) in the
+        first VARIANT_SAMPLE sections that have one, those without `besides` read first, the
+        most frequent there first."""
+        reader = self.searcher.reader()
+        group_term = f"g{group}"
+        if not reader.doc_frequency("synonyms", group_term):
+            return []
+        plain = reader.postings("body", besides) if besides and reader.doc_frequency("body", besides) else None
+        without, having = [], []  # sections without `besides` first: they show the other words
+        for docnum in reader.postings("synonyms", group_term).all_ids():
+            if reader.is_deleted(docnum):
+                continue
+            if plain is not None and plain.is_active():
+                plain.skip_to(docnum)
+            if plain is not None and plain.is_active() and plain.id() == docnum:
+                having.append(docnum)
+            else:
+                without.append(docnum)
+                if len(without) == VARIANT_SAMPLE:
+                    break
+        having = (without + having)[:VARIANT_SAMPLE]
+        counts: dict[str, int] = {}
+        for docnum in having:
+            fields = reader.stored_fields(docnum)
+            for text in (fields.get("title", ""), fields.get("heading", ""), fields.get("body", "")):
+                for term in terms(text):
+                    if group in term.synonym_groups and term.text != besides:
+                        counts[term.text] = counts.get(term.text, 0) + 1
+        return sorted(counts, key=lambda word: (-counts[word], word))
 
 
 # What reading a damaged Whoosh file raises: a pickle, struct, Zstandard, zlib or numpy decoding error, a

@@ -99,9 +99,11 @@ def test_pagination(client):
 
 
 def test_zero_results_suggest_other_queries(client):
-    html = page(client, "/?q=半導体 存在しない語彙")
+    html = page(client, "/?q=半導体 存在しない語彙")  # by relevance: the articles with 半導体 follow
+    assert "を含む記事はありません — 一部の語に一致する記事" in html
+    html = page(client, "/?q=半導体 存在しない語彙&sort=newest")  # by date: every word, or nothing
     assert "一致する記事は見つかりませんでした" in html
-    assert 'href="/?q=%E5%8D%8A%E5%B0%8E%E4%BD%93"' in html and "語を1つ外す" in html
+    assert 'href="/?q=%E5%8D%8A%E5%B0%8E%E4%BD%93&amp;sort=newest"' in html and "語を1つ外す" in html
     html = page(client, "/?q=半導体&category=nothing")
     assert "絞り込みを解除" in html
 

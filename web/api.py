@@ -40,6 +40,11 @@ def search():
         elapsed_ms=round(results.elapsed_ms, 2),
         hits=[_group_json(group) for group in results.groups],
         facets=_facets_json(results.facets),
+        relaxed=results.relaxed.as_json() if results.relaxed else None,
+        alternatives=[
+            {"query": a.query, "total": a.total, "reason": a.reason}
+            for a in (browser().alternatives(wanted.q, wanted.filters) if results.few else [])
+        ],
     )
 
 

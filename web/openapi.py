@@ -70,6 +70,32 @@ SCHEMAS = {
         "elapsed_ms": {"type": "number", "minimum": 0},
         "hits": {"type": "array", "items": _ref("SearchHit"), "description": "One per article."},
         "facets": _object({"category": _FACET_LIST, "source": _FACET_LIST, "year": _FACET_LIST, "month": _FACET_LIST}),
+        "relaxed": {
+            "type": ["object", "null"],
+            "description": "Set when every word together found fewer than 3 articles: those come first,"
+            " then `partial` sections that match only some of the words. With no section holding every"
+            " word, `missing` names the words no section has (`absent` true) or none has together with"
+            " the others (`absent` false).",
+            "properties": {
+                "missing": {"type": "array", "items": _STRING},
+                "absent": {"type": "boolean"},
+                "strict_total": {"type": "integer", "minimum": 0},
+                "strict_articles": {"type": "integer", "minimum": 0},
+                "partial": {"type": "integer", "minimum": 0},
+            },
+            "required": ["missing", "absent", "strict_total", "strict_articles", "partial"],
+            "additionalProperties": False,
+        },
+        "alternatives": {
+            "type": "array",
+            "items": _ref("Alternative"),
+            "description": "With no or few results: other queries that find something (did you mean).",
+        },
+    }),
+    "Alternative": _object({
+        "query": _STRING,
+        "total": {"type": "integer", "minimum": 1, "description": "Sections it finds."},
+        "reason": {"enum": ["spelling", "drop-word", "no-filters"]},
     }),
     "ArticleSection": _object({
         "section_id": _STRING,

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, abort, render_template, request, url_for
 
 from search.query import QueryError, QueryTooExpensive
-from search.searching import SORTS
+from search.searching import SORTS, Relaxation
 
 from . import browser
 from .params import MAX_PAGE, search_request
@@ -48,6 +48,19 @@ def web_url(url: str) -> str | None:
     return url if urlsplit(url).scheme in ("http", "https") else None
 
 
+@blueprint.app_template_filter("relaxed_note")
+def relaxed_note(relaxed: Relaxation) -> str:
+    """What the page says above articles that match only some of the query's words."""
+    quoted = "".join(f"「{word}」" for word in relaxed.missing)
+    if relaxed.strict_total:
+        return f"すべての語を含む記事は {relaxed.strict_articles:,} 件です。続いて一部の語に一致する記事を表示しています。"
+    if relaxed.absent:
+        return f"{quoted}を含む記事はありません — 一部の語に一致する記事"
+    if relaxed.missing:
+        return f"{quoted}をほかの語と一緒に含む記事はありません — 一部の語に一致する記事"
+    return "すべての語を含む記事はありません — 一部の語に一致する記事"
+
+
 @blueprint.app_template_global()
 def url_with(**changes: str | int | None) -> str:
     """This search's URL with some parameters changed (None drops one); back to page 1 unless set."""
@@ -77,7 +90,7 @@ def search():
     except QueryError as error:  # the page is in Japanese, and so is what it says about the query
         return render_template("search.html", error=error.japanese, **context), query_error_status(error)
     pages = min(math.ceil((results.articles or 0) / wanted.per_page), MAX_PAGE)
-    alternatives = [] if results.total else browser().alternatives(q, wanted.filters)
+    alternatives = browser().alternatives(q, wanted.filters) if results.few else []
     return render_template(
         "search.html",
         results=results,
