@@ -221,14 +221,23 @@ def stats_command(index_root: Path) -> None:
 @index_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback unless told otherwise).")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-def serve_command(index_root: Path, host: str, port: int) -> None:
+@click.option(
+    "--memory-budget",
+    "memory_budget_mb",
+    default=512,
+    show_default=True,
+    type=click.IntRange(min=64),
+    metavar="MB",
+    help="Memory for the server in all; 30% of it for what searches keep for later, across its threads.",
+)
+def serve_command(index_root: Path, host: str, port: int, memory_budget_mb: int) -> None:
     """Serve the search page and JSON API on a production WSGI server."""
     from web.server import serve
 
     from .searching import SearchIndex
 
     _guarded(lambda: SearchIndex(index_root).open())
-    serve(str(index_root), host=host, port=port)
+    serve(str(index_root), host=host, port=port, memory_budget_mb=memory_budget_mb)
 
 
 def main() -> None:
