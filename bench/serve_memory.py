@@ -86,17 +86,18 @@ def fetch(url: str) -> tuple[int, bytes]:
         return error.code, b""
 
 
-def memory_mb(pid: int) -> tuple[float, float]:
-    """The process's RSS and PSS in MB (smaps_rollup), both 0 when it is gone."""
+def memory_mb(pid: int) -> tuple[float, float, float]:
+    """The process's RSS, PSS and anonymous (its own, not file-backed) memory in MB, from
+    smaps_rollup; all 0 when it is gone."""
     values = {}
     try:
         for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
             name, _, rest = line.partition(":")
-            if name in ("Rss", "Pss"):
+            if name in ("Rss", "Pss", "Anonymous"):
                 values[name] = int(rest.split()[0]) / 1024
     except OSError:
-        return 0.0, 0.0
-    return values.get("Rss", 0.0), values.get("Pss", 0.0)
+        return 0.0, 0.0, 0.0
+    return values.get("Rss", 0.0), values.get("Pss", 0.0), values.get("Anonymous", 0.0)
 
 
 def start_server(source: Path, index: Path, port: int, budget_mb: int | None, log: Path) -> subprocess.Popen:
@@ -167,8 +168,8 @@ def run(base: str, pid: int, queries: list[tuple[str, str]], total: int, clients
                     state["errors"] += 1
                     state["first_error"] = state["first_error"] or error
                 if state["done"] in checkpoints:
-                    rss, pss = memory_mb(pid)
-                    print(f"{state['done']:>6} requests  RSS {rss:7.1f} MB  PSS {pss:7.1f} MB  "
+                    rss, pss, anonymous = memory_mb(pid)
+                    print(f"{state['done']:>6} requests  RSS {rss:7.1f} MB  PSS {pss:7.1f} MB  anon {anonymous:7.1f} MB  "
                           f"({time.perf_counter() - started:.0f} s, {state['errors']} errors)", flush=True)
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
@@ -218,12 +219,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         server = start_server(ARGS.source, index, port, budget, Path(scratch) / "server.log")
         try:
-            rss, pss = memory_mb(server.pid)
+            rss, pss, anonymous = memory_mb(server.pid)
             print(f"serve of {ARGS.source} ({'--memory-budget ' + str(budget) if budget else 'no --memory-budget'}), "
                   f"{len(queries)} distinct queries, {ARGS.clients} clients")
-            print(f"{0:>6} requests  RSS {rss:7.1f} MB  PSS {pss:7.1f} MB")
+            print("".join(line for line in Path(scratch, "server.log").read_text().splitlines(True)
+                          if line.startswith("Memory budget")), end="")
+            print(f"{0:>6} requests  RSS {rss:7.1f} MB  PSS {pss:7.1f} MB  anon {anonymous:7.1f} MB")
             errors = run(f"http://{HOST}:{port}", server.pid, queries, ARGS.queries, ARGS.clients)
-            rss, _ = memory_mb(server.pid)
+            rss, _, _ = memory_mb(server.pid)
             if server.poll() is not None:
                 sys.exit(f"serve_memory: the server exited ({server.returncode}) during the load")
         finally:

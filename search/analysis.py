@@ -24,6 +24,7 @@ import unicodedata
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 from sudachipy import Dictionary, SplitMode
@@ -65,6 +66,17 @@ def analyzer_version() -> str:
     """
     versions = (f"{name} {importlib.metadata.version(name)}" for name in ("SudachiPy", "sudachidict-core"))
     return ", ".join(versions)
+
+
+def dictionary_bytes() -> int:
+    """The size of Sudachi's system dictionary file (0 if it cannot be found): a process maps it,
+    and over many texts reads most of it into its memory."""
+    try:
+        import sudachidict_core
+
+        return (Path(sudachidict_core.__file__).parent / "resources" / "system.dic").stat().st_size
+    except (ImportError, OSError):
+        return 0
 
 
 def _sudachi_dictionary() -> Dictionary:
@@ -343,12 +355,37 @@ class _Analysis:
 # the mode A split's offsets, on its original characters): kept per process, as asking Sudachi
 # again for each of a word's thousands of occurrences costs more than its own tokenization.
 _ENTRIES_CACHED = 200_000
+# What an entry of either costs (key and value): 520 bytes measured over livedoor's sections.
+DICTIONARY_ENTRY_BYTES = 520
+_entries_limit = _ENTRIES_CACHED  # of both together: their share of the memory budget (`memory.py`)
 # Per word id: a dropped word's normalized form, or a kept one's (term, synonym groups, splits in
 # mode A?).
 _word_entries: dict[int, str | tuple[str, tuple[int, ...], bool]] = {}
 # Per (word id, surface) of a word that splits: its mode A pieces as (normalized form, first and
 # end character from the word's start, kept?).
 _unit_pieces: dict[tuple[int, str], tuple[tuple[str, int, int, bool], ...]] = {}
+
+
+def set_entry_bytes(budget_bytes: int) -> None:
+    """The dictionary entries' share of the memory budget (up to `_ENTRIES_CACHED` of each)."""
+    global _entries_limit
+    _entries_limit = min(2 * _ENTRIES_CACHED, budget_bytes // DICTIONARY_ENTRY_BYTES)
+    _make_entry_room()
+
+
+def entry_bytes() -> int:
+    return (len(_word_entries) + len(_unit_pieces)) * DICTIONARY_ENTRY_BYTES
+
+
+def _make_entry_room() -> None:
+    """Forget every entry when either table, or both together, are full: a forgotten entry costs
+    one more question to Sudachi, less than ordering every use would."""
+    if len(_word_entries) + len(_unit_pieces) >= _entries_limit or max(len(_word_entries), len(_unit_pieces)) >= _ENTRIES_CACHED:
+        _word_entries.clear()
+        _unit_pieces.clear()
+
+
+memory.register("dictionary entries", set_entry_bytes, entry_bytes)
 
 
 def _word_entry(morpheme, is_content) -> str | tuple[str, tuple[int, ...], bool]:
@@ -363,8 +400,7 @@ def _word_entry(morpheme, is_content) -> str | tuple[str, tuple[int, ...], bool]
         splits = not unknown and bool(morpheme.split(SplitMode.A))
         entry = (normalized.lower(), tuple(groups) if groups else (), splits)
     if not unknown:
-        if len(_word_entries) >= _ENTRIES_CACHED:
-            _word_entries.clear()
+        _make_entry_room()
         _word_entries[morpheme.word_id()] = entry
     return entry
 
@@ -377,8 +413,7 @@ def _pieces(morpheme, key: tuple[int, str], is_content) -> tuple[tuple[str, int,
         for piece in morpheme.split(SplitMode.A)
         for form in (piece.normalized_form(),)
     )
-    if len(_unit_pieces) >= _ENTRIES_CACHED:
-        _unit_pieces.clear()
+    _make_entry_room()
     _unit_pieces[key] = pieces
     return pieces
 

@@ -228,7 +228,7 @@ def stats_command(index_root: Path) -> None:
     show_default=True,
     type=click.IntRange(min=64),
     metavar="MB",
-    help="Memory for the server in all; 30% of it for what searches keep for later, across its threads.",
+    help="Memory for the server in all: what the dictionary, the index and the threads leave goes to caches.",
 )
 def serve_command(index_root: Path, host: str, port: int, memory_budget_mb: int) -> None:
     """Serve the search page and JSON API on a production WSGI server."""

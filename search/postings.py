@@ -595,7 +595,7 @@ class DecodedLists:
         self._lock = threading.Lock()
 
     def resize(self, budget_bytes: int) -> None:
-        """A new budget (`memory.set_memory_budget`): the least recently used go until it holds."""
+        """A new budget (`memory.set_cache_budget`): the least recently used go until it holds."""
         with self._lock:
             self.budget_bytes = budget_bytes
             self._drop_over_budget()

@@ -118,10 +118,10 @@ def news_index(tmp_path_factory) -> Path:
 @pytest.fixture
 def small_budget():
     """A budget so small that the fixture corpus's searches overflow every cache."""
-    before = memory.memory_budget()
-    memory.set_memory_budget(256 << 10)  # 128 KB for the caches
-    yield memory.caches_limit()
-    memory.set_memory_budget(before)
+    before = memory.cache_budget()
+    memory.set_cache_budget(96 << 10)
+    yield memory.cache_budget()
+    memory.set_cache_budget(before)
 
 
 def _many_queries() -> list[str]:
@@ -201,14 +201,27 @@ def test_shared_caches_serve_every_thread(news_index):
 
 
 def test_a_smaller_budget_drops_what_is_over_it(news_index):
-    before = memory.memory_budget()
+    before = memory.cache_budget()
     try:
         index = SearchIndex(news_index)
         for query in ("試合", "選手", "経済", "技術", "発表"):
             index.search(query, 10)
         assert postings.DECODED_LISTS.used_bytes > 0 and len(scoring.IDFS) > 0
-        memory.set_memory_budget(0)
+        memory.set_cache_budget(0)
         assert all(size == 0 for name, size in memory.cache_bytes().items() if name != "analyses")
         assert index.search("試合", 10).total > 0  # nothing kept, the same answers
     finally:
-        memory.set_memory_budget(before)
+        memory.set_cache_budget(before)
+
+
+def test_serve_gives_the_caches_what_the_rest_leaves_of_its_budget(news_index):
+    from search.analysis import dictionary_bytes
+    from web.server import MIN_CACHE_SHARE, cache_budget
+
+    total = 2048 << 20
+    caches, others = cache_budget(total, news_index)
+    assert others["Sudachi's dictionary"] == dictionary_bytes() > 50 << 20  # it is there, and big
+    assert 0 < others["the index"] < 1 << 20  # eight short articles
+    assert caches + sum(others.values()) == total
+    small, _ = cache_budget(64 << 20, news_index)  # less than the dictionary alone
+    assert small == int((64 << 20) * MIN_CACHE_SHARE)
