@@ -21,14 +21,17 @@ import os
 import re
 import threading
 import unicodedata
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 from sudachipy import Dictionary, SplitMode
 from whoosh.analysis import Token, Tokenizer
 
 from .articles import cut_text
+from . import memory
 
 # Sudachi refuses input over 49,149 bytes; stay well below it, cutting at sentence ends.
 MAX_CHUNK_BYTES = 40_000
@@ -47,8 +50,9 @@ def _forget_parent_sudachi() -> None:
     """In a forked child: open Sudachi's dictionary again (its memory map is not fork-safe), and
     with it every tokenizer and analysis, on first use. Done once at the fork, not checked on
     every call: `os.getpid()` is a system call, and analysis asks for the cache on every field."""
-    global _dictionary, _dictionary_lock, _local
+    global _dictionary, _dictionary_lock, _local, _caches, _caches_lock
     _dictionary, _dictionary_lock, _local = None, threading.Lock(), threading.local()
+    _caches, _caches_lock = weakref.WeakValueDictionary(), threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_parent_sudachi)
@@ -62,6 +66,17 @@ def analyzer_version() -> str:
     """
     versions = (f"{name} {importlib.metadata.version(name)}" for name in ("SudachiPy", "sudachidict-core"))
     return ", ".join(versions)
+
+
+def dictionary_bytes() -> int:
+    """The size of Sudachi's system dictionary file (0 if it cannot be found): a process maps it,
+    and over many texts reads most of it into its memory."""
+    try:
+        import sudachidict_core
+
+        return (Path(sudachidict_core.__file__).parent / "resources" / "system.dic").stat().st_size
+    except (ImportError, OSError):
+        return 0
 
 
 def _sudachi_dictionary() -> Dictionary:
@@ -153,6 +168,32 @@ def terms(text: str, mode: str = "C") -> Iterator[Term]:
 # fields while it is indexed, and the titles and headings of a result list (a hundred hits show
 # two hundred of them, and the next query's hits show many of them again).
 ANALYSED_CHARS_CACHED = 200_000
+# What a kept analysis costs per character of its text: 463 bytes measured over livedoor's section
+# bodies (Sudachi's morphemes, kept for the mode A split, and the terms); a title's costs less.
+ANALYSIS_BYTES_PER_CHAR = 480
+# Every thread's cache together keeps at most this many characters (and each thread its latest
+# text): the analyses' share of the process's memory budget (`memory.py`), whatever the threads.
+_analysed_chars_limit = ANALYSED_CHARS_CACHED
+_caches: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # every live thread's cache, by number
+_cache_numbers = itertools.count()
+_caches_lock = threading.Lock()
+
+
+def set_analysed_bytes(budget_bytes: int) -> None:
+    """The analyses' share of the memory budget: what is over it goes at once."""
+    global _analysed_chars_limit
+    _analysed_chars_limit = budget_bytes // ANALYSIS_BYTES_PER_CHAR
+    _make_room(None)
+
+
+def analysed_bytes() -> int:
+    """What every thread's kept analyses cost together (estimated from their characters)."""
+    return sum(cache.chars for cache in _every_cache()) * ANALYSIS_BYTES_PER_CHAR
+
+
+def _every_cache() -> list[_AnalysisCache]:
+    with _caches_lock:
+        return list(_caches.values())
 
 
 def _analysis(text: str) -> _Analysis:
@@ -160,16 +201,32 @@ def _analysis(text: str) -> _Analysis:
     cache = getattr(_local, "analyses", None)
     if cache is None:
         cache = _local.analyses = _AnalysisCache()
-    analysis = cache.get(text)
-    if analysis is None:
-        analysis = cache[text] = _Analysis(text)
+        with _caches_lock:
+            _caches[next(_cache_numbers)] = cache
+    with cache.lock:
+        analysis = cache.get(text)
+        if analysis is not None:
+            cache.move_to_end(text)
+            return analysis
+    analysis = _Analysis(text)
+    with cache.lock:
+        cache[text] = analysis
         cache.chars += len(text)
-        while cache.chars > ANALYSED_CHARS_CACHED and len(cache) > 1:
-            dropped, _ = cache.popitem(last=False)
-            cache.chars -= len(dropped)
-    else:
-        cache.move_to_end(text)
+        cache.drop_oldest(cache.chars - ANALYSED_CHARS_CACHED, keep=1)
+    _make_room(cache)
     return analysis
+
+
+def _make_room(keeping: _AnalysisCache | None) -> None:
+    """Drop the oldest analyses while every thread's together are over their share: the biggest
+    caches' first (an idle thread's too), and never the latest text of the thread `keeping`."""
+    caches = _every_cache()
+    over = sum(cache.chars for cache in caches) - _analysed_chars_limit
+    for cache in sorted(caches, key=lambda cache: cache.chars, reverse=True):
+        if over <= 0:
+            return
+        with cache.lock:
+            over -= cache.drop_oldest(over, keep=1 if cache is keeping else 0)
 
 
 def analyse_ahead(values: Iterable[str]) -> None:
@@ -178,7 +235,7 @@ def analyse_ahead(values: Iterable[str]) -> None:
     its dictionary kept in the processor's caches, than between the indexing of each. Stops at
     half of what the cache keeps, so that no analysis made ahead is dropped before its use. A text
     several fields hold (a title is in every section's title and whole-text fields) counts once."""
-    budget = ANALYSED_CHARS_CACHED // 2
+    budget = min(ANALYSED_CHARS_CACHED, _analysed_chars_limit) // 2
     seen: set[str] = set()
     for value in values:
         for text in value.split(TEXT_SEPARATOR):
@@ -192,9 +249,26 @@ def analyse_ahead(values: Iterable[str]) -> None:
 
 
 class _AnalysisCache(OrderedDict):
-    """Recent texts' analyses, oldest first, and the characters they hold."""
+    """Recent texts' analyses, oldest first, and the characters they hold. Its thread uses it;
+    another may make room in it (`_make_room`), so both hold its lock."""
 
-    chars = 0
+    def __init__(self):
+        super().__init__()
+        self.chars = 0
+        self.lock = threading.Lock()
+
+    def drop_oldest(self, chars: int, keep: int) -> int:
+        """Drop the oldest analyses until `chars` characters are gone (or only `keep` are left);
+        the characters dropped."""
+        dropped_chars = 0
+        while dropped_chars < chars and len(self) > keep:
+            dropped, _ = self.popitem(last=False)
+            dropped_chars += len(dropped)
+        self.chars -= dropped_chars
+        return dropped_chars
+
+
+memory.register("analyses", set_analysed_bytes, analysed_bytes)
 
 
 class Columns(NamedTuple):
@@ -288,12 +362,37 @@ class _Analysis:
 # the mode A split's offsets, on its original characters): kept per process, as asking Sudachi
 # again for each of a word's thousands of occurrences costs more than its own tokenization.
 _ENTRIES_CACHED = 200_000
+# What an entry of either costs (key and value): 520 bytes measured over livedoor's sections.
+DICTIONARY_ENTRY_BYTES = 520
+_entries_limit = _ENTRIES_CACHED  # of both together: their share of the memory budget (`memory.py`)
 # Per word id: a dropped word's normalized form, or a kept one's (term, synonym groups, splits in
 # mode A?).
 _word_entries: dict[int, str | tuple[str, tuple[int, ...], bool]] = {}
 # Per (word id, surface) of a word that splits: its mode A pieces as (normalized form, first and
 # end character from the word's start, kept?).
 _unit_pieces: dict[tuple[int, str], tuple[tuple[str, int, int, bool], ...]] = {}
+
+
+def set_entry_bytes(budget_bytes: int) -> None:
+    """The dictionary entries' share of the memory budget (up to `_ENTRIES_CACHED` of each)."""
+    global _entries_limit
+    _entries_limit = min(2 * _ENTRIES_CACHED, budget_bytes // DICTIONARY_ENTRY_BYTES)
+    _make_entry_room()
+
+
+def entry_bytes() -> int:
+    return (len(_word_entries) + len(_unit_pieces)) * DICTIONARY_ENTRY_BYTES
+
+
+def _make_entry_room() -> None:
+    """Forget every entry when either table, or both together, are full: a forgotten entry costs
+    one more question to Sudachi, less than ordering every use would."""
+    if len(_word_entries) + len(_unit_pieces) >= _entries_limit or max(len(_word_entries), len(_unit_pieces)) >= _ENTRIES_CACHED:
+        _word_entries.clear()
+        _unit_pieces.clear()
+
+
+memory.register("dictionary entries", set_entry_bytes, entry_bytes)
 
 
 def _word_entry(morpheme, is_content) -> str | tuple[str, tuple[int, ...], bool]:
@@ -308,8 +407,7 @@ def _word_entry(morpheme, is_content) -> str | tuple[str, tuple[int, ...], bool]
         splits = not unknown and bool(morpheme.split(SplitMode.A))
         entry = (normalized.lower(), tuple(groups) if groups else (), splits)
     if not unknown:
-        if len(_word_entries) >= _ENTRIES_CACHED:
-            _word_entries.clear()
+        _make_entry_room()
         _word_entries[morpheme.word_id()] = entry
     return entry
 
@@ -322,8 +420,7 @@ def _pieces(morpheme, key: tuple[int, str], is_content) -> tuple[tuple[str, int,
         for piece in morpheme.split(SplitMode.A)
         for form in (piece.normalized_form(),)
     )
-    if len(_unit_pieces) >= _ENTRIES_CACHED:
-        _unit_pieces.clear()
+    _make_entry_room()
     _unit_pieces[key] = pieces
     return pieces
 

@@ -285,14 +285,23 @@ def stats_command(index_root: Path) -> None:
 @index_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback unless told otherwise).")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-def serve_command(index_root: Path, host: str, port: int) -> None:
+@click.option(
+    "--memory-budget",
+    "memory_budget_mb",
+    default=512,
+    show_default=True,
+    type=click.IntRange(min=64),
+    metavar="MB",
+    help="Memory for the server in all: what the dictionary, the index and the threads leave goes to caches.",
+)
+def serve_command(index_root: Path, host: str, port: int, memory_budget_mb: int) -> None:
     """Serve the search page and JSON API on a production WSGI server."""
     from web.server import serve
 
     from .searching import SearchIndex
 
     _guarded(lambda: SearchIndex(index_root).open())
-    serve(str(index_root), host=host, port=port)
+    serve(str(index_root), host=host, port=port, memory_budget_mb=memory_budget_mb)
 
 
 def undecodable_argument(arguments: list[str]) -> str | None:

@@ -57,6 +57,7 @@ from whoosh.reading import TermNotFound
 from whoosh.system import pack_uint, pack_ushort
 from whoosh.util.numeric import byte_to_length
 
+from . import memory
 from .mapped import open_in_place
 from .stored import StoredPerDocReader, StoredPerDocWriter
 
@@ -133,7 +134,7 @@ class ArrayCodec(W3Codec):
         """`W3Codec.terms_reader`, of our class, its files read in place."""
         name = segment.make_filename(self.TERMS_EXT)
         postings = open_in_place(storage, segment.make_filename(self.POSTS_EXT))
-        return ArrayTermsReader(self, open_in_place(storage, name), storage.file_length(name), postings)
+        return ArrayTermsReader(self, open_in_place(storage, name), storage.file_length(name), postings, name)
 
     def postings_reader(self, dbfile, terminfo, format_, term=None, scorer=None):
         offset, _length = terminfo.extent()
@@ -144,29 +145,26 @@ class ArrayTermsReader(W3TermsReader):
     """W3's term index, remembering the terms it was asked about. Whoosh looks a query's term up
     three times (is it there, its scorer's statistics, its postings), each a hash and a read of
     the on-disk table, and a question asks for a hundred terms: a third of its time at 170,000
-    sections. The index is write-once, so what a term's info is never changes."""
+    sections. The index is write-once, so what a term's info is never changes: `TERM_INFOS` keeps
+    them for every reader of the process (every thread's searcher), keyed by the terms file's name."""
 
-    CACHED_TERMS = 100_000
-
-    def __init__(self, *args):
-        super().__init__(*args)
-        self._infos: dict[tuple[str, bytes], W3TermInfo | None] = {}
+    def __init__(self, codec, dbfile, length: int, postings, name: str):
+        super().__init__(codec, dbfile, length, postings)
+        self._name = name
 
     def _info(self, fieldname: str, tbytes: bytes) -> W3TermInfo | None:
-        key = (fieldname, tbytes)
+        key = (self._name, fieldname, tbytes)
         try:
-            return self._infos[key]
+            return TERM_INFOS[key]
         except KeyError:
             pass
         if fieldname not in self._fieldmap:  # no term of the field in this segment (JaQuAD has no headings)
             return None
-        if len(self._infos) >= self.CACHED_TERMS:
-            self._infos.clear()
         try:
             info = super().term_info(fieldname, tbytes)
         except TermNotFound:
             info = None
-        self._infos[key] = info
+        TERM_INFOS.keep(key, info)
         return info
 
     def __contains__(self, term) -> bool:
@@ -596,6 +594,17 @@ class DecodedLists:
         self._lists: OrderedDict[Hashable, tuple[object, int]] = OrderedDict()  # (list, its bytes)
         self._lock = threading.Lock()
 
+    def resize(self, budget_bytes: int) -> None:
+        """A new budget (`memory.set_cache_budget`): the least recently used go until it holds."""
+        with self._lock:
+            self.budget_bytes = budget_bytes
+            self._drop_over_budget()
+
+    def _drop_over_budget(self) -> None:
+        while self.used_bytes > self.budget_bytes:
+            _, (_, dropped_size) = self._lists.popitem(last=False)
+            self.used_bytes -= dropped_size
+
     def get(self, key: Hashable):
         with self._lock:
             found = self._lists.get(key)
@@ -612,9 +621,7 @@ class DecodedLists:
                 return
             self._lists[key] = (value, size)
             self.used_bytes += size
-            while self.used_bytes > self.budget_bytes:
-                _, (_, dropped_size) = self._lists.popitem(last=False)
-                self.used_bytes -= dropped_size
+            self._drop_over_budget()
 
     def clear(self) -> None:
         with self._lock:
@@ -622,7 +629,38 @@ class DecodedLists:
             self.used_bytes = 0
 
 
-DECODED_LISTS = DecodedLists(budget_bytes=128 << 20)
+class SmallEntries(dict):
+    """Small entries (a term's info, an idf), up to as many as a byte budget allows at
+    `ENTRY_BYTES` each, all dropped when full (cheaper than ordering each use, for values that
+    cost one lookup to make again). Shared by every thread: a dict's single operations are atomic."""
+
+    limit = 0
+
+    def resize(self, budget_bytes: int) -> None:
+        self.limit = budget_bytes // ENTRY_BYTES
+        if len(self) > self.limit:
+            self.clear()
+
+    def keep(self, key: Hashable, value) -> None:
+        if len(self) >= self.limit:
+            self.clear()
+        if self.limit:
+            self[key] = value
+
+    @property
+    def used_bytes(self) -> int:
+        return len(self) * ENTRY_BYTES
+
+
+# An entry of `SmallEntries`, key and value, as counted against the budget (265 bytes measured for
+# a term info's).
+ENTRY_BYTES = 300
+
+# Both sized by the process's memory budget (`memory.py`).
+DECODED_LISTS = DecodedLists(budget_bytes=0)
+TERM_INFOS = SmallEntries()  # (terms file, field, term) → its info, or None when it is not there
+memory.register("decoded posting lists", DECODED_LISTS.resize, lambda: DECODED_LISTS.used_bytes)
+memory.register("term infos", TERM_INFOS.resize, lambda: TERM_INFOS.used_bytes)
 
 
 class ArrayPostings(ListMatcher):

@@ -24,8 +24,10 @@ expensive query answers "too expensive" instead of tying up a thread for tens of
 
 Each score is Whoosh's, up to the order in which a document's clause scores are added (the last
 bit of a float); a test on livedoor compares every ranking with Whoosh's own path
-(`SearchIndex(straightforward=True)`). What a search reads is kept for the searches after it:
-decoded posting lists per process (`postings.DECODED_LISTS`), scored terms per searcher.
+(`SearchIndex(straightforward=True)`). What a search reads is kept for the searches after it, in
+caches every thread shares, each within its share of the process's memory budget (`memory.py`):
+decoded posting lists (`postings.DECODED_LISTS`), each searcher's scored terms and idfs, and the
+per-segment tables (deletions, length norms).
 
 This reads Whoosh 2.7's readers and length columns directly: whoosh-reloaded is pinned, and the
 tests would show a change.
@@ -33,8 +35,8 @@ tests would show a change.
 
 from __future__ import annotations
 
+import itertools
 import time
-import weakref
 from math import log
 from dataclasses import dataclass
 
@@ -46,13 +48,22 @@ from whoosh.scoring import BM25F
 from whoosh.searching import Searcher
 from whoosh.util.numeric import byte_to_length
 
+from . import memory
 from .coverage import COVERAGE_FIELD, COVERAGE_WEIGHT, LOOSE_CREDIT, Coverage
 from .query import QueryTooExpensive
-from .postings import DECODED_LISTS, ArrayCodec, ArrayPostings, DecodedLists, PostingArrays, length_codes
+from .postings import (
+    DECODED_LISTS,
+    TERM_INFOS,
+    ArrayCodec,
+    ArrayPostings,
+    DecodedLists,
+    PostingArrays,
+    SmallEntries,
+    length_codes,
+)
 
 # Whoosh stores each document's field length as one byte; a document with no such field reads 1.
 _LENGTH_OF_BYTE = np.array([1] + [byte_to_length(code) for code in range(1, 256)], dtype=np.float64)
-_SEGMENT_TABLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # segment reader → {name: array}
 
 
 @dataclass
@@ -146,38 +157,48 @@ class _ScoredDocs(ListMatcher):
         return self._best
 
 
-# Each searcher keeps the scores of the terms it read, for the searches after it: the same words
-# come back query after query, and a searcher (one per thread) outlives many searches. Kept on the
-# searcher itself, so they go when it goes (a new generation gets a new searcher).
-SCORED_TERMS_BYTES = 64 << 20
-CACHED_IDFS = 100_000
+# Each searcher keeps the scores and idfs of the terms it read, for the searches after it: the
+# same words come back query after query, and a searcher (one per thread) outlives many searches.
+# They depend on the searcher's generation (its idfs and average lengths), so they are kept under
+# its memory's number, in caches every searcher of the process shares within one budget: entries
+# of a closed searcher age out. The per-segment tables depend on the segment alone, and every
+# thread's reader of a segment shares them. All three are sized by `memory.py`.
+SCORED_TERMS = DecodedLists(budget_bytes=0)  # (memory, field, text or words) → (ids, scores)
+IDFS = SmallEntries()  # (memory, field, term) → idf
+SEGMENT_TABLES = DecodedLists(budget_bytes=0)  # (segment, deletions, what) → (array or None,)
+memory.register("scored terms", SCORED_TERMS.resize, lambda: SCORED_TERMS.used_bytes)
+memory.register("idfs", IDFS.resize, lambda: IDFS.used_bytes)
+memory.register("segment tables", SEGMENT_TABLES.resize, lambda: SEGMENT_TABLES.used_bytes)
 _MEMORY_ATTRIBUTE = "_midashi_memory"  # on a searcher: its _SearcherMemory
 _memory_era = 0  # a memory from an earlier era is forgotten (`forget_between_searches`)
+_memory_numbers = itertools.count()  # never reused, unlike id(): a key never means another searcher
 
 
 @dataclass
 class _SearcherMemory:
-    """What a searcher keeps for the searches after it."""
+    """What a searcher keeps for the searches after it, and the number its entries in the shared
+    caches are kept under."""
 
     era: int
-    scored: DecodedLists  # terms' and phrases' (ids, scores), by (field, text or words)
+    number: int
     average_lengths: dict[str, float]  # per field: Whoosh adds up every segment's each time
-    idfs: dict[tuple[str, bytes | None], float]  # per term (up to CACHED_IDFS)
 
 
 def _memory(searcher: Searcher) -> _SearcherMemory:
-    memory = getattr(searcher, _MEMORY_ATTRIBUTE, None)
-    if memory is None or memory.era != _memory_era:
-        memory = _SearcherMemory(_memory_era, DecodedLists(SCORED_TERMS_BYTES), {}, {})
-        setattr(searcher, _MEMORY_ATTRIBUTE, memory)
-    return memory
+    kept = getattr(searcher, _MEMORY_ATTRIBUTE, None)
+    if kept is None or kept.era != _memory_era:
+        kept = _SearcherMemory(_memory_era, next(_memory_numbers), {})
+        setattr(searcher, _MEMORY_ATTRIBUTE, kept)
+    return kept
 
 
 def forget_between_searches() -> None:
-    """Drop what searches keep for the searches after them (decoded lists, scored terms), so a
-    benchmark's warm-up pass does not leave the timed pass every query's terms ready."""
+    """Drop what searches keep for the searches after them (decoded lists, term infos, scored
+    terms and idfs), so a benchmark's warm-up pass does not leave the timed pass every query's
+    terms ready."""
     global _memory_era
-    DECODED_LISTS.clear()
+    for cache in (DECODED_LISTS, TERM_INFOS, SCORED_TERMS, IDFS):
+        cache.clear()
     _memory_era += 1
 
 
@@ -203,28 +224,35 @@ class _Segment:
     @property
     def kept(self) -> np.ndarray | None:
         """Per docnum: not deleted; None when nothing is."""
-        tables = self._tables()
-        if "kept" not in tables:
+        key = self._table_key("kept")
+        found = SEGMENT_TABLES.get(key)
+        if found is None:
             deleted = self.reader.deleted_docs_set if self.reader.has_deletions() else ()
-            tables["kept"] = None
+            kept = None
             if deleted:
-                tables["kept"] = np.ones(self.size, dtype=bool)
-                tables["kept"][np.fromiter(deleted, dtype=np.int64)] = False
-        return tables["kept"]
+                kept = np.ones(self.size, dtype=bool)
+                kept[np.fromiter(deleted, dtype=np.int64)] = False
+            found = (kept,)
+            SEGMENT_TABLES.put(key, found, 0 if kept is None else kept.nbytes)
+        return found[0]
 
     def length_norms(self, fieldname: str, B: float, K1: float, avgfl: float) -> np.ndarray:
         """Every document's `K1 * ((1 - B) + B * fl / avgfl)` as `whoosh.scoring.bm25` computes it,
         of each document's length as Whoosh's `doc_field_length` reads them one by one."""
-        tables = self._tables()
-        key = (fieldname, B, K1, avgfl)
-        if key not in tables:
+        key = self._table_key(fieldname, B, K1, avgfl)
+        found = SEGMENT_TABLES.get(key)
+        if found is None:
             fl = _LENGTH_OF_BYTE[length_codes(self.reader._perdoc, fieldname)]
-            tables[key] = K1 * ((1 - B) + B * fl / avgfl)
-        return tables[key]
+            found = (K1 * ((1 - B) + B * fl / avgfl),)
+            SEGMENT_TABLES.put(key, found, found[0].nbytes)
+        return found[0]
 
-    def _tables(self) -> dict:
-        """What every search of this segment reads whole, computed once: segments never change."""
-        return _SEGMENT_TABLES.setdefault(self.reader, {})
+    def _table_key(self, *what) -> tuple:
+        """What every search of this segment reads whole is computed once: a segment is written
+        once under a random id, and its deletions only grow, so its id and how many documents it
+        still holds name one state of it, whichever thread's reader reads it."""
+        segment = self.reader.segment()
+        return (segment.segment_id() if segment is not None else None, self.reader.doc_count(), *what)
 
 
 class _Evaluation:
@@ -247,7 +275,6 @@ class _Evaluation:
         )
         self.weighting = weighting
         self.memory = _memory(searcher)
-        self.scored = self.memory.scored
         self.read: dict[tuple[str, bytes], list[tuple[_Segment, ArrayPostings]]] = {}  # this search's
 
     def evaluate(self, node: wq.Query, within: _Within | None = None) -> _Matches:
@@ -341,13 +368,13 @@ class _Evaluation:
 
     def _remembered(self, key: tuple) -> _Matches | None:
         """A term's or phrase's matches as an earlier search of this searcher read them."""
-        kept = self.scored.get(key)
+        kept = SCORED_TERMS.get((self.memory.number, key))
         return None if kept is None else _Matches(kept[1], ids=kept[0])
 
     def _remember(self, key: tuple, found: _Matches) -> None:
         """Keep `found` (sparse, as every term and phrase is) for later searches, as a plain
         tuple of arrays (see `postings.DecodedLists`)."""
-        self.scored.put(key, (found.ids, found.scores), found.ids.nbytes + found.scores.nbytes)
+        SCORED_TERMS.put((self.memory.number, key), (found.ids, found.scores), found.ids.nbytes + found.scores.nbytes)
 
     def _read_term(self, fieldname: str, text, within: _Within | None) -> _Matches:
         btext = self._bytes(fieldname, text)
@@ -419,14 +446,13 @@ class _Evaluation:
         """Whoosh's idf of a term over the whole index (`WeightingModel.idf`: log(N / (df + 1)) + 1,
         deleted documents counted as Whoosh counts them), from the infos each segment's term index
         remembers: Whoosh's own asks every segment's reader through two layers of checks."""
-        idfs = self.memory.idfs
-        key = (fieldname, btext)
-        if key not in idfs:
-            if len(idfs) >= CACHED_IDFS:
-                idfs.clear()
+        key = (self.memory.number, fieldname, btext)
+        idf = IDFS.get(key)
+        if idf is None:
             infos = [] if btext is None else [segment.reader._terms._info(fieldname, btext) for segment in self.segments]
-            idfs[key] = log(self.size / (sum(info.doc_frequency() for info in infos if info is not None) + 1)) + 1
-        return idfs[key]
+            idf = log(self.size / (sum(info.doc_frequency() for info in infos if info is not None) + 1)) + 1
+            IDFS.keep(key, idf)
+        return idf
 
     def _intersection(self, nodes: list[wq.Query], within: _Within | None) -> _Matches:
         """Where every node matches, the sum of their scores: the rarest node first, each next one

@@ -51,6 +51,7 @@ def driver(tmp_path_factory):
     options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
     options.add_argument("--window-size=1280,900")
     options.add_argument("--lang=ja-JP")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, for CSP reports
     service = Service(str(CHROMEDRIVER)) if CHROMEDRIVER.exists() else Service(shutil.which("chromedriver"))
     browser = webdriver.Chrome(options=options, service=service)
     yield browser
@@ -170,3 +171,32 @@ def test_hostile_article_runs_no_script(driver, base_url):
 
     with pytest.raises(NoAlertPresentException):
         driver.switch_to.alert.text  # noqa: B018
+
+
+def csp_violations(driver) -> list[str]:
+    """The console's Content-Security-Policy reports since the last call (reading clears them)."""
+    return [entry["message"] for entry in driver.get_log("browser") if "Content Security Policy" in entry["message"]]
+
+
+def test_pages_break_no_content_security_policy(driver, base_url):
+    from selenium.webdriver.common.by import By
+
+    csp_violations(driver)  # what earlier tests left
+    for path in ("/", "/?q=半導体&sort=newest", "/?q=半導体&page=2", "/articles/evil/hostile", "/no-such-page"):
+        driver.get(base_url + path)
+        wait(driver, lambda d: d.find_elements(By.ID, "q"))
+    driver.find_element(By.ID, "q").send_keys("工場")  # suggestions come through fetch()
+    wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#suggestions [role=option]"))
+    assert csp_violations(driver) == []
+
+    # The policy is enforced, not just sent: injected inline script and style are refused.
+    driver.execute_script("""
+        const script = document.createElement("script");
+        script.textContent = "window.injected = true";
+        document.body.appendChild(script);
+        document.body.insertAdjacentHTML("beforeend", '<p id="styled" style="color: rgb(255, 0, 0)">x</p>');
+    """)
+    assert driver.execute_script("return window.injected === undefined")
+    assert driver.find_element(By.ID, "styled").value_of_css_property("color") != "rgba(255, 0, 0, 1)"
+    reported = " ".join(csp_violations(driver))
+    assert "script-src" in reported or "default-src" in reported
