@@ -92,23 +92,28 @@ def midashi_command() -> str:
 
 def start_server(index: Path, port: int, log: Path) -> subprocess.Popen:
     """`midashi serve` in the background, returned once `/healthz` answers."""
-    command = midashi_command()
+    command = [midashi_command(), "serve", "--index", str(index), "--host", HOST, "--port", str(port)]
+    return launch(command, port, log, "http_load")
+
+
+def launch(
+    command: list[str], port: int, log: Path, name: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen:
+    """Start a server `command` (its output into `log`) and return it once `/healthz` answers on
+    `port`; exit with the log when it dies or stays silent (`name` says which bench it was)."""
     with log.open("wb") as output:
-        server = subprocess.Popen(
-            [command, "serve", "--index", str(index), "--host", HOST, "--port", str(port)],
-            stdout=output, stderr=subprocess.STDOUT,
-        )
+        server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env, cwd=cwd)
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            sys.exit(f"http_load: the server exited ({server.returncode}):\n{log.read_text(errors='replace')}")
+            sys.exit(f"{name}: the server exited ({server.returncode}):\n{log.read_text(errors='replace')}")
         try:
             get(f"http://{HOST}:{port}/healthz")
             return server
         except OSError:
             time.sleep(0.2)
     stop_server(server)
-    sys.exit(f"http_load: /healthz did not answer within {STARTUP_SECONDS:.0f} s")
+    sys.exit(f"{name}: /healthz did not answer within {STARTUP_SECONDS:.0f} s")
 
 
 def stop_server(server: subprocess.Popen) -> None:

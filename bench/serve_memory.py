@@ -27,7 +27,7 @@ import time
 import urllib.parse
 from pathlib import Path
 
-from http_load import HOST, OPENER, REQUEST_TIMEOUT, STARTUP_SECONDS, existing_file, free_port, stop_server
+from http_load import HOST, OPENER, REQUEST_TIMEOUT, existing_file, free_port, launch, stop_server
 from perf_queries import livedoor_titles, mixed_queries
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,19 +107,7 @@ def start_server(source: Path, index: Path, port: int, budget_mb: int | None, lo
     if budget_mb is not None:
         command += ["--memory-budget", str(budget_mb)]
     environment = {**_environment(), "PYTHONPATH": str(source)}
-    with log.open("wb") as output:
-        server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=source, env=environment)
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            sys.exit(f"serve_memory: the server exited ({server.returncode}):\n{log.read_text(errors='replace')}")
-        try:
-            fetch(f"http://{HOST}:{port}/healthz")
-            return server
-        except OSError:
-            time.sleep(0.2)
-    stop_server(server)
-    sys.exit(f"serve_memory: /healthz did not answer within {STARTUP_SECONDS:.0f} s")
+    return launch(command, port, log, "serve_memory", env=environment, cwd=source)
 
 
 def _environment() -> dict[str, str]:
