@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from search import indexing
 from search.indexing import reindex
 from search.readers import IncompleteSource, parse_date, read_corpus
 from search.searching import SearchIndex
@@ -208,3 +209,39 @@ def test_an_archive_that_cannot_be_opened_is_described_in_one_line(content, reas
     assert "\n" not in fault.reason and "method" not in fault.reason  # not tarfile's list of attempts
     assert article_ids(tmp_path / "index") == NEWS_IDS
     assert SearchIndex(tmp_path / "index").search("アップル").total > 0
+
+
+@pytest.mark.parametrize("twice", [("news", "news"), ("news", "news/tech"), ("news/tech", "news")],
+                         ids=["same-twice", "folder-then-inside", "inside-then-folder"])
+def test_a_corpus_given_twice_loses_nothing_on_the_next_reindex(twice, tmp_path, monkeypatch):
+    """`--corpus news --corpus news` (or a folder and one inside it) read each file twice; the
+    second reading found only duplicates and recorded the file as holding no article, so the
+    next plain reindex, trusting the unchanged file, removed every article of it."""
+    monkeypatch.setattr(indexing, "RACY_SECONDS", 0)  # the copied files are only milliseconds old
+    news_copy(tmp_path)
+    root = tmp_path / "index"
+    first = reindex([tmp_path / path for path in twice], root, workers=0)
+    assert any("read already, under another --corpus path" in item.reason for item in first.skipped)
+    ids = article_ids(root)
+    assert len(ids) == len(NEWS_IDS)
+    again = reindex([tmp_path / "news"], root, workers=0)
+    assert again.removed.articles == 0 and article_ids(root) == ids
+    assert SearchIndex(root).search("アップル").total > 0
+
+
+def test_a_file_recorded_with_no_article_is_read_again(tmp_path, monkeypatch):
+    """An index the bug above left behind heals: a file recorded as holding nothing is read."""
+    monkeypatch.setattr(indexing, "RACY_SECONDS", 0)
+    corpus = news_copy(tmp_path)
+    root = tmp_path / "index"
+    reindex([corpus], root, workers=0)
+    store = IndexStore(root)
+    manifest = store.manifest()
+    for key, (signature, _) in list(manifest.files.items()):
+        manifest.files[key] = (signature, [])  # as the bug recorded them
+    building = store.new_generation()
+    store.link_segments(store.current(), building)
+    store.publish(building, manifest, manifest)
+    assert not any(ids for _, ids in store.manifest().files.values())
+    report = reindex([corpus], root, workers=0)
+    assert report.removed.articles == 0 and article_ids(root) == NEWS_IDS
