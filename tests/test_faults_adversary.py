@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from search import indexing
+from search.browse import Browser
 from search.indexing import reindex
 from search.readers import IncompleteSource, parse_date, read_corpus
 from search.searching import SearchIndex
@@ -245,3 +246,40 @@ def test_a_file_recorded_with_no_article_is_read_again(tmp_path, monkeypatch):
     assert not any(ids for _, ids in store.manifest().files.values())
     report = reindex([corpus], root, workers=0)
     assert report.removed.articles == 0 and article_ids(root) == NEWS_IDS
+
+
+@pytest.fixture(scope="module")
+def news_index(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("news-index")
+    reindex([NEWS], root, workers=0)
+    return root
+
+
+def test_alternatives_to_a_search_that_found_nothing_keep_to_its_time_budget(news_index):
+    """The page looks for other queries when one finds nothing: a search per candidate and a walk
+    of the whole lexicon per unknown word, after the search's own budget. On livedoor, 999 unknown
+    katakana kept a server thread busy for minutes, 30 unknown words for 42 s."""
+    generous = Browser(SearchIndex(news_index, time_budget=5))
+    assert [a.query for a in generous.alternatives("アップルル")] == ["アップル"]  # one letter off
+    assert [a.query for a in generous.alternatives("アップル ズザゾ")] == ["アップル"]  # one word too many
+    spent = Browser(SearchIndex(news_index, time_budget=0))
+    assert spent.alternatives("アップルル") == [] and spent.alternatives("アップル ズザゾ") == []
+
+
+def test_a_long_query_does_not_try_dropping_each_word(news_index):
+    browser = Browser(SearchIndex(news_index, time_budget=None))
+    words = "アップル 次期 スマートフォン 発表 見方 現行 国内 販売".split()  # all in tech-0001
+    eight = " ".join(words[:7] + ["ズザゾ"])
+    assert " ".join(words[:7]) in [a.query for a in browser.alternatives(eight)]
+    nine = " ".join(words + ["ズザゾ"])
+    assert browser.alternatives(nine) == []  # eight of its words would find the article: not tried
+
+
+def test_a_very_long_unknown_word_is_not_respelled(news_index, monkeypatch):
+    browser = Browser(SearchIndex(news_index, time_budget=None))
+    asked: list[str] = []
+    from whoosh.spelling import Corrector
+    monkeypatch.setattr(Corrector, "suggest", lambda self, text, **_: asked.append(text) or [])
+    browser.alternatives("ア" * 999)
+    browser.alternatives("アップルル")
+    assert asked == ["アップルル"]
