@@ -199,13 +199,14 @@ def _walk(folder: Path, relative: PurePosixPath, roots: list[Path], ancestors: t
         except OSError as error:
             yield Unreadable(entry.path, f"cannot read: {error.strerror or error}")
             continue
-        if not (is_folder or is_file or is_link) and _is_article_file(name.as_posix()):
+        wanted = is_folder or _is_article_file(name.as_posix())
+        if wanted and _SURROGATE.search(entry.name):  # no id, report or manifest can carry it
+            yield Unreadable(shown_path(entry.path), "its name is not UTF-8 text: rename it to have it read")
+            continue
+        if wanted and not (is_folder or is_file or is_link):
             yield IncompleteSource(entry.path, NOT_A_REGULAR_FILE, source=os.path.abspath(entry.path))
             continue
-        if not (is_folder or (is_file or is_link) and _is_article_file(name.as_posix())):
-            continue
-        if _SURROGATE.search(entry.name):  # no id, report or manifest can carry it
-            yield Unreadable(shown_path(entry.path), "its name is not UTF-8 text: rename it to have it read")
+        if not wanted:
             continue
         target = Path(os.path.realpath(entry.path)) if is_link else None
         if target is not None and not any(target.is_relative_to(root) for root in roots):
