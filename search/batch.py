@@ -30,7 +30,13 @@ class BatchReport:
 
 def read_queries(path: Path) -> list[tuple[str, str]]:
     pairs = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise BatchFormatError(f"{path}: not UTF-8 text (byte {error.start:,})") from None
+    except OSError as error:
+        raise BatchFormatError(f"{path}: cannot be read ({error.strerror or error})") from None
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         qid, tab, text = line.partition("\t")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -28,6 +29,14 @@ SUGGESTIONS = 8
 PREFIX_SCAN = 2000
 MAX_ALTERNATIVES = 5
 MIN_RESPELL_CHARS = 3
+# Finding alternatives costs a search per candidate and a walk of the whole lexicon per unknown
+# word (Whoosh's corrector: about 1 s per word on livedoor's 212,761 terms, 13 s for one of 80
+# characters), all after the search itself: without bounds a query of 999 unknown katakana kept a
+# server thread busy for minutes, and one of 30 unknown words for 42 s. So a long word is not
+# respelled, a long query does not try dropping each of its words, and the whole stops when the
+# index's time budget has passed (at most one more step after it).
+MAX_RESPELL_CHARS = 16
+MAX_DROPPED_WORDS = 8
 _PLAIN_WORD = re.compile(r"[^\"':()*?+\-]+")
 _UNSAFE_ID = re.compile(r"[\x00-\x1f\x7f\\]")
 
@@ -174,28 +183,33 @@ class Browser:
         """Queries that find something when `query` found nothing: the same without the filters,
         without one of its words, or with a word spelled as the index knows it."""
         words = normalize_query(query or "").split(" ")
+        budget = self.index.time_budget
+        deadline = None if budget is None else time.monotonic() + budget
         candidates: list[tuple[str, str, bool]] = []
         if filters:
             candidates.append((" ".join(words), "no-filters", False))
-        if len(words) > 1:
+        if 1 < len(words) <= MAX_DROPPED_WORDS:
             candidates += [
                 (" ".join(words[:i] + words[i + 1:]), "drop-word", True) for i in range(len(words))
             ]
-        candidates += [(corrected, "spelling", True) for corrected in self._respellings(words)]
+        candidates += [(corrected, "spelling", True) for corrected in self._respellings(words, deadline)]
         found: list[Alternative] = []
         for candidate, reason, keep_filters in dict.fromkeys(candidates):
+            if _past(deadline):
+                break
             total = self._count(candidate, filters if keep_filters else None)
             if total:
                 found.append(Alternative(candidate, total, reason, keep_filters and bool(filters)))
         found.sort(key=lambda alternative: -alternative.total)
         return found[:MAX_ALTERNATIVES]
 
-    def _respellings(self, words: list[str]) -> list[str]:
-        """The query with one word the index does not have replaced by the nearest word it has.
+    def _respellings(self, words: list[str], deadline: float | None = None) -> list[str]:
+        """The query with one unknown word replaced by the nearest word the index has.
 
         Whole words are corrected, not their Sudachi pieces (a typo splits 半導体 into odd bits),
-        and only from three characters up, to as many: one edit away from a two-kanji word is any
-        other word. A word with a digit is a model number, never corrected.
+        and only words of MIN_RESPELL_CHARS to MAX_RESPELL_CHARS characters: one edit away from a
+        two-kanji word is any other word, and a very long word costs a walk of the lexicon for
+        nothing. A word with a digit is a model number, never corrected.
         A word counts as missing when one of its terms is not in the index, or when it finds
         nothing as typed (デズニーランド: ディズニー and ランド are, but never together).
         """
@@ -203,7 +217,9 @@ class Browser:
         with self.index.view() as view:
             reader = view.searcher.reader()
             for i, word in enumerate(words):
-                if len(word) < MIN_RESPELL_CHARS or not _PLAIN_WORD.fullmatch(word):
+                if _past(deadline):
+                    break
+                if not MIN_RESPELL_CHARS <= len(word) <= MAX_RESPELL_CHARS or not _PLAIN_WORD.fullmatch(word):
                     continue  # leave syntax (phrases, fields, negation) alone
                 if any(ch.isdigit() for ch in word):
                     continue  # a model number is exact: H20 is no misspelling of 20 or H200
@@ -284,3 +300,7 @@ def _section(fields: dict, spec: HighlightSpec) -> ArticleSection:
         paragraphs=paragraphs,
         matched=heading.has_match() or any(p.has_match() for p in paragraphs),
     )
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() > deadline

@@ -99,6 +99,8 @@ def reindex_command(corpus_paths: tuple[Path, ...], index_root: Path, full: bool
         raise UserError(str(error)) from None
     except WorkerFailed as error:
         raise UserError(f"reindex failed, the previous index is still in use. {error}") from None
+    except OSError as error:  # the corpus's read errors are reported per source: this is the index's
+        raise UserError(f"reindex failed, the previous index is still in use: {_os_reason(error, index_root)}") from None
     except KeyboardInterrupt:
         click.echo("\nmidashi: reindex interrupted; the previous index is still in use.", err=True)
         sys.exit(EXIT_INTERRUPTED)
@@ -110,6 +112,11 @@ def reindex_command(corpus_paths: tuple[Path, ...], index_root: Path, full: bool
         if bar is not None:
             bar.close()
     click.echo(format_report(report, index_root))
+
+
+def _os_reason(error: OSError, path: Path) -> str:
+    """An operating system error as a person reads it: what failed, on which file."""
+    return f"cannot write {error.filename or path} ({error.strerror or error})"
 
 
 class Terminated(BaseException):
@@ -260,6 +267,8 @@ def _run_batch(index: SearchIndex, queries: Path, run_path: Path, limit: int) ->
         report = _guarded(lambda: run_queries(index, read_queries(queries), run_path, limit))
     except BatchFormatError as error:
         raise UserError(str(error)) from None
+    except OSError as error:  # the queries file was read whole before: this is the run file
+        raise UserError(_os_reason(error, run_path)) from None
     for qid, reason in report.unsearchable:
         click.echo(f"midashi: query {qid}: {reason}", err=True)
     click.echo(

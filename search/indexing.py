@@ -96,6 +96,7 @@ def reindex(
             seen: set[str] = set()
             articles_read = 0
             incomplete: list[IncompleteSource] = []  # folders that could not be listed, missing roots
+            files_read: set[str] = set()
             for file in corpus_files(corpus):
                 if isinstance(file, IncompleteSource):
                     incomplete.append(file)
@@ -103,6 +104,10 @@ def reindex(
                 if isinstance(file, Unreadable):
                     report.skipped.append(file)
                     continue
+                if _file_key(file) in files_read:  # a corpus given twice, or a folder and one inside it
+                    report.skipped.append(Unreadable(str(file.path), "read already, under another --corpus path"))
+                    continue  # recorded again, its articles (duplicates now) would be no file's
+                files_read.add(_file_key(file))
                 signature = _signature(file, started_ns)
                 kept = build.kept_articles(file, signature, seen)
                 if kept is not None:
@@ -237,6 +242,8 @@ class _GenerationBuilder:
         if known is None or known[0] != signature:
             return None
         ids = known[1]
+        if not ids:  # nothing to carry over: reading it again costs little, and an index written
+            return None  # before `files_read` recorded a file given twice with no articles
         if any(i in seen or i not in self.previous.articles for i in ids):
             return None  # an earlier file now claims one of its ids: read it to report the duplicate
         return ids

@@ -214,6 +214,9 @@ def _work(folder: str, number: int, jobs, results, parent: int, signal_mask: set
             writer._close_segment()
         writer._finish()
         results.put(("ok", segment))
+    except OSError as error:  # the disk, not a bug: one line says which
+        results.put(("error", f"index worker {number} could not write {error.filename or folder}"
+                              f" ({error.strerror or error})"))
     except BaseException:
         results.put(("error", f"index worker {number} failed:\n{traceback.format_exc()}"))
 

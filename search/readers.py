@@ -155,6 +155,9 @@ def read_corpus(paths: Iterable[Path | str]) -> Iterator[ReadResult]:
             yield from read_file(file)
 
 
+NOT_A_REGULAR_FILE = "not a regular file (a pipe, socket or device): not read"
+
+
 def corpus_files(paths: Iterable[Path | str]) -> Iterator[CorpusFile | Unreadable]:
     """The article files under the given files, folders and tarballs, in reading order.
 
@@ -169,6 +172,8 @@ def corpus_files(paths: Iterable[Path | str]) -> Iterator[CorpusFile | Unreadabl
             yield IncompleteSource(str(path), "no such file or folder", source=os.path.abspath(path))
         elif path.is_dir():
             yield from _walk(path, PurePosixPath(), roots, (root,))
+        elif not path.is_file():  # reading a pipe with no writer would wait forever
+            yield IncompleteSource(str(path), NOT_A_REGULAR_FILE, source=os.path.abspath(path))
         else:
             yield CorpusFile(path, path.name)
 
@@ -194,7 +199,14 @@ def _walk(folder: Path, relative: PurePosixPath, roots: list[Path], ancestors: t
         except OSError as error:
             yield Unreadable(entry.path, f"cannot read: {error.strerror or error}")
             continue
-        if not (is_folder or (is_file or is_link) and _is_article_file(name.as_posix())):
+        wanted = is_folder or _is_article_file(name.as_posix())
+        if wanted and _SURROGATE.search(entry.name):  # no id, report or manifest can carry it
+            yield Unreadable(shown_path(entry.path), "its name is not UTF-8 text: rename it to have it read")
+            continue
+        if wanted and not (is_folder or is_file or is_link):
+            yield IncompleteSource(entry.path, NOT_A_REGULAR_FILE, source=os.path.abspath(entry.path))
+            continue
+        if not wanted:
             continue
         target = Path(os.path.realpath(entry.path)) if is_link else None
         if target is not None and not any(target.is_relative_to(root) for root in roots):
@@ -240,6 +252,12 @@ def _is_article_file(name: str) -> bool:
 
 def _is_jsonl(name: str) -> bool:
     return PurePosixPath(name).suffix.lower() in JSONL_SUFFIXES
+
+
+def shown_path(path: str) -> str:
+    """A path as it can be printed: bytes of a name in no encoding (which Python carries as lone
+    surrogates) shown as `\\xff` escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def describe_read_error(error: BaseException) -> str:
@@ -332,7 +350,7 @@ def _read_tarball(path: Path, known: Mapping[str, str]) -> Iterator[ReadResult |
     try:
         archive = tarfile.open(path)
     except READ_ERRORS as error:
-        yield damaged(f"not a readable tar archive: {describe_read_error(error)}")
+        yield damaged(f"not a readable tar archive: {_unopenable_archive(path, error)}")
         return
     with archive:
         members, damage = _tar_members(archive)
@@ -375,6 +393,35 @@ def _read_tarball(path: Path, known: Mapping[str, str]) -> Iterator[ReadResult |
             damage = f"archive damaged at its member {failed[0].name} ({failed[1]}): {unread:,} members not read"
         if damage is not None:
             yield damaged(damage)
+
+
+_COMPRESSIONS = ((b"\x1f\x8b", "gz", "gzip"), (b"BZh", "bz2", "bzip2"), (b"\xfd7zXZ\x00", "xz", "xz"))
+
+
+def _unopenable_archive(path: Path, error: BaseException) -> str:
+    """Why `tarfile` could not open an archive, in one line: its own message lists each
+    compression it tried, one line each, in its own words."""
+    if not isinstance(error, tarfile.ReadError):
+        return describe_read_error(error)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(6)
+    except READ_ERRORS as again:
+        return describe_read_error(again)
+    if not head:
+        return "the file is empty"
+    for magic, method, label in _COMPRESSIONS:
+        if head.startswith(magic):
+            try:
+                tarfile.open(path, f"r:{method}").close()
+            except READ_ERRORS as again:
+                if isinstance(again, tarfile.ReadError) and "header" in str(again):
+                    return f"its {label} data holds no tar archive (or its first member header is corrupt)"
+                if isinstance(again, tarfile.ReadError):
+                    return f"its {label} data is corrupt"
+                return describe_read_error(again).split(" (")[0]
+            return describe_read_error(error)
+    return "neither tar nor gzip, bzip2 or xz data (or its first member header is corrupt)"
 
 
 def _read_member(archive: tarfile.TarFile, member: tarfile.TarInfo, where: str, known: Mapping[str, str]
@@ -692,6 +739,8 @@ def line_digest(raw: bytes) -> str:
 def _parse_jsonl_line(line: str, where: str, digest: str = "") -> ReadResult:
     try:
         article = article_from_json(json.loads(line), where)
+    except RecursionError:  # `[[[[…` thousands deep: Python's parser gives up, the reindex goes on
+        return Unreadable(where, "bad JSON article: nested too deeply")
     except (ValueError, TypeError, AttributeError) as error:
         return Unreadable(where, f"bad JSON article: {error}")
     article.source_digest = digest
@@ -709,6 +758,8 @@ def article_from_json(record: dict, where: str) -> Article:
     if not article_id:
         raise ValueError('missing "id"')
     if "sections" in record:
+        if not isinstance(record["sections"], list) or not all(isinstance(s, dict) for s in record["sections"]):
+            raise ValueError('"sections" must be a list of {"heading": …, "text": …} objects')
         sections = [
             Section(text(s.get("heading"), "a heading").strip(), text(s.get("text"), "a section").strip())
             for s in record["sections"]
@@ -734,7 +785,8 @@ def article_from_json(record: dict, where: str) -> Article:
 
 # --- dates -----------------------------------------------------------------------------------
 
-_JAPANESE_DATE = re.compile(r"(\d{4})\s*[年/.-]\s*(\d{1,2})\s*[月/.-]\s*(\d{1,2})")
+# Whole numbers only: 99999-01-01 is no date, not 9999-01-01 (nor 20120-05-01 the year 120).
+_JAPANESE_DATE = re.compile(r"(?<!\d)(\d{4})\s*[年/.-]\s*(\d{1,2})\s*[月/.-]\s*(\d{1,2})(?!\d)")
 
 
 def parse_date(value: str) -> datetime | None:

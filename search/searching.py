@@ -43,7 +43,7 @@ from .query import (
 )
 from .scoring import ArrayScored, Deadline, Ranking, top_documents
 from .snippets import Snippet, make_snippet, mark_whole
-from .store import Checksum, DamagedIndexError, IndexMissingError, IndexStore, file_problems
+from .store import Checksum, DamagedIndexError, IndexMissingError, IndexStore, Manifest, file_problems
 from .synonyms import UserSynonyms, default_synonyms_path
 
 DEFAULT_LIMIT = 10
@@ -328,9 +328,13 @@ class SearchIndex:
             with self._lock:
                 live = self._live
             if live is not None and live.name == folder.name:
-                for problem in file_problems(folder, live.checksums, content=False):
+                problem = next(iter(file_problems(folder, live.checksums, content=False)), None)
+                if problem is None:
+                    return live
+                if Manifest.load_checksums(folder) == live.checksums:
                     raise DamagedIndexError(self.store.root, problem)
-                return live
+                # Another generation under the same name (its folder deleted, the number reused
+                # by the next reindex): opened below like any new one.
             try:
                 checksums = self.store.verify(folder)  # outside the lock: other threads search meanwhile
                 with _read_as_damage(self.store, folder):
@@ -341,7 +345,7 @@ class SearchIndex:
                     continue
                 raise
             with self._lock:
-                if self._live is None or self._live.name != folder.name:
+                if self._live is None or (self._live.name, self._live.checksums) != (folder.name, checksums):
                     self._live = Generation(folder.name, index, checksums)
                 return self._live
         raise AssertionError("unreachable")

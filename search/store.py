@@ -237,12 +237,16 @@ class IndexStore:
         return checksums
 
     def new_generation(self) -> Path:
-        """A fresh, empty folder for the next generation (named `gen-N.building` until published)."""
+        """A fresh, empty folder for the next generation (named `gen-N.building` until published).
+
+        N is past the one CURRENT names too, even when that folder was deleted: a server that
+        had it open must not take the next generation for it."""
         self.root.mkdir(parents=True, exist_ok=True)
+        names = [p.name for p in self.root.glob(GENERATION_PREFIX + "*")] + [self._live_name() or ""]
         numbers = [
-            int(p.name[len(GENERATION_PREFIX):].split(".")[0])
-            for p in self.root.glob(GENERATION_PREFIX + "*")
-            if p.name[len(GENERATION_PREFIX):].split(".")[0].isdigit()
+            int(name[len(GENERATION_PREFIX):].split(".")[0])
+            for name in names
+            if name.startswith(GENERATION_PREFIX) and name[len(GENERATION_PREFIX):].split(".")[0].isdigit()
         ]
         folder = self.root / f"{GENERATION_PREFIX}{max(numbers, default=0) + 1:06d}{BUILDING_SUFFIX}"
         folder.mkdir()
@@ -276,15 +280,25 @@ class IndexStore:
         manifest.save(building)
         final = building.with_name(building.name.removesuffix(BUILDING_SUFFIX))
         building.rename(final)
-        previous = self.current_name()
+        previous = self._live_name()
         pointer = self.root / (CURRENT_FILE + ".tmp")
         with open(pointer, "w", encoding="utf-8") as handle:
             handle.write(final.name + "\n")
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(pointer, self.root / CURRENT_FILE)
+        current = self.root / CURRENT_FILE
+        if current.is_dir() and not current.is_symlink():  # damage no rename can replace
+            shutil.rmtree(current)
+        os.replace(pointer, current)
         self._remove_old_generations(keep={final.name, previous})
         return final
+
+    def _live_name(self) -> str | None:
+        """What CURRENT names, or None when it cannot be read (a rebuild replaces it)."""
+        try:
+            return self.current_name()
+        except DamagedIndexError:
+            return None
 
     def _live_folder(self) -> Path | None:
         try:
