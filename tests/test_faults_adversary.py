@@ -282,3 +282,31 @@ def test_a_very_long_unknown_word_is_not_respelled(news_index, monkeypatch):
     browser.alternatives("ア" * 999)
     browser.alternatives("アップルル")
     assert asked == ["アップルル"]  # the long word never reaches the lexicon walk
+
+
+def test_the_page_of_a_huge_article_analyses_a_bounded_part_of_it(tmp_path, monkeypatch):
+    """A long article with no sentence ends: its page marks matches in its opening only and analyses
+    nothing at all without a query (every paragraph went through Sudachi: 70-87 s and 6.9 GB for
+    one of 17.5 MB)."""
+    from search import snippets
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    phrase = "スマホ市場の拡大と半導体不足の影響を受けた家電量販店の売り場では新製品の発表が続いている"
+    body = "\n".join(phrase * 12 for _ in range(400))  # 400 paragraphs, 211,200 characters, no 。
+    (corpus / "huge.txt").write_text(f"# 巨大な記事\n\n{body}\n", encoding="utf-8")
+    index_root = tmp_path / "index"
+    reindex([corpus], index_root, workers=0)
+    analysed: list[int] = []
+    real_tokens = snippets._tokens
+    monkeypatch.setattr(snippets, "_tokens", lambda text, spec: analysed.append(len(text)) or real_tokens(text, spec))
+    browser = Browser(SearchIndex(index_root))
+
+    plain = browser.article("huge")
+    assert plain is not None and sum(len(s.paragraphs) for s in plain.sections) == 400
+    assert analysed == []  # nothing to mark: nothing analysed
+    marked = browser.article("huge", "スマホ")
+    assert marked is not None and marked.sections[0].matched
+    assert not marked.sections[-1].matched  # past the marking budget: shown plain
+    longest_section = max(len(p.text()) for s in marked.sections for p in s.paragraphs) * 10
+    assert browse.MARKED_ARTICLE_CHARS <= sum(analysed) <= browse.MARKED_ARTICLE_CHARS + longest_section
