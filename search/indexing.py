@@ -199,8 +199,8 @@ def _live_manifest(store: IndexStore, report: ReindexReport) -> Manifest | None:
     and the report says why."""
     try:
         folder = store.current()
-        store.verify(folder)
-        manifest = Manifest.load(folder)
+        manifest = Manifest.load(folder)  # checked against its own digest as it is read
+        store.verify(folder, checksums=manifest.checksums)
     except IndexMissingError:
         return None  # no index yet
     except DamagedIndexError as damage:

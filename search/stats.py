@@ -8,14 +8,14 @@ from whoosh import index as whoosh_index
 
 from .analysis import analyzer_version
 from .schema import TEXT_FIELDS
-from .store import IndexStore
+from .store import IndexStore, Manifest
 
 
 def index_stats(index_root: Path | str) -> dict[str, str]:
     store = IndexStore(index_root)
     folder = store.current()
-    store.verify(folder)  # DamagedIndexError rather than figures read off damaged files
-    manifest = store.manifest()
+    manifest = Manifest.load(folder)
+    store.verify(folder, checksums=manifest.checksums)  # DamagedIndexError, not figures off damaged files
     index = whoosh_index.open_dir(str(folder))
     with index.reader() as reader:
         sections = reader.doc_count()

@@ -227,11 +227,15 @@ class IndexStore:
     def manifest(self) -> Manifest:
         return Manifest.load(self.current())
 
-    def verify(self, folder: Path, content: bool = True) -> dict[str, Checksum]:
+    def verify(
+        self, folder: Path, content: bool = True, checksums: dict[str, Checksum] | None = None
+    ) -> dict[str, Checksum]:
         """Check a generation against its manifest: the manifest against its own digest, every
         file it recorded there with its size and, with `content`, its digest, and no other file.
-        DamagedIndexError naming the first damaged file; the recorded checksums when all is well."""
-        checksums = Manifest.load_checksums(folder)
+        DamagedIndexError naming the first damaged file; the recorded checksums when all is well.
+        `checksums` are those of a manifest the caller has loaded already (not read again)."""
+        if checksums is None:
+            checksums = Manifest.load_checksums(folder)
         for problem in file_problems(folder, checksums, content):
             raise DamagedIndexError(self.root, problem)
         return checksums
