@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
 from whoosh.searching import Searcher
 
 from .analysis import terms
@@ -35,10 +37,10 @@ SUGGESTIONS = 8
 PREFIX_SCAN = 2000
 MAX_ALTERNATIVES = 5
 MIN_RESPELL_CHARS = 3
-# Finding alternatives costs a search per candidate and a walk of the whole lexicon per unknown
-# word (Whoosh's corrector: about 1 s per word on livedoor's 212,761 terms, 13 s for one of 80
-# characters), all after the search itself: without bounds a query of 999 unknown katakana kept a
-# server thread busy for minutes, and one of 30 unknown words for 42 s. So a long word is not
+# Finding alternatives costs a search per candidate and a comparison with the whole vocabulary per
+# unknown word (see `Vocabulary`), all after the search itself: without bounds a query of 999
+# unknown katakana kept a server thread busy for minutes, and one of 30 unknown words for 42 s
+# (when each word walked the term index). So a long word is not
 # respelled, a long query does not try dropping each of its words, and the whole stops when the
 # index's time budget has passed (at most one more step after it).
 MAX_RESPELL_CHARS = 16
@@ -236,7 +238,7 @@ class Browser:
                 known = all(reader.doc_frequency("body", term.text) for term in terms(word))
                 if known and self._count(word, None):
                     continue
-                for fixed in nearest_terms(reader, word.lower(), limit=2):
+                for fixed in nearest_terms(reader, view.table(Vocabulary), word.lower(), limit=2):
                     respelled.append(" ".join(words[:i] + [fixed] + words[i + 1:]))
         return respelled
 
@@ -253,36 +255,38 @@ class Browser:
 RESPELL_FIELDS = ("body", "title")
 
 
-def nearest_terms(reader, word: str, limit: int) -> list[str]:
-    """The index's words nearest to `word` (Damerau-Levenshtein distance, at most 1 below six
-    characters and 2 from six up), the nearest first and, at the same distance, those in the most
-    sections first. Each segment's term list is walked with Whoosh's automaton, which skips the
-    terms that cannot be near, not read term by term; its distance counts a swap of two
-    characters as two edits, so it is asked for one more and the swaps are counted here."""
+def nearest_terms(reader, vocabulary: Vocabulary, word: str, limit: int) -> list[str]:
+    """The index's words nearest to `word` (Damerau-Levenshtein distance, optimal string alignment:
+    at most 1 below six characters and 2 from six up), the nearest first and, at the same
+    distance, those in the most sections first."""
     most = 1 if len(word) < 6 else 2
-    distances: dict[str, int] = {}
-    for leaf, _ in reader.leaf_readers():
-        for field_name in RESPELL_FIELDS:
-            for term in leaf.terms_within(field_name, word, most + 1):
-                if term not in distances:
-                    distances[term] = edit_distance(word, term)
-    near = [term for term, distance in distances.items() if 0 < distance <= most and len(term) >= MIN_RESPELL_CHARS]
-    frequency = {term: sum(reader.doc_frequency(name, term) for name in RESPELL_FIELDS) for term in near}
-    return sorted(near, key=lambda term: (distances[term], -frequency[term], term))[:limit]
+    near = process.extract(word, vocabulary.words, scorer=OSA.distance, score_cutoff=most, limit=None)
+    found = [(distance, term) for term, distance, _ in near if distance > 0]
+    frequency = {term: sum(reader.doc_frequency(name, term) for name in RESPELL_FIELDS) for _, term in found}
+    return [term for _, term in sorted(found, key=lambda item: (item[0], -frequency[item[1]], item[1]))][:limit]
 
 
-def edit_distance(one: str, two: str) -> int:
-    """Damerau-Levenshtein distance (optimal string alignment): iphnoe → iphone is 1."""
-    previous2: list[int] = []
-    previous = list(range(len(two) + 1))
-    for i, a in enumerate(one, start=1):
-        current = [i] + [0] * len(two)
-        for j, b in enumerate(two, start=1):
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a != b))
-            if i > 1 and j > 1 and a == two[j - 2] and one[i - 2] == b:
-                current[j] = min(current[j], previous2[j - 2] + 1)
-        previous2, previous = previous, current
-    return previous[-1]
+class Vocabulary:
+    """The words a misspelling may be corrected to: every term of RESPELL_FIELDS of a respellable
+    length, a table of one generation. Walking the term index for each misspelling took 8.6 s on
+    livedoor (past the time budget, so no suggestion at all); listing it once takes about a
+    second, and rapidfuzz compares a word with the 45,000 listed in about 10 ms."""
+
+    def __init__(self, words: list[str]):
+        self.words = words
+
+    @classmethod
+    def build(cls, reader) -> Vocabulary:
+        longest = MAX_RESPELL_CHARS + 2  # a word within two edits of a respellable one
+        words = {
+            term
+            for leaf, _ in reader.leaf_readers()
+            for field_name in RESPELL_FIELDS
+            for term in leaf.lexicon(field_name)
+            if MIN_RESPELL_CHARS <= len(term) <= 4 * longest  # UTF-8 bytes: a cheap first cut
+        }
+        texts = (term.decode("utf-8") for term in words)
+        return cls(sorted(text for text in texts if MIN_RESPELL_CHARS <= len(text) <= longest))
 
 
 class TitleList:

@@ -278,7 +278,7 @@ def test_a_long_query_does_not_try_dropping_each_word(news_index):
 def test_a_very_long_unknown_word_is_not_respelled(news_index, monkeypatch):
     browser = Browser(SearchIndex(news_index, time_budget=None))
     asked: list[str] = []
-    monkeypatch.setattr(browse, "nearest_terms", lambda reader, word, limit: asked.append(word) or [])
+    monkeypatch.setattr(browse, "nearest_terms", lambda reader, vocabulary, word, limit: asked.append(word) or [])
     browser.alternatives("ア" * 999)
     browser.alternatives("アップルル")
     assert asked == ["アップルル"]  # the long word never reaches the lexicon walk

@@ -124,3 +124,13 @@ def test_the_kth_best_score_is_found_among_many_ties(livedoor):
     for values in (scores, padded):
         for k in (1, 10, 100):
             assert scoring._kth_largest(values, k) == np.sort(values)[-k]
+
+
+def test_a_misspelling_gets_a_suggestion_within_the_default_time_budget(livedoor):
+    """livedoor has 45,000 respellable words: walking the term index for each misspelling took
+    8.6 s, past the 5 s budget, so `iphnoe` got no suggestion at all."""
+    from search.browse import Browser
+
+    browser = Browser(SearchIndex(livedoor[0]))  # the default budget, as the page and CLI have it
+    spelled = [a.query for a in browser.alternatives("iphnoe") if a.reason == "spelling"]
+    assert spelled[0] == "iphone"
