@@ -199,7 +199,7 @@ def _walk(folder: Path, relative: PurePosixPath, roots: list[Path], ancestors: t
         except OSError as error:
             yield Unreadable(entry.path, f"cannot read: {error.strerror or error}")
             continue
-        wanted = is_folder or _is_article_file(name.as_posix())
+        wanted = is_folder or _is_article_file(name.as_posix()) or _is_tarball(PurePosixPath(entry.name))
         if wanted and _SURROGATE.search(entry.name):  # no id, report or manifest can carry it
             yield Unreadable(shown_path(entry.path), "its name is not UTF-8 text: rename it to have it read")
             continue
@@ -236,7 +236,7 @@ def read_file(file: CorpusFile, known: Mapping[str, str] | None = None
         yield from _read_file(file.path, file.relative, known or {})
 
 
-def _is_tarball(path: Path) -> bool:
+def _is_tarball(path: Path | PurePosixPath) -> bool:
     return path.name.endswith((".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz"))
 
 

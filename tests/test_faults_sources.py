@@ -144,6 +144,32 @@ def test_a_first_build_indexes_what_a_damaged_tarball_lets_it_read_and_the_other
     assert "not indexed" in fault.reason
 
 
+def test_a_tarball_dropped_into_the_corpus_folder_is_read_as_if_given_itself(tmp_path):
+    """Index corpus/, put a tarball into it, reindex: its articles come in under the ids they
+    have when the tarball is given with --corpus (a tarball inside a folder was skipped without a
+    word: 0 articles added); a damaged one keeps them; taking it out removes them."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "seed.md").write_bytes(next(CORPUS.glob("*.md")).read_bytes())
+    root = tmp_path / "index"
+    first = midashi("reindex", "--corpus", str(corpus), "--index", str(root))
+    assert first.returncode == 0, first.stderr
+    data = pack(corpus / "news.tar.gz", news_articles())
+    second = midashi("reindex", "--corpus", str(corpus), "--index", str(root))
+    assert second.returncode == 0, second.stderr
+    assert "added            8 articles" in second.stdout
+    assert article_ids(root) - {"seed"} == NEWS_IDS
+    assert hits(root, "ザッケローニ") and hits(root, "ザッケローニ") <= NEWS_IDS
+    (corpus / "news.tar.gz").write_bytes(flip_middle(data))
+    damaged = midashi("reindex", "--corpus", str(corpus), "--index", str(root))
+    assert "archive damaged" in damaged.stdout + damaged.stderr and "Traceback" not in damaged.stderr
+    assert article_ids(root) - {"seed"} == NEWS_IDS
+    (corpus / "news.tar.gz").unlink()
+    third = midashi("reindex", "--corpus", str(corpus), "--index", str(root))
+    assert third.returncode == 0, third.stderr
+    assert article_ids(root) == {"seed"}
+
+
 def midashi(*args: str) -> subprocess.CompletedProcess:
     """The real entry point, as a shell runs it."""
     code = "from search.cli import main; main()"
