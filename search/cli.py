@@ -24,7 +24,7 @@ from .store import DamagedIndexError, IndexBusyError, IndexMissingError, IndexSt
 
 if TYPE_CHECKING:
     from .browse import Alternative
-    from .searching import Relaxation, SearchIndex, SearchResults
+    from .searching import Hit, Relaxation, SearchIndex, SearchResults
     from .snippets import Snippet
 
 DEFAULT_INDEX = "index"
@@ -160,6 +160,9 @@ def format_report(report: ReindexReport, index_root: Path) -> str:
 @click.argument("query", required=False)
 @click.option("-n", "--limit", default=None, type=click.IntRange(1, 1000), help="Hits to show. [default: 10; 100 with --run]")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+@click.option(
+    "--sections", "flat", is_flag=True, help="List matching sections one by one instead of each article once."
+)
 @click.option("--queries", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Batch: a `qid<TAB>query` file.")
 @click.option("--run", "run_path", type=click.Path(dir_okay=False, path_type=Path), help="Batch: write a TREC run here.")
 @click.option(
@@ -173,12 +176,16 @@ def search_command(
     query: str | None,
     limit: int | None,
     as_json: bool,
+    flat: bool,
     queries: Path | None,
     run_path: Path | None,
     time_budget: float | None,
     index_root: Path,
 ) -> None:
-    """Search the index: `midashi search "輸出規制"`, or a batch with --queries/--run."""
+    """Search the index: `midashi search "輸出規制"`, or a batch with --queries/--run.
+
+    Each article is listed once, at its best section, with its other matching sections under it
+    (as the web page does); --sections lists the sections themselves. A batch run ranks sections."""
     from .browse import Browser
     from .searching import DEFAULT_TIME_BUDGET, SearchIndex
 
@@ -190,7 +197,7 @@ def search_command(
         return
     if not query:
         raise UserError('give a query: midashi search "輸出規制"')
-    results = _guarded(lambda: index.search(query, limit=limit or 10))
+    results = _guarded(lambda: index.search(query, limit=limit or 10, group=not flat))
     alternatives = _guarded(lambda: Browser(index).alternatives(query)) if results.few else []
     if as_json:
         click.echo(json.dumps(results_json(results, alternatives), ensure_ascii=False, indent=2))
@@ -212,7 +219,8 @@ def results_json(results: SearchResults, alternatives: list[Alternative] = ()) -
         "query": results.query,
         "total": results.total,
         "elapsed_ms": round(results.elapsed_ms, 2),
-        "hits": [hit.as_json() for hit in results.hits],
+        "articles": results.articles,  # None with --sections: sections are not grouped
+        "hits": [group.as_json() for group in results.groups] if results.groups else [hit.as_json() for hit in results.hits],
         "relaxed": results.relaxed.as_json() if results.relaxed else None,
         "alternatives": [{"query": a.query, "total": a.total, "reason": a.reason} for a in alternatives],
     }
@@ -244,12 +252,16 @@ def _emphasised(snippet: Snippet) -> str:
 
 def format_results(results: SearchResults, alternatives: list[Alternative] = ()) -> str:
     mode = ", ranked by best match" if results.natural_language else ""
-    lines = [f"{results.total:,} sections for 「{results.query}」 ({results.elapsed_ms:.0f} ms{mode})"]
+    found = _sections(results.total)
+    if results.articles is not None:
+        found = f"{results.articles:,} article{'' if results.articles == 1 else 's'} ({found})"
+    lines = [f"{found} for 「{results.query}」 ({results.elapsed_ms:.0f} ms{mode})"]
     if results.relaxed and results.relaxed.partial:
         lines.append(relaxed_line(results.relaxed))
     spellings = [f"「{a.query}」 ({_sections(a.total)})" for a in alternatives if a.reason == "spelling"]
     if spellings:
         lines.append(f"Did you mean {' or '.join(spellings)}?")
+    others = {group.best.section_id: group.others for group in results.groups}
     for hit in results.hits:
         lines.append("")
         lines.append(f"{hit.rank:>3}. {click.style(_emphasised(hit.title), bold=True)}")
@@ -257,7 +269,15 @@ def format_results(results: SearchResults, alternatives: list[Alternative] = ())
         where += [hit.date.strftime("%Y-%m-%d") if hit.date else "", hit.source, hit.section_id, f"score {hit.score:.2f}"]
         lines.append("     " + " · ".join(part for part in where if part))
         lines.append("     " + _emphasised(hit.snippet))
+        if others.get(hit.section_id):
+            lines.append("     also in " + ", ".join(_section_ref(other) for other in others[hit.section_id]))
     return "\n".join(lines)
+
+
+def _section_ref(hit: Hit) -> str:
+    """Where else an article matched, short: #3 (§ 見出し)."""
+    heading = hit.heading.text()
+    return f"#{hit.section_number}" + (f" (§ {_emphasised(hit.heading)})" if heading else "")
 
 
 def _run_batch(index: SearchIndex, queries: Path, run_path: Path, limit: int) -> None:

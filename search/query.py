@@ -16,6 +16,9 @@
   With the index's lexicon at hand (`Lexicon`), a compound also matches with one of its parts
   replaced by a synonym the index holds (東京オリンピック → 東京五輪), and a word of Latin letters
   only matches the model names it starts (iPhone → iPhone4S, iPhone5; H20 stays H20).
+- A negated word (`-word`, `NOT word`) leaves out every section of an article in which some section
+  has it, its synonyms or its model names (`ParsedQuery.excluded`): `iPhone -Android` never lists an
+  article that discusses Android (or アンドロイド).
 - `relaxed_query` is the best-match reading of a query the strict reading found (almost) nothing
   for: `searching.py` ranks its matches below the strict ones.
 """
@@ -193,6 +196,10 @@ class ParsedQuery:
     # A query of plain words and phrases (no operators, no fields, not one quoted phrase alone):
     # when it finds too little, its best-match reading may follow (`relaxed_query`).
     relaxable: bool = False
+    # What the query negates at its top level (`-word`, `NOT word`, `AND NOT word`), as one query:
+    # an article with a section that matches it is left out whole (`searching.py`), not only that
+    # section. None when nothing is negated (a NOT inside an OR group stays section by section).
+    excluded: wq.Query | None = None
 
     @functools.cached_property
     def highlight(self) -> HighlightSpec:
@@ -275,7 +282,31 @@ def parse_query(
     query = query.normalize()
     if query is wq.NullQuery:
         raise _no_words()
-    return ParsedQuery(text, expander.expand(query), natural_language=False, relaxable=relaxable)
+    negated = negated_part(query)
+    if negated is not None:
+        # Whatever says the negated word leaves its article out: its synonyms (アンドロイド for
+        # Android) and model names too, not its sub-units or bigrams (-東京都 is no -東京), nor a
+        # phrase's variants (a lexicon lookup each: a pasted headline's " - 連載名" stays cheap).
+        negated = _Expander(replace(options, subwords=False, fallback=False), user_synonyms, lexicon).expand(
+            negated, phrases=False
+        )
+    return ParsedQuery(text, expander.expand(query), natural_language=False, relaxable=relaxable, excluded=negated)
+
+
+def negated_part(query: wq.Query) -> wq.Query | None:
+    """What a query's top level negates (`iPhone -Android -Galaxy` → Android OR Galaxy), or None:
+    the NOT children of its top AND and the excluded side of each ANDNOT down its included side."""
+    negated: list[wq.Query] = []
+    while isinstance(query, wq.AndNot):
+        negated.append(query.b)
+        query = query.a
+    if isinstance(query, wq.And):
+        negated += [child.query for child in query.children() if isinstance(child, wq.Not)]
+    elif isinstance(query, wq.Not):
+        negated.append(query.query)
+    if not negated:
+        return None
+    return negated[0] if len(negated) == 1 else wq.Or(negated)
 
 
 def relaxed_query(
@@ -490,21 +521,22 @@ class _Expander:
             clauses.append(Word(word, exact, wq.Or(alternatives) if alternatives else None))
         return Coverage(clauses, together)
 
-    def expand(self, query: wq.Query) -> wq.Query:
-        """Add alternatives beside each body-field word of a parsed query (never under NOT)."""
+    def expand(self, query: wq.Query, phrases: bool = True) -> wq.Query:
+        """Add alternatives beside each body-field word of a parsed query (never under NOT), and
+        beside each phrase unless `phrases` is False."""
         if isinstance(query, wq.Not):
             return query
         if isinstance(query, wq.AndNot):
-            return wq.AndNot(self.expand(query.a), query.b)
+            return wq.AndNot(self.expand(query.a, phrases), query.b)
         if isinstance(query, (wq.Term, wq.Phrase)):
-            if query.fieldname != "body":
+            if query.fieldname != "body" or (isinstance(query, wq.Phrase) and not phrases):
                 return query
             words = (query.text,) if isinstance(query, wq.Term) else tuple(query.words)
             alternatives = self.alternatives(words)
             return wq.Or([query, *alternatives]) if alternatives else query
         if query.is_leaf():
             return query
-        return query.apply(self.expand)
+        return query.apply(lambda child: self.expand(child, phrases))
 
     def alternatives(self, words: tuple[str, ...], forms: WordForms | None = None) -> list[wq.Query]:
         """The looser matches of a word (or a phrase's words); `forms` as the query's own analysis

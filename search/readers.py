@@ -56,6 +56,23 @@ _METADATA_KEYS = {
 }
 _METADATA_PAIR = re.compile(r"(?P<key>出典|原題|日付|URL|カテゴリー|カテゴリ)\s*[:：]\s*(?P<value>\S*)")
 _LINK_BLOCK_START = re.compile(r"^\s*[【■]?\s*関連(記事|情報|リンク)\s*】?\s*$")
+# An author's profile heading (◆作家プロフィール◆, ●菜波プロフィール, ■著者プロフィール, 【筆者紹介】).
+_PROFILE_START = re.compile(r"^\s*[【■◆●◎□]?\s*\S{0,8}?(プロフィール|筆者紹介|著者紹介)\s*[】■◆]?\s*[:：]?\s*$")
+# What follows a profile heading to the article's end is its profile only when it is this short;
+# more is body text that goes on after a heading that merely mentions a profile.
+PROFILE_MAX_LINES = 12
+PROFILE_MAX_CHARS = 800
+# A trailing line of a bare link list: one ・ then a link title (not ・・・, an ellipsis), short.
+_BARE_LINK = re.compile(r"^・(?!・)\S.{0,99}$")
+# A short line that announces such a list (■デジ通の記事をもっと見る, 【MOVIE ENTER おすすめ記事】,
+# ■メッシ、インタビュー事件はこちらでも詳しく紹介, ■Androidに関連した記事を読む).
+_LINK_LIST_HEADER = re.compile(
+    r"^.{0,40}(記事を(もっと)?(みる|見る|読む)|関連した記事|おすすめ.{0,6}(記事|ニュース|特集|コンテンツ)"
+    r"|関連(記事|ニュース|サイト|URL|特集|情報|リンク)|参考リンク|バックナンバー|こちら|コチラ).{0,8}$"
+)
+# A shop's product box that ends many articles: its title, maker, 販売元：Amazon.co.jp, クチコミを見る.
+_PRODUCT_BOX_END = "クチコミを見る"
+PRODUCT_BOX_MAX_LINES = 6
 _SENTENCE_ENDINGS = ("。", "！", "？", "!", "?", "、", "」", "）", ")")
 _PLAIN_HEADING_MAX = 50
 # The largest article file, tarball member or JSON Lines line read (a JSON Lines file as a whole has
@@ -529,7 +546,7 @@ def parse_livedoor(lines: list[str], relative: str, shown_path: str = "") -> Art
     parts = PurePosixPath(relative).parts
     if parts and parts[0] == LIVEDOOR_ROOT:
         relative = str(PurePosixPath(*parts[1:]))
-    body = _drop_link_blocks(lines[3:])
+    body = _drop_trailing_boilerplate(_drop_link_blocks(lines[3:]))
     paragraphs = _paragraphs(body)
     sections = sections_from_paragraphs("", paragraphs)
     if not sections:
@@ -569,6 +586,70 @@ def _drop_link_blocks(lines: list[str]) -> list[str]:
                 break
         kept.append("")
     return kept
+
+
+def _drop_trailing_boilerplate(lines: list[str]) -> list[str]:
+    """Remove what ends an article without being its text: a bare list of related-article titles
+    (trailing lines that each start with one ・, after a blank line or a header such as
+    【MOVIE ENTER おすすめ記事】 or ■デジ通の記事をもっと見る, as at the end of Sports Watch articles),
+    an author's profile (a プロフィール heading and a few lines to the end) and a shop's product box
+    (…販売元：Amazon.co.jp / クチコミを見る), in any order. Each only after body text, so an article
+    never loses all of it.
+
+    A bare list's lines are the titles of other articles: their words would make the article match
+    what it is not about, and such a section, short and dense in them, outranks real text. A list
+    of ・ items that are sentences (most ending in 。) with no such header before it is body text
+    and stays, as do a list introduced by a sentence and lists in the middle of an article."""
+    end = len(lines)
+    while True:
+        while end and not lines[end - 1].strip():
+            end -= 1
+        start = end
+        for boilerplate_start in (_bare_list_start, _profile_start, _product_box_start):
+            if start == end:
+                start = boilerplate_start(lines, end)
+        if start == end or not any(line.strip() for line in lines[:start]):
+            return lines[:end]
+        end = start
+
+
+def _bare_list_start(lines: list[str], end: int) -> int:
+    """Where the paragraph of bare links that ends at `end` starts, or `end` if it is none: lines
+    that each start with one ・, standing as a paragraph of their own, most not ending in 。."""
+    start = end
+    while start and _BARE_LINK.match(lines[start - 1].strip()):
+        start -= 1
+    items = [line.strip() for line in lines[start:end]]
+    if not items:
+        return end
+    if start and _LINK_LIST_HEADER.match(lines[start - 1].strip()):
+        return start - 1  # its header says what it is, and goes with it (titles may end in 。: …だった件。)
+    if (start and lines[start - 1].strip()) or 2 * sum(item.endswith("。") for item in items) > len(items):
+        return end  # items of the sentence before them (…は次の通り。), or sentences: a list in the text
+    return start
+
+
+def _product_box_start(lines: list[str], end: int) -> int:
+    """Where the product box that ends at `end` starts (its paragraph), or `end`."""
+    if not end or lines[end - 1].strip() != _PRODUCT_BOX_END:
+        return end
+    start = end - 1
+    while start and lines[start - 1].strip() and end - start < PRODUCT_BOX_MAX_LINES:
+        start -= 1
+    if not any(line.strip().startswith("販売元") for line in lines[start:end]):
+        return end
+    return start
+
+
+def _profile_start(lines: list[str], end: int) -> int:
+    """Where the author's profile that ends the article at `end` starts (its heading), or `end`."""
+    for start in range(end - 1, max(-1, end - PROFILE_MAX_LINES - 4), -1):
+        if _PROFILE_START.match(lines[start]):
+            rest = [line for line in lines[start + 1:end] if line.strip()]
+            if len(rest) <= PROFILE_MAX_LINES and sum(len(line) for line in rest) <= PROFILE_MAX_CHARS:
+                return start
+            return end
+    return end
 
 
 def _paragraphs(lines: list[str]) -> list[str]:

@@ -195,6 +195,17 @@ class ArticleGroup:
     best: Hit
     others: list[Hit]
 
+    def as_json(self) -> dict:
+        """The article as the JSON API and `midashi search --json` show it: its best section's hit,
+        and where else in it the query matched."""
+        return {
+            **self.best.as_json(),
+            "other_sections": [
+                {"section_id": o.section_id, "section_number": o.section_number, "heading": o.heading.text()}
+                for o in self.others
+            ],
+        }
+
 
 @dataclass(frozen=True)
 class Relaxation:
@@ -416,13 +427,21 @@ class SearchIndex:
         return IndexLexicon(view.searcher, view.table(LexiconMemory))
 
     def _whoosh_search(
-        self, searcher: Searcher, query: wq.Query, limit: int | None, filters: Filters | None, sort: str, facets: bool
+        self,
+        searcher: Searcher,
+        query: wq.Query,
+        limit: int | None,
+        filters: Filters | None,
+        sort: str,
+        facets: bool,
+        excluded: set[int] | None = None,
     ) -> Results:
         """Whoosh's collector: for facets and date order (over the arrays' matches and scores), and
-        the straightforward path (Whoosh's own matchers)."""
+        the straightforward path (Whoosh's own matchers). `excluded`: docnums never collected."""
         collector = searcher.collector(
             limit=limit,
             filter=filters.query() if filters else None,
+            mask=excluded or None,
             sortedby=_SORT_FACETS[sort],
             groupedby=_facet_requests() if facets else None,
             optimize=self.straightforward,  # block skipping: the arrays' matches are scored already
@@ -476,18 +495,24 @@ class SearchIndex:
             articles = view.table(ArticleMap) if group else None
             wanted = None if group else offset + limit  # grouping ranks every matching section
             relaxation = None
+            excluded = self._excluded_sections(view, parsed.excluded)
+            deadline = Deadline(self.time_budget)  # one for all the rankings of this search
+            whoosh_collects = self.straightforward or sort != "relevance"
+            masked = set(excluded.tolist()) if excluded is not None and whoosh_collects else None
             if sort == "relevance":
-                allowed = view.table(FacetTable).allowed(filters)
+                allowed = _without(view.table(FacetTable).allowed(filters), excluded, searcher.doc_count_all())
                 strict_results = None
                 if self.straightforward:  # Whoosh's collector, its facets and the matches it counted
 
                     def rank(query: wq.Query, limit: int | None) -> Ranking:
-                        return self._whoosh_ranking(searcher, query, limit, filters, allowed)
+                        return _whoosh_ranking(
+                            searcher, self._whoosh_search(searcher, query, limit, filters, "relevance", False, masked),
+                            allowed,
+                        )
 
-                    strict_results = self._whoosh_search(searcher, parsed.query, wanted, filters, sort, facets)
+                    strict_results = self._whoosh_search(searcher, parsed.query, wanted, filters, sort, facets, masked)
                     ranking = _whoosh_ranking(searcher, strict_results, allowed)
                 else:
-                    deadline = Deadline(self.time_budget)  # one for all the rankings of this search
 
                     def rank(query: wq.Query, limit: int | None) -> Ranking:
                         return top_documents(searcher, query, limit, allowed, budget=deadline)
@@ -503,7 +528,7 @@ class SearchIndex:
                 else:
                     facet_counts = view.table(FacetTable).facets(ranking.matched)
             else:
-                results = self._whoosh_search(searcher, parsed.query, wanted, filters, sort, facets)
+                results = self._whoosh_search(searcher, parsed.query, wanted, filters, sort, facets, masked)
                 total, scores = len(results), [score for score, _ in results.top_n]
                 docnums = np.array([docnum for _, docnum in results.top_n], dtype=np.int64)
                 facet_counts = _facets(*(results.groups(name) for name in _FACETS)) if facets else None
@@ -538,11 +563,28 @@ class SearchIndex:
                 relaxed=relaxation,
             )
 
-    def _whoosh_ranking(
-        self, searcher: Searcher, query: wq.Query, limit: int | None, filters: Filters | None, allowed: np.ndarray | None
-    ) -> Ranking:
-        """What `top_documents` finds, through Whoosh's collector (the straightforward path)."""
-        return _whoosh_ranking(searcher, self._whoosh_search(searcher, query, limit, filters, "relevance", False), allowed)
+    def _excluded_sections(self, view: GenerationView, negated: wq.Query | None) -> np.ndarray | None:
+        """Every section (sorted docnums) of the articles in which some section matches what the
+        query negates, None when it negates nothing: a negated word leaves out whole articles.
+
+        The arrays' way: the negated part's matches, their article numbers (`ArticleMap`), and the
+        sections with those numbers, each step one array operation. The straightforward way asks
+        Whoosh (its matchers, the stored article ids and their postings), as an independent oracle."""
+        if negated is None:
+            return None
+        searcher = view.searcher
+        if self.straightforward:
+            ids = {searcher.stored_fields(docnum)["article_id"] for docnum in searcher.docs_for_query(negated)}
+            sections = {docnum for article in ids for docnum in searcher.docs_for_query(wq.Term("article_id", article))}
+            return np.array(sorted(sections), dtype=np.int64)
+        numbers = view.table(ArticleMap).numbers  # built once per generation, before the time budget starts
+        matched = top_documents(searcher, negated, 1, budget=self.time_budget).matched
+        if not len(matched):
+            return np.zeros(0, dtype=np.int64)
+        left_out = np.zeros(int(numbers.max()) + 2, dtype=bool)  # by article number; the last: none (-1)
+        left_out[numbers[matched]] = True
+        left_out[-1] = False
+        return np.flatnonzero(left_out[numbers])
 
     def _relaxed(
         self,
@@ -591,6 +633,17 @@ def _whoosh_ranking(searcher: Searcher, results: Results, allowed: np.ndarray | 
         np.array([score for score, _ in results.top_n], dtype=np.float64),
         matched,
     )
+
+
+def _without(allowed: np.ndarray | None, excluded: np.ndarray | None, size: int) -> np.ndarray | None:
+    """The docnums `allowed` lets through (all `size` of them if None) but for `excluded`."""
+    if excluded is None:
+        return allowed
+    keep = np.ones(size, dtype=bool) if allowed is None else np.zeros(size, dtype=bool)
+    if allowed is not None:
+        keep[allowed] = True
+    keep[excluded] = False
+    return np.flatnonzero(keep)
 
 
 # A relaxed match's score is at most this share of the least strict match's (see `_relaxed`).

@@ -35,11 +35,11 @@ def test_second_reindex_says_nothing_changed(index_root):
     assert "unchanged        1 articles         5 sections" in result.output
 
 
-def test_search_prints_ranked_sections_plain_when_piped(index_root):
+def test_search_prints_ranked_articles_plain_when_piped(index_root):
     result = CliRunner().invoke(cli, ["search", "H20", "--index", str(index_root)])
     assert result.exit_code == 0
     lines = result.output.splitlines()
-    assert lines[0].startswith("1 sections for 「H20」")
+    assert lines[0].startswith("1 article (1 section) for 「H20」")
     assert "§ 中国の反応と技術自立化" in result.output and f"{SAMPLE_ARTICLE_ID}#4" in result.output
     assert "\x1b[" not in result.output  # no terminal styling in a pipe
 

@@ -29,7 +29,8 @@ from search.store import BUILDING_SUFFIX, LOCK_FILE, IndexBusyError, IndexStore
 from tests.conftest import PROJECT
 
 FIXTURE_NEWS = PROJECT / "tests" / "fixtures" / "news"
-COPIES = 50  # of each of the 8 fixture articles: 400 new articles, a second or so of analysis
+FIXTURE_ARTICLES = len(list(FIXTURE_NEWS.rglob("*.txt")))  # 10
+COPIES = 50  # of each fixture article: 500 new articles, a second or so of analysis
 POLL_SECONDS = 0.002
 PHASE_TIMEOUT = 60.0  # generous bounds: a busy CI machine is slow, a quiet one never waits this long
 GONE_TIMEOUT = 5.0  # the workers must be gone this soon after their parent
@@ -44,8 +45,9 @@ def _write_copies(corpus: Path, copies: int) -> None:
         folder = corpus / source.parent.name
         folder.mkdir(parents=True, exist_ok=True)
         for copy in range(copies):
-            text = [f"{lines[0]}-{copy}", lines[1], f"{lines[2]} 第{copy}報", *lines[3:],
-                    "", f"この記事は試験のために複製された{copy}番目の版である。"]
+            # Its own line first: at the end it would follow tech-0004's author profile, and go with it.
+            text = [f"{lines[0]}-{copy}", lines[1], f"{lines[2]} 第{copy}報",
+                    f"この記事は試験のために複製された{copy}番目の版である。", "", *lines[3:]]
             (folder / f"{source.stem}-copy{copy:03d}.txt").write_text("\n".join(text) + "\n", encoding="utf-8")
 
 
@@ -68,7 +70,7 @@ class Index:
 
     def assert_complete(self) -> None:
         """Every article of the grown corpus is searchable."""
-        assert len(_hits(self.root, COPY_TERM)) == 8 * COPIES
+        assert len(_hits(self.root, COPY_TERM)) == FIXTURE_ARTICLES * COPIES
         assert len(_hits(self.root, FIXTURE_TERM)) == len(self.before[FIXTURE_TERM]) * (COPIES + 1)
 
 
@@ -201,7 +203,7 @@ def reindex_again(live: Index) -> subprocess.CompletedProcess:
     )
     assert result.returncode == 0, result.stderr
     assert "another reindex" not in result.stderr
-    assert "added          400 articles" in result.stdout
+    assert f"added     {FIXTURE_ARTICLES * COPIES:>8} articles" in result.stdout
     assert not list(live.root.glob("*" + BUILDING_SUFFIX))  # the dead run's half-built generation is gone
     live.assert_complete()
     return result
@@ -337,5 +339,5 @@ def test_a_lock_kept_by_processes_of_a_dead_reindex_names_them(tmp_path):
         holder.wait(30)
     notes: list[str] = []
     report = reindex([FIXTURE_NEWS], root, workers=0, notify=notes.append)  # free once they are gone
-    assert report.added.articles == 8
+    assert report.added.articles == FIXTURE_ARTICLES
     assert notes == [f"the previous reindex (pid {dead.pid}) died; taking over its lock"]

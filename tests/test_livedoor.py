@@ -134,3 +134,39 @@ def test_a_misspelling_gets_a_suggestion_within_the_default_time_budget(livedoor
     browser = Browser(SearchIndex(livedoor[0]))  # the default budget, as the page and CLI have it
     spelled = [a.query for a in browser.alternatives("iphnoe") if a.reason == "spelling"]
     assert spelled[0] == "iphone"
+
+
+def _articles_of(index: SearchIndex, query: str) -> set[str]:
+    return {group.best.article_id for group in index.search(query, limit=1000, group=True).groups}
+
+
+def test_world_cup_top_articles_are_no_bare_link_lists(livedoor):
+    # Before, Sports Watch's trailing lists of related titles (・女子ワールドカップを日本で) took ranks 1-4.
+    index = SearchIndex(livedoor[0])
+    groups = index.search("ワールドカップ", limit=10, group=True).groups
+    assert len(groups) == 10
+    with index.searcher() as (_, searcher):
+        for group in groups:
+            bodies = {fields["section_id"]: fields["body"] for fields in searcher.documents(article_id=group.best.article_id)}
+            body = bodies[group.best.section_id]
+            lines = [line for line in body.splitlines() if line.strip()]
+            assert not all(line.startswith("・") for line in lines), (group.best.section_id, body)
+    assert "sports-watch/sports-watch-6406348" not in _articles_of(index, "女子ワールドカップを日本で")
+
+
+def test_chef_article_is_listed_once_in_the_cli(livedoor):
+    output = CliRunner().invoke(cli, ["search", "川越シェフ", "--index", str(livedoor[0])]).output
+    assert output.count("topic-news/topic-news-5903225#") == 1 and "also in #" in output
+    flat = CliRunner().invoke(cli, ["search", "川越シェフ", "--sections", "--index", str(livedoor[0])]).output
+    assert flat.count("topic-news/topic-news-5903225#") == 3
+
+
+def test_iphone_without_android_leaves_out_whole_articles(livedoor):
+    index = SearchIndex(livedoor[0])
+    iphone, android = _articles_of(index, "iPhone"), _articles_of(index, "Android")
+    without = _articles_of(index, "iPhone -Android")
+    assert without and without == iphone - android
+    oracle = SearchIndex(livedoor[0], straightforward=True, exact=True)
+    fast, whoosh = index.search("iPhone -Android", limit=50, facets=True), oracle.search("iPhone -Android", limit=50, facets=True)
+    assert [h.section_id for h in fast.hits] == [h.section_id for h in whoosh.hits]
+    assert fast.total == whoosh.total and fast.facets == whoosh.facets

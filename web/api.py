@@ -8,7 +8,7 @@ from datetime import datetime
 from flask import Blueprint, abort, jsonify, request
 
 from search.query import QueryError
-from search.searching import ArticleGroup, Facets
+from search.searching import Facets
 
 from . import browser
 from .openapi import OPENAPI
@@ -38,7 +38,7 @@ def search():
         per_page=wanted.per_page,
         sort=wanted.sort,
         elapsed_ms=round(results.elapsed_ms, 2),
-        hits=[_group_json(group) for group in results.groups],
+        hits=[group.as_json() for group in results.groups],
         facets=_facets_json(results.facets),
         relaxed=results.relaxed.as_json() if results.relaxed else None,
         alternatives=[
@@ -96,16 +96,6 @@ def healthz():
 @blueprint.get("/api/openapi.json")
 def openapi():
     return jsonify(OPENAPI)
-
-
-def _group_json(group: ArticleGroup) -> dict:
-    return {
-        **group.best.as_json(),
-        "other_sections": [
-            {"section_id": o.section_id, "section_number": o.section_number, "heading": o.heading.text()}
-            for o in group.others
-        ],
-    }
 
 
 def _facets_json(facets: Facets | None) -> dict:
