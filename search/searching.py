@@ -492,6 +492,13 @@ class SearchIndex:
             searcher = view.searcher
             lexicon = self._lexicon(view)
             parsed = parse_query(query, searcher.schema, self.options, self.user_synonyms, lexicon)
+            if not searcher.doc_count_all():  # no articles yet: nothing to rank (an idf would be log 0)
+                elapsed = (time.perf_counter() - started) * 1000
+                nothing = Facets([], [], [], []) if facets else None
+                return SearchResults(
+                    parsed.text, 0, [], elapsed, parsed.natural_language, view.name, facets=nothing,
+                    articles=0 if group else None,
+                )
             articles = view.table(ArticleMap) if group else None
             wanted = None if group else offset + limit  # grouping ranks every matching section
             relaxation = None
@@ -904,7 +911,8 @@ class ArticleMap:
         keeps most segments (write-once, under random names), and reading the ids of livedoor's
         7,367 articles takes a second or more, at every swap. A document an update deleted may
         keep its old article: it never matches, so it is never grouped."""
-        leaves = list(reader.leaf_readers())
+        # An index of no articles reads as one EmptyReader, which has no segment.
+        leaves = [(leaf, offset) for leaf, offset in reader.leaf_readers() if leaf.segment() is not None]
         with _SEGMENT_ARTICLES_LOCK:
             segments = [_segment_articles(leaf) for leaf, _ in leaves]
             wanted = {leaf.segment().segment_id() for leaf, _ in leaves}

@@ -237,3 +237,27 @@ def test_cli_query_errors_are_one_line(news_root):
         done = _midashi("search", *arguments, "--index", str(news_root))
         lines = done.stderr.decode("utf-8").splitlines()
         assert done.returncode == 1 and len(lines) == 1 and lines[0].startswith(message), done.stderr
+
+
+def test_an_index_of_no_articles_answers_every_front_end(tmp_path):
+    """`make run` over an empty corpus folder: every search was a traceback (an idf of log 0, and
+    the article map read a segment an empty index does not have)."""
+    (tmp_path / "corpus").mkdir()
+    root = tmp_path / "index"
+    reindex([tmp_path / "corpus"], root, workers=0)
+    index = SearchIndex(root)
+    for query in ("半導体", "日本の首都はどこですか", "iPhone -Android", "date:2012"):
+        for group in (False, True):
+            results = index.search(query, group=group, facets=True)
+            assert results.total == 0 and results.hits == [] and results.groups == []
+        assert index.search(query, sort="newest").total == 0
+    client = create_app(root).test_client()
+    for url in ("/", "/?q=半導体", "/?q=半導体&sort=newest"):
+        response = client.get(url)
+        assert response.status_code == 200 and "Traceback" not in response.get_data(as_text=True), url
+    assert client.get("/api/search?q=iphnoe").get_json()["total"] == 0
+    assert client.get("/api/suggest?q=半").get_json()["queries"] == []
+    code = "from search.cli import main; main()"
+    cli = subprocess.run([sys.executable, "-c", code, "search", "半導体", "--index", str(root)],
+                         capture_output=True, text=True, timeout=120, cwd=PROJECT)
+    assert cli.returncode == 0 and cli.stderr == "" and "0 articles" in cli.stdout
