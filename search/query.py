@@ -270,7 +270,9 @@ def parse_query(
             query = wq.And([expander.word((word,), forms[word]) for word in words])
             return ParsedQuery(text, query, natural_language=False, relaxable=relaxable)
     parser = MultifieldParser(list(TEXT_FIELDS), schema, group=AndGroup)
-    parser.add_plugin(PlusMinusPlugin(plusexpr=_WORD_START + r"\+", minusexpr=_WORD_START + "-"))
+    # A dash standing alone is punctuation, not an operator: a pasted headline's 「…」 - 辛口説教部屋
+    # vol.27 names its series, and excluded the series' every article.
+    parser.add_plugin(PlusMinusPlugin(plusexpr=_WORD_START + r"\+(?=\S)", minusexpr=_WORD_START + r"-(?=\S)"))
     parser.remove_plugin_class(WildcardPlugin)  # ？ and ＊ are punctuation in Japanese text
     parser.remove_plugin_class(EveryPlugin)  # `*:*` would walk every section
     try:

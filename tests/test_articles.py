@@ -52,6 +52,15 @@ def _read(relative: str):
 
 # --- -word / NOT leaves out the whole article ---------------------------------------------------
 
+def test_a_dash_standing_alone_in_a_pasted_headline_excludes_nothing(fast):
+    """「…」 - 連載名 vol.27: the dash sets the series name apart; it is no operator (it left out
+    every article of the series, the headline's own included)."""
+    pasted = fast.search("「iPhoneの新機能」 - Android", limit=50)
+    assert fast.parse("「iPhoneの新機能」 - Android").excluded is None
+    assert "tech/tech-0005" in _articles(pasted)  # says iPhone and Android
+    assert "tech/tech-0005" not in _articles(fast.search("iPhone -Android", limit=50))
+
+
 def test_iphone_alone_finds_the_article_that_discusses_android_elsewhere(fast):
     found = fast.search("iPhone", limit=50)
     assert "tech/tech-0005" in _articles(found)  # the premise: its lead has iPhone, its §2 Android
