@@ -504,6 +504,8 @@ class _Evaluation:
         kept where the words stand one after another: positions are read only there."""
         candidates = self._term(fieldname, words[0])
         for word in words[1:]:
+            if candidates.is_empty():  # no section has the words so far: the rest need not be read
+                return _NO_MATCHES
             candidates = _intersection(candidates, self._term(fieldname, word))
         candidate_ids, scores = candidates.restricted(within).as_sparse()
         if not len(candidate_ids):  # (the words' postings need not even be looked up)
