@@ -443,16 +443,20 @@ class _Evaluation:
         return scores
 
     def _idf(self, fieldname: str, btext: bytes | None) -> float:
-        """Whoosh's idf of a term over the whole index (`WeightingModel.idf`: log(N / (df + 1)) + 1,
-        deleted documents counted as Whoosh counts them), from the infos each segment's term index
-        remembers: Whoosh's own asks every segment's reader through two layers of checks."""
+        """Whoosh's idf of a term over the whole index (`WeightingModel.idf`: log(N / (df + 1)) + 1)."""
         key = (self.memory.number, fieldname, btext)
         idf = IDFS.get(key)
         if idf is None:
-            infos = [] if btext is None else [segment.reader._terms._info(fieldname, btext) for segment in self.segments]
-            idf = log(self.size / (sum(info.doc_frequency() for info in infos if info is not None) + 1)) + 1
+            idf = log(self.size / (self._document_frequency(fieldname, btext) + 1)) + 1
             IDFS.keep(key, idf)
         return idf
+
+    def _document_frequency(self, fieldname: str, btext: bytes | None) -> int:
+        """How many documents hold a term, deleted ones counted as Whoosh counts them, from the
+        infos each segment's term index remembers: Whoosh's own `doc_frequency` asks every
+        segment's reader through two layers of checks (a millisecond for a strict query's terms)."""
+        infos = [] if btext is None else [segment.reader._terms._info(fieldname, btext) for segment in self.segments]
+        return sum(info.doc_frequency() for info in infos if info is not None)
 
     def _intersection(self, nodes: list[wq.Query], within: _Within | None) -> _Matches:
         """Where every node matches, the sum of their scores: the rarest node first, each next one
@@ -470,7 +474,9 @@ class _Evaluation:
         decoded)."""
         kind = type(node)
         if kind is wq.Term:
-            return self.searcher.doc_frequency(node.fieldname, node.text) if node.fieldname in self.schema else 0
+            if node.fieldname not in self.schema:
+                return 0
+            return self._document_frequency(node.fieldname, self.schema[node.fieldname].to_bytes(node.text))
         if kind in (wq.Or, wq.DefaultOr):
             return sum(self._estimate(child) for child in node.subqueries)
         if kind is wq.And:
@@ -498,6 +504,8 @@ class _Evaluation:
         kept where the words stand one after another: positions are read only there."""
         candidates = self._term(fieldname, words[0])
         for word in words[1:]:
+            if candidates.is_empty():  # no section has the words so far: the rest need not be read
+                return _NO_MATCHES
             candidates = _intersection(candidates, self._term(fieldname, word))
         candidate_ids, scores = candidates.restricted(within).as_sparse()
         if not len(candidate_ids):  # (the words' postings need not even be looked up)

@@ -525,7 +525,10 @@ class SearchIndex:
                         return top_documents(searcher, query, limit, allowed, budget=deadline)
 
                     ranking = rank(parsed.query, wanted)
-                if relax and self.options.relax and _too_few_articles(searcher, ranking.matched):
+                # Only a relaxable query has a best-match reading to follow it: counting the
+                # articles of anything else (a question, whose reading is best match already)
+                # reads stored fields for nothing.
+                if relax and self.options.relax and parsed.relaxable and _too_few_articles(searcher, ranking.matched):
                     ranking, relaxation = self._relaxed(searcher, parsed, lexicon, ranking, wanted, rank)
                 total, docnums, scores = ranking.total, ranking.docnums, ranking.scores.tolist()
                 if not facets:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from whoosh import query as wq
 
+from search import scoring
 from search.batch import read_queries
 from search.indexing import reindex
 from search.query import QueryOptions
 from search.searching import SearchIndex
-from tests.conftest import CORPUS, JAQUAD, SAMPLE_ARTICLE_ID, require
+from tests.conftest import CORPUS, JAQUAD, SAMPLE_ARTICLE_ID, assert_ranked_alike, require
 
 JAQUAD_QUESTIONS = 400
 
@@ -169,3 +171,28 @@ def test_user_synonyms_apply_at_query_time_without_reindex(tmp_path):
     after = index.search("NVIDIA")
     assert after.hits[0].section_id == f"{SAMPLE_ARTICLE_ID}#3"
     assert "<mark>エヌビディア</mark>" in after.hits[0].snippet.html()
+
+
+def test_strict_queries_and_phrases_rank_as_whoosh_does_over_segments_and_deletions(corpus_copy, tmp_path):
+    """The array path's shortcuts rank as Whoosh's own matchers do: a strict query's AND ordered
+    by document frequencies summed from the segments' term infos (they are Whoosh's numbers), and
+    a phrase given up as soon as its first words share no section (熊本 is left only in a deleted
+    section, so 熊本政策転換 never reads 転換). Two segments, one with a deleted section."""
+    article = "# 半導体の新工場\n出典: テスト通信\n\n熊本に半導体の新工場が完成した。エヌビディアも輸出を承認した。\n"
+    (corpus_copy / "factory.md").write_text(article, encoding="utf-8")
+    root = tmp_path / "index"
+    reindex([corpus_copy], root)
+    (corpus_copy / "factory.md").write_text(article.replace("熊本", "北海道"), encoding="utf-8")
+    reindex([corpus_copy], root)
+    fast, whoosh = SearchIndex(root), SearchIndex(root, straightforward=True, exact=True)
+    with fast.searcher() as (_, searcher):
+        assert len(list(searcher.leaf_searchers())) == 2 and searcher.reader().has_deletions()
+        evaluation = scoring._Evaluation(searcher)
+        for fieldname, text in [("body", "半導体"), ("body", "熊本"), ("body", "北海道"), ("title", "輸出"),
+                                ("heading", "背景"), ("body", "存在しない"), ("fallback", "ビデ")]:
+            assert evaluation._estimate(wq.Term(fieldname, text)) == searcher.doc_frequency(fieldname, text)
+    for query in ["半導体 輸出 承認", "北海道 エヌビディア 半導体", "政策転換 背景", "北海道エヌビディア半導体", "熊本政策転換"]:
+        one, two = fast.search(query, snippets=False), whoosh.search(query, snippets=False)
+        assert_ranked_alike(one, two)
+        assert one.total and [hit.section_id for hit in one.hits] == [hit.section_id for hit in two.hits]
+    assert fast.search("熊本政策転換").relaxed is not None  # found only by its best-match reading
