@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 DEFAULT_INDEX = "index"
 DEFAULT_CORPUS = "corpus"
 EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug of ours, not the user's input
 EXIT_TERMINATED = 128 + signal.SIGTERM  # what a shell reports for a process SIGTERM ended
 SKIPPED_SHOWN = 20  # skipped files listed in the reindex summary; the count covers all
 
@@ -386,3 +387,12 @@ def main() -> None:
         sys.exit(1)
     except click.exceptions.Exit as exit_:
         sys.exit(exit_.exit_code)
+    except Exception as error:  # a bug of ours: one line for the person, the traceback on request
+        if os.environ.get("MIDASHI_DEBUG"):
+            raise
+        click.echo(
+            f"midashi: internal error ({type(error).__name__})."
+            " Please report it with the command you ran (MIDASHI_DEBUG=1 shows the details)",
+            err=True,
+        )
+        sys.exit(EXIT_INTERNAL)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -89,3 +90,26 @@ def test_user_errors_are_one_line_with_nonzero_exit(index_root, args, message):
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("midashi: ") and message in line
     assert "Traceback" not in result.stderr
+
+
+def test_a_bug_of_ours_is_one_line_not_a_traceback(tmp_path):
+    """Whatever slips through (here a search that raises), the person gets one line and exit 70;
+    MIDASHI_DEBUG=1 shows the traceback."""
+    code = (
+        "import search.searching as s\n"
+        "def broken(*args, **kwargs): raise ZeroDivisionError('division by zero')\n"
+        "s.SearchIndex.search = broken\n"
+        "from search.cli import main; main()\n"
+    )
+    command = [sys.executable, "-c", code, "search", "半導体", "--index", str(tmp_path / "index")]
+    (tmp_path / "corpus").mkdir()
+    subprocess.run([sys.executable, "-c", "from search.cli import main; main()", "reindex", "--corpus",
+                    str(tmp_path / "corpus"), "--index", str(tmp_path / "index")], check=True, capture_output=True)
+    quiet = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert quiet.returncode == 70 and "Traceback" not in quiet.stderr
+    assert quiet.stderr.splitlines() == [
+        "midashi: internal error (ZeroDivisionError). Please report it with the command you ran"
+        " (MIDASHI_DEBUG=1 shows the details)"
+    ]
+    loud = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, "MIDASHI_DEBUG": "1"})
+    assert "Traceback" in loud.stderr and "ZeroDivisionError: division by zero" in loud.stderr
