@@ -85,7 +85,7 @@ def test_every_term_keeps_whooshs_statistics(w3_and_arrays):
 
 @pytest.mark.parametrize("spilled_runs", [0, 3])
 def test_the_array_pool_writes_what_whooshs_pool_writes(documents, w3_and_arrays, tmp_path, spilled_runs):
-    # A third of the postings a run: the pool spills sorted runs and merges them term by term.
+    # A quarter of the postings a run: the pool spills sorted runs and merges them term by term.
     w3, _ = w3_and_arrays
     spill_postings = len(_every_posting(w3)) // (spilled_runs + 1) if spilled_runs else 10**9
     ix = whoosh_index.create_in(str(tmp_path), build_schema())
