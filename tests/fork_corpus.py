@@ -2,9 +2,10 @@
 
 The fixture corpus (tests/fixtures/news, eight articles) and corpus/ (the sample article) are too
 small for what the fork guards must cover: posting lists longer than one of Whoosh's 128-posting
-blocks, docnum gaps and positions past 255 (the wider array types), parts big enough to compress,
-a term index past 64 KB. `write_generated_news` recombines their sentences into a few hundred
-articles: real Japanese, every word known, and the same bytes on every run (a seeded shuffle).
+blocks, positions past 255 (the wider array type), parts big enough to compress, a term index
+past 64 KB. `write_generated_news` recombines their sentences into 64 articles (about 260
+sections): real Japanese, and the same bytes on every run (seeded shuffles). Docnum gaps stay
+under 256 here; the livedoor runs cover wide gaps.
 
 `update_generated_news` then edits and removes some articles, as a user would before an
 incremental reindex: the index gets a second segment and deleted sections in the first.
