@@ -196,7 +196,7 @@ def test_stored_fields_an_earlier_version_compressed_with_zlib_still_read(docume
 
 
 @pytest.mark.parametrize(
-    "text", ["日本", "日本 発表", '"輸出 規制"', "スマートフォン OR アプリ", "スマートフォン アプリ NOT 無料", "映画 OR 公開 OR 監督"]
+    "text", ["日本", "日本 発表", '"輸出 規制"', "スマートフォン OR アプリ", "日本 発表 NOT 無料", "映画 OR 公開 OR 監督"]
 )
 def test_whoosh_searches_the_arrays_as_it_searches_its_own_format(w3_and_arrays, text):
     # Whoosh walks, skips (intersections, block quality) and reads positions (phrases) itself.
