@@ -1,4 +1,5 @@
-# Midashi: `make run` builds the index from corpus/ and serves the search page; `make test` runs the tests.
+# Midashi: `make run` builds the index from corpus/ and serves the search page; `make test` runs the tests,
+# `make check` their fast layer (no slow, livedoor or browser tests) for the edit loop.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -6,7 +7,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: setup run test browser-deps relevance clean
+.PHONY: setup run test check browser-deps relevance clean
 
 $(BIN)/midashi: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +29,9 @@ browser-deps:
 
 test: setup browser-deps
 	$(BIN)/python -m pytest
+
+check: setup
+	$(BIN)/python -m pytest -q -m "not slow and not livedoor and not browser"
 
 relevance: setup
 	$(BIN)/python bench/relevance.py

@@ -6,9 +6,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from search.cli import cli
 from search.indexing import reindex
 from search.searching import SearchIndex, SearchResults
+from tests.fork_corpus import write_generated_news
 
 PROJECT = Path(__file__).resolve().parent.parent
 SHARED = PROJECT.parent / "shared"
@@ -16,6 +19,7 @@ SEED_DIR = SHARED / "seed"
 LIVEDOOR_TARBALL = SHARED / "data" / "ldcc-20140209.tar.gz"
 JAQUAD = SHARED / "data" / "jaquad"
 CORPUS = PROJECT / "corpus"
+FIXTURE_NEWS = PROJECT / "tests" / "fixtures" / "news"
 SAMPLE_ARTICLE_ID = "blockmedia-trump-nvidia-h200-china-export"
 
 
@@ -33,6 +37,22 @@ def seed_file() -> Path:
 @pytest.fixture(scope="session")
 def livedoor_tarball() -> Path:
     return require(LIVEDOOR_TARBALL)
+
+
+@pytest.fixture(scope="session")
+def livedoor(livedoor_tarball, tmp_path_factory) -> tuple[Path, Path, str]:
+    """The whole livedoor tarball reindexed through the CLI, once: (index, tarball, its output)."""
+    root = tmp_path_factory.mktemp("livedoor") / "index"
+    first = CliRunner().invoke(cli, ["reindex", "--corpus", str(livedoor_tarball), "--index", str(root)])
+    assert first.exit_code == 0, first.output
+    return root, livedoor_tarball, first.output
+
+
+@pytest.fixture(scope="session")
+def generated_news(tmp_path_factory) -> Path:
+    """A few hundred sections recombined from our own fixture sentences (tests/fork_corpus.py),
+    big enough to exercise the fork where ../shared is absent."""
+    return write_generated_news(tmp_path_factory.mktemp("generated-news"))
 
 
 @pytest.fixture(scope="session")

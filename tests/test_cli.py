@@ -72,6 +72,7 @@ def test_stats(index_root):
     assert "articles       1" in result.output and "sections       5" in result.output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, message",
     [

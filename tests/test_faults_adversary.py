@@ -72,6 +72,7 @@ def test_a_json_line_nested_too_deeply_is_skipped_and_the_rest_indexed(tmp_path)
     assert reasons["3"].startswith('bad JSON article: "sections" must be a list')  # not Python's words
 
 
+@pytest.mark.slow
 def test_a_file_name_in_no_encoding_is_reported_and_the_rest_published(tmp_path):
     corpus = news_copy(tmp_path)
     body = "不正なバイトの名前\n\nこのファイルの名前はどの文字コードでもない。\n".encode()
@@ -85,6 +86,7 @@ def test_a_file_name_in_no_encoding_is_reported_and_the_rest_published(tmp_path)
     assert article_ids(root) == NEWS_IDS
 
 
+@pytest.mark.slow
 def test_a_named_pipe_is_reported_and_never_waited_on(tmp_path):
     corpus = news_copy(tmp_path)
     os.mkfifo(corpus / "tech" / "pipe.txt")
@@ -123,6 +125,7 @@ def test_dates_as_written_still_read(written):
     assert parse_date(written).date().isoformat() == "2012-05-01"
 
 
+@pytest.mark.slow
 def test_reindex_full_replaces_a_current_that_is_a_folder(tmp_path):
     root = tmp_path / "index"
     reindex([NEWS], root, workers=0)
@@ -163,6 +166,7 @@ def test_a_server_follows_a_new_index_under_a_reused_generation_name(tmp_path):
     assert client.get("/api/search", query_string={"q": "試合"}).json["total"] > 0
 
 
+@pytest.mark.slow
 def test_batch_search_that_cannot_read_or_write_says_so_in_one_line(tmp_path):
     root = tmp_path / "index"
     reindex([NEWS], root, workers=0)
@@ -178,6 +182,7 @@ def test_batch_search_that_cannot_read_or_write_says_so_in_one_line(tmp_path):
     assert "not UTF-8 text" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_reindex_that_cannot_write_its_index_says_so_in_one_line(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder", encoding="utf-8")
@@ -284,6 +289,7 @@ def test_a_very_long_unknown_word_is_not_respelled(news_index, monkeypatch):
     assert asked == ["アップルル"]  # the long word never reaches the lexicon walk
 
 
+@pytest.mark.slow
 def test_the_page_of_a_huge_article_analyses_a_bounded_part_of_it(tmp_path, monkeypatch):
     """A long article with no sentence ends: its page marks matches in its opening only and analyses
     nothing at all without a query (every paragraph went through Sudachi: 70-87 s and 6.9 GB for

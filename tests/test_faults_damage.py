@@ -128,6 +128,7 @@ def assert_one_line_naming(text: str, file_name: str) -> None:
     assert file_name in lines[0] and REPAIR in lines[0], text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", DAMAGES)
 def test_damage_is_reported_everywhere_and_repaired(case, index_root, pristine):
     named = damage(case, index_root)
@@ -181,6 +182,7 @@ def test_check_reads_past_damage_anywhere_in_a_segment(index_root):
     final = check_index(index_root); assert not final.damaged, final.problems
 
 
+@pytest.mark.slow
 def test_a_clean_index_checks_clean_and_a_plain_reindex_changes_nothing(index_root):
     checked = midashi("check", "--index", str(index_root))
     assert checked.returncode == 0 and checked.stderr == ""
@@ -189,6 +191,7 @@ def test_a_clean_index_checks_clean_and_a_plain_reindex_changes_nothing(index_ro
     assert again.output.startswith("Nothing changed")
 
 
+@pytest.mark.slow
 def test_stats_and_serve_refuse_a_damaged_index_in_one_line(index_root):
     named = damage("segment truncated", index_root)
     for command in ("stats", "serve"):

@@ -218,6 +218,7 @@ def _signal_parent(run: Run, signum: int) -> Callable[[], None]:
     return lambda: os.kill(run.parent.pid, signum)
 
 
+@pytest.mark.slow
 def test_kill_9_of_the_parent_while_analysing(index, tmp_path):
     run = run_reindex(index, lambda run: _signal_parent(run, signal.SIGKILL) if _analysing(run) else None, tmp_path)
     assert run.struck and run.parent.returncode == -signal.SIGKILL
@@ -228,6 +229,7 @@ def test_kill_9_of_the_parent_while_analysing(index, tmp_path):
     assert f"midashi: the previous reindex (pid {run.parent.pid}) died; taking over its lock" in again.stderr
 
 
+@pytest.mark.slow
 def test_kill_9_of_a_worker_mid_batch(index, tmp_path):
     def busy_worker(run: Run) -> Callable[[], None] | None:
         for pid in run.look():
@@ -246,6 +248,7 @@ def test_kill_9_of_a_worker_mid_batch(index, tmp_path):
     assert "taking over" not in reindex_again(index).stderr
 
 
+@pytest.mark.slow
 def test_kill_9_of_the_parent_while_committing(index, tmp_path):
     """The workers have handed their segments over and exited; the parent writes the table of
     contents, the manifest and CURRENT. Killed there, either generation may be live, whole."""
@@ -270,6 +273,7 @@ def test_kill_9_of_the_parent_while_committing(index, tmp_path):
     reindex_again(index)
 
 
+@pytest.mark.slow
 def test_sigterm_to_the_parent_stops_the_reindex_cleanly(index, tmp_path):
     run = run_reindex(index, lambda run: _signal_parent(run, signal.SIGTERM) if _analysing(run) else None, tmp_path)
     assert run.struck and run.parent.returncode == 128 + signal.SIGTERM

@@ -155,6 +155,7 @@ PIECES = [
 ]
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(st.sampled_from(PIECES), max_size=14))
 def test_no_query_raises_anything_but_a_query_error_for_a_person(news, parts):
@@ -212,6 +213,7 @@ def _midashi(*arguments: bytes | str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "arguments",
     [
@@ -228,6 +230,7 @@ def test_cli_names_a_non_utf8_argument_in_one_line(news_root, arguments):
     assert lines[0] == f"midashi: an argument is not UTF-8 text: {shown} (give queries and paths in UTF-8)"
 
 
+@pytest.mark.slow
 def test_cli_query_errors_are_one_line(news_root):
     for arguments, message in (
         (("body:[あ TO 龥]",), "midashi: a range like [あ TO 龥] works only on date:"),

@@ -144,6 +144,7 @@ def test_a_first_build_indexes_what_a_damaged_tarball_lets_it_read_and_the_other
     assert "not indexed" in fault.reason
 
 
+@pytest.mark.slow
 def test_a_tarball_dropped_into_the_corpus_folder_is_read_as_if_given_itself(tmp_path):
     """Index corpus/, put a tarball into it, reindex: its articles come in under the ids they
     have when the tarball is given with --corpus (a tarball inside a folder was skipped without a
@@ -176,6 +177,7 @@ def midashi(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_the_cli_reports_a_damaged_tarball_in_one_line_and_removes_nothing(tmp_path):
     tarball = tmp_path / "news.tar.gz"
     good = pack(tarball, news_articles())
@@ -410,6 +412,7 @@ def endless_text(chars: int, commas: bool = False) -> str:
     return (text * (chars // len(text) + 1))[:chars]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("commas", [False, True])
 def test_a_long_unpunctuated_article_is_cut_into_bounded_sections(commas, tmp_path):
     text = endless_text(300_000, commas)

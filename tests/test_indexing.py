@@ -281,6 +281,7 @@ def _ranked(index: SearchIndex, query: str) -> list[tuple[str, float]]:
     return [(hit.section_id, round(hit.score, 6)) for hit in index.search(query, limit=20, snippets=False).hits]
 
 
+@pytest.mark.livedoor
 def test_worker_processes_build_the_same_index_as_one_process(livedoor_sample, jaquad_sample, tmp_path, small_batches):
     serial, workers = tmp_path / "serial", tmp_path / "workers"
     reindex([livedoor_sample, jaquad_sample], serial, workers=0)
@@ -293,6 +294,7 @@ def test_worker_processes_build_the_same_index_as_one_process(livedoor_sample, j
     assert index_stats(serial)["sections"] == index_stats(workers)["sections"] == f"{report.added.sections:,}"
 
 
+@pytest.mark.livedoor
 def test_one_process_writes_documents_as_they_come(livedoor_sample, tmp_path, small_batches, monkeypatch):
     # With no workers (a single core, or --workers 0) a big corpus must not wait in memory whole.
     batches: list[int] = []
@@ -307,6 +309,7 @@ def test_one_process_writes_documents_as_they_come(livedoor_sample, tmp_path, sm
     assert sum(batches) == report.added.sections and len(batches) > 10 and max(batches) <= 7
 
 
+@pytest.mark.livedoor
 def test_a_failing_worker_abandons_the_reindex(jaquad_sample, corpus_copy, tmp_path, small_batches, monkeypatch):
     root = tmp_path / "index"
     reindex([corpus_copy], root)
@@ -331,6 +334,7 @@ def _rewritten(line: str, note: str) -> str:
     return json.dumps(record, ensure_ascii=False)
 
 
+@pytest.mark.livedoor
 def test_an_updated_feed_parses_only_its_changed_lines(jaquad_sample, tmp_path, monkeypatch):
     root = tmp_path / "index"
     assert reindex([jaquad_sample], root).added.articles == 12
@@ -354,6 +358,7 @@ def test_an_updated_feed_parses_only_its_changed_lines(jaquad_sample, tmp_path, 
     assert SearchIndex(root).search("この節は更新された", relax=False).total == 1  # every word: that section only
 
 
+@pytest.mark.livedoor
 def test_segments_an_update_empties_are_dropped(jaquad_sample, tmp_path, small_batches):
     root = tmp_path / "index"
     built = reindex([jaquad_sample], root, workers=2)

@@ -10,18 +10,9 @@ from click.testing import CliRunner
 
 from search import scoring
 from search.cli import cli
-from search.searching import Filters, SearchIndex
-from tests.conftest import assert_ranked_alike
+from search.searching import SearchIndex
 
 pytestmark = pytest.mark.livedoor
-
-
-@pytest.fixture(scope="module")
-def livedoor(livedoor_tarball, tmp_path_factory):
-    root = tmp_path_factory.mktemp("livedoor") / "index"
-    first = CliRunner().invoke(cli, ["reindex", "--corpus", str(livedoor_tarball), "--index", str(root)])
-    assert first.exit_code == 0, first.output
-    return root, livedoor_tarball, first.output
 
 
 def test_every_article_is_indexed_and_a_rerun_changes_nothing(livedoor):
@@ -67,52 +58,6 @@ def test_a_compound_typed_without_spaces_is_matched_as_a_phrase(livedoor):
     for hit in phrase.hits[:20]:
         shown = hit.snippet.html() + hit.title.html() + hit.heading.html()
         assert re.search("<mark>写真</mark>[のをがとにも]?<mark>撮影</mark>|<mark>写真撮影</mark>", shown), shown
-
-
-SPEED_CHECK_QUERIES = (
-    "iPhone アプリ", "川越シェフ", "女性 結婚", "日本", "発表", '"映画 公開"', "独女 恋愛 仕事",
-    "スマホ", "W杯 日本代表", "結婚できない女性が多いのはなぜですか？", "映画の興行収入が一番多かったのはどの作品？",
-    "スマートフォンで撮った写真を加工するアプリの使い方を教えてください",
-)
-
-
-@pytest.mark.parametrize(
-    "options",
-    [
-        {},
-        {"group": True},
-        {"facets": True},
-        {"filters": Filters(category="it-life-hack")},
-        {"facets": True, "group": True, "filters": Filters(source="livedoor ニュース")},  # the web page's search
-        {"sort": "newest", "facets": True},
-    ],
-    ids=["ranked", "grouped", "faceted", "filtered", "as-the-web-page", "newest"],
-)
-def test_the_optimised_search_ranks_like_the_straightforward_one(livedoor, options):
-    fast, plain = SearchIndex(livedoor[0]), SearchIndex(livedoor[0], straightforward=True, exact=True)
-    for query in SPEED_CHECK_QUERIES:
-        two = plain.search(query, limit=10, snippets=False, **options)
-        for _ in range(2):  # the second time from the lists the first one decoded
-            one = fast.search(query, limit=10, snippets=False, **options)
-            assert one.hits or "filters" in options, query
-            assert_ranked_alike(one, two)
-            assert (one.total, one.facets) == (two.total, two.facets), query
-
-
-PHRASE_QUERIES = ("写真撮影", '"映画 公開"', "iPhoneアプリ", "日本の首都はどこですか", "スマートフォンで撮った写真を加工するアプリの使い方を教えてください")
-
-
-@pytest.mark.parametrize("few", [0, 10**9], ids=["array-check", "one-by-one-check"])
-def test_both_ways_of_checking_phrase_positions_rank_like_whoosh(livedoor, monkeypatch, few):
-    monkeypatch.setattr(scoring, "FEW_CANDIDATES", few)
-    scoring.forget_between_searches()
-    fast, plain = SearchIndex(livedoor[0]), SearchIndex(livedoor[0], straightforward=True, exact=True)
-    for query in PHRASE_QUERIES:
-        one = fast.search(query, limit=20, snippets=False)
-        two = plain.search(query, limit=20, snippets=False)
-        assert one.hits, query
-        assert_ranked_alike(one, two)
-        assert one.total == two.total, query
 
 
 def test_the_kth_best_score_is_found_among_many_ties(livedoor):

@@ -24,10 +24,14 @@ from tests.conftest import CORPUS
 LIVEDOOR_ARTICLES = 250
 
 
-@pytest.fixture(scope="module")
-def documents(livedoor_tarball) -> list[dict]:
-    """The sample article and 250 livedoor articles, as section documents."""
-    articles = islice(read_corpus([CORPUS, livedoor_tarball]), LIVEDOOR_ARTICLES + 1)
+@pytest.fixture(scope="module", params=["generated", pytest.param("livedoor", marks=pytest.mark.livedoor)])
+def documents(request) -> list[dict]:
+    """The sample article and the generated corpus (tests/fork_corpus.py: everywhere) or 250
+    livedoor articles (where ../shared has them), as section documents."""
+    if request.param == "generated":
+        articles = read_corpus([CORPUS, request.getfixturevalue("generated_news")])
+    else:
+        articles = islice(read_corpus([CORPUS, request.getfixturevalue("livedoor_tarball")]), LIVEDOOR_ARTICLES + 1)
     return [document for article in articles if isinstance(article, Article) for document in section_documents(article)]
 
 
@@ -68,7 +72,7 @@ def w3_and_arrays(documents, tmp_path_factory):
 def test_every_posting_reads_back_as_whoosh_wrote_it(w3_and_arrays):
     w3, arrays = w3_and_arrays
     expected, actual = _every_posting(w3), _every_posting(arrays)
-    assert len(actual) > 100_000
+    assert len(actual) > 20_000
     assert actual == expected  # (field, term, docnum, weight, positions or value) for every posting
     with arrays.reader() as reader:  # a long list: compressed (Zstandard)
         assert reader.postings("body", "日本")._flags & postings._PART1_ZSTD
@@ -79,17 +83,18 @@ def test_every_term_keeps_whooshs_statistics(w3_and_arrays):
     assert _every_term_statistic(arrays) == _every_term_statistic(w3)
 
 
-@pytest.mark.parametrize("spill_postings", [10**9, 40_000])
-def test_the_array_pool_writes_what_whooshs_pool_writes(documents, w3_and_arrays, tmp_path, spill_postings):
-    # 40,000 postings a run: the pool spills several sorted runs and merges them term by term.
+@pytest.mark.parametrize("spilled_runs", [0, 3])
+def test_the_array_pool_writes_what_whooshs_pool_writes(documents, w3_and_arrays, tmp_path, spilled_runs):
+    # A quarter of the postings a run: the pool spills sorted runs and merges them term by term.
     w3, _ = w3_and_arrays
+    spill_postings = len(_every_posting(w3)) // (spilled_runs + 1) if spilled_runs else 10**9
     ix = whoosh_index.create_in(str(tmp_path), build_schema())
     writer = ArraySegmentWriter(ix, spill_postings=spill_postings)
     for document in documents:
         writer.add_document(**document)
     runs = writer.pool.runs[:]
     writer.commit(merge=False)
-    assert len(runs) == (0 if spill_postings > 10**6 else len(_every_posting(w3)) // spill_postings)
+    assert len(runs) >= spilled_runs and bool(runs) == bool(spilled_runs)
     assert _every_posting(ix) == _every_posting(w3)
     assert _every_term_statistic(ix) == _every_term_statistic(w3)
     with ix.reader() as ours, w3.reader() as theirs:
@@ -112,7 +117,7 @@ def test_whole_batches_write_the_term_index_and_postings_a_term_at_a_time_writes
         writer.add_document(**document)
     writer.commit(merge=False)
     batched, expected = _term_files(ix), _term_files(one_at_a_time)
-    assert len(batched["trm"]) > 1 << 20  # terms past 64 KB: the key positions' array is widened
+    assert len(batched["trm"]) > 1 << 16  # terms past 64 KB: the key positions' array is widened
     assert batched == expected
 
 
@@ -166,8 +171,10 @@ def test_stored_fields_read_back_in_about_half_the_space_zlib_gave_them(document
     with arrays.reader() as ours, w3.reader() as theirs:
         assert list(ours.all_stored_fields()) == list(theirs.all_stored_fields())
         assert ours.stored_fields(len(documents) - 1)["body"] == documents[-1]["body"]
-    # Whoosh's zlib, section by section, hardly shrinks 1 KB of Japanese; a trained dictionary does.
-    assert _stored_bytes(arrays) < 0.6 * _stored_bytes(w3)
+    # Whoosh's zlib, section by section, hardly shrinks 1 KB of Japanese; a trained dictionary does
+    # (where there are enough sections to train one: livedoor's, not the generated corpus's).
+    if _stored_bytes(w3) > stored._FEWEST_BYTES:
+        assert _stored_bytes(arrays) < 0.6 * _stored_bytes(w3)
 
 
 def test_a_segment_too_small_to_train_a_dictionary_on_still_reads(documents, tmp_path):
@@ -189,7 +196,7 @@ def test_stored_fields_an_earlier_version_compressed_with_zlib_still_read(docume
 
 
 @pytest.mark.parametrize(
-    "text", ["日本", "日本 発表", '"輸出 規制"', "スマートフォン OR アプリ", "iPhone アプリ NOT 無料", "映画 OR 公開 OR 監督"]
+    "text", ["日本", "日本 発表", '"輸出 規制"', "スマートフォン OR アプリ", "日本 発表 NOT 無料", "映画 OR 公開 OR 監督"]
 )
 def test_whoosh_searches_the_arrays_as_it_searches_its_own_format(w3_and_arrays, text):
     # Whoosh walks, skips (intersections, block quality) and reads positions (phrases) itself.

@@ -141,6 +141,7 @@ def mrr_at_10(index: SearchIndex, questions: list[tuple[str, str]], answers: dic
     return total / len(questions)
 
 
+@pytest.mark.livedoor
 def test_questions_rank_first_the_section_that_covers_most_of_them(jaquad):
     # Sections of one Wikipedia article all name its subject; the answering one holds the rest of
     # the question too. (bench/relevance.py measures all 3,939 questions.)

@@ -27,6 +27,7 @@ def read_all(*paths):
     return list(read_corpus(paths))
 
 
+@pytest.mark.livedoor
 def test_seed_file_as_given_is_one_article_with_lead_and_four_sections(seed_file):
     [article] = read_all(seed_file)
     assert article.title == SAMPLE_TITLE
@@ -40,6 +41,7 @@ def test_seed_file_as_given_is_one_article_with_lead_and_four_sections(seed_file
     assert sum(s.text.count("ただし、中国が実際にH200チップを購入するか") for s in article.sections) == 1
 
 
+@pytest.mark.livedoor
 def test_corpus_sample_article_matches_the_seed(seed_file):
     [seed] = read_all(seed_file)
     [clean] = read_all(CORPUS)
@@ -113,6 +115,7 @@ def test_livedoor_folder_gives_the_same_ids_as_the_tarball(tmp_path):
     assert from_text_root.id == from_above.id == "topic-news/topic-news-1"
 
 
+@pytest.mark.livedoor
 def test_real_livedoor_article_from_the_official_tarball(livedoor_tarball):
     articles = {}
     for item in read_all(livedoor_tarball):

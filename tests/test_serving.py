@@ -136,6 +136,7 @@ def _many_queries() -> list[str]:
     return list(dict.fromkeys(queries))
 
 
+@pytest.mark.slow
 def test_caches_stay_within_one_budget_across_threads(news_index, small_budget):
     index = SearchIndex(news_index)
     browser = Browser(index)
