@@ -165,12 +165,19 @@ class ParallelWriter:
                     self._raise_failure()  # a worker only stops early when it failed
 
     def _raise_failure(self) -> None:
+        """A worker's own error when it sent one; else, when one was killed or crashed, its exit
+        code (another worker's finished segment may be waiting in the results: under load a
+        killed worker read as one that "stopped early")."""
         try:
             status, payload = self.results.get(timeout=RESULT_POLL_SECONDS)
         except queue.Empty:
+            status, payload = "ok", None
+        if status != "ok":
+            raise WorkerFailed(payload)
+        if any(process.exitcode not in (None, 0) for process in self.processes) or payload is None:
             codes = ", ".join(f"{p.name} exit code {p.exitcode}" for p in self.processes)
-            raise WorkerFailed(f"an index worker died ({codes})") from None
-        raise WorkerFailed(payload if status != "ok" else "an index worker stopped early")
+            raise WorkerFailed(f"an index worker died ({codes})")
+        raise WorkerFailed("an index worker stopped early")
 
     def _collect_segments(self) -> list:
         segments = []
