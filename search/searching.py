@@ -41,6 +41,7 @@ from .query import (
     query_units,
     relaxed_query,
 )
+from .rerank import RERANK_DEPTH, Reranker, SectionTable, shipped
 from .scoring import ArrayScored, Deadline, Ranking, top_documents
 from .snippets import Snippet, make_snippet, mark_whole
 from .store import Checksum, DamagedIndexError, IndexMissingError, IndexStore, Manifest, file_problems
@@ -307,6 +308,9 @@ class SearchIndex:
         self._lock = threading.Lock()
         self._local = threading.local()  # this thread's open searcher: Whoosh searchers are not thread-safe
         self._live: Generation | None = None
+        # What reorders the first stage's best sections (`rerank.py`); a training run puts one
+        # that records the features here.
+        self.reranker: Reranker | None = shipped() if options.rerank else None
 
     def open(self) -> tuple[str, Index]:
         """The live generation's name and Whoosh index (see `generation`)."""
@@ -477,6 +481,8 @@ class SearchIndex:
             wanted = None if group else offset + limit  # grouping ranks every matching section
             relaxation = None
             if sort == "relevance":
+                # The reranker reorders the first stage's RERANK_DEPTH best: those are asked for.
+                first_wanted = wanted if wanted is None or self.reranker is None else max(wanted, RERANK_DEPTH)
                 allowed = view.table(FacetTable).allowed(filters)
                 strict_results = None
                 if self.straightforward:  # Whoosh's collector, its facets and the matches it counted
@@ -484,7 +490,7 @@ class SearchIndex:
                     def rank(query: wq.Query, limit: int | None) -> Ranking:
                         return self._whoosh_ranking(searcher, query, limit, filters, allowed)
 
-                    strict_results = self._whoosh_search(searcher, parsed.query, wanted, filters, sort, facets)
+                    strict_results = self._whoosh_search(searcher, parsed.query, first_wanted, filters, sort, facets)
                     ranking = _whoosh_ranking(searcher, strict_results, allowed)
                 else:
                     deadline = Deadline(self.time_budget)  # one for all the rankings of this search
@@ -492,9 +498,14 @@ class SearchIndex:
                     def rank(query: wq.Query, limit: int | None) -> Ranking:
                         return top_documents(searcher, query, limit, allowed, budget=deadline)
 
-                    ranking = rank(parsed.query, wanted)
+                    ranking = rank(parsed.query, first_wanted)
                 if relax and self.options.relax and _too_few_articles(searcher, ranking.matched):
-                    ranking, relaxation = self._relaxed(searcher, parsed, lexicon, ranking, wanted, rank)
+                    ranking, relaxation = self._relaxed(searcher, parsed, lexicon, ranking, first_wanted, rank)
+                if self.reranker is not None:
+                    strict = len(ranking.docnums) if relaxation is None else min(relaxation.strict_total, len(ranking.docnums))
+                    ranking = self.reranker.reranked(
+                        searcher, parsed, ranking, strict, view.table(SectionTable), Deadline(self.time_budget)
+                    )
                 total, docnums, scores = ranking.total, ranking.docnums, ranking.scores.tolist()
                 if not facets:
                     facet_counts = None
