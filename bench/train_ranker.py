@@ -1,7 +1,7 @@
 """Rebuild the learned ranker (`search/models/ranker.txt`) from nothing, from the training parts only.
 
     python bench/train_ranker.py                       # the shipped model, from the training sets
-    python bench/train_ranker.py --jaquad-sample 4     # every 4th JaQuAD training question (default)
+    python bench/train_ranker.py --jaquad-sample 4     # every 4th JaQuAD training question (default: 2nd)
     python bench/train_ranker.py --custom CORPUS QUERIES QRELS --out /tmp/model.txt   # any one set
 
 The training queries are those `relevance.py --train` scores, never a dev one:
@@ -48,8 +48,8 @@ PARAMETERS = {
     "metric": "ndcg",
     "eval_at": [10],
     "lambdarank_truncation_level": 20,
-    "learning_rate": 0.05,
-    "num_leaves": 15,
+    "learning_rate": 0.1,
+    "num_leaves": 31,
     "min_data_in_leaf": 50,
     "min_sum_hessian_in_leaf": 1e-3,
     "lambda_l2": 1.0,
@@ -209,7 +209,7 @@ def training_sets(args: argparse.Namespace) -> list[QuerySet]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jaquad", type=Path, default=JAQUAD, help="folder with corpus.jsonl and train-*.tsv/txt")
-    parser.add_argument("--jaquad-sample", type=int, default=4, help="every Nth JaQuAD training question")
+    parser.add_argument("--jaquad-sample", type=int, default=2, help="every Nth JaQuAD training question")
     parser.add_argument("--tarball", type=Path, help="the livedoor tarball (default: the headline tool's)")
     parser.add_argument("--custom", nargs=3, type=Path, metavar=("CORPUS", "QUERIES", "QRELS"),
                         help="train on this one set instead (article-level qrels)")

@@ -36,7 +36,7 @@ from .analysis import terms
 from .postings import length_codes
 from .query import ParsedQuery, is_question_word
 from .schema import TEXT_FIELDS
-from .scoring import Deadline, Ranking, _Evaluation, _in_sequence, _LENGTH_OF_BYTE
+from .scoring import Deadline, Ranking, _Evaluation, _in_sequence, _LENGTH_OF_BYTE, _position_bounds
 
 # How many of the first stage's sections the model reorders: deep enough that an article's
 # sections and a headline's target are among them (R@100 of the first stage), shallow enough
@@ -45,6 +45,8 @@ RERANK_DEPTH = 100
 # The query words features are computed for (a pasted paragraph has more; the rest count in the
 # first stage's score).
 MAX_FEATURE_WORDS = 16
+# Two words this many positions apart or closer (either order) stand near each other.
+NEAR_WINDOW = 4
 MODEL_PATH = Path(__file__).resolve().parent / "models" / "ranker.txt"
 
 # Each feature, and how the model may use it: +1 the score never falls as it grows, -1 never
@@ -58,9 +60,12 @@ FEATURES_AND_DIRECTIONS = (
     # the query's own words: BM25 per field and in all, as shares of the best candidate's sum
     ("title_bm25", 1), ("heading_bm25", 1), ("body_bm25", 1), ("bm25", 1),
     # the share of the query's words in each field, of its idf and words anywhere, all of them,
-    # neighbouring pairs standing together in the body
+    # its neighbouring pairs standing together in the body, and near each other (NEAR_WINDOW)
     ("title_words", 1), ("heading_words", 1), ("body_words", 1), ("idf_covered", 1), ("words_covered", 1),
-    ("all_words", 1), ("pairs_in_body", 1),
+    ("all_words", 1), ("pairs_in_body", 1), ("pairs_near_in_body", 1),
+    # the idf share the section's own text (heading, body) covers, without the title its article's
+    # sections share; the idf of the rarest word it lacks, against the query's rarest
+    ("text_idf_covered", 1), ("missing_idf", -1),
     # the section: its body's length (terms, and against the average), its heading's, its number,
     # the lead or not, how many sections its article has
     ("body_length", 0), ("relative_length", 0), ("heading_length", 0), ("section_number", 0), ("is_lead", 0),
@@ -95,11 +100,7 @@ class SectionTable:
         numbers, body, heading = [], [], []
         for leaf, _ in reader.leaf_readers():
             count = leaf.doc_count_all()
-            column = np.zeros(count, dtype=np.int64)
-            if leaf.has_column("section_number"):
-                values = leaf.column_reader("section_number")
-                column = np.fromiter((int(values[docnum] or 0) for docnum in range(count)), dtype=np.int64, count=count)
-            numbers.append(column)
+            numbers.append(_section_numbers(leaf, count))
             body.append(_LENGTH_OF_BYTE[length_codes(leaf._perdoc, "body")])
             heading.append(_LENGTH_OF_BYTE[length_codes(leaf._perdoc, "heading")])
         articles = ArticleMap.build(reader).numbers
@@ -114,6 +115,23 @@ class SectionTable:
         )
 
 
+def _section_numbers(leaf, count: int) -> np.ndarray:
+    """Each document's section number in one segment, from its column read whole: Whoosh reads
+    a column one value at a time (seconds for a big segment)."""
+    if not leaf.has_column("section_number"):
+        return np.zeros(count, dtype=np.int64)
+    column = leaf.column_reader("section_number", translate=False)
+    try:  # Whoosh's NumericColumn: fixed-size big-endian "sortable" integers, a default past its end
+        raw = np.full(count, column._default, dtype=np.int64)
+        stored = column._dbfile.get(column._basepos, column._count * column._fixedlen)
+        raw[: column._count] = np.frombuffer(stored, dtype=">" + column._typecode)
+    except AttributeError:  # another column type: one value at a time
+        raw = np.array([column[docnum] for docnum in range(count)], dtype=np.int64)
+    field = leaf.schema["section_number"]
+    values, where = np.unique(raw, return_inverse=True)  # a few dozen numbers: translated one by one
+    return np.array([int(field.from_column_value(int(value)) or 0) for value in values], dtype=np.int64)[where]
+
+
 class Reranker:
     """Reorders a ranking's top sections with a model; `features` is what it scores them by."""
 
@@ -121,6 +139,7 @@ class Reranker:
         self.path = path
         self._booster = None
         self._lock = threading.Lock()
+        self._predicting = threading.Lock()
 
     def booster(self):
         """The model, read on first use (lightgbm is imported then, not at start-up)."""
@@ -128,17 +147,27 @@ class Reranker:
             if self._booster is None:
                 import lightgbm
 
-                self._booster = lightgbm.Booster(model_file=str(self.path))
+                booster = lightgbm.Booster(model_file=str(self.path))
+                if booster.feature_name() != list(FEATURES):
+                    raise RuntimeError(f"{self.path} scores other features than rerank.FEATURES: rebuild it"
+                                       " with bench/train_ranker.py")
+                self._booster = booster
             return self._booster
 
     def scores(self, features: np.ndarray) -> np.ndarray:
-        return self.booster().predict(features, num_threads=1)
+        """The model's score of each row, on one thread; one prediction at a time: setting up a
+        prediction writes to the shared booster (LightGBM issue 6142), and a web server's threads
+        share this model."""
+        booster = self.booster()
+        with self._predicting:
+            return booster.predict(features, num_threads=1)
 
     def reranked(
         self, searcher: Searcher, parsed: ParsedQuery, ranking: Ranking, strict: int, table: SectionTable, deadline: Deadline
     ) -> Ranking:
-        """`ranking` with its first RERANK_DEPTH sections reordered by the model; `strict` of them
-        are strict matches, ranked above the others whatever the model says."""
+        """`ranking` with its first RERANK_DEPTH sections reordered by the model. Its first `strict`
+        sections are strict matches: they stay above the others (relaxed matches) whatever the
+        model says."""
         depth = min(RERANK_DEPTH, len(ranking.docnums))
         if depth < 2:
             return ranking
@@ -207,18 +236,24 @@ def section_features(
     bm25 = {field: np.zeros(count) for field in TEXT_FIELDS}
     words_in = {field: np.zeros(count) for field in TEXT_FIELDS}
     covered, words_covered = np.zeros(count), np.zeros(count)
+    text_covered, missing = np.zeros(count), np.zeros(count)
     for word, idf in zip(words, idfs):
-        anywhere = np.zeros(count, dtype=bool)
+        anywhere, in_text = np.zeros(count, dtype=bool), np.zeros(count, dtype=bool)
         for field in TEXT_FIELDS:
             values, hit = candidates.term(field, word)
             bm25[field] += values
             words_in[field] += hit
             anywhere |= hit
+            if field != "title":
+                in_text |= hit
         covered += idf * anywhere
         words_covered += anywhere
-    pairs = np.zeros(count)
+        text_covered += idf * in_text
+        missing = np.maximum(missing, np.where(anywhere, 0.0, idf))
+    pairs, near = np.zeros(count), np.zeros(count)
     for first, second in zip(words, words[1:]):
         pairs += candidates.in_sequence("body", first, second)
+        near += candidates.near("body", first, second)
     word_count = max(len(words), 1)
     total_idf = float(idfs.sum()) or 1.0
     bm25_sum = bm25["title"] + bm25["heading"] + bm25["body"]
@@ -263,6 +298,9 @@ def section_features(
         "words_covered": words_covered / word_count,
         "all_words": words_covered == len(words),
         "pairs_in_body": pairs / max(len(words) - 1, 1),
+        "pairs_near_in_body": near / max(len(words) - 1, 1),
+        "text_idf_covered": text_covered / total_idf,
+        "missing_idf": missing / (idfs.max() if len(words) else 1.0),
         "body_length": table.body_lengths[docnums],
         "relative_length": table.body_lengths[docnums] / average_length,
         "heading_length": table.heading_lengths[docnums],
@@ -284,7 +322,10 @@ def section_features(
         "quotes": parsed.text.count('"') // 2,
         "strict_matches": np.log1p(min(strict, count)),
     }
-    return np.column_stack([np.broadcast_to(np.asarray(columns[name], dtype=np.float64), (count,)) for name in FEATURES])
+    rows = np.empty((count, len(FEATURES)))
+    for number, name in enumerate(FEATURES):
+        rows[:, number] = columns[name]  # (a query's features are one number for every row)
+    return rows
 
 
 class _Candidates:
@@ -297,6 +338,7 @@ class _Candidates:
         self.count = len(docnums)
         order = np.argsort(docnums, kind="stable")
         ids = docnums[order]
+        self.order, self.ids = order, ids
         self.segments = []  # (segment, the candidates' rows there, their local docnums), docnums ascending
         for segment in evaluation.segments:
             first, end = np.searchsorted(ids, (segment.offset, segment.offset + segment.size))
@@ -331,6 +373,14 @@ class _Candidates:
         """The term's BM25F score at each candidate (as the first stage scores it; 0 where it is
         absent) and where it occurs."""
         values, hit = np.zeros(self.count), np.zeros(self.count, dtype=bool)
+        scored = self.evaluation._remembered((field, word))  # the first stage scored it whole
+        if scored is not None:
+            if len(scored.ids):
+                at = np.minimum(np.searchsorted(scored.ids, self.ids), len(scored.ids) - 1)
+                has = scored.ids[at] == self.ids
+                values[self.order[has]] = scored.scores[at[has]]
+                hit[self.order[has]] = True
+            return values, hit
         found = self._lookup(field, word)
         if found:
             scores_of = self.evaluation._scorer(field, self.evaluation._bytes(field, word))
@@ -343,6 +393,12 @@ class _Candidates:
     def in_sequence(self, field: str, first: str, second: str) -> np.ndarray:
         """1.0 at each candidate where `second` stands right after `first` in `field`."""
         result = np.zeros(self.count)
+        phrase = self.evaluation._remembered((field, (first, second)))  # the first stage found it whole
+        if phrase is not None:
+            if len(phrase.ids):
+                at = np.minimum(np.searchsorted(phrase.ids, self.ids), len(phrase.ids) - 1)
+                result[self.order[phrase.ids[at] == self.ids]] = 1.0
+            return result
         seconds = {found[0]: found[1:] for found in self._lookup(field, second)}
         for segment, postings, rows, local, _ in self._lookup(field, first):
             if segment not in seconds:
@@ -355,3 +411,39 @@ class _Candidates:
                 [postings.with_positions(), other.with_positions()], both
             )
         return result
+
+    def near(self, field: str, first: str, second: str) -> np.ndarray:
+        """1.0 at each candidate where the two words stand NEAR_WINDOW positions apart or closer,
+        in either order."""
+        result = np.zeros(self.count)
+        seconds = {found[0]: found[1:] for found in self._lookup(field, second)}
+        for segment, postings, rows, local, _ in self._lookup(field, first):
+            if segment not in seconds:
+                continue
+            other, _, other_local, _ = seconds[segment]
+            both = np.intersect1d(local, other_local)
+            if not len(both) or not (postings.has_array_positions() and other.has_array_positions()):
+                continue
+            owners, positions = _owned_positions(postings.with_positions(), both)
+            other_owners, other_positions = _owned_positions(other.with_positions(), both)
+            # Owner × stride + position (shifted by the window): ascending, and a window around
+            # a position never reaches into another owner's.
+            stride = int(max(positions.max(), other_positions.max())) + 2 * NEAR_WINDOW + 1
+            keys = owners * stride + positions + NEAR_WINDOW
+            other_keys = other_owners * stride + other_positions + NEAR_WINDOW
+            close = np.searchsorted(other_keys, keys + NEAR_WINDOW, side="right") > np.searchsorted(
+                other_keys, keys - NEAR_WINDOW
+            )
+            result[rows[np.searchsorted(local, both[np.unique(owners[close])])]] = 1.0
+        return result
+
+
+def _owned_positions(word, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every position of the word in each candidate (each one of its docnums): the candidate's
+    number and the position, candidate by candidate, positions ascending."""
+    begins, ends = _position_bounds(word, candidates)
+    counts = ends - begins
+    owners = np.repeat(np.arange(len(candidates)), counts)
+    firsts = np.repeat(np.cumsum(counts) - counts, counts)
+    positions = word.positions[np.repeat(begins, counts) + np.arange(counts.sum()) - firsts]
+    return owners, positions.astype(np.int64)

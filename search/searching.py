@@ -501,8 +501,8 @@ class SearchIndex:
                     ranking = rank(parsed.query, first_wanted)
                 if relax and self.options.relax and _too_few_articles(searcher, ranking.matched):
                     ranking, relaxation = self._relaxed(searcher, parsed, lexicon, ranking, first_wanted, rank)
-                if self.reranker is not None:
-                    strict = len(ranking.docnums) if relaxation is None else min(relaxation.strict_total, len(ranking.docnums))
+                if self.reranker is not None:  # (relaxed matches, after the strict ones, stay after them)
+                    strict = len(ranking.docnums) if relaxation is None else relaxation.strict_total
                     ranking = self.reranker.reranked(
                         searcher, parsed, ranking, strict, view.table(SectionTable), Deadline(self.time_budget)
                     )
