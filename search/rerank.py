@@ -339,16 +339,17 @@ class _Candidates:
         order = np.argsort(docnums, kind="stable")
         ids = docnums[order]
         self.order, self.ids = order, ids
-        self.segments = []  # (segment, the candidates' rows there, their local docnums), docnums ascending
+        # (segment, where its candidates start among `ids`, their rows, their local docnums)
+        self.segments = []
         for segment in evaluation.segments:
             first, end = np.searchsorted(ids, (segment.offset, segment.offset + segment.size))
             if first < end:
-                self.segments.append((segment, order[first:end], ids[first:end] - segment.offset))
+                self.segments.append((segment, first, order[first:end], ids[first:end] - segment.offset))
         self._found: dict[tuple[str, str], list] = {}
 
     def _lookup(self, field: str, word: str) -> list[tuple]:
         """Per segment where the term occurs: (segment, its postings, the candidates that have it:
-        their rows, local docnums (ascending) and rows in the postings)."""
+        their rows, local docnums (ascending), rows in the postings and places among `ids`)."""
         key = (field, word)
         if key in self._found:
             return self._found[key]
@@ -357,7 +358,7 @@ class _Candidates:
         found = []
         if btext is not None:
             by_segment = dict(evaluation._term_postings(field, btext))
-            for segment, rows, local in self.segments:
+            for segment, first, rows, local in self.segments:
                 postings = by_segment.get(segment)
                 if postings is None:
                     continue
@@ -365,7 +366,7 @@ class _Candidates:
                 at = np.minimum(np.searchsorted(posting_ids, local), len(posting_ids) - 1)
                 has = posting_ids[at] == local
                 if has.any():
-                    found.append((segment, postings, rows[has], local[has], at[has]))
+                    found.append((segment, postings, rows[has], local[has], at[has], first + np.flatnonzero(has)))
         self._found[key] = found
         return found
 
@@ -384,7 +385,7 @@ class _Candidates:
         found = self._lookup(field, word)
         if found:
             scores_of = self.evaluation._scorer(field, self.evaluation._bytes(field, word))
-            for segment, postings, rows, local, at in found:
+            for segment, postings, rows, local, at, _ in found:
                 weights = postings.arrays.weights
                 values[rows] = scores_of(segment, local, None if weights is None else weights[at])
                 hit[rows] = True
@@ -400,10 +401,10 @@ class _Candidates:
                 result[self.order[phrase.ids[at] == self.ids]] = 1.0
             return result
         seconds = {found[0]: found[1:] for found in self._lookup(field, second)}
-        for segment, postings, rows, local, _ in self._lookup(field, first):
+        for segment, postings, rows, local, _, _ in self._lookup(field, first):
             if segment not in seconds:
                 continue
-            other, _, other_local, _ = seconds[segment]
+            other, _, other_local, _, _ = seconds[segment]
             both = np.intersect1d(local, other_local)
             if not len(both) or not (postings.has_array_positions() and other.has_array_positions()):
                 continue
@@ -416,26 +417,35 @@ class _Candidates:
         """1.0 at each candidate where the two words stand NEAR_WINDOW positions apart or closer,
         in either order."""
         result = np.zeros(self.count)
-        seconds = {found[0]: found[1:] for found in self._lookup(field, second)}
-        for segment, postings, rows, local, _ in self._lookup(field, first):
-            if segment not in seconds:
-                continue
-            other, _, other_local, _ = seconds[segment]
-            both = np.intersect1d(local, other_local)
-            if not len(both) or not (postings.has_array_positions() and other.has_array_positions()):
-                continue
-            owners, positions = _owned_positions(postings.with_positions(), both)
-            other_owners, other_positions = _owned_positions(other.with_positions(), both)
-            # Owner × stride + position (shifted by the window): ascending, and a window around
-            # a position never reaches into another owner's.
-            stride = int(max(positions.max(), other_positions.max())) + 2 * NEAR_WINDOW + 1
-            keys = owners * stride + positions + NEAR_WINDOW
-            other_keys = other_owners * stride + other_positions + NEAR_WINDOW
-            close = np.searchsorted(other_keys, keys + NEAR_WINDOW, side="right") > np.searchsorted(
-                other_keys, keys - NEAR_WINDOW
-            )
-            result[rows[np.searchsorted(local, both[np.unique(owners[close])])]] = 1.0
+        (owners, positions), (other_owners, other_positions) = self._positions(field, first), self._positions(field, second)
+        if not len(owners) or not len(other_owners):
+            return result
+        # Candidate × stride + position (shifted by the window): ascending, and a window around a
+        # position never reaches into another candidate's.
+        stride = int(max(positions.max(), other_positions.max())) + 2 * NEAR_WINDOW + 1
+        keys = owners * stride + positions + NEAR_WINDOW
+        other_keys = other_owners * stride + other_positions + NEAR_WINDOW
+        close = np.searchsorted(other_keys, keys + NEAR_WINDOW, side="right") > np.searchsorted(
+            other_keys, keys - NEAR_WINDOW
+        )
+        near = np.zeros(self.count, dtype=bool)
+        near[owners[close]] = True
+        result[self.order[near]] = 1.0
         return result
+
+    def _positions(self, field: str, word: str) -> tuple[np.ndarray, np.ndarray]:
+        """Every position of the word in each candidate that has it: the candidate's place among
+        `ids` and the position, ascending (none where its positions are not arrays)."""
+        key = ("positions", field, word)
+        if key not in self._found:
+            owners, positions = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+            for _, postings, _, local, _, places in self._lookup(field, word):
+                if postings.has_array_positions():
+                    owned, found = _owned_positions(postings.with_positions(), local)
+                    owners.append(places[owned])
+                    positions.append(found)
+            self._found[key] = (np.concatenate(owners), np.concatenate(positions))
+        return self._found[key]
 
 
 def _owned_positions(word, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
