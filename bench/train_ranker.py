@@ -8,7 +8,9 @@ The training queries are those `relevance.py --train` scores, never a dev one:
 - JaQuAD training questions (`../shared/data/jaquad/train-queries.tsv` + `train-qrels.txt`), every
   `--jaquad-sample`th one; label 1 for the section that answers, 0 for the others;
 - livedoor headlines `ldcc_titles.py --part train`, and the keyword set built from those
-  headlines (`keyword_set.py`); label 1 for every section of the headline's article.
+  headlines (`keyword_set.py`); label 1 for the headline's article, which its first section
+  among the candidates stands for: its other sections are left out
+  (`first_of_each_relevant_article` says why).
 
 Each query is searched as users search it (`SearchIndex.search`, default options) with a
 reranker that records each candidate's features (`rerank.section_features`) instead of scoring
@@ -118,14 +120,27 @@ def collect(query_set: QuerySet, collected: Collected, synonyms: Path) -> None:
         if len(sections) != len(docnums) or not labels.any():
             collected.left_out += 1
             continue
-        collected.rows.append(features)
-        collected.labels.append(labels)
-        articles = [zlib.crc32(section.rsplit("#", 1)[0].encode()) for section in sections]
-        collected.articles.append(np.array(articles, dtype=np.int64))
+        articles = np.array([zlib.crc32(section.rsplit("#", 1)[0].encode()) for section in sections], dtype=np.int64)
+        keep = first_of_each_relevant_article(labels, articles) if query_set.article_level else slice(None)
+        collected.rows.append(features[keep])
+        collected.labels.append(labels[keep])
+        collected.articles.append(articles[keep])
         collected.qids.append(f"{query_set.name}:{qid}")
     took = time.perf_counter() - started
     print(f"{query_set.name}: {len(collected.qids) - before} of {len(query_set.queries)} queries with a relevant"
           f" candidate ({took:.0f} s)", flush=True)
+
+
+def first_of_each_relevant_article(labels: np.ndarray, articles: np.ndarray) -> np.ndarray:
+    """Which candidates an article-level query trains on: a relevant article's first section (in
+    the first stage's order) stands for it, and its other sections are left out. Labelled
+    relevant too, they would teach the model to lift an article's weaker sections above its
+    best one, which article-level scoring never sees but a grouped result list shows first."""
+    keep = labels == 0
+    relevant = np.flatnonzero(labels > 0)
+    _, first = np.unique(articles[relevant], return_index=True)
+    keep[relevant[first]] = True
+    return keep
 
 
 def save(collected: Collected, path: Path) -> None:
