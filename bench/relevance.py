@@ -21,8 +21,9 @@ its best section is (`trec_eval.articles_in_order`), before MRR@10, R@1 and R@10
 scored on sections as ranked. A query that finds nothing (or cannot be searched) counts as a
 miss and in the zero-result rate.
 
-The configurations: the default, plain BM25F (every query an OR of its terms), with
-`--ablations` each feature of `ABLATIONS` switched off, and a naive peer: bm25s over the same
+The configurations: the default, the default without its learned ranker (the first stage alone,
+`search/rerank.py`), plain BM25F (every query an OR of its terms), with `--ablations` each
+feature of `ABLATIONS` switched off, and a naive peer: bm25s over the same
 sections and the same Sudachi terms (`peers.py`).
 
 Each set's corpus is reindexed into `--work` (incremental: a rerun reuses it). Midashi's
@@ -63,6 +64,7 @@ JAQUAD = SHARED / "data" / "jaquad"
 HEADLINE_TOOL = SHARED / "tools" / "ldcc_titles.py"
 SET_NAMES = ("jaquad", "headlines", "keywords")
 DEFAULT = QueryOptions()
+WITHOUT_RANKER = "without learned ranker"
 ABLATIONS = {
     "without sub-units (mode A)": dataclasses.replace(DEFAULT, subwords=False),
     "without synonyms": dataclasses.replace(DEFAULT, synonyms=False),
@@ -274,7 +276,11 @@ def main() -> None:
         print(f"index {index}: {'rebuilt' if built.changed else 'up to date'} ({built.elapsed_seconds:.0f} s)", flush=True)
         if not args.no_peer:
             _in_a_child(lambda: analysed_sections(corpus, args.work))
-    configurations: dict[str, Configuration] = {"default": DEFAULT, "plain BM25F (OR)": PLAIN_BM25F}
+    configurations: dict[str, Configuration] = {
+        "default": DEFAULT,
+        WITHOUT_RANKER: dataclasses.replace(DEFAULT, rerank=False),
+        "plain BM25F (OR)": PLAIN_BM25F,
+    }
     if args.ablations:
         configurations |= ABLATIONS
     if not args.no_peer:

@@ -88,6 +88,7 @@ class QueryOptions:
     always_best_match: bool = False  # the plain-BM25F baseline: every query an OR of its terms
     models: bool = True  # a word of Latin letters finds the model names it starts (iphone → iphone5)
     relax: bool = True  # a query of words the strict reading finds (almost) nothing for: best match too
+    rerank: bool = True  # the learned model reorders the best sections (`rerank.py`)
 
 
 PLAIN_BM25F = QueryOptions(
@@ -101,6 +102,7 @@ PLAIN_BM25F = QueryOptions(
     always_best_match=True,
     models=False,
     relax=False,
+    rerank=False,
 )
 
 

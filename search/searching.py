@@ -41,6 +41,7 @@ from .query import (
     query_units,
     relaxed_query,
 )
+from .rerank import RERANK_DEPTH, Reranker, SectionTable, shipped
 from .scoring import ArrayScored, Deadline, Ranking, top_documents
 from .snippets import Snippet, make_snippet, mark_whole
 from .store import Checksum, DamagedIndexError, IndexMissingError, IndexStore, Manifest, file_problems
@@ -318,6 +319,9 @@ class SearchIndex:
         self._lock = threading.Lock()
         self._local = threading.local()  # this thread's open searcher: Whoosh searchers are not thread-safe
         self._live: Generation | None = None
+        # What reorders the first stage's best sections (`rerank.py`); a training run puts one
+        # that records the features here.
+        self.reranker: Reranker | None = shipped() if options.rerank else None
 
     def open(self) -> tuple[str, Index]:
         """The live generation's name and Whoosh index (see `generation`)."""
@@ -507,6 +511,8 @@ class SearchIndex:
             whoosh_collects = self.straightforward or sort != "relevance"
             masked = set(excluded.tolist()) if excluded is not None and whoosh_collects else None
             if sort == "relevance":
+                # The reranker reorders the first stage's RERANK_DEPTH best: those are asked for.
+                first_wanted = wanted if wanted is None or self.reranker is None else max(wanted, RERANK_DEPTH)
                 allowed = _without(view.table(FacetTable).allowed(filters), excluded, searcher.doc_count_all())
                 strict_results = None
                 if self.straightforward:  # Whoosh's collector, its facets and the matches it counted
@@ -517,19 +523,22 @@ class SearchIndex:
                             allowed,
                         )
 
-                    strict_results = self._whoosh_search(searcher, parsed.query, wanted, filters, sort, facets, masked)
+                    strict_results = self._whoosh_search(searcher, parsed.query, first_wanted, filters, sort, facets, masked)
                     ranking = _whoosh_ranking(searcher, strict_results, allowed)
                 else:
 
                     def rank(query: wq.Query, limit: int | None) -> Ranking:
                         return top_documents(searcher, query, limit, allowed, budget=deadline)
 
-                    ranking = rank(parsed.query, wanted)
+                    ranking = rank(parsed.query, first_wanted)
                 # Only a relaxable query has a best-match reading to follow it: counting the
                 # articles of anything else (a question, whose reading is best match already)
                 # reads stored fields for nothing.
                 if relax and self.options.relax and parsed.relaxable and _too_few_articles(searcher, ranking.matched):
-                    ranking, relaxation = self._relaxed(searcher, parsed, lexicon, ranking, wanted, rank)
+                    ranking, relaxation = self._relaxed(searcher, parsed, lexicon, ranking, first_wanted, rank)
+                if self.reranker is not None:  # (relaxed matches, after the strict ones, stay after them)
+                    strict = len(ranking.docnums) if relaxation is None else relaxation.strict_total
+                    ranking = self.reranker.reranked(searcher, parsed, ranking, strict, view.table(SectionTable), deadline)
                 total, docnums, scores = ranking.total, ranking.docnums, ranking.scores.tolist()
                 if not facets:
                     facet_counts = None

@@ -56,7 +56,11 @@ SCHEMAS = {
         "source": _STRING,
         "category": _STRING,
         "url": _STRING,
-        "score": {"type": "number", "description": "BM25F score; 0 when sorted by date."},
+        "score": {
+            "type": "number",
+            "description": "Relevance, higher first: the learned ranker's score on its own scale (it may be"
+            " negative); 0 when sorted by date.",
+        },
         "rank": {"type": "integer", "minimum": 1},
         "other_sections": {"type": "array", "items": _ref("OtherSection")},
     }),
