@@ -619,9 +619,13 @@ class DecodedLists:
         with self._lock:
             if key in self._lists:
                 return
+            # Room first, then the entry: `used_bytes` is read without the lock (the memory
+            # accountant), so it never shows more than the budget, even for a moment.
+            while self._lists and self.used_bytes + size > self.budget_bytes:
+                _, (_, dropped_size) = self._lists.popitem(last=False)
+                self.used_bytes -= dropped_size
             self._lists[key] = (value, size)
             self.used_bytes += size
-            self._drop_over_budget()
 
     def clear(self) -> None:
         with self._lock:
