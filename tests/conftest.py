@@ -23,6 +23,17 @@ FIXTURE_NEWS = PROJECT / "tests" / "fixtures" / "news"
 SAMPLE_ARTICLE_ID = "blockmedia-trump-nvidia-h200-china-export"
 
 
+def fixture_news_with(base: Path, extra: dict[str, str]) -> Path:
+    """An index of the fixture corpus plus `extra` articles (relative path → livedoor-layout
+    text) written for one test module, in one process; its root."""
+    corpus = base / "corpus"
+    shutil.copytree(FIXTURE_NEWS, corpus, ignore=shutil.ignore_patterns("*.md"))
+    for name, text in extra.items():
+        (corpus / name).write_text(text, encoding="utf-8")
+    reindex([corpus], base / "index", workers=0)
+    return base / "index"
+
+
 def require(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent: this test reads the shared data set from ../shared")

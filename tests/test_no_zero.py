@@ -9,7 +9,6 @@ test runs without ../shared.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -18,10 +17,10 @@ from click.testing import CliRunner
 from search.browse import Browser
 from search.cli import cli
 from search.indexing import reindex
+from tests.conftest import fixture_news_with
 from search.searching import RELAX_BELOW_ARTICLES, SearchIndex
 from web import create_app
 
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "news"
 
 # Our own writing, beside the fixture's ten articles (livedoor layout: URL, date, title, body).
 EXTRA_ARTICLES = {
@@ -47,13 +46,7 @@ EXTRA_ARTICLES = {
 
 @pytest.fixture(scope="module")
 def news_root(tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("no-zero")
-    corpus = base / "corpus"
-    shutil.copytree(FIXTURE, corpus, ignore=shutil.ignore_patterns("*.md"))
-    for name, text in EXTRA_ARTICLES.items():
-        (corpus / name).write_text(text, encoding="utf-8")
-    reindex([corpus], base / "index", workers=0)
-    return base / "index"
+    return fixture_news_with(tmp_path_factory.mktemp("no-zero"), EXTRA_ARTICLES)
 
 
 @pytest.fixture(scope="module")

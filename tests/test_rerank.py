@@ -9,7 +9,6 @@ On the fixture corpus (tests/fixtures/news) and articles written here: no ../sha
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,14 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from search.indexing import reindex
+from tests.conftest import fixture_news_with
 from search.query import QueryOptions
 from search.rerank import FEATURES, MODEL_PATH, RERANK_DEPTH, Reranker, SectionTable
 from search.scoring import Deadline
 from search.searching import SearchIndex
 
 PROJECT = Path(__file__).resolve().parent.parent
-FIXTURE = PROJECT / "tests" / "fixtures" / "news"
 
 # Our own writing, in the livedoor layout (URL, date, title, body; 【…】 lines start sections).
 # A story on a rocket launch that says so in its lead and again further down, and a festival
@@ -58,13 +56,7 @@ ROCKET_ARTICLES = {
 
 @pytest.fixture(scope="module")
 def news_root(tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("rerank")
-    corpus = base / "corpus"
-    shutil.copytree(FIXTURE, corpus, ignore=shutil.ignore_patterns("*.md"))
-    for name, text in ROCKET_ARTICLES.items():
-        (corpus / name).write_text(text, encoding="utf-8")
-    reindex([corpus], base / "index", workers=0)
-    return base / "index"
+    return fixture_news_with(tmp_path_factory.mktemp("rerank"), ROCKET_ARTICLES)
 
 
 @pytest.fixture(scope="module")
