@@ -36,7 +36,7 @@ from .analysis import terms
 from .postings import length_codes
 from .query import ParsedQuery, is_question_word
 from .schema import TEXT_FIELDS
-from .scoring import Deadline, Ranking, _Evaluation, _in_sequence, _LENGTH_OF_BYTE, _position_bounds
+from .scoring import Deadline, Ranking, _Evaluation, _in_sequence, _LENGTH_OF_BYTE, candidate_positions
 
 # How many of the first stage's sections the model reorders: deep enough that an article's
 # sections and a headline's target are among them (R@100 of the first stage), shallow enough
@@ -370,17 +370,23 @@ class _Candidates:
         self._found[key] = found
         return found
 
+    def _among(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each candidate (sorted, as `self.ids`): where it stands in the sorted `ids`, and
+        whether it is there at all."""
+        if not len(ids):
+            return np.zeros(self.count, dtype=np.int64), np.zeros(self.count, dtype=bool)
+        at = np.minimum(np.searchsorted(ids, self.ids), len(ids) - 1)
+        return at, ids[at] == self.ids
+
     def term(self, field: str, word: str) -> tuple[np.ndarray, np.ndarray]:
         """The term's BM25F score at each candidate (as the first stage scores it; 0 where it is
         absent) and where it occurs."""
         values, hit = np.zeros(self.count), np.zeros(self.count, dtype=bool)
         scored = self.evaluation._remembered((field, word))  # the first stage scored it whole
         if scored is not None:
-            if len(scored.ids):
-                at = np.minimum(np.searchsorted(scored.ids, self.ids), len(scored.ids) - 1)
-                has = scored.ids[at] == self.ids
-                values[self.order[has]] = scored.scores[at[has]]
-                hit[self.order[has]] = True
+            at, has = self._among(scored.ids)
+            values[self.order[has]] = scored.scores[at[has]]
+            hit[self.order[has]] = True
             return values, hit
         found = self._lookup(field, word)
         if found:
@@ -396,9 +402,7 @@ class _Candidates:
         result = np.zeros(self.count)
         phrase = self.evaluation._remembered((field, (first, second)))  # the first stage found it whole
         if phrase is not None:
-            if len(phrase.ids):
-                at = np.minimum(np.searchsorted(phrase.ids, self.ids), len(phrase.ids) - 1)
-                result[self.order[phrase.ids[at] == self.ids]] = 1.0
+            result[self.order[self._among(phrase.ids)[1]]] = 1.0
             return result
         seconds = {found[0]: found[1:] for found in self._lookup(field, second)}
         for segment, postings, rows, local, _, _ in self._lookup(field, first):
@@ -441,19 +445,8 @@ class _Candidates:
             owners, positions = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
             for _, postings, _, local, _, places in self._lookup(field, word):
                 if postings.has_array_positions():
-                    owned, found = _owned_positions(postings.with_positions(), local)
+                    owned, found = candidate_positions(postings.with_positions(), local)
                     owners.append(places[owned])
                     positions.append(found)
             self._found[key] = (np.concatenate(owners), np.concatenate(positions))
         return self._found[key]
-
-
-def _owned_positions(word, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every position of the word in each candidate (each one of its docnums): the candidate's
-    number and the position, candidate by candidate, positions ascending."""
-    begins, ends = _position_bounds(word, candidates)
-    counts = ends - begins
-    owners = np.repeat(np.arange(len(candidates)), counts)
-    firsts = np.repeat(np.cumsum(counts) - counts, counts)
-    positions = word.positions[np.repeat(begins, counts) + np.arange(counts.sum()) - firsts]
-    return owners, positions.astype(np.int64)

@@ -713,12 +713,8 @@ def _in_sequence(words: list[PostingArrays], candidates: np.ndarray) -> np.ndarr
         return _in_sequence_each(words, candidates)
     placed = []  # per word: (candidate number, position - the word's place in the phrase), ascending
     for place, word in enumerate(words):
-        begins, ends = _position_bounds(word, candidates)
-        counts = ends - begins
-        owners = np.repeat(np.arange(len(candidates)), counts)
-        firsts = np.repeat(np.cumsum(counts) - counts, counts)  # where each posting's run begins
-        positions = word.positions[np.repeat(begins, counts) + np.arange(counts.sum()) - firsts]
-        placed.append((owners, positions.astype(np.int64) - place))
+        owners, positions = candidate_positions(word, candidates)
+        placed.append((owners, positions - place))
     lowest = min(int(shifted.min()) for _, shifted in placed)
     stride = max(int(shifted.max()) for _, shifted in placed) - lowest + 1
     # Candidate number × stride + where the phrase would start: ascending, as owners and each
@@ -733,6 +729,17 @@ def _in_sequence(words: list[PostingArrays], candidates: np.ndarray) -> np.ndarr
     found = np.zeros(len(candidates), dtype=bool)
     found[starts // stride] = True
     return found
+
+
+def candidate_positions(word: PostingArrays, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every position of the word in each candidate (each one of its docnums): the candidate's
+    number and the position, candidate by candidate, positions ascending."""
+    begins, ends = _position_bounds(word, candidates)
+    counts = ends - begins
+    owners = np.repeat(np.arange(len(candidates)), counts)
+    firsts = np.repeat(np.cumsum(counts) - counts, counts)  # where each posting's run begins
+    positions = word.positions[np.repeat(begins, counts) + np.arange(counts.sum()) - firsts]
+    return owners, positions.astype(np.int64)
 
 
 def _position_bounds(word: PostingArrays, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
