@@ -1,7 +1,7 @@
 """A naive peer for the relevance table: plain BM25 (bm25s) over the same sections as the index.
 
 What any team would build first: each section (the article's title, the section's heading and
-its text, as Midashi indexes them) becomes the list of its index terms (`search.analysis.terms`:
+its text, as Midashi indexes them) becomes the list of its index terms (`search.analysis.sudachi.terms`:
 Sudachi mode C normalized forms of content words, the product's own analyzer), and bm25s scores
 them with its default parameters (Lucene's BM25, k1 = 1.5, b = 0.75). A query is an OR of its
 terms; sections scoring 0 are not results. Ties go to the section read first, so runs repeat.
@@ -20,10 +20,10 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
-from search.analysis import analyzer_version, terms
-from search.articles import Article
+from search.analysis.sudachi import analyzer_version, terms
 from search.batch import RUN_TAG, Ranked
-from search.readers import read_corpus
+from search.sources.articles import Article
+from search.sources.readers import read_corpus
 
 PEER_TAG = "bm25s"
 _FORMAT = "peer-terms-1"

@@ -35,11 +35,11 @@ from pathlib import Path
 
 from perf_queries import mixed_queries
 
-from search.analysis import _thread_tokenizer
-from search.readers import Article, read_corpus
-from search.scoring import forget_between_searches
+from search.analysis.sudachi import _thread_tokenizer
+from search.codec.store import IndexStore
+from search.ranking.scoring import forget_between_searches
 from search.searching import SearchIndex
-from search.store import IndexStore
+from search.sources.readers import Article, read_corpus
 
 PROJECT = Path(__file__).resolve().parent.parent
 SHARED = PROJECT.parent / "shared" / "data"

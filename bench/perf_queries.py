@@ -18,8 +18,8 @@ import re
 import sys
 from pathlib import Path
 
-from search.analysis import terms
-from search.readers import Article, read_corpus
+from search.analysis.sudachi import terms
+from search.sources.readers import Article, read_corpus
 
 COMMON_WORDS = ("日本", "発表", "映画", "女性", "今年")
 KEYWORD_QUERIES = 25

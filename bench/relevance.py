@@ -22,7 +22,7 @@ scored on sections as ranked. A query that finds nothing (or cannot be searched)
 miss and in the zero-result rate.
 
 The configurations: the default, the default without its learned ranker (the first stage alone,
-`search/rerank.py`), plain BM25F (every query an OR of its terms), with `--ablations` each
+`search/ranking/rerank.py`), plain BM25F (every query an OR of its terms), with `--ablations` each
 feature of `ABLATIONS` switched off, and a naive peer: bm25s over the same
 sections and the same Sudachi terms (`peers.py`).
 
@@ -55,7 +55,7 @@ from trec_eval import articles_in_order, evaluate, read_qrels
 
 from search.batch import Ranked, rank_each, read_queries
 from search.indexing import reindex
-from search.query import PLAIN_BM25F, QueryOptions
+from search.query.parse import PLAIN_BM25F, QueryOptions
 from search.searching import SearchIndex
 
 PROJECT = Path(__file__).resolve().parent.parent

@@ -27,7 +27,15 @@ import time
 import urllib.parse
 from pathlib import Path
 
-from http_load import HOST, OPENER, REQUEST_TIMEOUT, existing_file, free_port, launch, stop_server
+from http_load import (
+    HOST,
+    OPENER,
+    REQUEST_TIMEOUT,
+    existing_file,
+    free_port,
+    launch,
+    stop_server,
+)
 from perf_queries import livedoor_titles, mixed_queries
 
 ROOT = Path(__file__).resolve().parent.parent

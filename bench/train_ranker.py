@@ -33,14 +33,13 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-
 from relevance import JAQUAD, QuerySet, headline_set, jaquad_set, keyword_query_set
 from trec_eval import read_qrels
 
 from search.batch import read_queries
 from search.indexing import reindex
-from search.query import QueryError, QueryOptions
-from search.rerank import FEATURES, MODEL_PATH, MONOTONE, RERANK_DEPTH, Reranker
+from search.query.parse import QueryError, QueryOptions
+from search.ranking.rerank import FEATURES, MODEL_PATH, MONOTONE, RERANK_DEPTH, Reranker
 from search.searching import SearchIndex
 
 HELD_OUT_SHARE = 7  # one query in 7 is held out for early stopping

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .query import QueryError
+from .query.parse import QueryError
 from .searching import SearchIndex
 
 RUN_TAG = "midashi"

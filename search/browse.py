@@ -17,11 +17,11 @@ from rapidfuzz import process
 from rapidfuzz.distance import OSA
 from whoosh.searching import Searcher
 
-from .analysis import terms
-from .articles import SECTION_SEPARATOR
-from .query import HighlightSpec, QueryError, normalize_query
+from .analysis.sudachi import terms
+from .query.parse import HighlightSpec, QueryError, normalize_query
 from .searching import Filters, SearchIndex, article_fields
 from .snippets import Snippet, mark_whole
+from .sources.articles import SECTION_SEPARATOR
 
 MAX_ARTICLE_ID_CHARS = 300
 RELATED_ARTICLES = 5

@@ -17,10 +17,15 @@ from typing import TYPE_CHECKING
 
 import click
 
+from .codec.parallel import WorkerFailed
+from .codec.store import (
+    DamagedIndexError,
+    IndexBusyError,
+    IndexMissingError,
+    IndexStore,
+)
 from .indexing import ReindexReport, reindex
-from .parallel import WorkerFailed
-from .readers import estimate_articles
-from .store import DamagedIndexError, IndexBusyError, IndexMissingError, IndexStore
+from .sources.readers import estimate_articles
 
 if TYPE_CHECKING:
     from .browse import Alternative
@@ -207,7 +212,7 @@ def search_command(
 
 
 def _guarded(action):
-    from .query import QueryError
+    from .query.parse import QueryError
 
     try:
         return action()
@@ -347,7 +352,7 @@ def undecodable_argument(arguments: list[str]) -> str | None:
 @index_option
 def check_command(index_root: Path) -> None:
     """Read all of the index (checksums, segments, postings, stored sections) and report damage."""
-    from .check import check_index
+    from .codec.check import check_index
 
     report = _guarded(lambda: check_index(index_root))
     for note in report.notes:

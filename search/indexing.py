@@ -24,11 +24,25 @@ from pathlib import Path
 
 from whoosh import index as whoosh_index
 
-from .analysis import analyzer_version
-from .parallel import ParallelWriter, default_workers
-from .readers import CorpusFile, IncompleteSource, KnownArticle, Unreadable, corpus_files, read_file
-from .schema import build_schema, section_documents
-from .store import INDEX_FORMAT, DamagedIndexError, FileSignature, IndexMissingError, IndexStore, Manifest
+from .analysis.sudachi import analyzer_version
+from .codec.parallel import ParallelWriter, default_workers
+from .codec.schema import build_schema, section_documents
+from .codec.store import (
+    INDEX_FORMAT,
+    DamagedIndexError,
+    FileSignature,
+    IndexMissingError,
+    IndexStore,
+    Manifest,
+)
+from .sources.readers import (
+    CorpusFile,
+    IncompleteSource,
+    KnownArticle,
+    Unreadable,
+    corpus_files,
+    read_file,
+)
 
 # A file modified this close to the reindex's start may change again within the same timestamp
 # tick, unseen by its signature ("racily clean" in git's words): such a file is read next time too.

@@ -28,11 +28,19 @@ from whoosh import collectors, columns, sorting
 from whoosh import index as whoosh_index
 from whoosh import query as wq
 from whoosh.index import EmptyIndexError, Index
-from whoosh.searching import Results, Searcher
 from whoosh.scoring import BM25F
+from whoosh.searching import Results, Searcher
 
-from .analysis import terms
-from .query import (
+from .analysis.sudachi import terms
+from .codec.store import (
+    Checksum,
+    DamagedIndexError,
+    IndexMissingError,
+    IndexStore,
+    Manifest,
+    file_problems,
+)
+from .query.parse import (
     HighlightSpec,
     ParsedQuery,
     QueryError,
@@ -41,11 +49,10 @@ from .query import (
     query_units,
     relaxed_query,
 )
-from .rerank import RERANK_DEPTH, Reranker, SectionTable, shipped
-from .scoring import ArrayScored, Deadline, Ranking, top_documents
+from .query.synonyms import UserSynonyms, default_synonyms_path
+from .ranking.rerank import RERANK_DEPTH, Reranker, SectionTable, shipped
+from .ranking.scoring import ArrayScored, Deadline, Ranking, top_documents
 from .snippets import Snippet, make_snippet, mark_whole
-from .store import Checksum, DamagedIndexError, IndexMissingError, IndexStore, Manifest, file_problems
-from .synonyms import UserSynonyms, default_synonyms_path
 
 DEFAULT_LIMIT = 10
 # Seconds a search may spend ranking before it answers "too expensive" (QueryTooExpensive): an
@@ -974,12 +981,27 @@ class _MonthFacet(sorting.FieldFacet):
         return _MonthCategorizer(global_searcher, self.fieldname)
 
 
-class _MonthCategorizer(sorting.ColumnCategorizer):
+class _DateCategorizer(sorting.Categorizer):
+    """A DATETIME column's values, segment by segment (`_segment_column`)."""
+
+    def __init__(self, global_searcher, fieldname: str, reverse: bool = False):
+        self.fieldname = fieldname
+        self.field = global_searcher.schema[fieldname]
+        self.column_type = self.field.column_type
+        self.reverse = reverse
+        self.missing = self.column_type.default_value()
+        self.values = None  # the segment's column, set as the collector reaches each segment
+
     def set_searcher(self, segment_searcher, docoffset):
-        self._creader = _segment_column(segment_searcher, self._fieldname, self._column_type)
+        self.values = _segment_column(segment_searcher, self.fieldname, self.column_type)
+
+
+class _MonthCategorizer(_DateCategorizer):
+    def key_for(self, matcher, segment_docnum):
+        return self.values.sort_key(segment_docnum)
 
     def key_to_name(self, key) -> str | None:
-        return _month(self._fieldobj, key)
+        return _month(self.field, key)
 
 
 class _DateOrder(sorting.FieldFacet):
@@ -989,14 +1011,10 @@ class _DateOrder(sorting.FieldFacet):
         return _DateOrderCategorizer(global_searcher, self.fieldname, self.reverse)
 
 
-class _DateOrderCategorizer(sorting.ColumnCategorizer):
-    def set_searcher(self, segment_searcher, docoffset):
-        self._creader = _segment_column(segment_searcher, self._fieldname, self._column_type)
-        self._missing = self._column_type.default_value()
-
+class _DateOrderCategorizer(_DateCategorizer):
     def key_for(self, matcher, segment_docnum):
-        value = self._creader[segment_docnum]
-        return (value == self._missing, -value if self._reverse else value)
+        value = self.values[segment_docnum]
+        return (value == self.missing, -value if self.reverse else value)
 
 
 def _segment_column(segment_searcher, fieldname: str, column_type):

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from whoosh import highlight
 from whoosh.analysis import Token
 
-from .analysis import terms
-from .articles import cut_text
-from .query import HighlightSpec
+from .analysis.sudachi import terms
+from .query.parse import HighlightSpec
+from .sources.articles import cut_text
 
 MAX_FRAGMENTS = 3
 FRAGMENT_CHARS = 120

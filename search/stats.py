@@ -6,9 +6,9 @@ from pathlib import Path
 
 from whoosh import index as whoosh_index
 
-from .analysis import analyzer_version
-from .schema import TEXT_FIELDS
-from .store import IndexStore, Manifest
+from .analysis.sudachi import analyzer_version
+from .codec.schema import TEXT_FIELDS
+from .codec.store import IndexStore, Manifest
 
 
 def index_stats(index_root: Path | str) -> dict[str, str]:

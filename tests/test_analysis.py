@@ -5,8 +5,13 @@ from __future__ import annotations
 import pickle
 from concurrent.futures import ThreadPoolExecutor
 
-from search import analysis
-from search.analysis import MAX_CHUNK_BYTES, JapaneseAnalyzer, SudachiTokenizer, terms
+from search.analysis import sudachi as analysis
+from search.analysis.sudachi import (
+    MAX_CHUNK_BYTES,
+    JapaneseAnalyzer,
+    SudachiTokenizer,
+    terms,
+)
 
 
 def texts(text: str) -> list[str]:

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from search.batch import rank_each
 from search.cli import cli
 from search.indexing import reindex
-from search.readers import _drop_trailing_boilerplate, parse_livedoor
 from search.searching import Filters, Hit, SearchIndex
+from search.sources.readers import _drop_trailing_boilerplate, parse_livedoor
 from web import create_app
 
 NEWS = Path(__file__).resolve().parent / "fixtures" / "news"

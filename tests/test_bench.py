@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from search.articles import Article
-from search.readers import read_corpus
+from search.sources.articles import Article
+from search.sources.readers import read_corpus
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 sys.path.insert(0, str(BENCH))  # bench/ holds scripts, not a package
@@ -19,7 +19,7 @@ from keyword_set import keyword_set, keywords  # noqa: E402
 from relevance import PEER, QuerySet, measure  # noqa: E402
 from trec_eval import articles_in_order, evaluate  # noqa: E402
 
-from search.query import QueryOptions  # noqa: E402
+from search.query.parse import QueryOptions  # noqa: E402
 
 NEWS = Path(__file__).resolve().parent / "fixtures" / "news"
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from waitress import create_server
+from web_corpus import build_web_index
 
 from web import create_app
-from web_corpus import build_web_index
 
 pytestmark = pytest.mark.browser
 

@@ -23,10 +23,10 @@ import pytest
 
 from search import browse, indexing
 from search.browse import Browser
+from search.codec.store import IndexStore
 from search.indexing import reindex
-from search.readers import IncompleteSource, parse_date, read_corpus
 from search.searching import SearchIndex
-from search.store import IndexStore
+from search.sources.readers import IncompleteSource, parse_date, read_corpus
 from web import create_app
 
 NEWS = Path(__file__).resolve().parent / "fixtures" / "news"

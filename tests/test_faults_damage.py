@@ -18,12 +18,18 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from search import store as store_module
-from search.check import check_index
 from search.cli import cli
+from search.codec import store as store_module
+from search.codec.check import check_index
+from search.codec.store import (
+    CURRENT_FILE,
+    MANIFEST_FILE,
+    DamagedIndexError,
+    IndexStore,
+    Manifest,
+)
 from search.indexing import reindex
 from search.searching import SearchIndex
-from search.store import CURRENT_FILE, MANIFEST_FILE, DamagedIndexError, IndexStore, Manifest
 from web import create_app
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "news"

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
+from search.codec.store import BUILDING_SUFFIX, LOCK_FILE, IndexBusyError, IndexStore
 from search.indexing import reindex
 from search.searching import SearchIndex
-from search.store import BUILDING_SUFFIX, LOCK_FILE, IndexBusyError, IndexStore
 from tests.conftest import PROJECT
 
 FIXTURE_NEWS = PROJECT / "tests" / "fixtures" / "news"

@@ -11,15 +11,14 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from conftest import PROJECT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from search.indexing import reindex
-from search.query import QueryError, QueryTooExpensive
+from search.query.parse import QueryError, QueryTooExpensive
 from search.searching import SearchIndex
 from web import create_app
-
-from conftest import PROJECT
 
 NEWS = PROJECT / "tests" / "fixtures" / "news"
 # What must never reach a person: the text of a Python exception or of Whoosh's internals.

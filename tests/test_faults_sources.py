@@ -17,16 +17,17 @@ import tarfile
 from pathlib import Path
 
 import pytest
-
 from conftest import CORPUS, LIVEDOOR_TARBALL, SAMPLE_ARTICLE_ID, require
-from search import readers, snippets
-from search.analysis import MAX_CHUNK_BYTES, chunks
-from search.articles import MAX_SECTION_CHARS, safe_article_id
+
+from search import snippets
+from search.analysis.sudachi import MAX_CHUNK_BYTES, chunks
+from search.codec.store import IndexStore
 from search.indexing import reindex
-from search.query import HighlightSpec
-from search.readers import IncompleteSource, read_corpus
+from search.query.parse import HighlightSpec
 from search.searching import SearchIndex
-from search.store import IndexStore
+from search.sources import readers
+from search.sources.articles import MAX_SECTION_CHARS, safe_article_id
+from search.sources.readers import IncompleteSource, read_corpus
 
 NEWS = Path(__file__).resolve().parent / "fixtures" / "news"
 NEWS_IDS = {

@@ -24,11 +24,11 @@ import weakref
 from pathlib import Path
 
 import pytest
+from conftest import CORPUS, LIVEDOOR_TARBALL, require
 
 import search.searching as searching
 from search.indexing import reindex
 from search.searching import ArticleMap, FacetTable, Filters, SearchIndex
-from conftest import CORPUS, LIVEDOOR_TARBALL, require
 from web import create_app
 
 PROJECT = Path(__file__).resolve().parent.parent

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from search import scoring
 from search.indexing import reindex
+from search.ranking import scoring
 from search.searching import Filters, SearchIndex
 from tests.conftest import CORPUS, FIXTURE_NEWS, assert_ranked_alike
 from tests.fork_corpus import update_generated_news

@@ -10,21 +10,27 @@ import os
 import re
 import tarfile
 import weakref
-
 from pathlib import Path
 
 import pytest
 
-from search import indexing, parallel, readers
+from search import indexing
+from search.codec import parallel
+from search.codec.parallel import WorkerFailed
+from search.codec.postings import ArrayCodec
+from search.codec.segments import ArraySegmentWriter
+from search.codec.store import (
+    BUILDING_SUFFIX,
+    INDEX_FORMAT,
+    IndexBusyError,
+    IndexMissingError,
+    IndexStore,
+)
 from search.indexing import reindex
-from search.parallel import WorkerFailed
-from search.readers import read_file as indexing_read_file
 from search.searching import SearchIndex
-from search.segments import ArraySegmentWriter
+from search.sources import readers
+from search.sources.readers import read_file as indexing_read_file
 from search.stats import index_stats
-from search.postings import ArrayCodec
-from search.store import BUILDING_SUFFIX, INDEX_FORMAT, IndexBusyError, IndexMissingError, IndexStore
-
 from tests.conftest import JAQUAD, assert_ranked_alike, require
 
 NEW_ARTICLE = "# 半導体の新工場\n出典: テスト通信\n日付: 2025年12月10日\n\n熊本に半導体の新工場が完成した。\n"

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from search import scoring
 from search.cli import cli
+from search.ranking import scoring
 from search.searching import SearchIndex
 
 pytestmark = pytest.mark.livedoor
@@ -63,7 +63,7 @@ def test_a_compound_typed_without_spaces_is_matched_as_a_phrase(livedoor):
 def test_the_kth_best_score_is_found_among_many_ties(livedoor):
     index = SearchIndex(livedoor[0])
     with index.searcher() as (_, searcher):
-        _, scores = scoring._Evaluation(searcher).evaluate(index.parse("日本").query).as_sparse()
+        _, scores = scoring.Evaluation(searcher).evaluate(index.parse("日本").query).as_sparse()
     assert len(scores) > 4 * scoring.KTH_SAMPLE * 10 and len(set(scores.tolist())) < len(scores) // 2  # sampled
     padded = np.concatenate([np.zeros(10 * len(scores)), scores])  # a mask's zeros around the matches
     for values in (scores, padded):

@@ -17,10 +17,9 @@ from click.testing import CliRunner
 from search.browse import Browser
 from search.cli import cli
 from search.indexing import reindex
-from tests.conftest import fixture_news_with
 from search.searching import RELAX_BELOW_ARTICLES, SearchIndex
+from tests.conftest import fixture_news_with
 from web import create_app
-
 
 # Our own writing, beside the fixture's ten articles (livedoor layout: URL, date, title, body).
 EXTRA_ARTICLES = {

@@ -8,10 +8,10 @@ and fails on any keyword it does not know, so the description cannot outgrow the
 from __future__ import annotations
 
 import pytest
+from web_corpus import HOSTILE_ID, build_web_index
 
 from web import create_app
 from web.openapi import OPENAPI
-from web_corpus import HOSTILE_ID, build_web_index
 
 _TYPES = {
     "object": dict, "array": list, "string": str, "boolean": bool,

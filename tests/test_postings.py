@@ -12,13 +12,13 @@ from whoosh.codec import whoosh3
 from whoosh.codec.whoosh3 import W3Codec
 from whoosh.qparser import QueryParser
 
-from search import postings, stored
-from search.articles import Article
-from search.mapped import _BufferReader
-from search.postings import DECODED_LISTS, ArrayCodec, ArrayPostings, DecodedLists
-from search.readers import read_corpus
-from search.schema import build_schema, section_documents
-from search.segments import ArraySegmentWriter
+from search.codec import postings, stored
+from search.codec.mapped import _BufferReader
+from search.codec.postings import DECODED_LISTS, ArrayCodec, ArrayPostings, DecodedLists
+from search.codec.schema import build_schema, section_documents
+from search.codec.segments import ArraySegmentWriter
+from search.sources.articles import Article
+from search.sources.readers import read_corpus
 from tests.conftest import CORPUS
 
 LIVEDOOR_ARTICLES = 250

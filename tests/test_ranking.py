@@ -5,12 +5,18 @@ from __future__ import annotations
 import pytest
 from whoosh import query as wq
 
-from search import scoring
 from search.batch import read_queries
 from search.indexing import reindex
-from search.query import QueryOptions
+from search.query.parse import QueryOptions
+from search.ranking import scoring
 from search.searching import SearchIndex
-from tests.conftest import CORPUS, JAQUAD, SAMPLE_ARTICLE_ID, assert_ranked_alike, require
+from tests.conftest import (
+    CORPUS,
+    JAQUAD,
+    SAMPLE_ARTICLE_ID,
+    assert_ranked_alike,
+    require,
+)
 
 JAQUAD_QUESTIONS = 400
 
@@ -198,10 +204,10 @@ def test_strict_queries_and_phrases_rank_as_whoosh_does_over_segments_and_deleti
     fast, whoosh = SearchIndex(root), SearchIndex(root, straightforward=True, exact=True)
     with fast.searcher() as (_, searcher):
         assert len(list(searcher.leaf_searchers())) == 2 and searcher.reader().has_deletions()
-        evaluation = scoring._Evaluation(searcher)
+        evaluation = scoring.Evaluation(searcher)
         for fieldname, text in [("body", "半導体"), ("body", "熊本"), ("body", "北海道"), ("title", "輸出"),
                                 ("heading", "背景"), ("body", "存在しない"), ("fallback", "ビデ")]:
-            assert evaluation._estimate(wq.Term(fieldname, text)) == searcher.doc_frequency(fieldname, text)
+            assert evaluation.estimate(wq.Term(fieldname, text)) == searcher.doc_frequency(fieldname, text)
     for query in ["半導体 輸出 承認", "北海道 エヌビディア 半導体", "政策転換 背景", "北海道エヌビディア半導体", "熊本政策転換"]:
         one, two = fast.search(query, snippets=False), whoosh.search(query, snippets=False)
         assert_ranked_alike(one, two)

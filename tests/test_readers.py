@@ -9,8 +9,8 @@ from datetime import datetime
 
 import pytest
 
-from search.articles import MAX_SECTION_CHARS
-from search.readers import Unreadable, estimate_articles, read_corpus
+from search.sources.articles import MAX_SECTION_CHARS
+from search.sources.readers import Unreadable, estimate_articles, read_corpus
 from tests.conftest import CORPUS, SAMPLE_ARTICLE_ID
 
 SAMPLE_TITLE = "トランプ、NVIDIAのAIチップ中国輸出を電撃承認…米中技術覇権競争の転換点"

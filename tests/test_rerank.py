@@ -16,11 +16,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import fixture_news_with
-from search.query import QueryOptions
-from search.rerank import FEATURES, MODEL_PATH, RERANK_DEPTH, Reranker, SectionTable
-from search.scoring import Deadline
+from search.query.parse import QueryOptions
+from search.ranking.rerank import (
+    FEATURES,
+    MODEL_PATH,
+    RERANK_DEPTH,
+    Reranker,
+    SectionTable,
+)
+from search.ranking.scoring import Deadline
 from search.searching import SearchIndex
+from tests.conftest import fixture_news_with
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -145,7 +151,7 @@ def test_sections_beyond_the_depth_keep_their_order_below(news_root):
     with index.view() as view:
         searcher = view.searcher
         docnums = np.arange(min(searcher.doc_count_all(), RERANK_DEPTH + 5))
-        from search.scoring import Ranking
+        from search.ranking.scoring import Ranking
 
         ranking = Ranking(len(docnums), docnums, np.linspace(10, 1, len(docnums)), docnums)
         parsed = index.parse("日本代表 合宿")

@@ -7,10 +7,10 @@ import re
 import pytest
 
 from search.indexing import reindex
-from search.query import MAX_QUERY_CHARS, QueryError
+from search.query.parse import MAX_QUERY_CHARS, QueryError
 from search.searching import SearchIndex
 from search.snippets import FRAGMENT_CHARS, MAX_FRAGMENTS
-from search.readers import read_corpus
+from search.sources.readers import read_corpus
 from tests.conftest import CORPUS, SAMPLE_ARTICLE_ID
 
 SECTION = {n: f"{SAMPLE_ARTICLE_ID}#{n}" for n in range(1, 6)}

@@ -9,13 +9,16 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from web_corpus import build_web_index
 
-from search import analysis, memory, postings, scoring
+from search import memory
+from search.analysis import sudachi as analysis
 from search.browse import Browser
+from search.codec import postings
 from search.indexing import reindex
+from search.ranking import scoring
 from search.searching import Filters, SearchIndex
 from web import SECURITY_HEADERS, create_app
-from web_corpus import build_web_index
 
 NEWS = Path(__file__).resolve().parent / "fixtures" / "news"
 THREADS = 8
@@ -216,7 +219,7 @@ def test_a_smaller_budget_drops_what_is_over_it(news_index):
 
 
 def test_serve_gives_the_caches_what_the_rest_leaves_of_its_budget(news_index):
-    from search.analysis import dictionary_bytes
+    from search.analysis.sudachi import dictionary_bytes
     from web.server import MIN_CACHE_SHARE, cache_budget
 
     total = 2048 << 20

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from web_corpus import CATEGORIES, CHIP_ARTICLES, HOSTILE_ID, build_web_index
 
 from web import create_app
-from web_corpus import CATEGORIES, CHIP_ARTICLES, HOSTILE_ID, build_web_index
 
 SAMPLE = "blockmedia-trump-nvidia-h200-china-export"
 

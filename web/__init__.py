@@ -15,9 +15,8 @@ from flask import Flask, Response, current_app, jsonify, render_template, reques
 from werkzeug.exceptions import HTTPException
 
 from search.browse import Browser
+from search.codec.store import DamagedIndexError, IndexMissingError
 from search.searching import SearchIndex
-from search.store import DamagedIndexError, IndexMissingError
-
 
 # `img-src data:` is for the empty favicon (`<link rel="icon" href="data:,">`, which spares a
 # request for /favicon.ico); no other data: or inline content is allowed.

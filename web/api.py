@@ -7,7 +7,7 @@ from datetime import datetime
 
 from flask import Blueprint, abort, jsonify, request
 
-from search.query import QueryError
+from search.query.parse import QueryError
 from search.searching import Facets
 
 from . import browser

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from search.query import QueryError
+from search.query.parse import QueryError
 from search.searching import Filters
 
 DEFAULT_PER_PAGE = 10

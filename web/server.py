@@ -9,9 +9,9 @@ from pathlib import Path
 
 from waitress import serve as waitress_serve
 
-from search.analysis import dictionary_bytes
+from search.analysis.sudachi import dictionary_bytes
+from search.codec.store import IndexStore
 from search.memory import set_cache_budget
-from search.store import IndexStore
 
 from . import create_app
 

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, render_template, request, url_for
 
-from search.query import QueryError, QueryTooExpensive
+from search.query.parse import QueryError, QueryTooExpensive
 from search.searching import SORTS, Relaxation
 
 from . import browser

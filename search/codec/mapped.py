@@ -26,14 +26,17 @@ from whoosh.filedb.compound import CompoundStorage
 from whoosh.filedb.filestore import OverlayStorage
 from whoosh.filedb.structfile import BufferFile, StructFile
 
+from .whoosh_internals import mapped_bytes
+
 
 def open_in_place(storage, name: str) -> StructFile:
     """`storage.open_file(name)`, read in place when the file is part of a memory-mapped segment."""
     if isinstance(storage, OverlayStorage):  # a segment reader's: its compound file, then the folder
         storage = storage.a if storage.a.file_exists(name) else storage.b
-    if isinstance(storage, CompoundStorage) and getattr(storage, "_source", None) is not None:
+    source = mapped_bytes(storage) if isinstance(storage, CompoundStorage) else None
+    if source is not None:
         offset, length = storage.range(name)
-        return _InPlaceFile(memoryview(storage._source)[offset:offset + length], name)
+        return _InPlaceFile(source[offset:offset + length], name)
     return storage.open_file(name)
 
 

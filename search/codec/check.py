@@ -23,7 +23,14 @@ from whoosh import index as whoosh_index
 from whoosh.reading import SegmentReader
 
 from .postings import ArrayPostings
-from .store import DamagedIndexError, IndexStore, Manifest, file_problems, repair_command
+from .store import (
+    DamagedIndexError,
+    IndexStore,
+    Manifest,
+    file_problems,
+    repair_command,
+)
+from .whoosh_internals import index_segments, postings_reader, terms_reader
 
 PROBLEMS_PER_SEGMENT = 10  # a segment with more damaged terms or sections is reported in so many lines
 MISSING_SHOWN = 5  # article ids named when the manifest and the segments disagree
@@ -82,7 +89,7 @@ def check_index(root: Path | str) -> CheckReport:
             )
     try:
         index = whoosh_index.open_dir(str(folder))
-        segments = index._segments()
+        segments = index_segments(index)
     except Exception as error:
         report.problems.append(f"{folder.name}: its table of contents cannot be read ({_describe(error)})")
         return _finished(report, started)
@@ -136,12 +143,12 @@ def _check_postings(reader, size: int, report: CheckReport, article_ids: set[str
     """Every term's postings: decodable, as many as its term info says, ascending, inside the
     segment. The term index is walked in order (its every entry read), not looked up term by term."""
     live = np.array([not reader.is_deleted(docnum) for docnum in range(size)], dtype=bool)
-    terms = reader._terms  # the segment's terms reader: its items are (field, term) and term info
+    terms = terms_reader(reader)  # the segment's term index: its items are (field, term) and term info
     for (fieldname, text), info in terms.items():
         report.terms += 1
         shown = f"term {fieldname}:{text[:40]!r}"
         try:
-            postings = terms._codec.postings_reader(terms._postfile, info, reader.schema[fieldname].format)
+            postings = postings_reader(terms, info, reader.schema[fieldname].format)
             if isinstance(postings, ArrayPostings):
                 arrays = postings.read_from_disk()
                 ids = arrays.ids

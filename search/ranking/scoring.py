@@ -37,8 +37,8 @@ from __future__ import annotations
 
 import itertools
 import time
-from math import log
 from dataclasses import dataclass
+from math import log
 
 import numpy as np
 from whoosh import query as wq
@@ -48,10 +48,8 @@ from whoosh.scoring import BM25F
 from whoosh.searching import Searcher
 from whoosh.util.numeric import byte_to_length
 
-from . import memory
-from .coverage import COVERAGE_FIELD, COVERAGE_WEIGHT, LOOSE_CREDIT, Coverage
-from .query import QueryTooExpensive
-from .postings import (
+from .. import memory
+from ..codec.postings import (
     DECODED_LISTS,
     TERM_INFOS,
     ArrayCodec,
@@ -61,9 +59,19 @@ from .postings import (
     SmallEntries,
     length_codes,
 )
+from ..codec.whoosh_internals import (
+    compiled_range,
+    field_b,
+    per_document_reader,
+    range_terms,
+    term_info,
+    terms_reader,
+)
+from ..query.coverage import COVERAGE_FIELD, COVERAGE_WEIGHT, LOOSE_CREDIT, Coverage
+from ..query.parse import QueryTooExpensive
 
 # Whoosh stores each document's field length as one byte; a document with no such field reads 1.
-_LENGTH_OF_BYTE = np.array([1] + [byte_to_length(code) for code in range(1, 256)], dtype=np.float64)
+LENGTH_OF_BYTE = np.array([1] + [byte_to_length(code) for code in range(1, 256)], dtype=np.float64)
 
 
 @dataclass
@@ -99,7 +107,7 @@ def top_documents(
     """The best `limit` documents (all if None) and how many match; `allowed` are the (sorted)
     docnums a filter lets through: only those are scored. QueryTooExpensive after `budget` s
     (a `Deadline`: one several rankings of a search share)."""
-    evaluation = _Evaluation(searcher, budget if isinstance(budget, Deadline) else Deadline(budget))
+    evaluation = Evaluation(searcher, budget if isinstance(budget, Deadline) else Deadline(budget))
     within = None if allowed is None else _Within(allowed, evaluation.size)
     matched, scores = evaluation.evaluate(query, within).as_sparse()
     best = np.arange(len(matched))
@@ -137,7 +145,7 @@ class ArrayScored(wq.Query):
         """The matches inside `searcher`'s segment (the collector asks segment by segment)."""
         top = searcher.get_parent()
         if self._found is None or self._found[0] is not top:
-            self._found = (top, *_Evaluation(top, Deadline(self.budget)).evaluate(self.query).as_sparse())
+            self._found = (top, *Evaluation(top, Deadline(self.budget)).evaluate(self.query).as_sparse())
         _, ids, scores = self._found
         offset = next(start for segment, start in top.leaf_searchers() if segment is searcher)
         first, end = np.searchsorted(ids, (offset, offset + searcher.doc_count_all()))
@@ -242,7 +250,7 @@ class _Segment:
         key = self._table_key(fieldname, B, K1, avgfl)
         found = SEGMENT_TABLES.get(key)
         if found is None:
-            fl = _LENGTH_OF_BYTE[length_codes(self.reader._perdoc, fieldname)]
+            fl = LENGTH_OF_BYTE[length_codes(per_document_reader(self.reader), fieldname)]
             found = (K1 * ((1 - B) + B * fl / avgfl),)
             SEGMENT_TABLES.put(key, found, found[0].nbytes)
         return found[0]
@@ -255,7 +263,7 @@ class _Segment:
         return (segment.segment_id() if segment is not None else None, self.reader.doc_count(), *what)
 
 
-class _Evaluation:
+class Evaluation:
     """One search's evaluation of a query over the whole index: each node's `_Matches`,
     restricted to a set of docnums when given one (only those are scored)."""
 
@@ -326,7 +334,7 @@ class _Evaluation:
     def _numeric_range(self, node: wq.NumericRange, within: _Within | None) -> _Matches:
         """Every document with a term among those the range's tiers cover (`date:[2012-01 TO
         2012-06]`), scored `node.boost` as Whoosh's ConstantScoreQuery scores each."""
-        compiled = node._compile_query(self.searcher.reader())  # Term, TermRange or an OR of them
+        compiled = compiled_range(node, self.searcher.reader())  # Term, TermRange or an OR of them
         if isinstance(compiled, wq.ConstantScoreQuery):
             compiled = compiled.child
         leaves = compiled.subqueries if isinstance(compiled, wq.Or) else [compiled]
@@ -335,12 +343,12 @@ class _Evaluation:
             if isinstance(leaf, wq.Term):
                 btexts = [leaf.text]
             elif isinstance(leaf, wq.TermRange):
-                btexts = leaf._btexts(self.searcher.reader())
+                btexts = range_terms(leaf, self.searcher.reader())
             else:  # NullQuery: nothing in range
                 continue
             for btext in btexts:
                 self.deadline.check()
-                for segment, postings in self._term_postings(node.fieldname, btext):
+                for segment, postings in self.term_postings(node.fieldname, btext):
                     local = postings.arrays.ids
                     if segment.kept is not None:
                         local = local[segment.kept[local]]
@@ -358,7 +366,7 @@ class _Evaluation:
         """A term's BM25F scores wherever it occurs, kept for later searches when read whole (a
         term read for a few documents only, the other side of a rare one, is read for those)."""
         key = (fieldname, text)
-        found = self._remembered(key)
+        found = self.remembered(key)
         if found is None:
             found = self._read_term(fieldname, text, within)
             if within is not None:
@@ -366,7 +374,7 @@ class _Evaluation:
             self._remember(key, found)
         return found.restricted(within)
 
-    def _remembered(self, key: tuple) -> _Matches | None:
+    def remembered(self, key: tuple) -> _Matches | None:
         """A term's or phrase's matches as an earlier search of this searcher read them."""
         kept = SCORED_TERMS.get((self.memory.number, key))
         return None if kept is None else _Matches(kept[1], ids=kept[0])
@@ -377,13 +385,13 @@ class _Evaluation:
         SCORED_TERMS.put((self.memory.number, key), (found.ids, found.scores), found.ids.nbytes + found.scores.nbytes)
 
     def _read_term(self, fieldname: str, text, within: _Within | None) -> _Matches:
-        btext = self._bytes(fieldname, text)
+        btext = self.term_bytes(fieldname, text)
         if btext is None:
             return _NO_MATCHES
-        found = self._term_postings(fieldname, btext)
+        found = self.term_postings(fieldname, btext)
         if not found:
             return _NO_MATCHES
-        scores_of = self._scorer(fieldname, btext)
+        scores_of = self.scorer(fieldname, btext)
         ids, scores = [], []
         for segment, postings in found:
             self.deadline.check()
@@ -399,7 +407,7 @@ class _Evaluation:
             scores.append(scores_of(segment, local, tf))
         return _Matches(np.concatenate(scores), ids=np.concatenate(ids))
 
-    def _bytes(self, fieldname: str, text) -> bytes | None:
+    def term_bytes(self, fieldname: str, text) -> bytes | None:
         """The term as the index holds it; None for a field or text the schema has no term for."""
         if fieldname not in self.schema:
             return None
@@ -408,7 +416,7 @@ class _Evaluation:
         except ValueError:
             return None
 
-    def _term_postings(self, fieldname: str, btext: bytes) -> list[tuple[_Segment, ArrayPostings]]:
+    def term_postings(self, fieldname: str, btext: bytes) -> list[tuple[_Segment, ArrayPostings]]:
         """A term's postings in each segment that has it, deleted documents included (`_Segment.kept`
         drops them); looked up once a search (a phrase's words are clauses of their own too).
         Straight from each segment's term index, which remembers the terms it looked up."""
@@ -416,22 +424,22 @@ class _Evaluation:
         if key not in self.read:
             format_ = self.schema[fieldname].format
             self.read[key] = [
-                (segment, segment.reader._terms.matcher(fieldname, btext, format_))
+                (segment, terms_reader(segment.reader).matcher(fieldname, btext, format_))
                 for segment in self.segments
-                if segment.reader._terms._info(fieldname, btext) is not None
+                if term_info(terms_reader(segment.reader), fieldname, btext) is not None
             ]
         return self.read[key]
 
-    def _scorer(self, fieldname: str, btext: bytes):
+    def scorer(self, fieldname: str, btext: bytes):
         """A term's scores from its postings in a segment, as the weighting's scorer gives them."""
         if not self.schema[fieldname].scorable:  # Whoosh's WeightScorer: the weight itself
             return lambda segment, ids, tf: (np.ones(len(ids)) if tf is None else tf)
-        idf = self._idf(fieldname, btext)
+        idf = self.idf(fieldname, btext)
         averages = self.memory.average_lengths
         if fieldname not in averages:
             averages[fieldname] = self.searcher.avg_field_length(fieldname) or 1
         avgfl = averages[fieldname]
-        B = self.weighting._field_B.get(fieldname, self.weighting.B)
+        B = field_b(self.weighting, fieldname)
         K1 = self.weighting.K1
 
         def scores(segment: _Segment, ids: np.ndarray, tf: np.ndarray | None) -> np.ndarray:
@@ -442,7 +450,7 @@ class _Evaluation:
 
         return scores
 
-    def _idf(self, fieldname: str, btext: bytes | None) -> float:
+    def idf(self, fieldname: str, btext: bytes | None) -> float:
         """Whoosh's idf of a term over the whole index (`WeightingModel.idf`: log(N / (df + 1)) + 1)."""
         key = (self.memory.number, fieldname, btext)
         idf = IDFS.get(key)
@@ -455,13 +463,13 @@ class _Evaluation:
         """How many documents hold a term, deleted ones counted as Whoosh counts them, from the
         infos each segment's term index remembers: Whoosh's own `doc_frequency` asks every
         segment's reader through two layers of checks (a millisecond for a strict query's terms)."""
-        infos = [] if btext is None else [segment.reader._terms._info(fieldname, btext) for segment in self.segments]
+        infos = [] if btext is None else [term_info(terms_reader(segment.reader), fieldname, btext) for segment in self.segments]
         return sum(info.doc_frequency() for info in infos if info is not None)
 
     def _intersection(self, nodes: list[wq.Query], within: _Within | None) -> _Matches:
         """Where every node matches, the sum of their scores: the rarest node first, each next one
         evaluated only where the ones before it matched."""
-        nodes = sorted(nodes, key=self._estimate)
+        nodes = sorted(nodes, key=self.estimate)
         found = self.evaluate(nodes[0], within)
         for node in nodes[1:]:
             if found.is_empty():
@@ -469,7 +477,7 @@ class _Evaluation:
             found = _intersection(found, self.evaluate(node, self._where(found)))
         return found
 
-    def _estimate(self, node: wq.Query) -> int:
+    def estimate(self, node: wq.Query) -> int:
         """How many documents a node may match, from its terms' document frequencies (nothing
         decoded)."""
         kind = type(node)
@@ -478,19 +486,19 @@ class _Evaluation:
                 return 0
             return self._document_frequency(node.fieldname, self.schema[node.fieldname].to_bytes(node.text))
         if kind in (wq.Or, wq.DefaultOr):
-            return sum(self._estimate(child) for child in node.subqueries)
+            return sum(self.estimate(child) for child in node.subqueries)
         if kind is wq.And:
-            return min(self._estimate(child) for child in node.subqueries)
+            return min(self.estimate(child) for child in node.subqueries)
         if kind is wq.Phrase:
-            return min(self._estimate(wq.Term(node.fieldname, word)) for word in node.words)
+            return min(self.estimate(wq.Term(node.fieldname, word)) for word in node.words)
         if kind is wq.AndNot:
-            return self._estimate(node.a)
+            return self.estimate(node.a)
         return self.size
 
     def _phrase(self, phrase: wq.Phrase, within: _Within | None) -> _Matches:
         """Whoosh's phrase, scaled by its boost; kept for later searches as terms are."""
         key = (phrase.fieldname, tuple(phrase.words))
-        found = self._remembered(key)
+        found = self.remembered(key)
         if found is None:
             found = self._read_phrase(phrase.fieldname, phrase.words, within)
             if within is not None:
@@ -510,8 +518,8 @@ class _Evaluation:
         candidate_ids, scores = candidates.restricted(within).as_sparse()
         if not len(candidate_ids):  # (the words' postings need not even be looked up)
             return _NO_MATCHES
-        in_sequence = np.zeros(len(candidate_ids), dtype=bool)
-        postings = [dict(self._term_postings(fieldname, self._bytes(fieldname, word))) for word in words]
+        ordered = np.zeros(len(candidate_ids), dtype=bool)
+        postings = [dict(self.term_postings(fieldname, self.term_bytes(fieldname, word))) for word in words]
         for segment in self.segments:
             first, end = np.searchsorted(candidate_ids, (segment.offset, segment.offset + segment.size))
             if first == end:
@@ -520,11 +528,11 @@ class _Evaluation:
             lists = [found[segment] for found in postings]  # every word is there: it has candidates
             if all(found.has_array_positions() for found in lists):
                 positions = [found.with_positions() for found in lists]
-                in_sequence[first:end] = _in_sequence(positions, candidate_ids[first:end] - segment.offset)
+                ordered[first:end] = in_sequence(positions, candidate_ids[first:end] - segment.offset)
             else:  # positions in another format: Whoosh's own phrase matcher decides
                 walked = _walked(wq.Phrase(fieldname, words).matcher(segment.searcher, self.context), self.deadline)
-                in_sequence[first:end] = np.isin(candidate_ids[first:end], walked.ids + segment.offset)
-        return _Matches(scores[in_sequence], ids=candidate_ids[in_sequence])
+                ordered[first:end] = np.isin(candidate_ids[first:end], walked.ids + segment.offset)
+        return _Matches(scores[ordered], ids=candidate_ids[ordered])
 
     def _coverage(self, query: Coverage, within: _Within | None) -> _Matches:
         """`CoverageMatcher.score` over arrays: the clauses' sum, scaled by the idf-weighted share of
@@ -549,7 +557,7 @@ class _Evaluation:
         for piece_ids, piece_scores in pieces:
             total[at(piece_ids)] += piece_scores  # (a piece's docnums are distinct)
         credit = np.zeros(size, dtype=np.uint8)  # a word's: 2 where matched as itself, 1 only loosely
-        idfs = [self._idf(COVERAGE_FIELD, self._bytes(COVERAGE_FIELD, word.text)) for word in query.words]
+        idfs = [self.idf(COVERAGE_FIELD, self.term_bytes(COVERAGE_FIELD, word.text)) for word in query.words]
         for (exact, loose), idf in zip(words, idfs):
             self.deadline.check()
             if not exact and not loose:
@@ -706,7 +714,7 @@ def _walked(matcher: Matcher, deadline: Deadline = Deadline(None)) -> _Matches:
     return _Matches(np.array(scores, dtype=np.float64), ids=np.array(ids, dtype=np.int64))
 
 
-def _in_sequence(words: list[PostingArrays], candidates: np.ndarray) -> np.ndarray:
+def in_sequence(words: list[PostingArrays], candidates: np.ndarray) -> np.ndarray:
     """For each candidate docnum (one that every word's postings hold): does some position of the
     first word have the second word right after it, the third after that, and so on?"""
     if len(candidates) <= FEW_CANDIDATES:
@@ -755,7 +763,7 @@ FEW_CANDIDATES = 24
 
 
 def _in_sequence_each(words: list[PostingArrays], candidates: np.ndarray) -> np.ndarray:
-    """`_in_sequence`, one candidate at a time."""
+    """`in_sequence`, one candidate at a time."""
     bounds = []  # per word: its positions, and where each candidate's begin and end
     for word in words:
         begins, ends = _position_bounds(word, candidates)

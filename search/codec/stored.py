@@ -22,7 +22,14 @@ import threading
 
 import zstandard
 from whoosh.codec.whoosh3 import W3Codec, W3PerDocReader, W3PerDocWriter
-from whoosh.columns import Column, ColumnReader, ColumnWriter, CompressedBytesColumn, PickleColumn, VarBytesColumn
+from whoosh.columns import (
+    Column,
+    ColumnReader,
+    ColumnWriter,
+    CompressedBytesColumn,
+    PickleColumn,
+    VarBytesColumn,
+)
 
 from .mapped import open_in_place
 

@@ -32,11 +32,23 @@ from pathlib import Path
 import numpy as np
 from whoosh.searching import Searcher
 
-from .analysis import terms
-from .postings import length_codes
-from .query import ParsedQuery, is_question_word
-from .schema import TEXT_FIELDS
-from .scoring import Deadline, Ranking, _Evaluation, _in_sequence, _LENGTH_OF_BYTE, candidate_positions
+from ..analysis.sudachi import terms
+from ..codec.postings import length_codes
+from ..codec.schema import TEXT_FIELDS
+from ..codec.whoosh_internals import (
+    fixed_column_values,
+    numeric_type_code,
+    per_document_reader,
+)
+from ..query.parse import ParsedQuery, is_question_word
+from .scoring import (
+    LENGTH_OF_BYTE,
+    Deadline,
+    Evaluation,
+    Ranking,
+    candidate_positions,
+    in_sequence,
+)
 
 # How many of the first stage's sections the model reorders: deep enough that an article's
 # sections and a headline's target are among them (R@100 of the first stage), shallow enough
@@ -95,14 +107,14 @@ class SectionTable:
 
     @classmethod
     def build(cls, reader) -> SectionTable:
-        from .searching import ArticleMap  # (searching imports this module)
+        from ..searching import ArticleMap  # (searching imports this module)
 
         numbers, body, heading = [], [], []
         for leaf, _ in reader.leaf_readers():
             count = leaf.doc_count_all()
             numbers.append(_section_numbers(leaf, count))
-            body.append(_LENGTH_OF_BYTE[length_codes(leaf._perdoc, "body")])
-            heading.append(_LENGTH_OF_BYTE[length_codes(leaf._perdoc, "heading")])
+            body.append(LENGTH_OF_BYTE[length_codes(per_document_reader(leaf), "body")])
+            heading.append(LENGTH_OF_BYTE[length_codes(per_document_reader(leaf), "heading")])
         articles = ArticleMap.build(reader).numbers
         sizes = np.bincount(articles[articles >= 0]) if len(articles) else np.zeros(0, dtype=np.int64)
         empty = np.zeros(0)
@@ -121,11 +133,9 @@ def _section_numbers(leaf, count: int) -> np.ndarray:
     if not leaf.has_column("section_number"):
         return np.zeros(count, dtype=np.int64)
     column = leaf.column_reader("section_number", translate=False)
-    try:  # Whoosh's NumericColumn: fixed-size big-endian "sortable" integers, a default past its end
-        raw = np.full(count, column._default, dtype=np.int64)
-        stored = column._dbfile.get(column._basepos, column._count * column._fixedlen)
-        raw[: column._count] = np.frombuffer(stored, dtype=">" + column._typecode)
-    except AttributeError:  # another column type: one value at a time
+    # Whoosh's NumericColumn: fixed-size big-endian "sortable" integers, a default past its end.
+    raw = fixed_column_values(column, count, numeric_type_code(column))
+    if raw is None:  # another column type: one value at a time
         raw = np.array([column[docnum] for docnum in range(count)], dtype=np.int64)
     field = leaf.schema["section_number"]
     values, where = np.unique(raw, return_inverse=True)  # a few dozen numbers: translated one by one
@@ -229,10 +239,10 @@ def section_features(
 ) -> np.ndarray:
     """One row of `FEATURES` per candidate (`docnums` in first-stage order, `scores` theirs)."""
     count = len(docnums)
-    evaluation = _Evaluation(searcher, deadline)
+    evaluation = Evaluation(searcher, deadline)
     candidates = _Candidates(evaluation, docnums)
     words = query_words(parsed)
-    idfs = np.array([evaluation._idf("body", evaluation._bytes("body", word)) for word in words])
+    idfs = np.array([evaluation.idf("body", evaluation.term_bytes("body", word)) for word in words])
     bm25 = {field: np.zeros(count) for field in TEXT_FIELDS}
     words_in = {field: np.zeros(count) for field in TEXT_FIELDS}
     covered, words_covered = np.zeros(count), np.zeros(count)
@@ -333,7 +343,7 @@ class _Candidates:
     is looked up in the term's (decoded, shared) posting arrays, never the other way round, so a
     common word costs as little as a rare one."""
 
-    def __init__(self, evaluation: _Evaluation, docnums: np.ndarray):
+    def __init__(self, evaluation: Evaluation, docnums: np.ndarray):
         self.evaluation = evaluation
         self.count = len(docnums)
         order = np.argsort(docnums, kind="stable")
@@ -354,10 +364,10 @@ class _Candidates:
         if key in self._found:
             return self._found[key]
         evaluation = self.evaluation
-        btext = evaluation._bytes(field, word)
+        btext = evaluation.term_bytes(field, word)
         found = []
         if btext is not None:
-            by_segment = dict(evaluation._term_postings(field, btext))
+            by_segment = dict(evaluation.term_postings(field, btext))
             for segment, first, rows, local in self.segments:
                 postings = by_segment.get(segment)
                 if postings is None:
@@ -382,7 +392,7 @@ class _Candidates:
         """The term's BM25F score at each candidate (as the first stage scores it; 0 where it is
         absent) and where it occurs."""
         values, hit = np.zeros(self.count), np.zeros(self.count, dtype=bool)
-        scored = self.evaluation._remembered((field, word))  # the first stage scored it whole
+        scored = self.evaluation.remembered((field, word))  # the first stage scored it whole
         if scored is not None:
             at, has = self._among(scored.ids)
             values[self.order[has]] = scored.scores[at[has]]
@@ -390,7 +400,7 @@ class _Candidates:
             return values, hit
         found = self._lookup(field, word)
         if found:
-            scores_of = self.evaluation._scorer(field, self.evaluation._bytes(field, word))
+            scores_of = self.evaluation.scorer(field, self.evaluation.term_bytes(field, word))
             for segment, postings, rows, local, at, _ in found:
                 weights = postings.arrays.weights
                 values[rows] = scores_of(segment, local, None if weights is None else weights[at])
@@ -400,7 +410,7 @@ class _Candidates:
     def in_sequence(self, field: str, first: str, second: str) -> np.ndarray:
         """1.0 at each candidate where `second` stands right after `first` in `field`."""
         result = np.zeros(self.count)
-        phrase = self.evaluation._remembered((field, (first, second)))  # the first stage found it whole
+        phrase = self.evaluation.remembered((field, (first, second)))  # the first stage found it whole
         if phrase is not None:
             result[self.order[self._among(phrase.ids)[1]]] = 1.0
             return result
@@ -412,7 +422,7 @@ class _Candidates:
             both = np.intersect1d(local, other_local)
             if not len(both) or not (postings.has_array_positions() and other.has_array_positions()):
                 continue
-            result[rows[np.searchsorted(local, both)]] = _in_sequence(
+            result[rows[np.searchsorted(local, both)]] = in_sequence(
                 [postings.with_positions(), other.with_positions()], both
             )
         return result

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 from whoosh.fields import DATETIME, ID, NUMERIC, STORED, TEXT, Schema
 
-from .analysis import (
+from ..analysis.sudachi import (
     TEXT_SEPARATOR,
     CharBigramTokenizer,
     JapaneseAnalyzer,
     SudachiTokenizer,
     SynonymGroupTokenizer,
 )
-from .articles import Article
+from ..sources.articles import Article
 from .postings import ArrayPositions, TermCounts
 
 # BM25F field weights: a word in the title or a heading says more about a section than the body.

@@ -30,8 +30,8 @@ from typing import NamedTuple
 from sudachipy import Dictionary, SplitMode
 from whoosh.analysis import Token, Tokenizer
 
-from .articles import cut_text
-from . import memory
+from .. import memory
+from ..sources.articles import cut_text
 
 # Sudachi refuses input over 49,149 bytes; stay well below it, cutting at sentence ends.
 MAX_CHUNK_BYTES = 40_000

@@ -33,11 +33,23 @@ from typing import Protocol
 
 from whoosh import query as wq
 from whoosh.fields import Schema
-from whoosh.qparser import AndGroup, EveryPlugin, MultifieldParser, PlusMinusPlugin, WildcardPlugin
+from whoosh.qparser import (
+    AndGroup,
+    EveryPlugin,
+    MultifieldParser,
+    PlusMinusPlugin,
+    WildcardPlugin,
+)
 
-from .analysis import Term, bigram_columns, is_katakana_word, synonym_term, terms
+from ..analysis.sudachi import (
+    Term,
+    bigram_columns,
+    is_katakana_word,
+    synonym_term,
+    terms,
+)
+from ..codec.schema import TEXT_FIELDS
 from .coverage import Coverage, Word
-from .schema import TEXT_FIELDS
 from .synonyms import UserSynonyms
 
 MAX_QUERY_CHARS = 1000

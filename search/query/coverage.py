@@ -85,8 +85,8 @@ class CoverageMatcher(Matcher):
         self.idfs = idfs
         self.total_idf = sum(idfs)
         self.together = together
-        self._parts = [m for pair in words for m in pair] + together
-        self._id: int | None = None
+        self.parts = [m for pair in words for m in pair] + together
+        self.current: int | None = None
 
     def __repr__(self) -> str:
         return f"CoverageMatcher({self.words!r}, {self.together!r})"
@@ -96,33 +96,33 @@ class CoverageMatcher(Matcher):
         return CoverageMatcher(words, self.idfs, [m.copy() for m in self.together])
 
     def children(self) -> list[Matcher]:
-        return list(self._parts)
+        return list(self.parts)
 
     def depth(self) -> int:
-        return 1 + max(m.depth() for m in self._parts)
+        return 1 + max(m.depth() for m in self.parts)
 
     def is_active(self) -> bool:
-        return any(m.is_active() for m in self._parts)
+        return any(m.is_active() for m in self.parts)
 
     def id(self) -> int:
-        if self._id is None:
-            self._id = min(m.id() for m in self._parts if m.is_active())
-        return self._id
+        if self.current is None:
+            self.current = min(m.id() for m in self.parts if m.is_active())
+        return self.current
 
     def next(self) -> None:
         if not self.is_active():
             raise ReadTooFar
         current = self.id()
-        self._id = None
-        for m in self._parts:
+        self.current = None
+        for m in self.parts:
             if m.is_active() and m.id() == current:
                 m.next()
 
     def skip_to(self, id: int) -> None:
         if not self.is_active():
             raise ReadTooFar
-        self._id = None
-        for m in self._parts:
+        self.current = None
+        for m in self.parts:
             if m.is_active():
                 m.skip_to(id)
 

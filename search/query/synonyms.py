@@ -15,7 +15,7 @@ import re
 import threading
 from pathlib import Path
 
-from .analysis import terms
+from ..analysis.sudachi import terms
 
 DEFAULT_FILE = "synonyms.txt"
 ENVIRONMENT_VARIABLE = "MIDASHI_SYNONYMS"

@@ -24,7 +24,7 @@ import numpy as np
 from whoosh.formats import Existence
 from whoosh.writing import MERGE_SMALL, SegmentWriter
 
-from .analysis import SudachiTokenizer, analyse_ahead
+from ..analysis.sudachi import SudachiTokenizer, analyse_ahead
 from .postings import ArrayCodec, ArrayPositions, TermBatch, TermCounts
 
 CACHED_ITEMS = 10_000  # values of plain fields (article ids, section numbers, dates, sources) kept indexed
