@@ -15,12 +15,12 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import zstandard
@@ -52,6 +52,9 @@ from .query.synonyms import UserSynonyms, default_synonyms_path
 from .ranking.rerank import RERANK_DEPTH, Reranker, SectionTable, shipped
 from .ranking.scoring import Deadline, Ranking, top_documents
 from .snippets import Snippet, make_snippet, mark_whole
+
+if TYPE_CHECKING:
+    from .browse import Alternative
 
 DEFAULT_LIMIT = 10
 # Seconds a search may spend ranking before it answers "too expensive" (QueryTooExpensive): an
@@ -171,6 +174,9 @@ class FacetCount:
     value: str
     count: int
 
+    def as_json(self) -> dict:
+        return {"value": self.value, "count": self.count}
+
 
 @dataclass(frozen=True)
 class Facets:
@@ -180,6 +186,9 @@ class Facets:
     source: list[FacetCount]
     year: list[FacetCount]  # "2012", newest first
     month: list[FacetCount]  # "2012-05", newest first
+
+    def as_json(self) -> dict:
+        return {kind.name: [count.as_json() for count in getattr(self, kind.name)] for kind in fields(self)}
 
 
 @dataclass(frozen=True)
@@ -237,11 +246,29 @@ class SearchResults:
     groups: list[ArticleGroup] = field(default_factory=list)
     articles: int | None = None  # distinct matching articles, counted when grouping
     relaxed: Relaxation | None = None  # every word together found too few articles (see Relaxation)
+    sort: str = "relevance"  # one of SORTS
 
     @property
     def few(self) -> bool:
         """Nothing found, or too little with every word: when other spellings are worth offering."""
         return not self.total or self.relaxed is not None
+
+    def as_json(self, alternatives: Iterable[Alternative] = ()) -> dict:
+        """The results as the JSON API and `midashi search --json` show them (`SearchResults` in
+        web/openapi.py), with `alternatives` offered for them (`Browser.alternatives`). Grouped,
+        a hit is an article's best section with its `other_sections`; listed by section, a hit
+        is one section (and `articles` is null). `facets` is null unless they were counted."""
+        return {
+            "query": self.query,
+            "total": self.total,
+            "articles": self.articles,
+            "sort": self.sort,
+            "elapsed_ms": round(self.elapsed_ms, 2),
+            "hits": [group.as_json() for group in self.groups] if self.groups else [hit.as_json() for hit in self.hits],
+            "facets": self.facets.as_json() if self.facets is not None else None,
+            "relaxed": self.relaxed.as_json() if self.relaxed else None,
+            "alternatives": [alternative.as_json() for alternative in alternatives],
+        }
 
 
 @dataclass(frozen=True)
@@ -499,6 +526,7 @@ class SearchIndex:
                 groups=shown if group else [],
                 articles=page.articles,
                 relaxed=ranked.relaxation,
+                sort=sort,
             )
 
     def rank(
