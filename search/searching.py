@@ -839,8 +839,8 @@ class FacetTable:
 
     def allowed(self, filters: Filters | None) -> np.ndarray | None:
         """The docnums `filters` let through, sorted (None when nothing is restricted): what
-        `Filters.query()` finds, from the columns here instead of a walk over a date range's terms
-        (seconds for a year of livedoor)."""
+        Whoosh's filter query finds (`filter_query` in tests/whoosh_oracle.py), from the columns
+        here instead of a walk over a date range's terms (seconds for a year of livedoor)."""
         if not filters:
             return None
         keep = np.ones(len(self.dates), dtype=bool)
