@@ -203,7 +203,7 @@ def query_latencies(index: Path, queries: list[tuple[str, str]], out, straightfo
     A warm-up pass opens the index and fills the page cache. Then each kind of search is a pass
     of its own over the queries, each starting with nothing decoded: a query finds ready only what
     the queries before it in the same pass left, as on a server, and never its own earlier run."""
-    search = SearchIndex(index, straightforward=straightforward)
+    search = whoosh_searched(index) if straightforward else SearchIndex(index)
     for _, query in queries:
         search.search(query, limit=10, snippets=False)
     found: dict[str, list[float]] = {"search": [], "search+snippets": []}
@@ -219,6 +219,16 @@ def query_latencies(index: Path, queries: list[tuple[str, str]], out, straightfo
         alone, with_snippets = found["search"][number], found["search+snippets"][number]
         out.write(f"{index.name}{' (before)' if straightforward else ''}\t{kind}\t{hits[number]}\t{alone:.1f}\t{with_snippets:.1f}\t{query}\n")
     return found
+
+
+def whoosh_searched(index: Path) -> SearchIndex:
+    """The index searched the straightforward way, as Whoosh does by default (its matchers and
+    collectors, a searcher per search): the tests' oracle, `tests/whoosh_oracle.py`."""
+    if str(PROJECT) not in sys.path:  # run as `python bench/perf.py`, tests/ is not importable
+        sys.path.insert(0, str(PROJECT))
+    from tests.whoosh_oracle import WhooshOracle
+
+    return WhooshOracle(index, exact=False)
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -100,6 +100,9 @@ class Alternative:
     reason: str  # "drop-word" | "spelling" | "no-filters"
     filtered: bool  # keeps the user's filters
 
+    def as_json(self) -> dict:
+        return {"query": self.query, "total": self.total, "reason": self.reason}
+
 
 def valid_article_id(article_id: str) -> bool:
     """Ids are relative corpus paths: no empty, `.` or `..` parts, no backslashes or control chars."""

@@ -206,7 +206,7 @@ def search_command(
     results = _guarded(lambda: index.search(query, limit=limit or 10, group=not flat))
     alternatives = _guarded(lambda: Browser(index).alternatives(query)) if results.few else []
     if as_json:
-        click.echo(json.dumps(results_json(results, alternatives), ensure_ascii=False, indent=2))
+        click.echo(json.dumps(results.as_json(alternatives), ensure_ascii=False, indent=2))
     else:
         click.echo(format_results(results, alternatives))
 
@@ -218,18 +218,6 @@ def _guarded(action):
         return action()
     except (QueryError, IndexMissingError, DamagedIndexError) as error:
         raise UserError(str(error)) from None
-
-
-def results_json(results: SearchResults, alternatives: list[Alternative] = ()) -> dict:
-    return {
-        "query": results.query,
-        "total": results.total,
-        "elapsed_ms": round(results.elapsed_ms, 2),
-        "articles": results.articles,  # None with --sections: sections are not grouped
-        "hits": [group.as_json() for group in results.groups] if results.groups else [hit.as_json() for hit in results.hits],
-        "relaxed": results.relaxed.as_json() if results.relaxed else None,
-        "alternatives": [{"query": a.query, "total": a.total, "reason": a.reason} for a in alternatives],
-    }
 
 
 def relaxed_line(relaxed: Relaxation) -> str:

@@ -15,21 +15,20 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import zstandard
-from whoosh import collectors, columns, sorting
 from whoosh import index as whoosh_index
 from whoosh import query as wq
 from whoosh.index import EmptyIndexError, Index
 from whoosh.scoring import BM25F
-from whoosh.searching import Results, Searcher
+from whoosh.searching import Searcher
 
 from .analysis.sudachi import terms
 from .codec.store import (
@@ -51,8 +50,11 @@ from .query.parse import (
 )
 from .query.synonyms import UserSynonyms, default_synonyms_path
 from .ranking.rerank import RERANK_DEPTH, Reranker, SectionTable, shipped
-from .ranking.scoring import ArrayScored, Deadline, Ranking, top_documents
+from .ranking.scoring import Deadline, Ranking, top_documents
 from .snippets import Snippet, make_snippet, mark_whole
+
+if TYPE_CHECKING:
+    from .browse import Alternative
 
 DEFAULT_LIMIT = 10
 # Seconds a search may spend ranking before it answers "too expensive" (QueryTooExpensive): an
@@ -137,19 +139,6 @@ class Filters:
     def __bool__(self) -> bool:
         return bool(self.category or self.source or self.date_from or self.date_to)
 
-    def query(self) -> wq.Query | None:
-        """The Whoosh filter query, or None when nothing is restricted."""
-        parts: list[wq.Query] = []
-        if self.category:
-            parts.append(wq.Term("category", self.category))
-        if self.source:
-            parts.append(wq.Term("source", self.source))
-        if self.date_from or self.date_to:
-            start = datetime.combine(self.date_from, datetime.min.time()) if self.date_from else None
-            end = datetime.combine(self.date_to, datetime.max.time()) if self.date_to else None
-            parts.append(wq.DateRange("date", start, end))
-        return wq.And(parts) if parts else None
-
 
 def _parse_day(text: str, end: bool) -> date | None:
     """A day from `YYYY-MM-DD`, `YYYY-MM` or `YYYY`; a partial date means its first (or last) day."""
@@ -185,6 +174,9 @@ class FacetCount:
     value: str
     count: int
 
+    def as_json(self) -> dict:
+        return {"value": self.value, "count": self.count}
+
 
 @dataclass(frozen=True)
 class Facets:
@@ -194,6 +186,9 @@ class Facets:
     source: list[FacetCount]
     year: list[FacetCount]  # "2012", newest first
     month: list[FacetCount]  # "2012-05", newest first
+
+    def as_json(self) -> dict:
+        return {kind.name: [count.as_json() for count in getattr(self, kind.name)] for kind in fields(self)}
 
 
 @dataclass(frozen=True)
@@ -251,11 +246,63 @@ class SearchResults:
     groups: list[ArticleGroup] = field(default_factory=list)
     articles: int | None = None  # distinct matching articles, counted when grouping
     relaxed: Relaxation | None = None  # every word together found too few articles (see Relaxation)
+    sort: str = "relevance"  # one of SORTS
 
     @property
     def few(self) -> bool:
         """Nothing found, or too little with every word: when other spellings are worth offering."""
         return not self.total or self.relaxed is not None
+
+    def as_json(self, alternatives: Iterable[Alternative] = ()) -> dict:
+        """The results as the JSON API and `midashi search --json` show them (`SearchResults` in
+        web/openapi.py), with `alternatives` offered for them (`Browser.alternatives`). Grouped,
+        a hit is an article's best section with its `other_sections`; listed by section, a hit
+        is one section (and `articles` is null). `facets` is null unless they were counted."""
+        return {
+            "query": self.query,
+            "total": self.total,
+            "articles": self.articles,
+            "sort": self.sort,
+            "elapsed_ms": round(self.elapsed_ms, 2),
+            "hits": [group.as_json() for group in self.groups] if self.groups else [hit.as_json() for hit in self.hits],
+            "facets": self.facets.as_json() if self.facets is not None else None,
+            "relaxed": self.relaxed.as_json() if self.relaxed else None,
+            "alternatives": [alternative.as_json() for alternative in alternatives],
+        }
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which sections a search may find: the filters asked for, the sections a negated word
+    leaves out (sorted docnums, None if nothing is negated), and the docnums both let through
+    (None: every one)."""
+
+    filters: Filters | None
+    excluded: np.ndarray | None
+    allowed: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class RankedSections:
+    """What ranking a query found (`SearchIndex.rank`): the ranking (the best first, or by
+    date), what relaxing the query added to it, and the facet counts over all of its matches."""
+
+    ranking: Ranking
+    relaxation: Relaxation | None = None
+    facets: Facets | None = None
+
+
+_NO_RANKING = Ranking(0, np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=np.int64))
+
+
+@dataclass(frozen=True)
+class Page:
+    """The part of a ranking one page shows (`SearchIndex.page`): each entry's rank and its
+    sections' positions in the ranking, best first (one section, or an article's matching
+    sections), and how many articles the whole ranking has when grouped by article."""
+
+    entries: list[tuple[int, list[int]]]
+    articles: int | None = None
 
 
 class Generation:
@@ -307,20 +354,13 @@ class SearchIndex:
         root: Path | str,
         options: QueryOptions = QueryOptions(),
         synonyms_path: Path | str | None = None,
-        straightforward: bool = False,
-        exact: bool = False,
         time_budget: float | None = DEFAULT_TIME_BUDGET,
     ):
-        """`straightforward` searches as Whoosh does by default (a new searcher per search, its
-        matchers scoring one posting at a time, block skipping and matcher replacement, then a
-        recount of the total): the before of this module's speed-ups. Whoosh's matcher replacement
-        can miss a section of the top N (see `_keep_every_matcher`); `exact` turns it off, for the
-        tests that compare rankings with Whoosh's. `time_budget` bounds each search's ranking in
-        seconds (None: unbounded; the straightforward path is not bounded)."""
+        """`time_budget` bounds each search's ranking in seconds (None: unbounded). Whoosh's own
+        way of searching (its matchers and collectors) is the tests' oracle, not an option here:
+        `tests/whoosh_oracle.py`."""
         self.store = IndexStore(root)
         self.options = options
-        self.straightforward = straightforward
-        self.exact = exact
         self.time_budget = time_budget
         self.user_synonyms = UserSynonyms(synonyms_path or default_synonyms_path())
         self._lock = threading.Lock()
@@ -379,13 +419,7 @@ class SearchIndex:
         Normally this thread's searcher, kept open between searches: opening one (every segment
         file opened and mapped) costs more than a typical search. A new generation gets a new
         searcher and the old one is closed, which lets the old generation and its tables go.
-        `straightforward` opens one per search instead.
         """
-        if self.straightforward:
-            generation, searcher = self._new_searcher()
-            with _read_as_damage(self.store, self.store.root / generation.name), searcher:
-                yield GenerationView(generation, searcher)
-            return
         cached: GenerationView | None = getattr(self._local, "view", None)
         if cached is None or cached.generation is not self.generation():
             self._local.view = None
@@ -437,33 +471,6 @@ class SearchIndex:
     def _lexicon(view: GenerationView) -> IndexLexicon:
         return IndexLexicon(view.searcher, view.table(LexiconMemory))
 
-    def _whoosh_search(
-        self,
-        searcher: Searcher,
-        query: wq.Query,
-        limit: int | None,
-        filters: Filters | None,
-        sort: str,
-        facets: bool,
-        excluded: set[int] | None = None,
-    ) -> Results:
-        """Whoosh's collector: for facets and date order (over the arrays' matches and scores), and
-        the straightforward path (Whoosh's own matchers). `excluded`: docnums never collected."""
-        collector = searcher.collector(
-            limit=limit,
-            filter=filters.query() if filters else None,
-            mask=excluded or None,
-            sortedby=_SORT_FACETS[sort],
-            groupedby=_facet_requests() if facets else None,
-            optimize=self.straightforward,  # block skipping: the arrays' matches are scored already
-        )
-        if self.exact or not self.straightforward:
-            _keep_every_matcher(collector)
-        if not self.straightforward:
-            query = ArrayScored(query, self.time_budget)
-        searcher.search_with_collector(query, collector)
-        return collector.results()
-
     def search(
         self,
         query: str,
@@ -490,119 +497,129 @@ class SearchIndex:
         With `group`, `limit` and `offset` count articles instead: each article appears once, at
         the rank of its best section, with its other matching sections in `groups`.
         With `facets`, counts over every matching section come back too.
+
+        Three steps, each on the one generation `view` holds: `rank` (every match, ordered),
+        `page` (the part shown, by section or by article), `present` (hits with their snippets).
         """
         started = time.perf_counter()
         limit = max(1, min(limit, MAX_LIMIT))
         offset = max(0, offset)
-        if sort not in _SORT_FACETS:
+        if sort not in SORTS:
             raise QueryError(
                 f"unknown sort order {sort!r}: use one of {', '.join(SORTS)}",
                 f"並べ替えの指定が正しくありません: {sort}（{'、'.join(SORTS)} のどれかです）。",
             )
         with self.view() as view:
-            searcher = view.searcher
-            lexicon = self._lexicon(view)
-            parsed = parse_query(query, searcher.schema, self.options, self.user_synonyms, lexicon)
-            if not searcher.doc_count_all():  # no articles yet: nothing to rank (an idf would be log 0)
-                elapsed = (time.perf_counter() - started) * 1000
-                nothing = Facets([], [], [], []) if facets else None
-                return SearchResults(
-                    parsed.text, 0, [], elapsed, parsed.natural_language, view.name, facets=nothing,
-                    articles=0 if group else None,
-                )
-            articles = view.table(ArticleMap) if group else None
+            parsed = parse_query(query, view.searcher.schema, self.options, self.user_synonyms, self._lexicon(view))
             wanted = None if group else offset + limit  # grouping ranks every matching section
-            relaxation = None
-            excluded = self._excluded_sections(view, parsed.excluded)
-            deadline = Deadline(self.time_budget)  # one for all the rankings of this search
-            whoosh_collects = self.straightforward or sort != "relevance"
-            masked = set(excluded.tolist()) if excluded is not None and whoosh_collects else None
-            if sort == "relevance":
-                # The reranker reorders the first stage's RERANK_DEPTH best: those are asked for.
-                first_wanted = wanted if wanted is None or self.reranker is None else max(wanted, RERANK_DEPTH)
-                allowed = _without(view.table(FacetTable).allowed(filters), excluded, searcher.doc_count_all())
-                strict_results = None
-                if self.straightforward:  # Whoosh's collector, its facets and the matches it counted
-
-                    def rank(query: wq.Query, limit: int | None) -> Ranking:
-                        return _whoosh_ranking(
-                            searcher, self._whoosh_search(searcher, query, limit, filters, "relevance", False, masked),
-                            allowed,
-                        )
-
-                    strict_results = self._whoosh_search(searcher, parsed.query, first_wanted, filters, sort, facets, masked)
-                    ranking = _whoosh_ranking(searcher, strict_results, allowed)
-                else:
-
-                    def rank(query: wq.Query, limit: int | None) -> Ranking:
-                        return top_documents(searcher, query, limit, allowed, budget=deadline)
-
-                    ranking = rank(parsed.query, first_wanted)
-                # Only a relaxable query has a best-match reading to follow it: counting the
-                # articles of anything else (a question, whose reading is best match already)
-                # reads stored fields for nothing.
-                if relax and self.options.relax and parsed.relaxable and _too_few_articles(searcher, ranking.matched):
-                    ranking, relaxation = self._relaxed(searcher, parsed, lexicon, ranking, first_wanted, rank)
-                if self.reranker is not None:  # (relaxed matches, after the strict ones, stay after them)
-                    strict = len(ranking.docnums) if relaxation is None else relaxation.strict_total
-                    ranking = self.reranker.reranked(searcher, parsed, ranking, strict, view.table(SectionTable), deadline)
-                total, docnums, scores = ranking.total, ranking.docnums, ranking.scores.tolist()
-                if not facets:
-                    facet_counts = None
-                elif strict_results is not None and not (relaxation and relaxation.partial):
-                    facet_counts = _facets(*(strict_results.groups(name) for name in _FACETS))
-                else:
-                    facet_counts = view.table(FacetTable).facets(ranking.matched)
-            else:
-                results = self._whoosh_search(searcher, parsed.query, wanted, filters, sort, facets, masked)
-                total, scores = len(results), [score for score, _ in results.top_n]
-                docnums = np.array([docnum for _, docnum in results.top_n], dtype=np.int64)
-                facet_counts = _facets(*(results.groups(name) for name in _FACETS)) if facets else None
-
-            spec = parsed.highlight if marks else None
-
-            def hit(position: int, rank: int, with_snippet: bool) -> Hit:
-                score = scores[position] if sort == "relevance" else 0.0
-                return _hit(searcher, int(docnums[position]), score, spec, rank, with_snippet and marks)
-
-            groups: list[ArticleGroup] = []
-            article_count = None
-            if articles is not None:
-                article_count, pages = articles.group(docnums, offset, limit)
-                for number, positions in enumerate(pages, start=offset + 1):
-                    best, *others = (hit(p, number, snippets and i == 0) for i, p in enumerate(positions))
-                    groups.append(ArticleGroup(best, others))
-                hits = [g.best for g in groups]
-            else:
-                hits = [hit(p, p + 1, snippets) for p in range(offset, min(offset + limit, len(docnums)))]
-            elapsed = (time.perf_counter() - started) * 1000
+            ranked = self.rank(view, parsed, wanted, filters=filters, sort=sort, facets=facets, relax=relax)
+            page = self.page(view, ranked.ranking, offset, limit, group)
+            shown = self.present(view, ranked.ranking, page, parsed.highlight if marks else None, snippets and marks)
             return SearchResults(
                 parsed.text,
-                total,
-                hits,
-                elapsed,
+                ranked.ranking.total,
+                [article.best for article in shown],
+                (time.perf_counter() - started) * 1000,
                 parsed.natural_language,
                 view.name,
-                facets=facet_counts,
-                groups=groups,
-                articles=article_count,
-                relaxed=relaxation,
+                facets=ranked.facets,
+                groups=shown if group else [],
+                articles=page.articles,
+                relaxed=ranked.relaxation,
+                sort=sort,
             )
+
+    def rank(
+        self,
+        view: GenerationView,
+        parsed: ParsedQuery,
+        wanted: int | None,
+        *,
+        filters: Filters | None = None,
+        sort: str = "relevance",
+        facets: bool = False,
+        relax: bool = True,
+    ) -> RankedSections:
+        """Every section `parsed` matches within `filters`, the best `wanted` of them in `sort`
+        order (all if None), what relaxing the query added, and the facet counts of them all."""
+        searcher = view.searcher
+        size = searcher.doc_count_all()
+        if not size:  # no articles yet: nothing to rank (an idf would be log 0)
+            return RankedSections(_NO_RANKING, None, Facets([], [], [], []) if facets else None)
+        excluded = self._excluded_sections(view, parsed.excluded)
+        scope = Scope(filters, excluded, _without(view.table(FacetTable).allowed(filters), excluded, size))
+        deadline = Deadline(self.time_budget)  # one for all the rankings of this search
+        relaxation = None
+        if sort != "relevance":
+            ranking = self._by_date(view, parsed.query, wanted, scope, sort == "newest", deadline)
+        else:
+            rank = self._ranker(view, scope, deadline)
+            # The reranker reorders the first stage's RERANK_DEPTH best: those are asked for.
+            first_wanted = wanted if wanted is None or self.reranker is None else max(wanted, RERANK_DEPTH)
+            ranking = rank(parsed.query, first_wanted)
+            # Only a relaxable query has a best-match reading to follow it: counting the
+            # articles of anything else (a question, whose reading is best match already)
+            # reads stored fields for nothing.
+            if relax and self.options.relax and parsed.relaxable and _too_few_articles(searcher, ranking.matched):
+                ranking, relaxation = self._relaxed(searcher, parsed, self._lexicon(view), ranking, first_wanted, rank)
+            if self.reranker is not None:  # (relaxed matches, after the strict ones, stay after them)
+                strict = len(ranking.docnums) if relaxation is None else relaxation.strict_total
+                ranking = self.reranker.reranked(searcher, parsed, ranking, strict, view.table(SectionTable), deadline)
+        counts = self._facet_counts(view, parsed.query, scope, ranking, relaxation) if facets else None
+        return RankedSections(ranking, relaxation, counts)
+
+    def _ranker(self, view: GenerationView, scope: Scope, deadline: Deadline) -> Callable[[wq.Query, int | None], Ranking]:
+        """How the relevance order ranks a query (the query, its relaxed reading, each of its
+        words alone): the arrays' evaluation, within `scope`, by `deadline`."""
+        return lambda query, limit: top_documents(view.searcher, query, limit, scope.allowed, budget=deadline)
+
+    def _by_date(
+        self, view: GenerationView, query: wq.Query, wanted: int | None, scope: Scope, newest: bool, deadline: Deadline
+    ) -> Ranking:
+        """Every match of `query` within `scope` (the arrays' evaluation), newest or oldest first
+        by the date column (`FacetTable.by_date`); a date order has no scores (all 0)."""
+        matched = top_documents(view.searcher, query, 1, scope.allowed, budget=deadline).matched
+        docnums = view.table(FacetTable).by_date(matched, newest)[:wanted]
+        return Ranking(len(matched), docnums, np.zeros(len(docnums)), matched)
+
+    def _facet_counts(
+        self, view: GenerationView, query: wq.Query, scope: Scope, ranking: Ranking, relaxation: Relaxation | None
+    ) -> Facets:
+        """The facet counts over every section of `ranking` (the relaxed ones too)."""
+        return view.table(FacetTable).facets(ranking.matched)
+
+    def page(self, view: GenerationView, ranking: Ranking, offset: int, limit: int, group: bool) -> Page:
+        """The part of `ranking` one page shows: hits `offset`.. `offset + limit`, or with `group`
+        the articles at those ranks (by their best section), each with its matching sections."""
+        if not group:
+            return Page([(position + 1, [position]) for position in range(offset, min(offset + limit, len(ranking.docnums)))])
+        articles, sections = view.table(ArticleMap).group(ranking.docnums, offset, limit)
+        return Page(list(zip(itertools.count(offset + 1), sections)), articles)
+
+    @staticmethod
+    def present(
+        view: GenerationView, ranking: Ranking, page: Page, spec: HighlightSpec | None, snippets: bool
+    ) -> list[ArticleGroup]:
+        """The page's hits, what `spec` matched marked in titles and headings; a snippet for each
+        entry's first (best) section when `snippets`. A hit of the flat list is a group of one."""
+        shown = []
+        for rank, positions in page.entries:
+            best, *others = (
+                _hit(view.searcher, int(ranking.docnums[p]), float(ranking.scores[p]), spec, rank, snippets and i == 0)
+                for i, p in enumerate(positions)
+            )
+            shown.append(ArticleGroup(best, others))
+        return shown
 
     def _excluded_sections(self, view: GenerationView, negated: wq.Query | None) -> np.ndarray | None:
         """Every section (sorted docnums) of the articles in which some section matches what the
         query negates, None when it negates nothing: a negated word leaves out whole articles.
 
         The arrays' way: the negated part's matches, their article numbers (`ArticleMap`), and the
-        sections with those numbers, each step one array operation. The straightforward way asks
-        Whoosh (its matchers, the stored article ids and their postings), as an independent oracle."""
+        sections with those numbers, each step one array operation."""
         if negated is None:
             return None
         searcher = view.searcher
-        if self.straightforward:
-            ids = {searcher.stored_fields(docnum)["article_id"] for docnum in searcher.docs_for_query(negated)}
-            sections = {docnum for article in ids for docnum in searcher.docs_for_query(wq.Term("article_id", article))}
-            return np.array(sorted(sections), dtype=np.int64)
         numbers = view.table(ArticleMap).numbers  # built once per generation, before the time budget starts
         matched = top_documents(searcher, negated, 1, budget=self.time_budget).matched
         if not len(matched):
@@ -644,21 +661,6 @@ class SearchIndex:
             np.union1d(strict.matched, added),
         )
         return ranking, Relaxation(strict.total, strict_articles, len(added), missing, absent)
-
-
-def _whoosh_ranking(searcher: Searcher, results: Results, allowed: np.ndarray | None) -> Ranking:
-    """Whoosh's results as a `Ranking`. Its collector recounts every match without the filter and
-    with deleted sections: those are taken out here."""
-    reader = searcher.reader()
-    matched = np.array(sorted(d for d in results.docs() if not reader.is_deleted(d)), dtype=np.int64)
-    if allowed is not None:
-        matched = np.intersect1d(matched, allowed)
-    return Ranking(
-        len(results),
-        np.array([docnum for _, docnum in results.top_n], dtype=np.int64),
-        np.array([score for score, _ in results.top_n], dtype=np.float64),
-        matched,
-    )
 
 
 def _without(allowed: np.ndarray | None, excluded: np.ndarray | None, size: int) -> np.ndarray | None:
@@ -813,21 +815,6 @@ def _read_as_damage(store: IndexStore, folder: Path) -> Iterator[None]:
         raise
 
 
-def _keep_every_matcher(collector: collectors.Collector) -> None:
-    """Keep every matcher to the end, so the total counts every match and the top N is right.
-
-    Whoosh's top-N collector, even unoptimised, replaces the matcher every 10 matches with one
-    that drops the clauses that can no longer reach the top N, and then counts fewer matches than
-    there are (125 of 131 for 「W杯 日本代表」 on livedoor, 25,332 of 167,733 for 日本 at 1M
-    sections: its dropped clauses were the words inside compounds), and can miss a section that
-    belongs in the top N (「日本」 on JaQuAD: jaquad-00095#14, 7th by its own scores, is not in
-    Whoosh's top 10; it is without the replacement)."""
-    while collector is not None:
-        if isinstance(collector, collectors.ScoredCollector):
-            collector.replace = 0
-        collector = getattr(collector, "child", None)
-
-
 class FacetTable:
     """Each document's category, source and month as a code, so the facet counts of any set of
     matches are bincounts, not a walk over them with Whoosh's collector."""
@@ -852,8 +839,8 @@ class FacetTable:
 
     def allowed(self, filters: Filters | None) -> np.ndarray | None:
         """The docnums `filters` let through, sorted (None when nothing is restricted): what
-        `Filters.query()` finds, from the columns here instead of a walk over a date range's terms
-        (seconds for a year of livedoor)."""
+        Whoosh's filter query finds (`filter_query` in tests/whoosh_oracle.py), from the columns
+        here instead of a walk over a date range's terms (seconds for a year of livedoor)."""
         if not filters:
             return None
         keep = np.ones(len(self.dates), dtype=bool)
@@ -868,6 +855,13 @@ class FacetTable:
             if filters.date_to:
                 keep &= self.dates <= self._date_value(datetime.combine(filters.date_to, datetime.max.time()))
         return np.flatnonzero(keep)
+
+    def by_date(self, docnums: np.ndarray, newest: bool) -> np.ndarray:
+        """`docnums` newest (or oldest) first, the undated last either way, equal dates by docnum."""
+        dates = self.dates[docnums]
+        undated = dates == self.date_field.column_type.default_value()
+        later_first = np.iinfo(np.uint64).max - dates if newest else dates
+        return docnums[np.lexsort((docnums, later_first, undated))]
 
     def _date_value(self, when: datetime) -> np.uint64:
         return np.uint64(self.date_field.to_column_value(when))
@@ -972,68 +966,6 @@ def _segment_articles(leaf) -> tuple[list[str | None], np.ndarray]:
     if key not in _SEGMENT_ARTICLES:
         _SEGMENT_ARTICLES[key] = _term_codes(leaf, "article_id")
     return _SEGMENT_ARTICLES[key]
-
-
-class _MonthFacet(sorting.FieldFacet):
-    """Counts per "YYYY-MM" of a DATETIME column (Whoosh's own facet fails on undated documents)."""
-
-    def categorizer(self, global_searcher):
-        return _MonthCategorizer(global_searcher, self.fieldname)
-
-
-class _DateCategorizer(sorting.Categorizer):
-    """A DATETIME column's values, segment by segment (`_segment_column`)."""
-
-    def __init__(self, global_searcher, fieldname: str, reverse: bool = False):
-        self.fieldname = fieldname
-        self.field = global_searcher.schema[fieldname]
-        self.column_type = self.field.column_type
-        self.reverse = reverse
-        self.missing = self.column_type.default_value()
-        self.values = None  # the segment's column, set as the collector reaches each segment
-
-    def set_searcher(self, segment_searcher, docoffset):
-        self.values = _segment_column(segment_searcher, self.fieldname, self.column_type)
-
-
-class _MonthCategorizer(_DateCategorizer):
-    def key_for(self, matcher, segment_docnum):
-        return self.values.sort_key(segment_docnum)
-
-    def key_to_name(self, key) -> str | None:
-        return _month(self.field, key)
-
-
-class _DateOrder(sorting.FieldFacet):
-    """Date order with undated documents last either way (Whoosh's own puts them first reversed)."""
-
-    def categorizer(self, global_searcher):
-        return _DateOrderCategorizer(global_searcher, self.fieldname, self.reverse)
-
-
-class _DateOrderCategorizer(_DateCategorizer):
-    def key_for(self, matcher, segment_docnum):
-        value = self.values[segment_docnum]
-        return (value == self.missing, -value if self.reverse else value)
-
-
-def _segment_column(segment_searcher, fieldname: str, column_type):
-    """A segment's column values, unreversed (the categorizers reverse themselves), and "no value"
-    for every document of a segment without the column (Whoosh's stand-in is reversed with it)."""
-    reader = segment_searcher.reader()
-    if reader.has_column(fieldname):
-        return reader.column_reader(fieldname, translate=False)
-    return columns.EmptyColumnReader(column_type.default_value(), reader.doc_count_all())
-
-
-# Whoosh sort facets per sort order; relevance is Whoosh's own score order.
-_SORT_FACETS = {"relevance": None, "newest": _DateOrder("date", reverse=True), "oldest": _DateOrder("date")}
-
-
-def _facet_requests() -> dict[str, sorting.FacetType]:
-    requests = {name: sorting.FieldFacet(name, maptype=sorting.Count) for name in _FACET_FIELDS}
-    requests["month"] = _MonthFacet("date", maptype=sorting.Count)
-    return requests
 
 
 def _facets(category: Mapping, source: Mapping, month: Mapping) -> Facets:

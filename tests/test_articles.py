@@ -17,6 +17,7 @@ from search.cli import cli
 from search.indexing import reindex
 from search.searching import Filters, Hit, SearchIndex
 from search.sources.readers import _drop_trailing_boilerplate, parse_livedoor
+from tests.whoosh_oracle import WhooshOracle
 from web import create_app
 
 NEWS = Path(__file__).resolve().parent / "fixtures" / "news"
@@ -38,7 +39,7 @@ def fast(news_root) -> SearchIndex:
 @pytest.fixture(scope="module")
 def oracle(news_root) -> SearchIndex:
     """Whoosh's own matchers and collector, the exclusion worked out from stored article ids."""
-    return SearchIndex(news_root, straightforward=True, exact=True)
+    return WhooshOracle(news_root)
 
 
 def _articles(results) -> set[str]:

@@ -1,8 +1,9 @@
-"""Our array evaluation ranks as Whoosh's own matchers do (`straightforward=True, exact=True`).
+"""Our array evaluation ranks as Whoosh's own matchers do.
 
-The oracle is Whoosh's search of the same index. Run on the generated corpus everywhere (two
-segments, deleted sections, long posting lists: tests/fork_corpus.py) and on the whole livedoor
-tarball where ../shared has it, the thorough run.
+The oracle is Whoosh's search of the same index (`tests/whoosh_oracle.py`): its matchers, its
+sorted collector for date order, its facet collector for the counts. Run on the generated corpus
+everywhere (two segments, deleted sections, long posting lists, an undated article:
+tests/fork_corpus.py) and on the whole livedoor tarball where ../shared has it, the thorough run.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from search.ranking import scoring
 from search.searching import Filters, SearchIndex
 from tests.conftest import CORPUS, FIXTURE_NEWS, assert_ranked_alike
 from tests.fork_corpus import update_generated_news
+from tests.whoosh_oracle import WhooshOracle
 
 
 @dataclass(frozen=True)
@@ -89,27 +91,37 @@ OPTIONS = {
     "filtered": lambda searched: {"filters": Filters(category=searched.category)},
     "as-the-web-page": lambda searched: {"facets": True, "group": True, "filters": Filters(source=searched.source)},
     "newest": lambda searched: {"sort": "newest", "facets": True},
+    "oldest-by-article": lambda searched: {"sort": "oldest", "group": True, "filters": Filters(source=searched.source)},
+    "newest-filtered": lambda searched: {"sort": "newest", "facets": True, "filters": Filters(category=searched.category)},
 }
 
 
 @pytest.mark.parametrize("options", OPTIONS)
 def test_the_optimised_search_ranks_like_the_straightforward_one(searched, options):
     options = OPTIONS[options](searched)
-    fast, plain = SearchIndex(searched.root), SearchIndex(searched.root, straightforward=True, exact=True)
+    fast, plain = SearchIndex(searched.root), WhooshOracle(searched.root)
     for query in searched.queries:
         two = plain.search(query, limit=10, snippets=False, **options)
         for _ in range(2):  # the second time from the lists the first one decoded
             one = fast.search(query, limit=10, snippets=False, **options)
             assert one.hits or "filters" in options, query
             assert_ranked_alike(one, two)
-            assert (one.total, one.facets) == (two.total, two.facets), query
+            assert (one.total, one.facets, one.articles) == (two.total, two.facets, two.articles), query
+            if "sort" in options:  # no scores (all 0) to tell the order by: the sections themselves
+                assert _listed(one) == _listed(two), query
+
+
+def _listed(results) -> list[tuple[str, list[str]]]:
+    """Each hit's section and, grouped by article, its article's other matching sections."""
+    others = {group.best.section_id: [hit.section_id for hit in group.others] for group in results.groups}
+    return [(hit.section_id, others.get(hit.section_id, [])) for hit in results.hits]
 
 
 @pytest.mark.parametrize("few", [0, 10**9], ids=["array-check", "one-by-one-check"])
 def test_both_ways_of_checking_phrase_positions_rank_like_whoosh(searched, monkeypatch, few):
     monkeypatch.setattr(scoring, "FEW_CANDIDATES", few)
     scoring.forget_between_searches()
-    fast, plain = SearchIndex(searched.root), SearchIndex(searched.root, straightforward=True, exact=True)
+    fast, plain = SearchIndex(searched.root), WhooshOracle(searched.root)
     for query in searched.phrase_queries:
         one = fast.search(query, limit=20, snippets=False)
         two = plain.search(query, limit=20, snippets=False)

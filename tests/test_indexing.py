@@ -32,6 +32,7 @@ from search.sources import readers
 from search.sources.readers import read_file as indexing_read_file
 from search.stats import index_stats
 from tests.conftest import JAQUAD, assert_ranked_alike, require
+from tests.whoosh_oracle import WhooshOracle
 
 NEW_ARTICLE = "# 半導体の新工場\n出典: テスト通信\n日付: 2025年12月10日\n\n熊本に半導体の新工場が完成した。\n"
 
@@ -72,7 +73,7 @@ def test_a_question_over_deleted_sections_ranks_like_whoosh(corpus_copy, tmp_pat
     reindex([corpus_copy], root)
     (corpus_copy / "factory.md").write_text(NEW_ARTICLE.replace("熊本", "北海道"), encoding="utf-8")
     reindex([corpus_copy], root)
-    fast, plain = SearchIndex(root), SearchIndex(root, straightforward=True, exact=True)
+    fast, plain = SearchIndex(root), WhooshOracle(root)
     with fast.open()[1].reader() as reader:
         assert reader.has_deletions()
     question = "熊本に半導体の新工場が完成したのはいつですか？"

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from search.cli import cli
 from search.ranking import scoring
 from search.searching import SearchIndex
+from tests.whoosh_oracle import WhooshOracle
 
 pytestmark = pytest.mark.livedoor
 
@@ -111,7 +112,7 @@ def test_iphone_without_android_leaves_out_whole_articles(livedoor):
     iphone, android = _articles_of(index, "iPhone"), _articles_of(index, "Android")
     without = _articles_of(index, "iPhone -Android")
     assert without and without == iphone - android
-    oracle = SearchIndex(livedoor[0], straightforward=True, exact=True)
+    oracle = WhooshOracle(livedoor[0])
     fast, whoosh = index.search("iPhone -Android", limit=50, facets=True), oracle.search("iPhone -Android", limit=50, facets=True)
     assert [h.section_id for h in fast.hits] == [h.section_id for h in whoosh.hits]
     assert fast.total == whoosh.total and fast.facets == whoosh.facets

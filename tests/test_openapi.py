@@ -7,8 +7,13 @@ and fails on any keyword it does not know, so the description cannot outgrow the
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from click.testing import CliRunner
 from web_corpus import HOSTILE_ID, build_web_index
+
+from search.cli import cli
 
 from web import create_app
 from web.openapi import OPENAPI
@@ -38,9 +43,10 @@ def check(value, schema: dict, path: str = "$") -> None:
         assert value in schema["enum"], f"{path}: {value!r} not in {schema['enum']}"
     if "const" in schema:
         assert value == schema["const"], f"{path}: {value!r} != {schema['const']!r}"
-    if "minimum" in schema:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)  # bounds apply to numbers only
+    if "minimum" in schema and number:
         assert value >= schema["minimum"], f"{path}: {value} < {schema['minimum']}"
-    if "maximum" in schema:
+    if "maximum" in schema and number:
         assert value <= schema["maximum"], f"{path}: {value} > {schema['maximum']}"
     if isinstance(value, dict) and "properties" in schema:
         for name in schema.get("required", []):
@@ -55,8 +61,13 @@ def check(value, schema: dict, path: str = "$") -> None:
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    return create_app(build_web_index(tmp_path_factory.mktemp("openapi"))).test_client()
+def web_index(tmp_path_factory):
+    return build_web_index(tmp_path_factory.mktemp("openapi"))
+
+
+@pytest.fixture(scope="module")
+def client(web_index):
+    return create_app(web_index).test_client()
 
 
 CALLS = [
@@ -85,6 +96,32 @@ def test_every_described_path_is_exercised_and_served(client):
     assert {path for path, _, _ in CALLS} == set(OPENAPI["paths"])
     served = client.get("/api/openapi.json")
     assert served.status_code == 200 and served.get_json() == OPENAPI
+
+
+@pytest.mark.parametrize("query", ["半導体 輸出", "存在しない語彙", "輸出規制 トランプ"])
+def test_the_cli_prints_the_api_shape(client, web_index, query):
+    """`midashi search --json` prints `SearchResults`, the API the same with its page: the same
+    hits, counts and relaxation for the same search (the CLI counts no facets: null)."""
+    index = str(web_index)
+    grouped = _cli_json(query, "--index", index)
+    flat = _cli_json(query, "--sections", "--index", index)
+    api = client.get("/api/search", query_string={"q": query}).get_json()
+    schemas = OPENAPI["components"]["schemas"]
+    for printed in (grouped, flat):
+        check(printed, schemas["SearchResults"])
+    check(api, schemas["SearchPage"])
+    assert set(api) - {"page", "per_page"} == set(grouped) == set(flat)
+    assert (grouped["facets"], flat["articles"], flat["facets"]) == (None, None, None) and api["facets"]["category"] is not None
+    same = ("query", "total", "articles", "sort", "hits", "relaxed", "alternatives")
+    assert {key: grouped[key] for key in same} == {key: api[key] for key in same}
+    assert all("other_sections" in hit for hit in grouped["hits"]) and not any("other_sections" in hit for hit in flat["hits"])
+    assert flat["total"] == grouped["total"] and len(flat["hits"]) >= len(grouped["hits"])
+
+
+def _cli_json(*arguments: str) -> dict:
+    result = CliRunner().invoke(cli, ["search", *arguments, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
 
 
 def test_the_checker_rejects_what_it_should():

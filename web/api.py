@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
 from datetime import datetime
 
 from flask import Blueprint, abort, jsonify, request
 
 from search.query.parse import QueryError
-from search.searching import Facets
 
 from . import browser
 from .openapi import OPENAPI
@@ -30,22 +28,9 @@ def search():
         wanted.q, wanted.per_page, wanted.offset,
         filters=wanted.filters, sort=wanted.sort, facets=True, group=True,
     )
-    return jsonify(
-        query=results.query,
-        total=results.total,
-        articles=results.articles,
-        page=wanted.page,
-        per_page=wanted.per_page,
-        sort=wanted.sort,
-        elapsed_ms=round(results.elapsed_ms, 2),
-        hits=[group.as_json() for group in results.groups],
-        facets=_facets_json(results.facets),
-        relaxed=results.relaxed.as_json() if results.relaxed else None,
-        alternatives=[
-            {"query": a.query, "total": a.total, "reason": a.reason}
-            for a in (browser().alternatives(wanted.q, wanted.filters) if results.few else [])
-        ],
-    )
+    alternatives = browser().alternatives(wanted.q, wanted.filters) if results.few else []
+    # What `midashi search --json` prints, and the page the request asked for.
+    return jsonify({**results.as_json(alternatives), "page": wanted.page, "per_page": wanted.per_page})
 
 
 @blueprint.get("/api/articles/<path:article_id>")
@@ -96,15 +81,6 @@ def healthz():
 @blueprint.get("/api/openapi.json")
 def openapi():
     return jsonify(OPENAPI)
-
-
-def _facets_json(facets: Facets | None) -> dict:
-    if facets is None:
-        return {}
-    return {
-        field.name: [{"value": f.value, "count": f.count} for f in getattr(facets, field.name)]
-        for field in fields(Facets)
-    }
 
 
 def _iso(when: datetime | None) -> str | None:

@@ -1,6 +1,8 @@
 """The OpenAPI 3.1 description of the JSON API, served at /api/openapi.json.
 
 `tests/test_openapi.py` validates real responses against these schemas, so they cannot drift.
+`SearchResults` is also what `midashi search --json` prints (both come from
+`SearchResults.as_json`); the API's `SearchPage` adds the page it was asked for.
 """
 
 from __future__ import annotations
@@ -34,6 +36,77 @@ def _query(name: str, description: str, schema: dict | None = None, required: bo
 _ERROR = _json(_ref("Error"), "The request cannot be answered; `error` says why.")
 _FACET_LIST = {"type": "array", "items": _ref("FacetCount")}
 
+# A hit and a page of hits as `SearchResults.as_json` makes them, for the API and the CLI alike.
+_SEARCH_HIT = {
+    "section_id": _STRING,
+    "article_id": _STRING,
+    "section_number": {"type": "integer"},
+    "title": _STRING,
+    "title_html": _STRING,
+    "heading": _STRING,
+    "heading_html": _STRING,
+    "snippet": _STRING,
+    "snippet_html": {"type": "string", "description": "HTML-escaped text; matches in <mark>."},
+    "date": _DATE,
+    "source": _STRING,
+    "category": _STRING,
+    "url": _STRING,
+    "score": {
+        "type": "number",
+        "description": "Relevance, higher first: the learned ranker's score on its own scale (it may be"
+        " negative); 0 when sorted by date.",
+    },
+    "rank": {"type": "integer", "minimum": 1},
+    "other_sections": {
+        "type": "array",
+        "items": _ref("OtherSection"),
+        "description": "Grouped by article (always, in the API): the article's other matching sections.",
+    },
+}
+_FACETS = _object({"category": _FACET_LIST, "source": _FACET_LIST, "year": _FACET_LIST, "month": _FACET_LIST})
+_SEARCH_RESULTS = {
+    "query": {"type": "string", "description": "The query as normalised for searching."},
+    "total": {"type": "integer", "minimum": 0, "description": "Matching sections."},
+    "articles": {
+        "type": ["integer", "null"],
+        "minimum": 0,
+        "description": "Matching articles; null when sections are listed one by one (`--sections`).",
+    },
+    "sort": {"enum": ["relevance", "newest", "oldest"]},
+    "elapsed_ms": {"type": "number", "minimum": 0},
+    "hits": {
+        "type": "array",
+        "items": _ref("SearchHit"),
+        "description": "One per article (its best section), or one per section with `--sections`.",
+    },
+    "facets": {
+        **_FACETS,
+        "type": ["object", "null"],
+        "description": "Counts over every matching section; null when not counted (the CLI).",
+    },
+    "relaxed": {
+        "type": ["object", "null"],
+        "description": "Set when every word together found fewer than 3 articles: those come first,"
+        " then `partial` sections that match only some of the words. With no section holding every"
+        " word, `missing` names the words no section has (`absent` true) or none has together with"
+        " the others (`absent` false).",
+        "properties": {
+            "missing": {"type": "array", "items": _STRING},
+            "absent": {"type": "boolean"},
+            "strict_total": {"type": "integer", "minimum": 0},
+            "strict_articles": {"type": "integer", "minimum": 0},
+            "partial": {"type": "integer", "minimum": 0},
+        },
+        "required": ["missing", "absent", "strict_total", "strict_articles", "partial"],
+        "additionalProperties": False,
+    },
+    "alternatives": {
+        "type": "array",
+        "items": _ref("Alternative"),
+        "description": "With no or few results: other queries that find something (did you mean).",
+    },
+}
+
 SCHEMAS = {
     "Error": _object({"error": _STRING}),
     "FacetCount": _object({"value": _STRING, "count": {"type": "integer", "minimum": 0}}),
@@ -42,59 +115,16 @@ SCHEMAS = {
         "section_number": {"type": "integer"},
         "heading": _STRING,
     }),
-    "SearchHit": _object({
-        "section_id": _STRING,
-        "article_id": _STRING,
-        "section_number": {"type": "integer"},
-        "title": _STRING,
-        "title_html": _STRING,
-        "heading": _STRING,
-        "heading_html": _STRING,
-        "snippet": _STRING,
-        "snippet_html": {"type": "string", "description": "HTML-escaped text; matches in <mark>."},
-        "date": _DATE,
-        "source": _STRING,
-        "category": _STRING,
-        "url": _STRING,
-        "score": {
-            "type": "number",
-            "description": "Relevance, higher first: the learned ranker's score on its own scale (it may be"
-            " negative); 0 when sorted by date.",
-        },
-        "rank": {"type": "integer", "minimum": 1},
-        "other_sections": {"type": "array", "items": _ref("OtherSection")},
-    }),
-    "SearchResults": _object({
-        "query": {"type": "string", "description": "The query as normalised for searching."},
-        "total": {"type": "integer", "minimum": 0, "description": "Matching sections."},
+    "SearchHit": _object(_SEARCH_HIT, required=[name for name in _SEARCH_HIT if name != "other_sections"]),
+    "ArticleHit": _object(_SEARCH_HIT),  # a SearchHit grouped by article: other_sections required
+    "SearchResults": _object(_SEARCH_RESULTS),
+    "SearchPage": _object({
+        **_SEARCH_RESULTS,
         "articles": {"type": "integer", "minimum": 0, "description": "Matching articles."},
+        "hits": {"type": "array", "items": _ref("ArticleHit"), "description": "One per article (its best section)."},
+        "facets": _FACETS,
         "page": {"type": "integer", "minimum": 1},
         "per_page": {"type": "integer", "minimum": 1},
-        "sort": {"enum": ["relevance", "newest", "oldest"]},
-        "elapsed_ms": {"type": "number", "minimum": 0},
-        "hits": {"type": "array", "items": _ref("SearchHit"), "description": "One per article."},
-        "facets": _object({"category": _FACET_LIST, "source": _FACET_LIST, "year": _FACET_LIST, "month": _FACET_LIST}),
-        "relaxed": {
-            "type": ["object", "null"],
-            "description": "Set when every word together found fewer than 3 articles: those come first,"
-            " then `partial` sections that match only some of the words. With no section holding every"
-            " word, `missing` names the words no section has (`absent` true) or none has together with"
-            " the others (`absent` false).",
-            "properties": {
-                "missing": {"type": "array", "items": _STRING},
-                "absent": {"type": "boolean"},
-                "strict_total": {"type": "integer", "minimum": 0},
-                "strict_articles": {"type": "integer", "minimum": 0},
-                "partial": {"type": "integer", "minimum": 0},
-            },
-            "required": ["missing", "absent", "strict_total", "strict_articles", "partial"],
-            "additionalProperties": False,
-        },
-        "alternatives": {
-            "type": "array",
-            "items": _ref("Alternative"),
-            "description": "With no or few results: other queries that find something (did you mean).",
-        },
     }),
     "Alternative": _object({
         "query": _STRING,
@@ -149,7 +179,7 @@ OPENAPI = {
                     _query("to", "Latest date, inclusive, YYYY-MM-DD (or YYYY-MM, YYYY)."),
                 ],
                 "responses": {
-                    "200": _json(_ref("SearchResults"), "Ranked articles, facets and counts."),
+                    "200": _json(_ref("SearchPage"), "Ranked articles, facets and counts."),
                     "400": _ERROR,
                     "503": _ERROR,
                 },

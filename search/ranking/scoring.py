@@ -24,7 +24,7 @@ expensive query answers "too expensive" instead of tying up a thread for tens of
 
 Each score is Whoosh's, up to the order in which a document's clause scores are added (the last
 bit of a float); a test on livedoor compares every ranking with Whoosh's own path
-(`SearchIndex(straightforward=True)`). What a search reads is kept for the searches after it, in
+(`tests/whoosh_oracle.py`). What a search reads is kept for the searches after it, in
 caches every thread shares, each within its share of the process's memory budget (`memory.py`):
 decoded posting lists (`postings.DECODED_LISTS`), each searcher's scored terms and idfs, and the
 per-segment tables (deletions, length norms).
@@ -42,7 +42,7 @@ from math import log
 
 import numpy as np
 from whoosh import query as wq
-from whoosh.matching import ListMatcher, Matcher, NullMatcher
+from whoosh.matching import Matcher
 from whoosh.reading import IndexReader
 from whoosh.scoring import BM25F
 from whoosh.searching import Searcher
@@ -130,39 +130,6 @@ def _kth_largest(values: np.ndarray, k: int) -> float:
         sample = values[:: len(values) // (KTH_SAMPLE * k)]
         values = values[values >= np.partition(sample, len(sample) - k)[len(sample) - k]]
     return -np.partition(-values, k - 1)[k - 1]
-
-
-class ArrayScored(wq.Query):
-    """A query for Whoosh's collector (facets, date order) whose matches and scores come from the
-    arrays: the collector still walks every match, but nothing is scored a posting at a time."""
-
-    def __init__(self, query: wq.Query, budget: float | None = None):
-        self.query = query
-        self.budget = budget
-        self._found: tuple[Searcher, np.ndarray, np.ndarray] | None = None  # the whole index's, once
-
-    def matcher(self, searcher: Searcher, context=None) -> Matcher:
-        """The matches inside `searcher`'s segment (the collector asks segment by segment)."""
-        top = searcher.get_parent()
-        if self._found is None or self._found[0] is not top:
-            self._found = (top, *Evaluation(top, Deadline(self.budget)).evaluate(self.query).as_sparse())
-        _, ids, scores = self._found
-        offset = next(start for segment, start in top.leaf_searchers() if segment is searcher)
-        first, end = np.searchsorted(ids, (offset, offset + searcher.doc_count_all()))
-        if first == end:
-            return NullMatcher()
-        return _ScoredDocs((ids[first:end] - offset).tolist(), scores[first:end].tolist())
-
-
-class _ScoredDocs(ListMatcher):
-    """Docnums with their finished scores."""
-
-    def __init__(self, ids: list[int], scores: list[float]):
-        super().__init__(ids, weights=scores)
-        self._best = max(scores)
-
-    def max_quality(self) -> float:  # ListMatcher takes max() of every score each time it is asked
-        return self._best
 
 
 # Each searcher keeps the scores and idfs of the terms it read, for the searches after it: the
