@@ -1,5 +1,5 @@
 # Midashi: `make run` builds the index from corpus/ and serves the search page; `make test` runs the tests,
-# `make check` their fast layer (no slow, livedoor or browser tests) for the edit loop.
+# `make check` their fast layer (no slow, livedoor or browser tests) for the edit loop, `make lint` ruff and mypy.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -7,7 +7,8 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: setup run test check browser-deps relevance clean
+.PHONY: setup run test check lint browser-deps relevance clean
+LINTED := search web tests bench
 
 $(BIN)/midashi: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,11 +28,19 @@ browser-deps:
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver fonts-noto-cjk >/dev/null; \
 	fi
 
+# `test: setup browser-deps lint` is the target once the tree is formatted (`ruff format`) and mypy
+# is clean on every module: until then `make lint` runs on its own.
 test: setup browser-deps
 	$(BIN)/python -m pytest
 
 check: setup
 	$(BIN)/python -m pytest -q -m "not slow and not livedoor and not browser"
+
+# The style and type checks (their configuration is in pyproject.toml).
+lint: setup
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/mypy
 
 relevance: setup
 	$(BIN)/python bench/relevance.py

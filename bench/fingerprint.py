@@ -220,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="add tests/fork_corpus.py's generated articles (the fork tests' corpus)")
     parser.add_argument("--workers", type=int, default=0,
                         help="index worker processes (default 0: one process, one segment)")
-    parser.add_argument("--work", type=Path, help="folder for the extracted articles and the index (default: a temporary one)")
+    parser.add_argument(
+        "--work", type=Path, help="folder for the extracted articles and the index (default: a temporary one)"
+    )
     args = parser.parse_args(argv)
     if not args.corpus and not args.livedoor and not args.generated:
         parser.error("name a corpus folder, --livedoor N or --generated")

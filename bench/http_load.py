@@ -236,7 +236,7 @@ def exception_lines(log: Path) -> dict[str, int]:
     """The server log's exceptions (the last line of each traceback), counted."""
     counts: dict[str, int] = defaultdict(int)
     lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
-    for line, following in zip(lines, lines[1:] + [""]):
+    for line, following in zip(lines, [*lines[1:], ""]):
         if re.match(r"[A-Za-z_.]+(Error|Exception)\b", line) and not following.startswith(" "):
             counts[line[:200]] += 1
     return dict(counts)

@@ -67,7 +67,9 @@ def keywords(headline: str) -> list[str]:
                 continue
         words.append((surface, noun, proper, morpheme.end()))
     found = [
-        surface for surface, noun, _, _ in words if noun and len(surface) >= MIN_KEYWORD_CHARS and not _is_filler(surface)
+        surface
+        for surface, noun, _, _ in words
+        if noun and len(surface) >= MIN_KEYWORD_CHARS and not _is_filler(surface)
     ]
     first_spelling: dict[str, str] = {}
     for word in found:

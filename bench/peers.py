@@ -94,6 +94,9 @@ class Bm25Peer:
             began = time.perf_counter()
             hits = self.search(text, limit)
             latency_ms = (time.perf_counter() - began) * 1000
-            lines = [f"{qid} Q0 {section} {rank} {score:.4f} {RUN_TAG}-{PEER_TAG}" for rank, (section, score) in enumerate(hits, 1)]
+            lines = [
+                f"{qid} Q0 {section} {rank} {score:.4f} {RUN_TAG}-{PEER_TAG}"
+                for rank, (section, score) in enumerate(hits, 1)
+            ]
             ranked.append(Ranked(qid, lines, latency_ms))
         return ranked

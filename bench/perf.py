@@ -95,7 +95,9 @@ def article_record(article: Article, copy: int, rng: random.Random, changed: boo
     }
 
 
-def write_corpus(articles: list[Article], target_sections: int, path: Path, changed: set[str] = frozenset()) -> tuple[int, int]:
+def write_corpus(
+    articles: list[Article], target_sections: int, path: Path, changed: set[str] = frozenset()
+) -> tuple[int, int]:
     """Write copies of `articles` until `target_sections`; (sections, raw UTF-8 bytes of the text)."""
     sections = raw = 0
     with open(path, "w", encoding="utf-8") as out:
@@ -217,7 +219,10 @@ def query_latencies(index: Path, queries: list[tuple[str, str]], out, straightfo
             hits.append(results.total)
     for number, (kind, query) in enumerate(queries):
         alone, with_snippets = found["search"][number], found["search+snippets"][number]
-        out.write(f"{index.name}{' (before)' if straightforward else ''}\t{kind}\t{hits[number]}\t{alone:.1f}\t{with_snippets:.1f}\t{query}\n")
+        out.write(
+            f"{index.name}{' (before)' if straightforward else ''}\t{kind}\t{hits[number]}"
+            f"\t{alone:.1f}\t{with_snippets:.1f}\t{query}\n"
+        )
     return found
 
 
@@ -245,7 +250,9 @@ def parse_size(text: str, base_sections: int) -> int:
     return int(float(text.replace("m", "e6").replace("k", "e3")))
 
 
-def measure(size: str, articles: list[Article], base_sections: int, queries, work: Path, log, before: bool) -> list[Row]:
+def measure(
+    size: str, articles: list[Article], base_sections: int, queries, work: Path, log, before: bool
+) -> list[Row]:
     """The row of one size; with `before`, a second row built and searched the straightforward way
     (one process: --workers 0; a new Whoosh searcher per search, block skipping, recount)."""
     target = parse_size(size, base_sections)
@@ -268,7 +275,8 @@ def measure(size: str, articles: list[Article], base_sections: int, queries, wor
         row.bare_s = bare
         row.index_mb = IndexStore(index).size_on_disk() / 1e6
         row.nochange_s, _ = run_reindex(corpus, index, *extra)
-        ids = [json.loads(line)["id"] for line in open(corpus, encoding="utf-8")]
+        with open(corpus, encoding="utf-8") as lines:
+            ids = [json.loads(line)["id"] for line in lines]
         changed = set(random.Random(size).sample(ids, max(1, int(len(ids) * CHANGED_SHARE))))
         changed_corpus = work / f"corpus-{size}-changed.jsonl"
         write_corpus(articles, target, changed_corpus, changed)
@@ -287,10 +295,14 @@ HEADER = (f"{'size':<16}{'sections':>10}{'raw MB':>8}{'bare s':>8}{'build s':>9}
 
 def print_row(r: Row) -> None:
     lat = {k: "/".join(f"{percentile(v, p):.0f}" for p in (0.5, 0.95, 0.99)) for k, v in r.latencies.items()}
-    print(f"{r.size:<16}{r.sections:>10,}{r.raw_mb:>8.1f}{r.bare_s:>8.1f}{r.build_s:>9.1f}{r.build_s / r.bare_s:>7.2f}"
-          f"{r.sections / r.build_s:>8.0f}{1e6 * r.build_s / r.sections:>8.0f}{r.index_mb:>8.1f}{r.index_mb / r.raw_mb:>6.2f}"
-          f"{r.peak_memory_mb:>8.0f}{r.nochange_s:>8.1f}{r.change_s:>7.1f}{r.change_s / r.build_s:>8.1%}"
-          f"{lat['search']:>24}{lat['search+snippets']:>27}", flush=True)
+    print(
+        f"{r.size:<16}{r.sections:>10,}{r.raw_mb:>8.1f}{r.bare_s:>8.1f}{r.build_s:>9.1f}{r.build_s / r.bare_s:>7.2f}"
+        f"{r.sections / r.build_s:>8.0f}{1e6 * r.build_s / r.sections:>8.0f}"
+        f"{r.index_mb:>8.1f}{r.index_mb / r.raw_mb:>6.2f}"
+        f"{r.peak_memory_mb:>8.0f}{r.nochange_s:>8.1f}{r.change_s:>7.1f}{r.change_s / r.build_s:>8.1%}"
+        f"{lat['search']:>24}{lat['search+snippets']:>27}",
+        flush=True,
+    )
 
 
 SEARCH_HEADER = f"{'size':<16}{'sections':>10}{'search p50/p95/p99 ms':>24}{'+snippets p50/p95/p99 ms':>27}"
@@ -330,9 +342,15 @@ def print_growth(rows: list[Row]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1x,4x,16x,1M", help="comma-separated: Nx (copies of 1x) or a section count (1M)")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/midashi-perf"), help="scratch folder for corpora and indexes")
-    parser.add_argument("--before", action="store_true", help="also build and search the first size the straightforward way")
+    parser.add_argument(
+        "--sizes", default="1x,4x,16x,1M", help="comma-separated: Nx (copies of 1x) or a section count (1M)"
+    )
+    parser.add_argument(
+        "--work", type=Path, default=Path("/tmp/midashi-perf"), help="scratch folder for corpora and indexes"
+    )
+    parser.add_argument(
+        "--before", action="store_true", help="also build and search the first size the straightforward way"
+    )
     parser.add_argument("--search-only", action="store_true",
                         help="only query latency, on the indexes a previous run left in --work (after search changes)")
     args = parser.parse_args()

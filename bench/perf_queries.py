@@ -56,9 +56,13 @@ def _keyword_queries(titles: list[str], rng: random.Random) -> list[str]:
     """
     queries: list[str] = []
     for title in rng.sample(titles, len(titles)):
-        words = list(dict.fromkeys(
-            title[t.start:t.end] for t in terms(title) if t.end - t.start >= 2 and not _HIRAGANA.fullmatch(title[t.start:t.end])
-        ))
+        words = list(
+            dict.fromkeys(
+                title[t.start : t.end]
+                for t in terms(title)
+                if t.end - t.start >= 2 and not _HIRAGANA.fullmatch(title[t.start : t.end])
+            )
+        )
         if words:
             chosen = rng.sample(words, min(len(words), rng.randint(1, 3)))
             queries.append(" ".join(chosen))
@@ -74,7 +78,7 @@ def _phrase_queries(titles: list[str], rng: random.Random) -> list[str]:
         found = list(terms(title))
         spans = [
             title[first.start:second.end]
-            for first, second in zip(found, found[1:])
+            for first, second in itertools.pairwise(found)
             if first.end == second.start and second.end - first.start >= 3
         ]
         phrase = f'"{rng.choice(spans)}"' if spans else ""

@@ -131,7 +131,12 @@ def headline_set(work: Path, part: str, tarball: Path | None) -> QuerySet:
     if held_out:
         sys.exit(f"relevance: {len(held_out)} headlines of odd-numbered (held-out) articles, e.g. {held_out[0]}")
     return QuerySet(
-        f"headlines {part}", queries, read_qrels(folder / "qrels.txt"), corpus, work / "livedoor-index", article_level=True
+        f"headlines {part}",
+        queries,
+        read_qrels(folder / "qrels.txt"),
+        corpus,
+        work / "livedoor-index",
+        article_level=True,
     )
 
 
@@ -157,7 +162,9 @@ def measure(query_set: QuerySet, configurations: dict[str, Configuration], work:
     measured = []
     for name, run in zip(configurations, runs):
         slug = re.sub(r"[^a-z0-9]+", "-", f"{query_set.name} {name}".lower()).strip("-")
-        (out / f"{slug}.trec").write_text("".join(line + "\n" for ranked in run for line in ranked.lines), encoding="utf-8")
+        (out / f"{slug}.trec").write_text(
+            "".join(line + "\n" for ranked in run for line in ranked.lines), encoding="utf-8"
+        )
         ranked_ids = {ranked.qid: [line.split()[2] for line in ranked.lines] for ranked in run}
         if query_set.article_level:
             ranked_ids = {qid: articles_in_order(sections) for qid, sections in ranked_ids.items()}
@@ -192,7 +199,9 @@ class _Searcher:
 
     def __init__(self, start: Callable[[], Ranker]):
         self.connection, theirs = multiprocessing.Pipe()
-        self.process = multiprocessing.get_context("fork").Process(target=_rank_asked, args=(theirs, start), daemon=True)
+        self.process = multiprocessing.get_context("fork").Process(
+            target=_rank_asked, args=(theirs, start), daemon=True
+        )
         self.process.start()
 
     def rank(self, queries: list[tuple[str, str]]) -> list[Ranked]:
@@ -273,9 +282,11 @@ def main() -> None:
     sets = build_sets(args)
     for corpus, index in dict.fromkeys((query_set.corpus, query_set.index) for query_set in sets):
         built = reindex([corpus], index)
-        print(f"index {index}: {'rebuilt' if built.changed else 'up to date'} ({built.elapsed_seconds:.0f} s)", flush=True)
+        print(
+            f"index {index}: {'rebuilt' if built.changed else 'up to date'} ({built.elapsed_seconds:.0f} s)", flush=True
+        )
         if not args.no_peer:
-            _in_a_child(lambda: analysed_sections(corpus, args.work))
+            _in_a_child(lambda corpus=corpus: analysed_sections(corpus, args.work))
     configurations: dict[str, Configuration] = {
         "default": DEFAULT,
         WITHOUT_RANKER: dataclasses.replace(DEFAULT, rerank=False),
@@ -289,7 +300,8 @@ def main() -> None:
     sample = f", every {args.sample}th query" if args.sample > 1 else ""
     print(f"\nMRR@10, R@1, R@10 over the top 10; zero = share of queries with no result{sample}")
     header = (
-        f"{'set':<18} {'configuration':<36} {'queries':>7} {'MRR@10':>7} {'R@1':>6} {'R@10':>6} {'zero':>6} {'p50 ms':>7} {'p95 ms':>7}"
+        f"{'set':<18} {'configuration':<36} {'queries':>7} {'MRR@10':>7} {'R@1':>6} {'R@10':>6}"
+        f" {'zero':>6} {'p50 ms':>7} {'p95 ms':>7}"
     )
     print(header)
     print("-" * len(header))
@@ -297,7 +309,8 @@ def main() -> None:
     for query_set in sets:
         for name, s in zip(configurations, measure(query_set, configurations, args.work, args.out)):
             print(
-                f"{query_set.name:<18} {name:<36} {s['queries']:>7} {s['MRR@10']:>7.3f} {s['R@1']:>6.3f} {s['R@10']:>6.3f}"
+                f"{query_set.name:<18} {name:<36} {s['queries']:>7}"
+                f" {s['MRR@10']:>7.3f} {s['R@1']:>6.3f} {s['R@10']:>6.3f}"
                 f" {s['zero']:>6.1%} {s['p50 ms']:>7.1f} {s['p95 ms']:>7.1f}",
                 flush=True,
             )

@@ -165,8 +165,11 @@ def run(base: str, pid: int, queries: list[tuple[str, str]], total: int, clients
                     state["first_error"] = state["first_error"] or error
                 if state["done"] in checkpoints:
                     rss, pss, anonymous = memory_mb(pid)
-                    print(f"{state['done']:>6} requests  RSS {rss:7.1f} MB  PSS {pss:7.1f} MB  anon {anonymous:7.1f} MB  "
-                          f"({time.perf_counter() - started:.0f} s, {state['errors']} errors)", flush=True)
+                    print(
+                        f"{state['done']:>6} requests  RSS {rss:7.1f} MB  PSS {pss:7.1f} MB  anon {anonymous:7.1f} MB  "
+                        f"({time.perf_counter() - started:.0f} s, {state['errors']} errors)",
+                        flush=True,
+                    )
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
     for thread in threads:
@@ -192,10 +195,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index", type=Path, help="index folder to serve")
     parser.add_argument("--build", type=Path, help="index livedoor + corpus/ into this folder first, then serve it")
-    parser.add_argument("--source", type=Path, default=ROOT, help="the code tree whose `serve` runs (default: this one)")
+    parser.add_argument(
+        "--source", type=Path, default=ROOT, help="the code tree whose `serve` runs (default: this one)"
+    )
     parser.add_argument("--queries", type=int, default=5000, help="requests in all")
     parser.add_argument("--clients", type=int, default=4, help="concurrent client threads")
-    parser.add_argument("--budget", type=int, default=DEFAULT_BUDGET_MB, help="memory budget in MB (given to serve if it takes one)")
+    parser.add_argument(
+        "--budget", type=int, default=DEFAULT_BUDGET_MB, help="memory budget in MB (given to serve if it takes one)"
+    )
     parser.add_argument("--livedoor", type=existing_file, default=str(ROOT.parent / "shared/data/ldcc-20140209.tar.gz"),
                         help="livedoor news corpus tarball (titles for the query set, and --build)")
     parser.add_argument("--jaquad", type=existing_file, default=str(ROOT.parent / "shared/data/jaquad/queries.tsv"),

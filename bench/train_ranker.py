@@ -229,7 +229,9 @@ def main() -> None:
                         help="train on this one set instead (article-level qrels)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/midashi-relevance"), help="generated sets and indexes")
     parser.add_argument("--out", type=Path, default=MODEL_PATH, help="where the model is written")
-    parser.add_argument("--features", type=Path, help="keep the collected features in this .npz (reused when it exists)")
+    parser.add_argument(
+        "--features", type=Path, help="keep the collected features in this .npz (reused when it exists)"
+    )
     parser.add_argument("--check", action="store_true", help="train twice and check the two models are identical")
     args = parser.parse_args()
     if args.jaquad_sample < 1:

@@ -73,7 +73,9 @@ def main() -> None:
     parser.add_argument("qrels", type=Path)
     parser.add_argument("run", type=Path)
     parser.add_argument("--depth", type=int, default=10)
-    parser.add_argument("--articles", action="store_true", help="article-level qrels: rank each article at its best section")
+    parser.add_argument(
+        "--articles", action="store_true", help="article-level qrels: rank each article at its best section"
+    )
     args = parser.parse_args()
     run = read_run(args.run)
     if args.articles:

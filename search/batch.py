@@ -68,7 +68,9 @@ def rank_each(index: SearchIndex, queries: list[tuple[str, str]], limit: int = 1
             yield Ranked(qid, [], error=str(error))
             continue
         latency_ms = (time.perf_counter() - began) * 1000
-        yield Ranked(qid, [f"{qid} Q0 {hit.section_id} {hit.rank} {hit.score:.4f} {RUN_TAG}" for hit in results.hits], latency_ms)
+        yield Ranked(
+            qid, [f"{qid} Q0 {hit.section_id} {hit.rank} {hit.score:.4f} {RUN_TAG}" for hit in results.hits], latency_ms
+        )
 
 
 def run_queries(index: SearchIndex, queries: list[tuple[str, str]], run_path: Path, limit: int = 100) -> BatchReport:

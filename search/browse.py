@@ -242,7 +242,7 @@ class Browser:
                 if known and self._count(word, None):
                     continue
                 for fixed in nearest_terms(reader, view.table(Vocabulary), word.lower(), limit=2):
-                    respelled.append(" ".join(words[:i] + [fixed] + words[i + 1:]))
+                    respelled.append(" ".join([*words[:i], fixed, *words[i + 1:]]))
         return respelled
 
     def _count(self, query: str, filters: Filters | None) -> int:

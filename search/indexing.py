@@ -101,7 +101,7 @@ def reindex(
     started = time.perf_counter()
     started_ns = time.time_ns()
     store = IndexStore(index_root)
-    corpus = [str(path) for path in corpus]
+    corpus_paths = [str(path) for path in corpus]
     report = ReindexReport()
     with store.writer_lock(notify):
         previous = None if full else _live_manifest(store, report)
@@ -111,7 +111,7 @@ def reindex(
             articles_read = 0
             incomplete: list[IncompleteSource] = []  # folders that could not be listed, missing roots
             files_read: set[str] = set()
-            for file in corpus_files(corpus):
+            for file in corpus_files(corpus_paths):
                 if isinstance(file, IncompleteSource):
                     incomplete.append(file)
                     continue
@@ -162,7 +162,7 @@ def reindex(
             build.remove_missing(seen, report)
             # A source read in part says so first: the summary lists only the first skipped items.
             report.skipped.sort(key=lambda item: not isinstance(item, IncompleteSource))
-            report.generation = build.finish(corpus)
+            report.generation = build.finish(corpus_paths)
         except BaseException:
             build.abandon()
             raise
@@ -176,7 +176,9 @@ def _with_what_was_kept(faults: list[Unreadable], path: str, kept: int | None) -
     if kept is None:
         outcome = "the articles of the last index that no file claims are kept as they were"
     elif kept:
-        outcome = f"its other {kept:,} articles are kept as they were" if kept > 1 else "its other article is kept as it was"
+        outcome = (
+            f"its other {kept:,} articles are kept as they were" if kept > 1 else "its other article is kept as it was"
+        )
     else:
         outcome = "what could not be read is not indexed"
     noted = [
@@ -269,13 +271,14 @@ class _GenerationBuilder:
             return {}
         return {digest: article_id for article_id, (digest, _) in self.previous.articles.items()}
 
-    def keep(self, file: CorpusFile, signature: FileSignature, ids: list[str], report: ReindexReport) -> None:
+    def keep(self, file: CorpusFile, signature: FileSignature | None, ids: list[str], report: ReindexReport) -> None:
         for article_id in ids:
             self.keep_article(article_id, report)
         self.record_file(file, signature, ids)
 
     def keep_article(self, article_id: str, report: ReindexReport) -> None:
         """Carry an article the live generation indexed as it is over to the next one."""
+        assert self.previous is not None  # only what a live generation holds can be kept
         self.articles[article_id] = self.previous.articles[article_id]
         report.unchanged.add(self.articles[article_id][1])
 

@@ -44,7 +44,14 @@ def sectioned_corpus(articles, tmp_path_factory) -> Path:
 
 def test_keywords_are_a_headlines_nouns_as_a_reader_writes_them():
     # 秋 is an adverbial noun, の/は/か particles; Latin letters and digits stay one word.
-    assert keywords("新型iPhone5の発表は秋か、iPhone4Sの販売は好調") == ["新型", "iPhone5", "発表", "iPhone4S", "販売", "好調"]
+    assert keywords("新型iPhone5の発表は秋か、iPhone4Sの販売は好調") == [
+        "新型",
+        "iPhone5",
+        "発表",
+        "iPhone4S",
+        "販売",
+        "好調",
+    ]
     # Adjacent proper nouns are one name; こと is grammar, not a keyword.
     assert keywords("セルジオ越後がAKB48のことを語る") == ["セルジオ越後", "AKB48"]
     assert keywords("GALAXYのレイヤーがGalaxyを語る") == ["GALAXY", "レイヤー"]
@@ -80,7 +87,12 @@ def test_measure_scores_midashi_and_the_peer_at_article_level(articles, sectione
     queries, qrels = keyword_set(headlines, relevant)
     nothing = ("kw-nothing", "zqxjv")  # no section holds it: a zero result and a miss
     query_set = QuerySet(
-        "keywords", queries + [nothing], {**qrels, nothing[0]: {"tech/tech-0001"}}, sectioned_corpus, tmp_path / "index", True
+        "keywords",
+        [*queries, nothing],
+        {**qrels, nothing[0]: {"tech/tech-0001"}},
+        sectioned_corpus,
+        tmp_path / "index",
+        True,
     )
     from search.indexing import reindex
 
@@ -89,7 +101,9 @@ def test_measure_scores_midashi_and_the_peer_at_article_level(articles, sectione
     for scores in (default, peer):
         assert scores["queries"] == len(articles) + 1
         assert scores["zero"] == pytest.approx(1 / (len(articles) + 1))
-        assert scores["R@10"] == pytest.approx(len(articles) / (len(articles) + 1))  # each keyword query finds its article
+        assert scores["R@10"] == pytest.approx(
+            len(articles) / (len(articles) + 1)
+        )  # each keyword query finds its article
     runs = sorted(path.name for path in tmp_path.glob("*.trec"))
     assert runs == ["keywords-bm25s-peer-naive-bm25.trec", "keywords-default.trec"]
     peer_run = (tmp_path / "keywords-bm25s-peer-naive-bm25.trec").read_text(encoding="utf-8").splitlines()

@@ -100,9 +100,12 @@ def private_whoosh_uses(source: str, whoosh_names: set[str]) -> list[str]:
         elif isinstance(node, ast.Import):
             whoosh_bases.update(alias.asname or alias.name for alias in node.names if alias.name.startswith("whoosh"))
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and node.attr in whoosh_names:
-            if not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
-                found.append(f"line {node.lineno}: {ast.unparse(node)}")
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in whoosh_names
+            and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+        ):
+            found.append(f"line {node.lineno}: {ast.unparse(node)}")
         if isinstance(node, ast.ClassDef):
             bases = {ast.unparse(base).split(".")[0] for base in node.bases}
             if bases & whoosh_bases:

@@ -115,7 +115,9 @@ def test_a_file_that_became_a_pipe_keeps_its_articles(tmp_path):
 def test_a_date_with_a_digit_too_many_is_no_date(written, tmp_path):
     assert parse_date(written) is None
     feed = tmp_path / "feed.jsonl"
-    feed.write_text(json.dumps({"id": "a", "title": "日付", "body": "本文。", "date": written}) + "\n", encoding="utf-8")
+    feed.write_text(
+        json.dumps({"id": "a", "title": "日付", "body": "本文。", "date": written}) + "\n", encoding="utf-8"
+    )
     (article,) = read_corpus([feed])
     assert article.date is None  # not 9999-01-01, nor the year 120
 
@@ -273,10 +275,10 @@ def test_alternatives_to_a_search_that_found_nothing_keep_to_its_time_budget(new
 
 def test_a_long_query_does_not_try_dropping_each_word(news_index):
     browser = Browser(SearchIndex(news_index, time_budget=None))
-    words = "アップル 次期 スマートフォン 発表 見方 現行 国内 販売".split()  # all in tech-0001
-    eight = " ".join(words[:7] + ["ズザゾ"])
+    words = ["アップル", "次期", "スマートフォン", "発表", "見方", "現行", "国内", "販売"]  # all in tech-0001
+    eight = " ".join([*words[:7], "ズザゾ"])
     assert " ".join(words[:7]) in [a.query for a in browser.alternatives(eight)]
-    nine = " ".join(words + ["ズザゾ"])
+    nine = " ".join([*words, "ズザゾ"])
     assert browser.alternatives(nine) == []  # eight of its words would find the article: not tried
 
 

@@ -170,7 +170,11 @@ def test_damage_is_reported_everywhere_and_repaired(case, index_root, pristine):
     assert full.exit_code == 0, full.output
     assert rankings(index_root) == pristine[1]
     clean = CliRunner().invoke(cli, ["check", "--index", str(index_root)])
-    assert clean.exit_code == 0 and "is intact" in clean.output and f"{FIXTURE_SECTIONS} sections of {FIXTURE_ARTICLES} articles" in clean.output
+    assert (
+        clean.exit_code == 0
+        and "is intact" in clean.output
+        and f"{FIXTURE_SECTIONS} sections of {FIXTURE_ARTICLES} articles" in clean.output
+    )
 
 
 def test_check_reads_past_damage_anywhere_in_a_segment(index_root):
@@ -185,7 +189,8 @@ def test_check_reads_past_damage_anywhere_in_a_segment(index_root):
         report = check_index(index_root)
         assert report.damaged and f"{path.parent.name}/{path.name} does not match its checksum" in report.problems
     path.write_bytes(original)
-    final = check_index(index_root); assert not final.damaged, final.problems
+    final = check_index(index_root)
+    assert not final.damaged, final.problems
 
 
 @pytest.mark.slow
@@ -235,13 +240,11 @@ def test_a_read_error_from_a_damaged_file_becomes_the_damage(index_root):
     checksum, and go on as they are when every file does."""
     index = SearchIndex(index_root)
     index.search("日本")
-    with pytest.raises(pickle.UnpicklingError):
-        with index.searcher():
-            raise pickle.UnpicklingError("not damage: the files are intact")
+    with pytest.raises(pickle.UnpicklingError), index.searcher():
+        raise pickle.UnpicklingError("not damage: the files are intact")
     flip(segment(index_root))
-    with pytest.raises(DamagedIndexError, match=segment(index_root).name):
-        with index.searcher():
-            raise pickle.UnpicklingError("invalid load key")
+    with pytest.raises(DamagedIndexError, match=segment(index_root).name), index.searcher():
+        raise pickle.UnpicklingError("invalid load key")
 
 
 def test_reindex_full_works_whatever_the_folder_holds(index_root, pristine):

@@ -303,9 +303,9 @@ def test_a_forked_child_neither_holds_nor_releases_the_writer_lock(tmp_path):
             lock = os.stat(tmp_path / "index" / LOCK_FILE)
             opened = [os.stat(entry) for entry in Path(f"/proc/{child.pid}/fd").iterdir() if entry.exists()]
             assert all((st.st_ino, st.st_dev) != (lock.st_ino, lock.st_dev) for st in opened)
-            with pytest.raises(IndexBusyError, match=f"pid {os.getpid()}"):  # the child closed its copy:
-                with store.writer_lock():  # the lock is still ours
-                    pass
+            # the child closed its copy: the lock is still ours
+            with pytest.raises(IndexBusyError, match=f"pid {os.getpid()}"), store.writer_lock():
+                pass
         except BaseException:
             release.set()
             child.join()

@@ -217,7 +217,7 @@ def livedoor_sample() -> dict[str, bytes]:
 @pytest.mark.livedoor
 @pytest.mark.parametrize("damage", ["bit-flipped", "truncated"])
 def test_livedoor_articles_survive_a_damaged_tarball(livedoor_sample, damage, tmp_path):
-    compression, spoil = DAMAGES[damage]
+    _, spoil = DAMAGES[damage]
     tarball = tmp_path / "ldcc.tar.gz"
     good = pack(tarball, livedoor_sample)
     root = tmp_path / "index"

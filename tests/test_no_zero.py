@@ -84,7 +84,7 @@ def test_strict_matches_rank_above_those_with_only_some_words(news):
     scores = [hit.score for hit in results.hits]
     assert scores == sorted(scores, reverse=True) and scores[0] > scores[1]
     grouped = news.search("香川真司 ドルトムント", group=True)
-    assert [g.best.article_id for g in grouped.groups][0] == "sports/sports-0002"
+    assert grouped.groups[0].best.article_id == "sports/sports-0002"
 
 
 def test_enough_articles_with_every_word_are_not_relaxed(news):

@@ -137,13 +137,21 @@ def test_real_livedoor_article_from_the_official_tarball(livedoor_tarball):
 def test_jsonl_sections_body_and_bad_lines(tmp_path):
     path = tmp_path / "news.jsonl"
     lines = [
-        {"id": "a1", "title": "見出し", "date": "2025-12-09", "sections": [{"heading": "背景", "text": "本文一。"}, {"text": "本文二。"}]},
+        {
+            "id": "a1",
+            "title": "見出し",
+            "date": "2025-12-09",
+            "sections": [{"heading": "背景", "text": "本文一。"}, {"text": "本文二。"}],
+        },
         {"id": "a2", "title": "本文だけ", "body": "第一段落です。\n\n第二段落です。"},
         "{not json",
         {"title": "id がない", "body": "本文。"},
         {"id": "a3", "title": "空", "sections": []},
     ]
-    path.write_text("\n".join(l if isinstance(l, str) else json.dumps(l, ensure_ascii=False) for l in lines), encoding="utf-8")
+    path.write_text(
+        "\n".join(item if isinstance(item, str) else json.dumps(item, ensure_ascii=False) for item in lines),
+        encoding="utf-8",
+    )
     items = read_all(path)
     articles = [i for i in items if not isinstance(i, Unreadable)]
     errors = [i for i in items if isinstance(i, Unreadable)]
@@ -174,13 +182,16 @@ def test_jsonl_is_read_line_by_line_so_one_bad_line_costs_only_itself(tmp_path):
     assert estimate_articles([path]) == 4
 
     utf16 = tmp_path / "utf16.jsonl"
-    utf16.write_bytes("\n".join(l.decode() for l in (line("u1", "utf-8"), line("u2", "utf-8"))).encode("utf-16"))
+    utf16.write_bytes("\n".join(raw.decode() for raw in (line("u1", "utf-8"), line("u2", "utf-8"))).encode("utf-16"))
     assert [i.id for i in read_all(utf16)] == ["u1", "u2"]
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp932", "euc_jp", "utf-16"])
 def test_japanese_encodings(tmp_path, encoding):
-    text = "# 半導体輸出の行方\n出典: テスト通信\n\n米国がエヌビディアのＨ２００チップの輸出を承認した。①～③の記号も読める。\n"
+    text = (
+        "# 半導体輸出の行方\n出典: テスト通信\n\n"
+        "米国がエヌビディアのＨ２００チップの輸出を承認した。①～③の記号も読める。\n"
+    )
     if encoding == "euc_jp":
         text = text.replace("①～③の記号も", "機種依存文字なしで")
     (tmp_path / "a.txt").write_bytes(text.encode(encoding))

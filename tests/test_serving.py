@@ -4,6 +4,7 @@ bench/serve_memory.py)."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 from html.parser import HTMLParser
 from pathlib import Path
@@ -56,7 +57,13 @@ def test_every_response_carries_the_security_headers(client, url, status):
     for name, value in SECURITY_HEADERS.items():
         assert response.headers.get(name) == value, name
     policy = response.headers["Content-Security-Policy"]
-    for directive in ("default-src 'self'", "frame-ancestors 'none'", "base-uri 'none'", "form-action 'self'", "object-src 'none'"):
+    for directive in (
+        "default-src 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "object-src 'none'",
+    ):
         assert directive in policy
     assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
 
@@ -100,7 +107,9 @@ class _InlineFinder(HTMLParser):
                 self.blocked.append(f"<{tag} {name}=javascript:>")
 
 
-@pytest.mark.parametrize("url", ["/", "/?q=半導体", "/?q=半導体&page=2", "/?q=ない語句ないない", "/articles/evil/hostile", "/missing"])
+@pytest.mark.parametrize(
+    "url", ["/", "/?q=半導体", "/?q=半導体&page=2", "/?q=ない語句ないない", "/articles/evil/hostile", "/missing"]
+)
 def test_pages_hold_nothing_inline_that_the_policy_would_block(client, url):
     # The hostile article's markup (<script>, onerror=, javascript:) is text on its page, not tags.
     finder = _InlineFinder()
@@ -134,8 +143,8 @@ def _many_queries() -> list[str]:
     queries = []
     for title in titles:
         words = [title[term.start:term.end] for term in analysis.terms(title)]
-        queries += words + [f"{one} {two}" for one, two in zip(words, words[1:])]
-        queries += [f'"{one}{two}"' for one, two in zip(words, words[1:])]
+        queries += words + [f"{one} {two}" for one, two in itertools.pairwise(words)]
+        queries += [f'"{one}{two}"' for one, two in itertools.pairwise(words)]
     return list(dict.fromkeys(queries))
 
 
@@ -155,7 +164,9 @@ def test_caches_stay_within_one_budget_across_threads(news_index, small_budget):
             for position, query in enumerate(queries[number::2] + queries[1 - number % 2::2]):
                 sort = ("relevance", "newest", "oldest")[position % 3]
                 filters = Filters(category=("economy", "sports", "tech", "")[position % 4])
-                results = index.search(query, 10, 10 * (position % 2), filters=filters, sort=sort, facets=True, group=True)
+                results = index.search(
+                    query, 10, 10 * (position % 2), filters=filters, sort=sort, facets=True, group=True
+                )
                 for group in results.groups[:2]:
                     browser.article(group.best.article_id, query)
                 browser.suggest(query[:2])
@@ -166,7 +177,7 @@ def test_caches_stay_within_one_budget_across_threads(news_index, small_budget):
                     for name, size in used.items():
                         highest[name] = max(highest.get(name, 0), size)
                     highest["all"] = max(highest.get("all", 0), sum(used.values()))
-        except BaseException as error:  # noqa: BLE001 - reported by the main thread
+        except BaseException as error:  # reported by the main thread
             failures.append(error)
 
     threads = [threading.Thread(target=serve, args=(number,)) for number in range(THREADS)]
@@ -182,7 +193,7 @@ def test_caches_stay_within_one_budget_across_threads(news_index, small_budget):
     slack = {"analyses": latest_texts * analysis.ANALYSIS_BYTES_PER_CHAR}
     assert set(highest) == {*memory.SHARES, "all"}
     for name in memory.SHARES:
-        assert 0 < highest[name], name
+        assert highest[name] > 0, name
         assert highest[name] <= memory.cache_limit(name) + slack.get(name, 0), (name, highest[name])
     assert highest["all"] <= small_budget + slack["analyses"]
     assert most_caches[0] >= THREADS  # one per thread, counted together

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Flask, Response, current_app, jsonify, render_template, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from search.browse import Browser
@@ -38,6 +39,7 @@ SECURITY_HEADERS = {
 
 def create_app(index_root: str | Path) -> Flask:
     app = Flask(__name__)
+    assert isinstance(app.json, DefaultJSONProvider)  # Flask's own, which has these settings
     app.json.ensure_ascii = False
     app.json.sort_keys = False
     app.extensions["midashi"] = Browser(SearchIndex(index_root))
@@ -72,7 +74,7 @@ def wants_json() -> bool:
 def _http_error(error: HTTPException):
     if wants_json():
         return jsonify(error=error.description), error.code
-    return render_template("error.html", code=error.code, message=_PAGE_MESSAGES.get(error.code)), error.code
+    return render_template("error.html", code=error.code, message=_PAGE_MESSAGES.get(error.code or 0)), error.code
 
 
 def _index_missing(error: IndexMissingError):
@@ -95,7 +97,7 @@ def _unexpected(error: Exception):
     damage = browser().index.damage_behind(error)
     if damage is not None:
         return _index_damaged(damage)
-    current_app.logger.exception("unexpected error on %s", request.path, exc_info=error)
+    current_app.logger.error("unexpected error on %s", request.path, exc_info=error)
     if wants_json():
         return jsonify(error=_PAGE_MESSAGES[500]), 500
     return render_template("error.html", code=500, message=_PAGE_MESSAGES[500]), 500

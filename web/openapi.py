@@ -169,7 +169,7 @@ OPENAPI = {
             "get": {
                 "summary": "Search articles",
                 "parameters": [
-                    _query("q", "The query: words, \"phrases\", OR, -word, title:word.", required=True),
+                    _query("q", 'The query: words, "phrases", OR, -word, title:word.', required=True),
                     _query("page", "Page of articles, from 1.", {"type": "integer", "minimum": 1, "maximum": 1000}),
                     _query("per_page", "Articles per page.", {"type": "integer", "minimum": 1, "maximum": 50}),
                     _query("sort", "Order of articles.", {"enum": ["relevance", "newest", "oldest"]}),
@@ -189,8 +189,13 @@ OPENAPI = {
             "get": {
                 "summary": "A whole article",
                 "parameters": [
-                    {"name": "id", "in": "path", "required": True, "schema": _STRING,
-                     "description": "Article id; may contain `/` (e.g. topic-news/topic-news-5903225)."},
+                    {
+                        "name": "id",
+                        "in": "path",
+                        "required": True,
+                        "schema": _STRING,
+                        "description": "Article id; may contain `/` (e.g. topic-news/topic-news-5903225).",
+                    },
                     _query("q", "A query whose terms are marked in the text."),
                 ],
                 "responses": {"200": _json(_ref("Article"), "The article."), "404": _ERROR, "503": _ERROR},
@@ -200,7 +205,10 @@ OPENAPI = {
             "get": {
                 "summary": "Search-as-you-type suggestions",
                 "parameters": [_query("q", "What has been typed so far.")],
-                "responses": {"200": _json(_ref("Suggestions"), "Completed queries and matching titles."), "503": _ERROR},
+                "responses": {
+                    "200": _json(_ref("Suggestions"), "Completed queries and matching titles."),
+                    "503": _ERROR,
+                },
             }
         },
         "/healthz": {

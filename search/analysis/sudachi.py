@@ -318,7 +318,9 @@ class _Analysis:
         words = self.words
         found = [
             (synonym_term(group), position, start, end)
-            for (_, _, _, groups, _), position, start, end in zip(self._words, words.positions, words.starts, words.ends)
+            for (_, _, _, groups, _), position, start, end in zip(
+                self._words, words.positions, words.starts, words.ends
+            )
             for group in groups
         ]
         return Columns(*zip(*found)) if found else Columns()
@@ -335,7 +337,7 @@ class _Analysis:
             rows = []
             for morphemes, units, splitting in zip(self._morphemes, self._units, self._splitting):
                 rows += _split_units(self.text, morphemes, units, splitting, is_content)
-        self._morphemes = self._units = self._splitting = ()
+        self._morphemes, self._units, self._splitting = [], [], []  # not needed again: let them go
         return rows
 
     @functools.cached_property
@@ -387,7 +389,10 @@ def entry_bytes() -> int:
 def _make_entry_room() -> None:
     """Forget every entry when either table, or both together, are full: a forgotten entry costs
     one more question to Sudachi, less than ordering every use would."""
-    if len(_word_entries) + len(_unit_pieces) >= _entries_limit or max(len(_word_entries), len(_unit_pieces)) >= _ENTRIES_CACHED:
+    if (
+        len(_word_entries) + len(_unit_pieces) >= _entries_limit
+        or max(len(_word_entries), len(_unit_pieces)) >= _ENTRIES_CACHED
+    ):
         _word_entries.clear()
         _unit_pieces.clear()
 
@@ -437,7 +442,7 @@ def _word_units(text: str, morphemes, offset: int, is_content) -> tuple[list[_Ro
         entry = entries.get(morpheme.word_id())
         if entry is None:
             entry = _word_entry(morpheme, is_content)
-        if type(entry) is str:
+        if isinstance(entry, str):
             units.append(entry)
             continue
         term, groups, splits = entry
@@ -459,17 +464,20 @@ def _split_units(text: str, morphemes, units: list[_Row | str], splitting: list[
     for number in splitting:
         split += units[done:number]
         done = number + 1
-        _, start, end, _, _ = units[number]
+        unit = units[number]
+        assert not isinstance(unit, str), "only words (rows) split"
+        _, start, end, _, _ = unit
         morpheme = morphemes[number]
         key = (morpheme.word_id(), text[start:end])
         pieces = cached.get(key)
         if pieces is None:
             pieces = _pieces(morpheme, key, is_content)
         split += [
-            (form.lower(), start + first, start + last, (), True) if kept else form for form, first, last, kept in pieces
+            (form.lower(), start + first, start + last, (), True) if kept else form
+            for form, first, last, kept in pieces
         ]
     split += units[done:]
-    rows = [unit for unit in split if type(unit) is not str]
+    rows = [unit for unit in split if not isinstance(unit, str)]
     return _join_ascii(split) if _may_join(text, rows) else rows
 
 
@@ -515,7 +523,7 @@ def _join_ascii(units: list[_Row | str]) -> list[_Row]:
     pending: _Row | None = None
     hyphen = False  # a "-" directly after an ASCII `pending`, which the next unit may continue
     for unit in units:
-        if type(unit) is str:
+        if isinstance(unit, str):
             if unit == "-" and pending and not hyphen and _is_ascii_word(pending[0]):
                 hyphen = True
                 continue

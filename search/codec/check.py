@@ -152,8 +152,10 @@ def _check_postings(reader, size: int, report: CheckReport, article_ids: set[str
             if isinstance(postings, ArrayPostings):
                 arrays = postings.read_from_disk()
                 ids = arrays.ids
-                if arrays.positions is not None and arrays.starts[-1] != len(arrays.positions):
-                    yield f"{shown}: its positions do not match its postings"
+                if arrays.positions is not None:
+                    assert arrays.starts is not None  # read with the positions
+                    if arrays.starts[-1] != len(arrays.positions):
+                        yield f"{shown}: its positions do not match its postings"
             else:  # a list an earlier format wrote: Whoosh's own matcher
                 ids = np.fromiter(postings.all_ids(), dtype=np.int64)
         except Exception as error:

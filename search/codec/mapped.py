@@ -103,6 +103,8 @@ class SharedMapStorage(CompoundStorage):
     """A compound segment file over the process's one map of it (segment files are written once,
     so a file's device, inode, size and time always mean the same bytes)."""
 
+    is_closed: bool  # set by CompoundStorage
+
     def __init__(self, dbfile):
         super().__init__(dbfile, use_mmap=False)  # reads the file's directory, maps nothing
         status = os.fstat(dbfile.fileno())

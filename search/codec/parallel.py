@@ -25,6 +25,7 @@ import queue
 import signal
 import sys
 import traceback
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from whoosh import index as whoosh_index
@@ -64,7 +65,7 @@ class ParallelWriter:
         self.workers = workers
         self.writer = ArraySegmentWriter(whoosh_index.open_dir(str(folder)))
         self.pending: list[dict] = []
-        self.processes: list[multiprocessing.Process] = []
+        self.processes: list[BaseProcess] = []
         self.context = multiprocessing.get_context("fork")
         self.jobs: multiprocessing.Queue | None = None  # made with the workers: small changes need none
         self.results: multiprocessing.Queue | None = None
@@ -156,6 +157,7 @@ class ParallelWriter:
 
     def _put(self, batch: list[dict] | None) -> None:
         """Queue a batch, noticing a dead worker instead of waiting forever for room."""
+        assert self.jobs is not None  # the workers (and their queues) have started
         while True:
             try:
                 self.jobs.put(batch, timeout=RESULT_POLL_SECONDS)
@@ -168,6 +170,7 @@ class ParallelWriter:
         """A worker's own error when it sent one; else, when one was killed or crashed, its exit
         code (another worker's finished segment may be waiting in the results: under load a
         killed worker read as one that "stopped early")."""
+        assert self.results is not None  # the workers (and their queues) have started
         try:
             status, payload = self.results.get(timeout=RESULT_POLL_SECONDS)
         except queue.Empty:
@@ -180,7 +183,8 @@ class ParallelWriter:
         raise WorkerFailed("an index worker stopped early")
 
     def _collect_segments(self) -> list:
-        segments = []
+        assert self.results is not None  # the workers (and their queues) have started
+        segments: list = []  # Whoosh's Segments, None from a worker that wrote none
         while len(segments) < len(self.processes):
             try:
                 status, payload = self.results.get(timeout=RESULT_POLL_SECONDS)

@@ -13,6 +13,8 @@ be matched with less weight than the words themselves (see `query.py`):
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from whoosh.fields import DATETIME, ID, NUMERIC, STORED, TEXT, Schema
 
 from ..analysis.sudachi import (
@@ -76,7 +78,7 @@ def _with_format(field: TEXT, format_class) -> TEXT:
 
 def section_documents(article: Article) -> list[dict]:
     """The Whoosh documents for an article, one per section, in the article's order."""
-    common = {
+    common: dict[str, str | datetime] = {
         "article_id": article.id,
         "title": article.title,
         "source": article.source,
@@ -96,7 +98,7 @@ def section_documents(article: Article) -> list[dict]:
                 "section_number": number,
                 "heading": section.heading,
                 "body": section.text,
-                **{field: whole for field in EXTRA_FIELDS},
+                **dict.fromkeys(EXTRA_FIELDS, whole),
             }
         )
     return documents

@@ -16,6 +16,7 @@ per-document writer as before, and merges of small segments read their postings 
 from __future__ import annotations
 
 import heapq
+import itertools
 import struct
 from array import array
 from collections.abc import Iterator
@@ -72,6 +73,7 @@ class _FieldPool:
                 counts(frequency)
                 values(found_positions)
             else:
+                assert encode is not None  # add_terms is only for positions and TermCounts fields
                 value = encode(frequency)
                 counts(len(value))
                 values(value)
@@ -82,6 +84,8 @@ class _FieldPool:
         """Add a document's (term, frequency, weight, value) items; their total frequency."""
         numbers, term_of, ids, weights = self.numbers, self.term_of.append, self.ids.append, self.weights.append
         counts, positions, plain, text_keys = self.counts.append, self.positions, self.plain, self.text_keys
+        # positions arrive as their uint32 bytes (for an array("I")), other values as bytes (a bytearray)
+        add_values = self.values.frombytes if isinstance(self.values, array) else self.values.extend
         length = 0
         for btext, frequency, weight, vbytes in items:
             key = btext.decode("utf-8") if text_keys else btext
@@ -96,11 +100,11 @@ class _FieldPool:
                 continue
             if positions:
                 counts(len(vbytes) >> 2)
-                self.values.frombytes(vbytes)
+                add_values(vbytes)
             else:
                 vbytes = vbytes or b""  # a merge passes on W3's None for "no value"
                 counts(len(vbytes))
-                self.values += vbytes
+                add_values(vbytes)
         return length
 
     def batches(self) -> Iterator[TermBatch]:
@@ -108,7 +112,7 @@ class _FieldPool:
         keys = sorted(self.numbers)  # text sorts by code point, as its UTF-8 bytes do
         rank = np.empty(len(keys), dtype=np.int64)
         rank[[self.numbers[key] for key in keys]] = np.arange(len(keys))
-        texts = [key.encode("utf-8") for key in keys] if self.text_keys else keys
+        texts = [key.encode("utf-8") if isinstance(key, str) else key for key in keys]  # str iff text_keys
         ranks = rank[np.frombuffer(self.term_of, dtype=np.uint32)]
         order = np.argsort(ranks, kind="stable")
         bounds = np.concatenate(([0], np.cumsum(np.bincount(ranks, minlength=len(texts)))))
@@ -150,13 +154,14 @@ def _split(batch: TermBatch) -> Iterator[TermBatch]:
     """`batch` as batches of about BATCH_POSTINGS postings, cut between terms."""
     cuts = np.searchsorted(batch.bounds, np.arange(BATCH_POSTINGS, int(batch.bounds[-1]), BATCH_POSTINGS))
     edges = sorted({0, *cuts.tolist(), len(batch.texts)})
-    for first, last in zip(edges, edges[1:]):
+    for first, last in itertools.pairwise(edges):
         low, high = int(batch.bounds[first]), int(batch.bounds[last])
         part = TermBatch(
             batch.fieldname, batch.texts[first:last], batch.bounds[first:last + 1] - low,
             batch.ids[low:high], batch.weights[low:high],
         )
         if batch.counts is not None:
+            assert batch.values is not None and batch.value_bounds is not None  # set with the counts
             value_low, value_high = int(batch.value_bounds[first]), int(batch.value_bounds[last])
             part.counts = batch.counts[low:high]
             part.values = batch.values[value_low:value_high]
@@ -258,6 +263,7 @@ class ArrayPool:
                 for part in (batch.bounds.astype(np.int64), batch.ids, batch.weights):
                     run.write(part.tobytes())
                 if batch.counts is not None:
+                    assert batch.value_bounds is not None  # set with the counts
                     run.write(batch.counts.tobytes())
                     run.write(batch.value_bounds.astype(np.int64).tobytes())
                     run.write(values)
@@ -317,19 +323,27 @@ def _merged(sources: list[Iterator[TermBatch]]) -> Iterator[TermBatch]:
 
 def _joined(terms: list[tuple[str, bytes, list[tuple[TermBatch, int]]]]) -> TermBatch:
     """One batch of the given terms of one field, each term's postings from its batches in order."""
-    ids, weights, counts, values = [], [], [], []
-    sizes = []
+    ids: list[np.ndarray] = []
+    weights: list[np.ndarray] = []
+    counts: list[np.ndarray] = []
+    values: list[np.ndarray] = []
+    sizes: list[int] = []
+    value_sizes = [0]
     for _, _, places in terms:
-        total = 0
+        total = value_total = 0
         for batch, term in places:
             low, high = int(batch.bounds[term]), int(batch.bounds[term + 1])
             ids.append(batch.ids[low:high])
             weights.append(batch.weights[low:high])
             if batch.counts is not None:
+                assert batch.values is not None and batch.value_bounds is not None  # set with the counts
+                value_low, value_high = int(batch.value_bounds[term]), int(batch.value_bounds[term + 1])
                 counts.append(batch.counts[low:high])
-                values.append(batch.values[int(batch.value_bounds[term]):int(batch.value_bounds[term + 1])])
+                values.append(batch.values[value_low:value_high])
+                value_total += value_high - value_low
             total += high - low
         sizes.append(total)
+        value_sizes.append(value_total)
     joined = TermBatch(
         terms[0][0], [text for _, text, _ in terms], np.concatenate(([0], np.cumsum(sizes))),
         np.concatenate(ids), np.concatenate(weights),
@@ -337,9 +351,6 @@ def _joined(terms: list[tuple[str, bytes, list[tuple[TermBatch, int]]]]) -> Term
     if counts:
         joined.counts = np.concatenate(counts)
         joined.values = np.concatenate(values)
-        value_sizes = [0]
-        for _, _, places in terms:
-            value_sizes.append(sum(int(b.value_bounds[t + 1] - b.value_bounds[t]) for b, t in places))
         joined.value_bounds = np.cumsum(value_sizes)
     return joined
 
@@ -367,7 +378,9 @@ class ArraySegmentWriter(SegmentWriter):
         self.pool = ArrayPool(self.schema, self._tempstorage, spill_postings)
         # The fields whose texts Sudachi analyses (`add_documents` analyses them first).
         self.sudachi_fields = [
-            name for name, field in self.schema.items() if isinstance(getattr(field, "analyzer", None), SudachiTokenizer)
+            name
+            for name, field in self.schema.items()
+            if isinstance(getattr(field, "analyzer", None), SudachiTokenizer)
         ]
 
     def add_document(self, **fields) -> None:

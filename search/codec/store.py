@@ -277,7 +277,12 @@ class IndexStore:
         checksums: dict[str, Checksum] = {}
         for path in generation_files(building):
             known = base.checksums.get(path.name) if base is not None and live is not None else None
-            if known is not None and _same_file(path, live / path.name) and path.stat().st_size == known[0]:
+            if (
+                known is not None
+                and live is not None
+                and _same_file(path, live / path.name)
+                and path.stat().st_size == known[0]
+            ):
                 checksums[path.name] = known
             else:
                 checksums[path.name] = file_checksum(path)

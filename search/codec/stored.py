@@ -93,11 +93,13 @@ class _Writer(ColumnWriter):
     def finish(self, doccount: int) -> None:
         if self._values is None:
             self._start()
+        assert self._values is not None  # `_start` made it
         self._values.finish(doccount)
 
     def _start(self) -> None:
         """Train the dictionary on the buffered values, write it, then the buffered values."""
-        samples = [value for _docnum, value in self._buffered if value]
+        # (typed as zstandard's stubs ask: its list parameter is invariant)
+        samples: list[bytes | bytearray | memoryview] = [value for _docnum, value in self._buffered if value]
         dictionary = b""  # none when there is too little or too uniform text to learn from
         if len(samples) >= _FEWEST_SAMPLES and self._buffered_bytes >= _FEWEST_BYTES:
             try:

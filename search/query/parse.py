@@ -26,6 +26,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import unicodedata
 from dataclasses import dataclass, replace
@@ -159,7 +160,8 @@ def _unreadable() -> QueryError:
     return QueryError(
         "could not read the query: check its quotes, brackets and parentheses, and put a word after"
         " NOT and -, and on both sides of OR",
-        "検索語を読み取れませんでした。引用符やかっこの対応を確かめ、NOT と - の後ろ、OR の両側には語を置いてください。",
+        "検索語を読み取れませんでした。引用符やかっこの対応を確かめ、"
+        "NOT と - の後ろ、OR の両側には語を置いてください。",
     )
 
 
@@ -432,7 +434,7 @@ def _is_sentence(text: str, found: list[Term]) -> bool:
     """
     return any(
         any(unicodedata.category(ch).startswith("L") for ch in text[before.end:after.start])
-        for before, after in zip(found, found[1:])
+        for before, after in itertools.pairwise(found)
         if not text[before.end:after.start].isspace()
     )
 
@@ -449,7 +451,7 @@ def is_question_word(word: str) -> bool:
 def _compounds(found: list[Term]) -> list[tuple[str, ...]]:
     """Runs of two or more terms written with nothing between them (国家安全保障 → 国家 安全 保障)."""
     runs: list[list[str]] = [[found[0].text]] if found else []
-    for before, after in zip(found, found[1:]):
+    for before, after in itertools.pairwise(found):
         if before.end == after.start:
             runs[-1].append(after.text)
         else:
@@ -463,8 +465,8 @@ def _neighbours(words: list[str], compounds: list[tuple[str, ...]]) -> list[tupl
     Words a question joins with a particle are mostly joined the same way in the passage that
     answers it, and positions skip particles, so the pair is a two-word phrase there.
     """
-    inside = {pair for run in compounds for pair in zip(run, run[1:])}  # already a compound's phrase
-    return [pair for pair in zip(words, words[1:]) if pair not in inside]
+    inside = {pair for run in compounds for pair in itertools.pairwise(run)}  # already a compound's phrase
+    return [pair for pair in itertools.pairwise(words) if pair not in inside]
 
 
 @dataclass(frozen=True)
@@ -576,6 +578,7 @@ class _Expander:
         """The matches only the index can tell: the model names a Latin word starts, and a
         compound with one part replaced by a synonym the index holds (a phrase still: 東京五輪 for
         東京オリンピック, never 東京 and 五輪 apart)."""
+        assert self.lexicon is not None  # asked for only when the index gave one
         found: list[wq.Query] = []
         if (
             self.options.models

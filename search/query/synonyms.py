@@ -48,7 +48,7 @@ class UserSynonyms:
         stamp = (stat.st_mtime_ns, stat.st_size) if stat else None
         with self._lock:
             if stamp != self._stamp:
-                self._groups = parse_synonyms(self.path.read_text(encoding="utf-8")) if stamp else {}
+                self._groups = parse_synonyms(self.path.read_text(encoding="utf-8")) if stamp and self.path else {}
                 self._stamp = stamp
             return self._groups
 

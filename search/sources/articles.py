@@ -166,7 +166,7 @@ def _cut_point(text: str, earliest: int, end: int) -> int:
     """Where to cut `text` at or before `end` and after `earliest`: see `cut_text`."""
     for pattern in _SOFT_BREAKS:
         last = None
-        for last in pattern.finditer(text, earliest, end):
+        for last in pattern.finditer(text, earliest, end):  # noqa: B007 - keeps the last match
             pass
         if last is not None:
             return last.end()

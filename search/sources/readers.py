@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import json
 import lzma
 import os
@@ -26,6 +27,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
+from typing import Literal, cast, overload
 
 from .articles import (
     MAX_SECTION_CHARS,
@@ -182,9 +184,9 @@ def corpus_files(paths: Iterable[Path | str]) -> Iterator[CorpusFile | Unreadabl
     target lies inside one of them (a folder link that leads back up is a loop, not followed);
     any other is reported and not read. A folder that cannot be listed is an `IncompleteSource`.
     """
-    paths = [Path(path) for path in paths]
-    roots = [Path(os.path.realpath(path)) for path in paths]
-    for path, root in zip(paths, roots):
+    given = [Path(path) for path in paths]
+    roots = [Path(os.path.realpath(path)) for path in given]
+    for path, root in zip(given, roots):
         if not path.exists():
             yield IncompleteSource(str(path), "no such file or folder", source=os.path.abspath(path))
         elif path.is_dir():
@@ -240,6 +242,10 @@ def _walk(folder: Path, relative: PurePosixPath, roots: list[Path], ancestors: t
             yield CorpusFile(Path(entry.path), name.as_posix())
 
 
+@overload
+def read_file(file: CorpusFile, known: None = None) -> Iterator[ReadResult]: ...
+@overload
+def read_file(file: CorpusFile, known: Mapping[str, str]) -> Iterator[ReadResult | KnownArticle]: ...
 def read_file(file: CorpusFile, known: Mapping[str, str] | None = None
               ) -> Iterator[ReadResult | KnownArticle | IncompleteSource]:
     """The articles of one corpus file; a tarball's members, a JSON Lines file's lines.
@@ -365,7 +371,7 @@ def _read_tarball(path: Path, known: Mapping[str, str]) -> Iterator[ReadResult |
     """
     damaged = functools.partial(IncompleteSource, str(path), source=os.path.abspath(path))
     try:
-        archive = tarfile.open(path)
+        archive = tarfile.open(path)  # noqa: SIM115 - closed by the `with` below; only opening is caught here
     except READ_ERRORS as error:
         yield damaged(f"not a readable tar archive: {_unopenable_archive(path, error)}")
         return
@@ -412,7 +418,11 @@ def _read_tarball(path: Path, known: Mapping[str, str]) -> Iterator[ReadResult |
             yield damaged(damage)
 
 
-_COMPRESSIONS = ((b"\x1f\x8b", "gz", "gzip"), (b"BZh", "bz2", "bzip2"), (b"\xfd7zXZ\x00", "xz", "xz"))
+_COMPRESSIONS: tuple[tuple[bytes, Literal["r:gz", "r:bz2", "r:xz"], str], ...] = (
+    (b"\x1f\x8b", "r:gz", "gzip"),
+    (b"BZh", "r:bz2", "bzip2"),
+    (b"\xfd7zXZ\x00", "r:xz", "xz"),
+)
 
 
 def _unopenable_archive(path: Path, error: BaseException) -> str:
@@ -427,10 +437,10 @@ def _unopenable_archive(path: Path, error: BaseException) -> str:
         return describe_read_error(again)
     if not head:
         return "the file is empty"
-    for magic, method, label in _COMPRESSIONS:
+    for magic, mode, label in _COMPRESSIONS:
         if head.startswith(magic):
             try:
-                tarfile.open(path, f"r:{method}").close()
+                tarfile.open(path, mode).close()
             except READ_ERRORS as again:
                 if isinstance(again, tarfile.ReadError) and "header" in str(again):
                     return f"its {label} data holds no tar archive (or its first member header is corrupt)"
@@ -444,7 +454,8 @@ def _unopenable_archive(path: Path, error: BaseException) -> str:
 def _read_member(archive: tarfile.TarFile, member: tarfile.TarInfo, where: str, known: Mapping[str, str]
                  ) -> Iterator[ReadResult | KnownArticle]:
     """One tarball member's articles; a JSON Lines member streamed a line at a time."""
-    handle = archive.extractfile(member)
+    # typeshed says IO[bytes]; a regular member's data is an io.BufferedReader, which can peek
+    handle = cast("io.BufferedReader | None", archive.extractfile(member))
     if handle is None:
         raise OSError("member has no data")
     if _is_jsonl(member.name) and handle.peek(2)[:2] not in (b"\xff\xfe", b"\xfe\xff"):
@@ -458,8 +469,13 @@ def _tar_members(archive: tarfile.TarFile) -> tuple[list[tarfile.TarInfo], str |
     try:
         archive.getmembers()
     except READ_ERRORS as error:
-        return list(archive.members), describe_read_error(error)
-    return list(archive.members), None
+        return _listed(archive), describe_read_error(error)
+    return _listed(archive), None
+
+
+def _listed(archive: tarfile.TarFile) -> list[tarfile.TarInfo]:
+    """The members listed so far: `getmembers()` would try again to read past the damage."""
+    return list(archive.members)  # type: ignore[attr-defined]  # a TarFile attribute typeshed leaves out
 
 
 def _ends_as_an_archive(archive: tarfile.TarFile) -> bool:
@@ -685,10 +701,7 @@ def parse_text_article(lines: list[str], relative: str, shown_path: str = "") ->
         raise ValueError("empty file")
     title = bounded_line(re.sub(r"^#\s+", "", lines[0].strip()))
     metadata, body_lines = _read_metadata(lines[1:])
-    if "date" in metadata:
-        date = parse_date(metadata["date"])
-    else:
-        date = None
+    date = parse_date(metadata["date"]) if "date" in metadata else None
     sections = _text_sections(body_lines)
     if not sections:
         raise ValueError("article has a title but no body text")
@@ -883,7 +896,8 @@ def parse_date(value: str) -> datetime | None:
         if not match:
             return None
         try:
-            return datetime(*map(int, match.groups()))
+            year, month, day = map(int, match.groups())
+            return datetime(year, month, day)
         except ValueError:
             return None
     return parsed.replace(tzinfo=None)
