@@ -6,8 +6,9 @@ hundred term matchers and thirty OR trees per segment, which cost more than the 
 `top_documents` builds none of that. It reads the query itself, node by node, over the index's
 segments as one range of docnums:
 - a term: its postings in every segment as arrays (the array posting format, `postings.py`),
-  deleted documents dropped, scored as Whoosh's BM25F scores them (its `bm25()`, operation for
-  operation, with the global idf and average length Whoosh's scorer takes from the top searcher);
+  deleted documents dropped, scored as Whoosh's BM25F scores them (`bm25.py`: its `bm25()`,
+  operation for operation, with the global idf and average length Whoosh's scorer takes from the
+  top searcher);
 - OR adds up its children where they match; AND intersects them (the rarest first, the others
   only where it matched); ANDNOT and NOT exclude; a boost multiplies;
 - a phrase: its words' intersection, kept where the words stand one after another (positions are
@@ -38,7 +39,6 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass
-from math import log
 
 import numpy as np
 from whoosh import query as wq
@@ -49,6 +49,7 @@ from whoosh.searching import Searcher
 from whoosh.util.numeric import byte_to_length
 
 from .. import memory
+from . import bm25
 from ..codec.postings import (
     DECODED_LISTS,
     TERM_INFOS,
@@ -245,13 +246,13 @@ class _Segment:
         return found[0]
 
     def length_norms(self, fieldname: str, B: float, K1: float, avgfl: float) -> np.ndarray:
-        """Every document's `K1 * ((1 - B) + B * fl / avgfl)` as `whoosh.scoring.bm25` computes it,
-        of each document's length as Whoosh's `doc_field_length` reads them one by one."""
+        """Every document's BM25 length norm (`bm25.length_norms`), of each document's length as
+        Whoosh's `doc_field_length` reads them one by one."""
         key = self._table_key(fieldname, B, K1, avgfl)
         found = SEGMENT_TABLES.get(key)
         if found is None:
             fl = LENGTH_OF_BYTE[length_codes(per_document_reader(self.reader), fieldname)]
-            found = (K1 * ((1 - B) + B * fl / avgfl),)
+            found = (bm25.length_norms(fl, B, K1, avgfl),)
             SEGMENT_TABLES.put(key, found, found[0].nbytes)
         return found[0]
 
@@ -444,18 +445,16 @@ class Evaluation:
 
         def scores(segment: _Segment, ids: np.ndarray, tf: np.ndarray | None) -> np.ndarray:
             norms = segment.length_norms(fieldname, B, K1, avgfl)[ids]
-            tf = tf if tf is not None else 1.0
-            # whoosh.scoring.bm25, operation for operation, so the floats are the same.
-            return idf * ((tf * (K1 + 1)) / (tf + norms))
+            return bm25.term_scores(idf, tf if tf is not None else 1.0, norms, K1)
 
         return scores
 
     def idf(self, fieldname: str, btext: bytes | None) -> float:
-        """Whoosh's idf of a term over the whole index (`WeightingModel.idf`: log(N / (df + 1)) + 1)."""
+        """Whoosh's idf of a term over the whole index (`bm25.idf`), kept for later searches."""
         key = (self.memory.number, fieldname, btext)
         idf = IDFS.get(key)
         if idf is None:
-            idf = log(self.size / (self._document_frequency(fieldname, btext) + 1)) + 1
+            idf = bm25.idf(self.size, self._document_frequency(fieldname, btext))
             IDFS.keep(key, idf)
         return idf
 
