@@ -68,7 +68,7 @@ from ..codec.whoosh_internals import (
     term_info,
     terms_reader,
 )
-from ..query.coverage import COVERAGE_FIELD, COVERAGE_WEIGHT, LOOSE_CREDIT, Coverage
+from ..query.coverage import COVERAGE_FIELD, CREDITS, EXACT, LOOSE, UNMATCHED, Coverage, coverage_scores
 from ..query.parse import QueryTooExpensive
 
 # Whoosh stores each document's field length as one byte; a document with no such field reads 1.
@@ -555,22 +555,22 @@ class Evaluation:
         total, covered = np.zeros(size), np.zeros(size)
         for piece_ids, piece_scores in pieces:
             total[at(piece_ids)] += piece_scores  # (a piece's docnums are distinct)
-        credit = np.zeros(size, dtype=np.uint8)  # a word's: 2 where matched as itself, 1 only loosely
+        credit = np.zeros(size, dtype=np.uint8)  # a word's: EXACT where matched as itself, else LOOSE
         idfs = [self.idf(COVERAGE_FIELD, self.term_bytes(COVERAGE_FIELD, word.text)) for word in query.words]
         for (exact, loose), idf in zip(words, idfs):
             self.deadline.check()
             if not exact and not loose:
                 continue
             for piece_ids, _ in loose:
-                credit[at(piece_ids)] = 1
+                credit[at(piece_ids)] = LOOSE
             for piece_ids, _ in exact:
-                credit[at(piece_ids)] = 2
+                credit[at(piece_ids)] = EXACT
             matched = np.concatenate([at(piece_ids) for piece_ids, _ in exact + loose])  # repeats: see below
             # With repeated indexes, `+=` adds once per document (numpy buffers it), which is the
             # word's one credit there.
             covered[matched] += idf * _CREDITS[credit[matched]]
-            credit[matched] = 0
-        scores = total * (1.0 + COVERAGE_WEIGHT * (covered / sum(idfs)))
+            credit[matched] = UNMATCHED  # for the next word
+        scores = coverage_scores(total, covered, sum(idfs))
         if ids is not None:
             return _Matches(scores, ids=ids)
         mask = np.zeros(self.size, dtype=bool)
@@ -590,7 +590,7 @@ class Evaluation:
         return [] if found.is_empty() else [found.as_sparse()]
 
 
-_CREDITS = np.array([0.0, LOOSE_CREDIT, 1.0])  # a word's share of its idf, by how it matched
+_CREDITS = np.array(CREDITS)  # a word's share of its idf, by how it matched
 
 
 # A node matching fewer than 1/DENSE_SHARE of the index's documents keeps its docnums as a sorted
