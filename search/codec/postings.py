@@ -34,7 +34,7 @@ from collections import OrderedDict
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from itertools import pairwise
+from itertools import chain, pairwise
 
 import numpy as np
 import zstandard
@@ -722,11 +722,16 @@ class ArrayPostings(ListMatcher):
         return self._types[3:] not in (_ABSENT, _BYTES)
 
     def with_positions(self) -> PostingArrays:
-        """The arrays with every posting's positions (the field's format must have positions)."""
+        """The arrays with every posting's positions (the field's format must have positions):
+        as stored when they are arrays (`has_array_positions`), else decoded by the field's format
+        posting by posting (a schema with another positions format, Whoosh's own say), so that a
+        phrase is checked by `scoring.in_sequence` whatever the format."""
         return self._positioned
 
     @cached_property
     def _positioned(self) -> PostingArrays:
+        if not self.has_array_positions():
+            return self._positions_by_format()
         key = (self._postfile._name, self._offset, "positions")
         positions = DECODED_LISTS.get(key)
         if positions is None:
@@ -734,6 +739,17 @@ class ArrayPostings(ListMatcher):
             DECODED_LISTS.put(key, positions, positions.nbytes)
         arrays = self.arrays  # shared by every reader of the list: a new record, not changed in place
         return PostingArrays(arrays.ids, arrays.weights, arrays.starts, positions)
+
+    def _positions_by_format(self) -> PostingArrays:
+        """`with_positions` of a field whose format is not ArrayPositions: each posting's value
+        decoded by the format (not kept in `DECODED_LISTS`: no schema of ours has such a field)."""
+        if self._values is None:
+            raise ValueError(f"{self._format!r} stores no positions")
+        decoded = [self._format.decode_positions(value) for value in self._values]
+        counts = np.fromiter(map(len, decoded), dtype=np.int64, count=len(decoded))
+        positions = np.fromiter(chain.from_iterable(decoded), dtype=np.uint32, count=int(counts.sum()))
+        arrays = self.arrays
+        return PostingArrays(arrays.ids, arrays.weights, np.concatenate(([0], np.cumsum(counts))), positions)
 
     def _values_array(self) -> np.ndarray:
         value_type = chr(self._types[3])

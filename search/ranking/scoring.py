@@ -525,17 +525,14 @@ class Evaluation:
                 continue
             self.deadline.check()
             lists = [found[segment] for found in postings]  # every word is there: it has candidates
-            if all(found.has_array_positions() for found in lists):
-                positions = [found.with_positions() for found in lists]
-                ordered[first:end] = in_sequence(positions, candidate_ids[first:end] - segment.offset)
-            else:  # positions in another format: Whoosh's own phrase matcher decides
-                walked = _walked(wq.Phrase(fieldname, words).matcher(segment.searcher, self.context), self.deadline)
-                ordered[first:end] = np.isin(candidate_ids[first:end], walked.ids + segment.offset)
+            positions = [found.with_positions() for found in lists]  # (any format with positions)
+            ordered[first:end] = in_sequence(positions, candidate_ids[first:end] - segment.offset)
         return _Matches(scores[ordered], ids=candidate_ids[ordered])
 
     def _coverage(self, query: Coverage, within: _Within | None) -> _Matches:
         """`CoverageMatcher.score` over arrays: the clauses' sum, scaled by the idf-weighted share of
-        the question's words a document matches (a word matched only loosely counts in part).
+        the question's words a document matches (a word matched only loosely counts in part), as
+        `coverage.coverage_scores` computes it.
 
         Each clause's pieces are added where they match, and no clause becomes an array over the
         whole index: at a million sections a question's common words match a good part of it, and
@@ -715,7 +712,12 @@ def _walked(matcher: Matcher, deadline: Deadline = Deadline(None)) -> _Matches:
 
 def in_sequence(words: list[PostingArrays], candidates: np.ndarray) -> np.ndarray:
     """For each candidate docnum (one that every word's postings hold): does some position of the
-    first word have the second word right after it, the third after that, and so on?"""
+    first word have the second word right after it, the third after that, and so on?
+
+    The one phrase check over position arrays: the first stage's phrases (`_read_phrase`, every
+    positions format through `ArrayPostings.with_positions`) and the reranker's word pairs
+    (`rerank._Candidates.in_sequence`). Whoosh's SpanNear2 (slop 1, ordered) decides the same; two
+    strategies, the same answer: array operations, or one candidate at a time when there are few."""
     if len(candidates) <= FEW_CANDIDATES:
         return _in_sequence_each(words, candidates)
     placed = []  # per word: (candidate number, position - the word's place in the phrase), ascending
