@@ -81,7 +81,7 @@ class ArrayPositions(Positions):
             return
         boost = self.field_boost
         for text, positions in analyzer.term_positions(value).items():
-            yield text, len(positions), len(positions) * boost, array("I", positions).tobytes()
+            yield text, len(positions), len(positions) * boost, self.encode(positions)
 
     def encode(self, poslist) -> bytes:
         return array("I", poslist).tobytes()
