@@ -49,7 +49,6 @@ from whoosh.searching import Searcher
 from whoosh.util.numeric import byte_to_length
 
 from .. import memory
-from . import bm25
 from ..codec.postings import (
     DECODED_LISTS,
     TERM_INFOS,
@@ -70,6 +69,7 @@ from ..codec.whoosh_internals import (
 )
 from ..query.coverage import COVERAGE_FIELD, CREDITS, EXACT, LOOSE, UNMATCHED, Coverage, coverage_scores
 from ..query.parse import QueryTooExpensive
+from . import bm25
 
 # Whoosh stores each document's field length as one byte; a document with no such field reads 1.
 LENGTH_OF_BYTE = np.array([1] + [byte_to_length(code) for code in range(1, 256)], dtype=np.float64)
