@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import io
+import uuid
 import zlib
+from array import array
 from itertools import islice
 
+import numpy as np
 import pytest
 from whoosh import index as whoosh_index
 from whoosh.codec import whoosh3
 from whoosh.codec.whoosh3 import W3Codec
+from whoosh.formats import Existence
 from whoosh.qparser import QueryParser
 
 from search.codec import postings, stored
 from search.codec.mapped import _BufferReader
-from search.codec.postings import DECODED_LISTS, ArrayCodec, ArrayPostings, DecodedLists
+from search.codec.postings import (
+    DECODED_LISTS,
+    ArrayCodec,
+    ArrayPositions,
+    ArrayPostings,
+    DecodedLists,
+    TermBatch,
+    TermCounts,
+)
 from search.codec.schema import build_schema, section_documents
 from search.codec.segments import ArraySegmentWriter
 from search.sources.articles import Article
@@ -140,6 +152,105 @@ def test_merged_segments_hold_the_same_postings(documents, w3_and_arrays, tmp_pa
     [segment] = ix._segments()
     assert type(segment.codec()) is ArrayCodec
     assert _every_posting(ix) == _every_posting(w3)
+
+
+class _Written:
+    """Records one after another, as a postings file `ArrayPostings` reads (`get`), under a name
+    of its own (`DECODED_LISTS` keeps what it decodes by file name and offset)."""
+
+    def __init__(self, records: list[bytes]):
+        self._name = f"records-{uuid.uuid4()}.pst"
+        self.data = b"".join(records)
+        self.extents = []
+        offset = 0
+        for record in records:
+            self.extents.append((offset, len(record)))
+            offset += len(record)
+
+    def get(self, offset: int, size: int) -> bytes:
+        return self.data[offset:offset + size]
+
+
+class _Extent:
+    def __init__(self, offset: int, length: int):
+        self.offset, self.length = offset, length
+
+    def extent(self) -> tuple[int, int]:
+        return self.offset, self.length
+
+
+# Terms at the edges of each choice the encoder makes: one posting (no gaps), gaps, counts and
+# positions past uint8 and uint16, weights all 1.0, whole, fractional; long enough to be compressed.
+POSTINGS = {
+    "one posting": ([7], [1.0], [[0]]),
+    "gaps past uint8": ([0, 300, 301], [2.0, 1.0, 3.0], [[1, 2], [5], [0, 9, 12]]),
+    "positions past uint16": ([3, 70_000], [1.0, 1.0], [[65_536], [4_000_000_000]]),
+    "fractional weights": ([1, 2, 5], [0.5, 1.5, 2.0], [[3], [1, 4], [2]]),
+    "long and compressible": (list(range(0, 3000, 3)), [float(1 + n % 4) for n in range(1000)],
+                              [list(range(n % 4 + 1)) for n in range(1000)]),
+}
+
+
+@pytest.mark.parametrize("format_", [ArrayPositions(), TermCounts(), Existence()], ids=["positions", "counts", "existence"])
+def test_the_one_encoder_writes_what_the_decoder_reads_back(format_):
+    # Both writers (the pool's batches and Whoosh's term-at-a-time writer) go through
+    # `TermBatch.records`; what it writes, `ArrayPostings` reads back as it was handed over.
+    terms = list(POSTINGS.values())
+    values = [
+        [format_.encode(positions) if isinstance(format_, ArrayPositions) else
+         format_.encode(len(positions)) if isinstance(format_, TermCounts) else b"" for positions in each]
+        for _, _, each in terms
+    ]
+    one_at_a_time = [
+        TermBatch.of_one_term(array("I", ids), array("f", weights), encoded, format_).records()[0]
+        for (ids, weights, _), encoded in zip(terms, values)
+    ]
+    file = _Written(one_at_a_time)
+    for (ids, weights, positions), encoded, extent in zip(terms, values, file.extents):
+        read = ArrayPostings(file, extent[0], format_, _Extent(*extent))
+        arrays = read.read_from_disk()
+        assert arrays.ids.tolist() == ids
+        assert (arrays.weights.tolist() if arrays.weights is not None else [1.0] * len(ids)) == weights
+        items = list(ArrayPostings(file, extent[0], format_, _Extent(*extent)).all_items())
+        assert [id_ for id_, _ in items] == ids
+        if isinstance(format_, Existence):
+            assert arrays.starts is None
+            continue
+        assert [value for _, value in items] == encoded
+        if isinstance(format_, ArrayPositions):
+            assert read.has_array_positions()
+            starts = arrays.starts.tolist()
+            assert [arrays.positions[a:b].tolist() for a, b in zip(starts, starts[1:])] == positions
+    assert ArrayPostings(file, file.extents[-1][0], format_, _Extent(*file.extents[-1]))._flags & postings._PART1_ZSTD
+    # A batch of all the terms at once writes the same bytes as each term on its own.
+    batch = _batch_of(format_, terms, values)
+    assert batch.records() == one_at_a_time
+
+
+def _batch_of(format_, terms, values) -> TermBatch:
+    """The terms as the pool hands them over: one batch, flat arrays."""
+    sizes = [len(ids) for ids, _, _ in terms]
+    flat = [value for each in values for value in each]
+    if isinstance(format_, ArrayPositions):
+        counts = np.array([len(value) >> 2 for value in flat], dtype=np.uint32)
+        stored = np.frombuffer(b"".join(flat), dtype=np.uint32)
+        value_sizes = [sum(len(value) >> 2 for value in each) for each in values]
+    elif isinstance(format_, TermCounts):
+        counts = np.array([len(value) for value in flat], dtype=np.uint32)
+        stored = np.frombuffer(b"".join(flat), dtype=np.uint8)
+        value_sizes = [sum(map(len, each)) for each in values]
+    else:
+        counts = stored = value_sizes = None
+    return TermBatch(
+        "body",
+        [name.encode() for name in POSTINGS],
+        np.concatenate(([0], np.cumsum(sizes))),
+        np.array([id_ for ids, _, _ in terms for id_ in ids], dtype=np.uint32),
+        np.array([weight for _, weights, _ in terms for weight in weights], dtype=np.float32),
+        counts,
+        stored,
+        None if value_sizes is None else np.concatenate(([0], np.cumsum(value_sizes))),
+    )
 
 
 def test_lists_an_earlier_version_compressed_with_zlib_still_read(documents, w3_and_arrays, tmp_path, monkeypatch):

@@ -27,7 +27,6 @@ while `scoring.py` takes the arrays directly.
 from __future__ import annotations
 
 import struct
-import sys
 import threading
 import zlib
 from array import array
@@ -35,7 +34,7 @@ from collections import OrderedDict
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from itertools import pairwise
+from itertools import chain, pairwise
 
 import numpy as np
 import zstandard
@@ -82,7 +81,7 @@ class ArrayPositions(Positions):
             return
         boost = self.field_boost
         for text, positions in analyzer.term_positions(value).items():
-            yield text, len(positions), len(positions) * boost, array("I", positions).tobytes()
+            yield text, len(positions), len(positions) * boost, self.encode(positions)
 
     def encode(self, poslist) -> bytes:
         return array("I", poslist).tobytes()
@@ -114,7 +113,7 @@ class TermCounts(Frequency):
 
 
 class ArrayCodec(W3Codec):
-    """W3, with postings (not term vectors, which are keyed by bytes) as `_record` lays them out."""
+    """W3, with postings (not term vectors, which are keyed by bytes) as `TermBatch.records` lays them out."""
 
     def field_writer(self, storage, segment):
         return ArrayFieldWriter(self, storage, segment)
@@ -221,7 +220,7 @@ class ArrayFieldWriter(W3FieldWriter):
                     self.finish_field()
                 fieldname, codes = batch.fieldname, length_codes(perdoc, batch.fieldname)
                 self.start_field(fieldname, schema[fieldname])
-            records, infos = batch.records(codes)
+            records, infos = batch.records(), batch.term_infos(codes)
             sizes = np.fromiter(map(len, records), dtype=np.int64, count=len(records))
             infos["offset"] = self._postfile.tell() + np.cumsum(sizes) - sizes
             infos["length"] = sizes
@@ -373,7 +372,7 @@ class ArrayPostingsWriter(W3PostingsWriter):
         terminfo = self._terminfo
         terminfo.add_block(self)  # the whole list as one block: df, total weight, lengths, ids
         offset = self._postfile.tell()
-        self._postfile.write(_record(self._ids, self._weights, self._values, self._format))
+        self._postfile.write(TermBatch.of_one_term(self._ids, self._weights, self._values, self._format).records()[0])
         terminfo.set_extent(offset, self._postfile.tell() - offset)
         self._terminfo = None
         return terminfo
@@ -398,32 +397,6 @@ class ArrayPostingsWriter(W3PostingsWriter):
         return max(self._weights)
 
 
-def _record(ids: array, weights: array, values: list[bytes], format_) -> bytes:
-    """A term's record from its postings as Whoosh hands them over, one encoded value each."""
-    count = len(ids)
-    gaps = _narrowest([later - earlier for earlier, later in pairwise(ids)]) if count > 1 else None
-    if weights.count(1.0) == count:
-        weight_part = None
-    elif all(weight >= 0 and weight.is_integer() for weight in weights):  # counts × a whole boost
-        weight_part = _narrowest([int(weight) for weight in weights])
-    else:
-        weight_part = weights  # float32
-    blob = b"".join(values)
-    if isinstance(format_, ArrayPositions):  # counts of positions, and the positions
-        counts = _narrowest([len(value) >> 2 for value in values])
-        positions = array("I")
-        positions.frombytes(blob)
-        stored_values = _narrowest(positions)
-        value_type = stored_values.typecode.encode()
-        blob = _little_endian(stored_values)
-    elif blob:  # any other format's values: their sizes, and their bytes
-        counts, value_type = _narrowest([len(value) for value in values]), _BYTES
-    else:
-        counts, value_type = None, _ABSENT
-    parts = [None if part is None else (part.typecode.encode(), _little_endian(part)) for part in (gaps, weight_part, counts)]
-    return _packed(count, ids[0], parts, value_type, blob)
-
-
 _NO_LENGTH = 256  # above every length byte: the shortest of a term none of whose documents has a length
 
 
@@ -442,17 +415,48 @@ class TermBatch:
     values: np.ndarray | None = None  # uint32 positions, or uint8 bytes
     value_bounds: np.ndarray | None = None
 
-    def records(self, length_codes: np.ndarray) -> tuple[list[bytes], np.ndarray]:
-        """Each term's record (the bytes `_record` makes of the same postings) and its `_TERM_INFO`
-        row but for the record's place, every per-term decision (types, statistics) taken for the
-        whole batch at once. `length_codes`: each document's field length as a length byte."""
+    @classmethod
+    def of_one_term(cls, ids: array, weights: array, values: list[bytes], format_) -> TermBatch:
+        """One term's postings as Whoosh hands them to a postings writer (`ArrayPostingsWriter`:
+        docnums, float32 weights, one value each as `format_` encodes it), as a batch of one."""
+        blob = b"".join(values)
+        if isinstance(format_, ArrayPositions):  # counts of positions, and the positions (uint32)
+            counts = np.fromiter((len(value) >> 2 for value in values), dtype=np.uint32, count=len(values))
+            stored = np.frombuffer(blob, dtype=np.uint32)  # as `ArrayPositions.encode` wrote them
+        elif blob:  # any other format's values: their sizes, and their bytes
+            counts = np.fromiter(map(len, values), dtype=np.uint32, count=len(values))
+            stored = np.frombuffer(blob, dtype=np.uint8)
+        else:  # no values at all (Existence)
+            counts = stored = None
+        return cls(
+            "",
+            [b""],
+            np.array([0, len(ids)], dtype=np.int64),
+            np.array(ids, dtype=np.uint32),
+            np.array(weights, dtype=np.float32),
+            counts,
+            stored,
+            None if stored is None else np.array([0, len(stored)], dtype=np.int64),
+        )
+
+    def records(self) -> list[bytes]:
+        """Each term's record, laid out as the module docstring says: the one encoder of the
+        format, whether a whole batch comes from the pool (`add_batches`) or one term from
+        Whoosh's writer (`of_one_term`). Every per-term decision (each array's type) is taken for
+        the whole batch at once:
+        - gaps, and counts and positions, in the narrowest unsigned type that holds the term's
+          largest (uint8, uint16 or uint32);
+        - weights absent when all are 1.0; else as whole numbers (in the narrowest type) when all
+          are whole and not negative (counts × a whole boost); else as float32;
+        - another format's values as their bytes, their sizes as the counts."""
         starts, ends = self.bounds[:-1], self.bounds[1:]
         ids = self.ids.astype(np.int64)
         gaps = np.diff(ids, append=ids[-1:])
         gaps[ends - 1] = 0  # not a gap: from one term's last posting to the next term's first
         weights = self.weights.astype(np.float64)
         ones = np.add.reduceat(weights != 1.0, starts) == 0
-        whole = np.add.reduceat((weights < 0) | (weights != np.floor(weights)), starts) == 0
+        not_whole = ~np.isfinite(weights) | (weights < 0) | (weights != np.floor(weights))
+        whole = np.add.reduceat(not_whole, starts) == 0
         gap_part = _Narrowed(gaps, np.maximum.reduceat(gaps, starts))
         weight_part = _Narrowed(weights.astype(np.int64), np.maximum.reduceat(weights, starts).astype(np.int64))
         floats = self.weights.astype("<f4").tobytes()
@@ -464,20 +468,8 @@ class TermBatch:
                 blob = self.values.tobytes()
             else:
                 value_part = _Narrowed(self.values, np.maximum.reduceat(self.values, value_starts))
-        infos = np.zeros(len(self.texts), dtype=_TERM_INFO)
-        infos["weight"] = np.add.reduceat(weights, starts)
-        infos["df"] = ends - starts
-        # Length bytes grow with the lengths they stand for, so a term's shortest and longest
-        # lengths are its smallest and largest bytes; 0 stands for no length (W3's None).
-        codes = length_codes[ids].astype(np.int16)
-        shortest = np.minimum.reduceat(np.where(codes > 0, codes, _NO_LENGTH), starts)
-        infos["minlength"] = np.where(shortest == _NO_LENGTH, 0, shortest)
-        infos["maxlength"] = np.maximum.reduceat(codes, starts)
-        infos["maxweight"] = np.maximum.reduceat(weights, starts)
-        first_ids = ids[starts]
-        infos["minid"], infos["maxid"] = first_ids, ids[ends - 1]
         # Per-term values as lists: reading numpy scalars one at a time costs more than this.
-        first_ids = first_ids.tolist()
+        first_ids = ids[starts].tolist()
         records = []
         ones, whole = ones.tolist(), whole.tolist()
         value_bounds = self.value_bounds.tolist() if self.value_bounds is not None else None
@@ -500,7 +492,26 @@ class TermBatch:
                 else:
                     value_type, values = value_part.part(term, low, high)
             records.append(_packed(end - start, first_ids[term], parts, value_type, values))
-        return records, infos
+        return records
+
+    def term_infos(self, length_codes: np.ndarray) -> np.ndarray:
+        """Each term's `_TERM_INFO` row but for its record's place, W3's statistics of the whole
+        batch at once. `length_codes`: each document's field length as a length byte."""
+        starts, ends = self.bounds[:-1], self.bounds[1:]
+        ids = self.ids.astype(np.int64)
+        weights = self.weights.astype(np.float64)
+        infos = np.zeros(len(self.texts), dtype=_TERM_INFO)
+        infos["weight"] = np.add.reduceat(weights, starts)
+        infos["df"] = ends - starts
+        # Length bytes grow with the lengths they stand for, so a term's shortest and longest
+        # lengths are its smallest and largest bytes; 0 stands for no length (W3's None).
+        codes = length_codes[ids].astype(np.int16)
+        shortest = np.minimum.reduceat(np.where(codes > 0, codes, _NO_LENGTH), starts)
+        infos["minlength"] = np.where(shortest == _NO_LENGTH, 0, shortest)
+        infos["maxlength"] = np.maximum.reduceat(codes, starts)
+        infos["maxweight"] = np.maximum.reduceat(weights, starts)
+        infos["minid"], infos["maxid"] = ids[starts], ids[ends - 1]
+        return infos
 
 
 class _Narrowed:
@@ -527,19 +538,6 @@ def _packed(count: int, first: int, parts: list[tuple[bytes, bytes] | None], val
     part2, zipped2 = _maybe_compressed(blob)
     flags = (_PART1_ZSTD if zipped1 else 0) | (_PART2_ZSTD if zipped2 else 0)
     return _HEADER.pack(count, first, types, flags, len(part1)) + part1 + part2
-
-
-def _narrowest(values) -> array:
-    """Unsigned integers in the smallest array type that holds them all."""
-    top = max(values, default=0)
-    return array("B" if top < 1 << 8 else "H" if top < 1 << 16 else "I", values)
-
-
-def _little_endian(part: array) -> bytes:
-    if sys.byteorder == "big":
-        part = array(part.typecode, part)
-        part.byteswap()
-    return part.tobytes()
 
 
 def _dtype(type_code: str) -> np.dtype:
@@ -724,11 +722,16 @@ class ArrayPostings(ListMatcher):
         return self._types[3:] not in (_ABSENT, _BYTES)
 
     def with_positions(self) -> PostingArrays:
-        """The arrays with every posting's positions (the field's format must have positions)."""
+        """The arrays with every posting's positions (the field's format must have positions):
+        as stored when they are arrays (`has_array_positions`), else decoded by the field's format
+        posting by posting (a schema with another positions format, Whoosh's own say), so that a
+        phrase is checked by `scoring.in_sequence` whatever the format."""
         return self._positioned
 
     @cached_property
     def _positioned(self) -> PostingArrays:
+        if not self.has_array_positions():
+            return self._positions_by_format()
         key = (self._postfile._name, self._offset, "positions")
         positions = DECODED_LISTS.get(key)
         if positions is None:
@@ -736,6 +739,17 @@ class ArrayPostings(ListMatcher):
             DECODED_LISTS.put(key, positions, positions.nbytes)
         arrays = self.arrays  # shared by every reader of the list: a new record, not changed in place
         return PostingArrays(arrays.ids, arrays.weights, arrays.starts, positions)
+
+    def _positions_by_format(self) -> PostingArrays:
+        """`with_positions` of a field whose format is not ArrayPositions: each posting's value
+        decoded by the format (not kept in `DECODED_LISTS`: no schema of ours has such a field)."""
+        if self._values is None:
+            raise ValueError(f"{self._format!r} stores no positions")
+        decoded = [self._format.decode_positions(value) for value in self._values]
+        counts = np.fromiter(map(len, decoded), dtype=np.int64, count=len(decoded))
+        positions = np.fromiter(chain.from_iterable(decoded), dtype=np.uint32, count=int(counts.sum()))
+        arrays = self.arrays
+        return PostingArrays(arrays.ids, arrays.weights, np.concatenate(([0], np.cumsum(counts))), positions)
 
     def _values_array(self) -> np.ndarray:
         value_type = chr(self._types[3])

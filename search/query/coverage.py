@@ -13,7 +13,9 @@ synonym, its bigrams) counts LOOSE_CREDIT. It is Lucene's classic coordination f
 how much each word says.
 
 `Coverage` is a Whoosh query, so Whoosh's own collector can walk its matcher (`CoverageMatcher`);
-`scoring.py` computes the same scores over arrays (up to the order of the additions).
+`scoring.py` computes the same scores over arrays (up to the order in which a section's clause
+scores are added). The coverage maths is here once, for both: `CREDITS` (a word's share of its idf
+by how it matched) and `coverage_scores` (the formula above, for one section or arrays of them).
 """
 
 from __future__ import annotations
@@ -27,6 +29,18 @@ from whoosh.matching import Matcher, NullMatcher, ReadTooFar
 COVERAGE_WEIGHT = 2.0
 LOOSE_CREDIT = 0.5
 COVERAGE_FIELD = "body"  # whose idf weighs each word
+
+# How a section matches one of the question's words, and the share of the word's idf that earns
+# in its coverage (`CREDITS[EXACT]`): a word matched both ways counts as matched as itself.
+UNMATCHED, LOOSE, EXACT = 0, 1, 2
+CREDITS = (0.0, LOOSE_CREDIT, 1.0)
+
+
+def coverage_scores(total, covered, total_idf: float):
+    """The score of a section (or of each section, as arrays) from `total`, the sum of its clause
+    scores, and `covered`, the sum over the question's words of idf × CREDITS[how it matched]:
+    `total × (1 + COVERAGE_WEIGHT × covered / total_idf)`, the operations in this order."""
+    return total * (1.0 + COVERAGE_WEIGHT * (covered / total_idf))
 
 
 @dataclass(frozen=True)
@@ -148,8 +162,8 @@ class CoverageMatcher(Matcher):
                 total += exact.score()
             if loose_here:
                 total += loose.score()
-            covered += idf * (1.0 if exact_here else LOOSE_CREDIT if loose_here else 0.0)
+            covered += idf * CREDITS[EXACT if exact_here else LOOSE if loose_here else UNMATCHED]
         for m in self.together:
             if here(m):
                 total += m.score()
-        return total * (1.0 + COVERAGE_WEIGHT * (covered / self.total_idf))
+        return coverage_scores(total, covered, self.total_idf)

@@ -6,8 +6,9 @@ hundred term matchers and thirty OR trees per segment, which cost more than the 
 `top_documents` builds none of that. It reads the query itself, node by node, over the index's
 segments as one range of docnums:
 - a term: its postings in every segment as arrays (the array posting format, `postings.py`),
-  deleted documents dropped, scored as Whoosh's BM25F scores them (its `bm25()`, operation for
-  operation, with the global idf and average length Whoosh's scorer takes from the top searcher);
+  deleted documents dropped, scored as Whoosh's BM25F scores them (`bm25.py`: its `bm25()`,
+  operation for operation, with the global idf and average length Whoosh's scorer takes from the
+  top searcher);
 - OR adds up its children where they match; AND intersects them (the rarest first, the others
   only where it matched); ANDNOT and NOT exclude; a boost multiplies;
 - a phrase: its words' intersection, kept where the words stand one after another (positions are
@@ -38,7 +39,6 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass
-from math import log
 
 import numpy as np
 from whoosh import query as wq
@@ -67,8 +67,9 @@ from ..codec.whoosh_internals import (
     term_info,
     terms_reader,
 )
-from ..query.coverage import COVERAGE_FIELD, COVERAGE_WEIGHT, LOOSE_CREDIT, Coverage
+from ..query.coverage import COVERAGE_FIELD, CREDITS, EXACT, LOOSE, UNMATCHED, Coverage, coverage_scores
 from ..query.parse import QueryTooExpensive
+from . import bm25
 
 # Whoosh stores each document's field length as one byte; a document with no such field reads 1.
 LENGTH_OF_BYTE = np.array([1] + [byte_to_length(code) for code in range(1, 256)], dtype=np.float64)
@@ -212,13 +213,13 @@ class _Segment:
         return found[0]
 
     def length_norms(self, fieldname: str, B: float, K1: float, avgfl: float) -> np.ndarray:
-        """Every document's `K1 * ((1 - B) + B * fl / avgfl)` as `whoosh.scoring.bm25` computes it,
-        of each document's length as Whoosh's `doc_field_length` reads them one by one."""
+        """Every document's BM25 length norm (`bm25.length_norms`), of each document's length as
+        Whoosh's `doc_field_length` reads them one by one."""
         key = self._table_key(fieldname, B, K1, avgfl)
         found = SEGMENT_TABLES.get(key)
         if found is None:
             fl = LENGTH_OF_BYTE[length_codes(per_document_reader(self.reader), fieldname)]
-            found = (K1 * ((1 - B) + B * fl / avgfl),)
+            found = (bm25.length_norms(fl, B, K1, avgfl),)
             SEGMENT_TABLES.put(key, found, found[0].nbytes)
         return found[0]
 
@@ -411,18 +412,16 @@ class Evaluation:
 
         def scores(segment: _Segment, ids: np.ndarray, tf: np.ndarray | None) -> np.ndarray:
             norms = segment.length_norms(fieldname, B, K1, avgfl)[ids]
-            tf = tf if tf is not None else 1.0
-            # whoosh.scoring.bm25, operation for operation, so the floats are the same.
-            return idf * ((tf * (K1 + 1)) / (tf + norms))
+            return bm25.term_scores(idf, tf if tf is not None else 1.0, norms, K1)
 
         return scores
 
     def idf(self, fieldname: str, btext: bytes | None) -> float:
-        """Whoosh's idf of a term over the whole index (`WeightingModel.idf`: log(N / (df + 1)) + 1)."""
+        """Whoosh's idf of a term over the whole index (`bm25.idf`), kept for later searches."""
         key = (self.memory.number, fieldname, btext)
         idf = IDFS.get(key)
         if idf is None:
-            idf = log(self.size / (self._document_frequency(fieldname, btext) + 1)) + 1
+            idf = bm25.idf(self.size, self._document_frequency(fieldname, btext))
             IDFS.keep(key, idf)
         return idf
 
@@ -493,17 +492,14 @@ class Evaluation:
                 continue
             self.deadline.check()
             lists = [found[segment] for found in postings]  # every word is there: it has candidates
-            if all(found.has_array_positions() for found in lists):
-                positions = [found.with_positions() for found in lists]
-                ordered[first:end] = in_sequence(positions, candidate_ids[first:end] - segment.offset)
-            else:  # positions in another format: Whoosh's own phrase matcher decides
-                walked = _walked(wq.Phrase(fieldname, words).matcher(segment.searcher, self.context), self.deadline)
-                ordered[first:end] = np.isin(candidate_ids[first:end], walked.ids + segment.offset)
+            positions = [found.with_positions() for found in lists]  # (any format with positions)
+            ordered[first:end] = in_sequence(positions, candidate_ids[first:end] - segment.offset)
         return _Matches(scores[ordered], ids=candidate_ids[ordered])
 
     def _coverage(self, query: Coverage, within: _Within | None) -> _Matches:
         """`CoverageMatcher.score` over arrays: the clauses' sum, scaled by the idf-weighted share of
-        the question's words a document matches (a word matched only loosely counts in part).
+        the question's words a document matches (a word matched only loosely counts in part), as
+        `coverage.coverage_scores` computes it.
 
         Each clause's pieces are added where they match, and no clause becomes an array over the
         whole index: at a million sections a question's common words match a good part of it, and
@@ -523,22 +519,22 @@ class Evaluation:
         total, covered = np.zeros(size), np.zeros(size)
         for piece_ids, piece_scores in pieces:
             total[at(piece_ids)] += piece_scores  # (a piece's docnums are distinct)
-        credit = np.zeros(size, dtype=np.uint8)  # a word's: 2 where matched as itself, 1 only loosely
+        credit = np.zeros(size, dtype=np.uint8)  # a word's: EXACT where matched as itself, else LOOSE
         idfs = [self.idf(COVERAGE_FIELD, self.term_bytes(COVERAGE_FIELD, word.text)) for word in query.words]
         for (exact, loose), idf in zip(words, idfs):
             self.deadline.check()
             if not exact and not loose:
                 continue
             for piece_ids, _ in loose:
-                credit[at(piece_ids)] = 1
+                credit[at(piece_ids)] = LOOSE
             for piece_ids, _ in exact:
-                credit[at(piece_ids)] = 2
+                credit[at(piece_ids)] = EXACT
             matched = np.concatenate([at(piece_ids) for piece_ids, _ in exact + loose])  # repeats: see below
             # With repeated indexes, `+=` adds once per document (numpy buffers it), which is the
             # word's one credit there.
             covered[matched] += idf * _CREDITS[credit[matched]]
-            credit[matched] = 0
-        scores = total * (1.0 + COVERAGE_WEIGHT * (covered / sum(idfs)))
+            credit[matched] = UNMATCHED  # for the next word
+        scores = coverage_scores(total, covered, sum(idfs))
         if ids is not None:
             return _Matches(scores, ids=ids)
         mask = np.zeros(self.size, dtype=bool)
@@ -558,7 +554,7 @@ class Evaluation:
         return [] if found.is_empty() else [found.as_sparse()]
 
 
-_CREDITS = np.array([0.0, LOOSE_CREDIT, 1.0])  # a word's share of its idf, by how it matched
+_CREDITS = np.array(CREDITS)  # a word's share of its idf, by how it matched
 
 
 # A node matching fewer than 1/DENSE_SHARE of the index's documents keeps its docnums as a sorted
@@ -683,7 +679,12 @@ def _walked(matcher: Matcher, deadline: Deadline = Deadline(None)) -> _Matches:
 
 def in_sequence(words: list[PostingArrays], candidates: np.ndarray) -> np.ndarray:
     """For each candidate docnum (one that every word's postings hold): does some position of the
-    first word have the second word right after it, the third after that, and so on?"""
+    first word have the second word right after it, the third after that, and so on?
+
+    The one phrase check over position arrays: the first stage's phrases (`_read_phrase`, every
+    positions format through `ArrayPostings.with_positions`) and the reranker's word pairs
+    (`rerank._Candidates.in_sequence`). Whoosh's SpanNear2 (slop 1, ordered) decides the same; two
+    strategies, the same answer: array operations, or one candidate at a time when there are few."""
     if len(candidates) <= FEW_CANDIDATES:
         return _in_sequence_each(words, candidates)
     placed = []  # per word: (candidate number, position - the word's place in the phrase), ascending
