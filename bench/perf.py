@@ -35,9 +35,9 @@ from pathlib import Path
 
 from perf_queries import mixed_queries
 
+from search import memory
 from search.analysis.sudachi import _thread_tokenizer
 from search.codec.store import IndexStore
-from search.ranking.scoring import forget_between_searches
 from search.searching import SearchIndex
 from search.sources.readers import Article, read_corpus
 
@@ -211,7 +211,7 @@ def query_latencies(index: Path, queries: list[tuple[str, str]], out, straightfo
     found: dict[str, list[float]] = {"search": [], "search+snippets": []}
     hits = []
     for label, snippets in (("search", False), ("search+snippets", True)):
-        forget_between_searches()
+        memory.forget([memory.QUERY])  # what the queries brought in; tables and analyses stay warm
         for _, query in queries:
             started = time.perf_counter()
             results = search.search(query, limit=10, snippets=snippets)

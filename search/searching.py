@@ -50,7 +50,7 @@ from .query.parse import (
 )
 from .query.synonyms import UserSynonyms, default_synonyms_path
 from .ranking.rerank import RERANK_DEPTH, Reranker, SectionTable, shipped
-from .ranking.scoring import Deadline, Ranking, top_documents
+from .ranking.scoring import SEGMENT_TABLES, Deadline, Ranking, top_documents
 from .snippets import Snippet, make_snippet, mark_whole
 
 if TYPE_CHECKING:
@@ -926,11 +926,7 @@ class ArticleMap:
         keep its old article: it never matches, so it is never grouped."""
         # An index of no articles reads as one EmptyReader, which has no segment.
         leaves = [(leaf, offset) for leaf, offset in reader.leaf_readers() if leaf.segment() is not None]
-        with _SEGMENT_ARTICLES_LOCK:
-            segments = [_segment_articles(leaf) for leaf, _ in leaves]
-            wanted = {leaf.segment().segment_id() for leaf, _ in leaves}
-            for stale in set(_SEGMENT_ARTICLES) - wanted:  # built tables keep what they need
-                del _SEGMENT_ARTICLES[stale]
+        segments = [_segment_articles(leaf) for leaf, _ in leaves]
         if not segments:
             return cls(np.zeros(0, dtype=np.int64))
         # One number per article id over all segments (an article's sections share a segment,
@@ -956,16 +952,19 @@ class ArticleMap:
         return len(found), list(sections.values())
 
 
-# Segment id → its article ids and each of its documents' index into them (see ArticleMap.build).
-_SEGMENT_ARTICLES: dict[str, tuple[list[str | None], np.ndarray]] = {}
-_SEGMENT_ARTICLES_LOCK = threading.Lock()
-
-
 def _segment_articles(leaf) -> tuple[list[str | None], np.ndarray]:
-    key = leaf.segment().segment_id()
-    if key not in _SEGMENT_ARTICLES:
-        _SEGMENT_ARTICLES[key] = _term_codes(leaf, "article_id")
-    return _SEGMENT_ARTICLES[key]
+    """A segment's article ids and each of its documents' index into them, kept with the other
+    per-segment tables (`scoring.SEGMENT_TABLES`), by segment id: segments are write-once."""
+    key = ("articles", leaf.segment().segment_id())
+    found = SEGMENT_TABLES.get(key)
+    if found is None:
+        names, codes = _term_codes(leaf, "article_id")
+        found = (names, codes)
+        SEGMENT_TABLES.put(key, found, codes.nbytes + sum(_NAME_BYTES + len(name or "") for name in names))
+    return found
+
+
+_NAME_BYTES = 80  # a kept article id's cost besides its characters (a str object and a list slot)
 
 
 def _facets(category: Mapping, source: Mapping, month: Mapping) -> Facets:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from search import memory
 from search.indexing import reindex
 from search.ranking import scoring
 from search.searching import Filters, SearchIndex
@@ -120,7 +121,7 @@ def _listed(results) -> list[tuple[str, list[str]]]:
 @pytest.mark.parametrize("few", [0, 10**9], ids=["array-check", "one-by-one-check"])
 def test_both_ways_of_checking_phrase_positions_rank_like_whoosh(searched, monkeypatch, few):
     monkeypatch.setattr(scoring, "FEW_CANDIDATES", few)
-    scoring.forget_between_searches()
+    memory.forget()
     fast, plain = SearchIndex(searched.root), WhooshOracle(searched.root)
     for query in searched.phrase_queries:
         one = fast.search(query, limit=20, snippets=False)

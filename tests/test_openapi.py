@@ -14,7 +14,6 @@ from click.testing import CliRunner
 from web_corpus import HOSTILE_ID, build_web_index
 
 from search.cli import cli
-
 from web import create_app
 from web.openapi import OPENAPI
 

@@ -16,6 +16,7 @@ from whoosh.codec.whoosh3 import W3Codec
 from whoosh.formats import Existence
 from whoosh.qparser import QueryParser
 
+from search import memory
 from search.codec import postings, stored
 from search.codec.mapped import _BufferReader
 from search.codec.postings import (
@@ -23,7 +24,6 @@ from search.codec.postings import (
     ArrayCodec,
     ArrayPositions,
     ArrayPostings,
-    DecodedLists,
     TermBatch,
     TermCounts,
 )
@@ -324,7 +324,7 @@ def test_whoosh_searches_the_arrays_as_it_searches_its_own_format(w3_and_arrays,
 
 
 def test_decoded_lists_keep_the_most_recently_used_within_their_budget():
-    lists = DecodedLists(budget_bytes=100)
+    lists = memory.RecentEntries(budget_bytes=100)
     lists.put(("a.pst", 0, "arrays"), "first", 40)
     lists.put(("a.pst", 9, "arrays"), "second", 40)
     assert lists.get(("a.pst", 0, "arrays")) == "first"  # now the most recently used

@@ -15,6 +15,7 @@ from whoosh import scoring as whoosh_scoring
 from whoosh.formats import Positions
 from whoosh.scoring import BM25F
 
+from search import memory
 from search.codec.schema import build_schema, section_documents
 from search.codec.segments import ArraySegmentWriter
 from search.query.coverage import Coverage
@@ -110,7 +111,7 @@ def test_the_one_phrase_check_finds_what_whooshs_phrase_matcher_finds(index, mon
     # Both strategies of `in_sequence`, over positions stored as arrays and decoded from
     # Whoosh's own format: the same sections as Whoosh's SpanNear2, the same scores.
     monkeypatch.setattr(scoring, "FEW_CANDIDATES", few)
-    scoring.forget_between_searches()
+    memory.forget()
     phrases = _phrases(index)
     assert len(phrases) > 40
     matched = 0

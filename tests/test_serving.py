@@ -202,7 +202,7 @@ def test_caches_stay_within_one_budget_across_threads(news_index, small_budget):
 def test_shared_caches_serve_every_thread(news_index):
     # A term scored by one thread's searcher is not scored again by another of the same generation
     # for its segment tables and term infos; each searcher's scores are its own (they hold its idfs).
-    scoring.forget_between_searches()
+    memory.forget()
     index = SearchIndex(news_index)
     first = index.search("試合", 10)
     infos_after_one = len(postings.TERM_INFOS)
@@ -240,3 +240,21 @@ def test_serve_gives_the_caches_what_the_rest_leaves_of_its_budget(news_index):
     assert caches + sum(others.values()) == total
     small, _ = cache_budget(64 << 20, news_index)  # less than the dictionary alone
     assert small == int((64 << 20) * MIN_CACHE_SHARE)
+
+
+def test_one_forget_empties_the_caches_of_the_kinds_asked(news_index):
+    index = SearchIndex(news_index)
+    index.search("試合 日本", 10, group=True, facets=True)
+    index.search("日本の首都はどこですか", 10)
+    kinds = {name: registered.kind for name, registered in memory._caches.items()}
+    assert set(kinds) == set(memory.SHARES), "every cache of the budget is registered, and only those"
+    used = memory.cache_bytes()
+    assert all(used[name] > 0 for name in kinds), used
+    memory.forget([memory.QUERY])
+    after_queries = memory.cache_bytes()
+    for name, kind in kinds.items():
+        assert (after_queries[name] == 0) == (kind == memory.QUERY), (name, kind, after_queries[name])
+    memory.forget()
+    assert not any(memory.cache_bytes().values())
+    # Forgotten is not broken: the same searches find the same again.
+    assert [hit.section_id for hit in index.search("試合 日本", 10).hits]

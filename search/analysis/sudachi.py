@@ -268,7 +268,14 @@ class _AnalysisCache(OrderedDict):
         return dropped_chars
 
 
-memory.register("analyses", set_analysed_bytes, analysed_bytes)
+def _forget_analyses() -> None:
+    for cache in _every_cache():
+        with cache.lock:
+            cache.clear()
+            cache.chars = 0
+
+
+memory.register("analyses", memory.CacheFunctions(set_analysed_bytes, analysed_bytes, _forget_analyses), memory.TEXT)
 
 
 class Columns(NamedTuple):
@@ -397,7 +404,12 @@ def _make_entry_room() -> None:
         _unit_pieces.clear()
 
 
-memory.register("dictionary entries", set_entry_bytes, entry_bytes)
+def _forget_entries() -> None:
+    _word_entries.clear()
+    _unit_pieces.clear()
+
+
+memory.register("dictionary entries", memory.CacheFunctions(set_entry_bytes, entry_bytes, _forget_entries), memory.TEXT)
 
 
 def _word_entry(morpheme, is_content) -> str | tuple[str, tuple[int, ...], bool]:

@@ -30,8 +30,7 @@ import struct
 import threading
 import zlib
 from array import array
-from collections import OrderedDict
-from collections.abc import Hashable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import chain, pairwise
@@ -573,98 +572,18 @@ class PostingArrays:
     positions: np.ndarray | None = None  # unsigned, as stored; only `with_positions` reads them
 
 
-class DecodedLists:
-    """Posting lists decoded recently, least recently used dropped first past a byte budget.
-
-    Decoding a list (unzip, gaps summed, types widened) is most of reading a term, and the same
-    terms come back query after query: the words of a day's news, the common words of every
-    question. `DECODED_LISTS` is shared by every searcher of the process, keyed by a segment file's
-    name, the list's offset in it and "arrays" or "positions": segments are written once under a
-    random name, so a name and an offset always mean the same bytes, whichever searcher or
-    generation reads them. (`scoring.py` keeps each searcher's scored terms in one too.)
-
-    Values are best kept as arrays or plain tuples of arrays: Python's garbage collector stops
-    watching those, where each object of a class is watched for life, and a full collection of a
-    search process holding 300,000 such objects took a quarter of a second.
-    """
-
-    def __init__(self, budget_bytes: int):
-        self.budget_bytes = budget_bytes
-        self.used_bytes = 0
-        self._lists: OrderedDict[Hashable, tuple[object, int]] = OrderedDict()  # (list, its bytes)
-        self._lock = threading.Lock()
-
-    def resize(self, budget_bytes: int) -> None:
-        """A new budget (`memory.set_cache_budget`): the least recently used go until it holds."""
-        with self._lock:
-            self.budget_bytes = budget_bytes
-            self._drop_over_budget()
-
-    def _drop_over_budget(self) -> None:
-        while self.used_bytes > self.budget_bytes:
-            _, (_, dropped_size) = self._lists.popitem(last=False)
-            self.used_bytes -= dropped_size
-
-    def get(self, key: Hashable):
-        with self._lock:
-            found = self._lists.get(key)
-            if found is None:
-                return None
-            self._lists.move_to_end(key)
-            return found[0]
-
-    def put(self, key: Hashable, value, size: int) -> None:
-        if size > self.budget_bytes:
-            return
-        with self._lock:
-            if key in self._lists:
-                return
-            # Room first, then the entry: `used_bytes` is read without the lock (the memory
-            # accountant), so it never shows more than the budget, even for a moment.
-            while self._lists and self.used_bytes + size > self.budget_bytes:
-                _, (_, dropped_size) = self._lists.popitem(last=False)
-                self.used_bytes -= dropped_size
-            self._lists[key] = (value, size)
-            self.used_bytes += size
-
-    def clear(self) -> None:
-        with self._lock:
-            self._lists.clear()
-            self.used_bytes = 0
+# Both in the process's one cache registry (`memory.py`). Decoding a list (unzip, gaps summed,
+# types widened) is most of reading a term, and the same terms come back query after query: the
+# words of a day's news, the common words of every question. `DECODED_LISTS` is shared by every
+# searcher of the process, keyed by a segment file's name, the list's offset in it and "arrays"
+# or "positions": segments are written once under a random name, so a name and an offset always
+# mean the same bytes, whichever searcher or generation reads them.
+DECODED_LISTS = memory.RecentEntries()
+TERM_INFOS = memory.SmallEntries()  # (terms file, field, term) → its info, or None when it is not there
+memory.register("decoded posting lists", DECODED_LISTS, memory.QUERY)
+memory.register("term infos", TERM_INFOS, memory.QUERY)
 
 
-class SmallEntries(dict):
-    """Small entries (a term's info, an idf), up to as many as a byte budget allows at
-    `ENTRY_BYTES` each, all dropped when full (cheaper than ordering each use, for values that
-    cost one lookup to make again). Shared by every thread: a dict's single operations are atomic."""
-
-    limit = 0
-
-    def resize(self, budget_bytes: int) -> None:
-        self.limit = budget_bytes // ENTRY_BYTES
-        if len(self) > self.limit:
-            self.clear()
-
-    def keep(self, key: Hashable, value) -> None:
-        if len(self) >= self.limit:
-            self.clear()
-        if self.limit:
-            self[key] = value
-
-    @property
-    def used_bytes(self) -> int:
-        return len(self) * ENTRY_BYTES
-
-
-# An entry of `SmallEntries`, key and value, as counted against the budget (265 bytes measured for
-# a term info's).
-ENTRY_BYTES = 300
-
-# Both sized by the process's memory budget (`memory.py`).
-DECODED_LISTS = DecodedLists(budget_bytes=0)
-TERM_INFOS = SmallEntries()  # (terms file, field, term) → its info, or None when it is not there
-memory.register("decoded posting lists", DECODED_LISTS.resize, lambda: DECODED_LISTS.used_bytes)
-memory.register("term infos", TERM_INFOS.resize, lambda: TERM_INFOS.used_bytes)
 
 
 class ArrayPostings(ListMatcher):
@@ -692,7 +611,7 @@ class ArrayPostings(ListMatcher):
         if kept is not None:
             return PostingArrays(*kept)
         arrays = self._decoded_arrays()
-        kept = (arrays.ids, arrays.weights, arrays.starts)  # a plain tuple: see `DecodedLists`
+        kept = (arrays.ids, arrays.weights, arrays.starts)  # a plain tuple: see `memory.RecentEntries`
         DECODED_LISTS.put(key, kept, sum(part.nbytes for part in kept if part is not None))
         return arrays
 

@@ -50,13 +50,9 @@ from whoosh.util.numeric import byte_to_length
 
 from .. import memory
 from ..codec.postings import (
-    DECODED_LISTS,
-    TERM_INFOS,
     ArrayCodec,
     ArrayPostings,
-    DecodedLists,
     PostingArrays,
-    SmallEntries,
     length_codes,
 )
 from ..codec.whoosh_internals import (
@@ -139,14 +135,24 @@ def _kth_largest(values: np.ndarray, k: int) -> float:
 # its memory's number, in caches every searcher of the process shares within one budget: entries
 # of a closed searcher age out. The per-segment tables depend on the segment alone, and every
 # thread's reader of a segment shares them. All three are sized by `memory.py`.
-SCORED_TERMS = DecodedLists(budget_bytes=0)  # (memory, field, text or words) → (ids, scores)
-IDFS = SmallEntries()  # (memory, field, term) → idf
-SEGMENT_TABLES = DecodedLists(budget_bytes=0)  # (segment, deletions, what) → (array or None,)
-memory.register("scored terms", SCORED_TERMS.resize, lambda: SCORED_TERMS.used_bytes)
-memory.register("idfs", IDFS.resize, lambda: IDFS.used_bytes)
-memory.register("segment tables", SEGMENT_TABLES.resize, lambda: SEGMENT_TABLES.used_bytes)
+class _ScoredTerms(memory.RecentEntries):
+    """Scored terms, kept under their searcher memory's number: forgetting them forgets every
+    searcher's memory too (its number and average lengths are of an earlier era then)."""
+
+    def clear(self) -> None:
+        global _memory_era
+        super().clear()
+        _memory_era += 1
+
+
+SCORED_TERMS = _ScoredTerms()  # (memory, field, text or words) → (ids, scores)
+IDFS = memory.SmallEntries()  # (memory, field, term) → idf
+SEGMENT_TABLES = memory.RecentEntries()  # (segment, deletions, what) → (array or None,)
+memory.register("scored terms", SCORED_TERMS, memory.QUERY)
+memory.register("idfs", IDFS, memory.QUERY)
+memory.register("segment tables", SEGMENT_TABLES, memory.SEGMENT)
 _MEMORY_ATTRIBUTE = "_midashi_memory"  # on a searcher: its _SearcherMemory
-_memory_era = 0  # a memory from an earlier era is forgotten (`forget_between_searches`)
+_memory_era = 0  # a memory from an earlier era is forgotten (`memory.forget`)
 _memory_numbers = itertools.count()  # never reused, unlike id(): a key never means another searcher
 
 
@@ -166,16 +172,6 @@ def _memory(searcher: Searcher) -> _SearcherMemory:
         kept = _SearcherMemory(_memory_era, next(_memory_numbers), {})
         setattr(searcher, _MEMORY_ATTRIBUTE, kept)
     return kept
-
-
-def forget_between_searches() -> None:
-    """Drop what searches keep for the searches after them (decoded lists, term infos, scored
-    terms and idfs), so a benchmark's warm-up pass does not leave the timed pass every query's
-    terms ready."""
-    global _memory_era
-    for cache in (DECODED_LISTS, TERM_INFOS, SCORED_TERMS, IDFS):
-        cache.clear()
-    _memory_era += 1
 
 
 class _Within:
@@ -349,7 +345,7 @@ class Evaluation:
 
     def _remember(self, key: tuple, found: _Matches) -> None:
         """Keep `found` (sparse, as every term and phrase is) for later searches, as a plain
-        tuple of arrays (see `postings.DecodedLists`)."""
+        tuple of arrays (see `memory.RecentEntries`)."""
         SCORED_TERMS.put((self.memory.number, key), (found.ids, found.scores), found.ids.nbytes + found.scores.nbytes)
 
     def _read_term(self, fieldname: str, text, within: _Within | None) -> _Matches:
