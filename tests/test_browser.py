@@ -274,9 +274,11 @@ def test_phone_landing_on_a_section_shows_its_heading_and_the_article(sized, bas
     assert sized.find_element(By.ID, "article-title").is_displayed()
 
 
-def test_desktop_landing_clears_the_sticky_header(sized, base_url):
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+def test_desktop_landing_clears_the_sticky_header(sized, base_url, dark):
     from selenium.webdriver.common.by import By
 
+    at_size(sized, DESKTOP, dark)
     sized.get(base_url + "/articles/digest/week?q=香川#s4")
     wait(sized, lambda d: d.execute_script("return window.scrollY") > 0)
     header = rect(sized, ".site-header")
@@ -284,7 +286,7 @@ def test_desktop_landing_clears_the_sticky_header(sized, base_url):
     assert header["top"] == 0 and bar["top"] >= header["bottom"] - 1
     assert rect(sized, "#s4 h2")["top"] >= bar["bottom"]
     assert sized.find_element(By.CSS_SELECTOR, "#article-bar .bar-headline").is_displayed()
-    assert viewport_shot(sized, "article-landing-desktop.png").exists()
+    assert viewport_shot(sized, f"article-landing-desktop-{'dark' if dark else 'light'}.png").exists()
 
 
 def test_results_pages_do_not_take_focus(driver, base_url):
@@ -357,6 +359,7 @@ def test_pagination_counts_pages_and_reaches_the_last(sized, base_url):
     driver.get(base_url + "/?q=半導体&per_page=1&page=999")
     notice = driver.find_element(By.CSS_SELECTOR, ".past-end")
     assert "999 ページ目はありません" in notice.text and "語を減らす" not in driver.page_source
+    assert viewport_shot(driver, "past-the-end-desktop.png").exists()
     notice.find_element(By.LINK_TEXT, f"最後のページ（{pages} ページ目）へ").click()
     wait(driver, lambda d: f"page={pages}" in d.current_url and d.find_elements(By.CSS_SELECTOR, ".hit"))
 
