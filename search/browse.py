@@ -12,6 +12,7 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
@@ -105,10 +106,6 @@ class Alternative:
     filtered: bool  # keeps the user's filters
 
 
-def _in_article(hit) -> int:
-    return hit.section_number
-
-
 def valid_article_id(article_id: str) -> bool:
     """Ids are relative corpus paths: no empty, `.` or `..` parts, no backslashes or control chars."""
     if not article_id or len(article_id) > MAX_ARTICLE_ID_CHARS or _UNSAFE_ID.search(article_id):
@@ -167,7 +164,7 @@ class Browser:
         what each of them is about (a search computes snippets for best sections only)."""
         spec = self._highlight(query)
         wanted = {
-            group.best.article_id: {o.section_id for o in sorted(group.others, key=_in_article)[:OTHER_SNIPPETS]}
+            group.best.article_id: {o.section_id for o in sorted(group.others, key=attrgetter("section_number"))[:OTHER_SNIPPETS]}
             for group in groups if group.others
         }
         if spec is None or not wanted:

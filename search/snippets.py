@@ -261,10 +261,10 @@ def lead(text: str, chars: int) -> str:
 def _opening(text: str, word_starts: list[int], chars: int) -> Snippet:
     """The text's opening, up to `chars` characters: whole sentences if one ends in the second
     half of that, else cut at a clause break or a word start (`window_edge`), then `…`."""
+    offset = len(text) - len(text.lstrip())  # word starts count from the text as given
     text = text.strip()
     if len(text) <= chars:
         return Snippet((((text, False),),) if text else ())
-    offset = len(text) - len(text.lstrip())
     ends = [m.end() for m in _SENTENCE_END.finditer(text, chars // 2, chars)]
     if ends:
         return Snippet((((text[:ends[-1]].strip(), False),),))

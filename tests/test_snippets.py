@@ -137,11 +137,12 @@ def test_the_opening_stands_in_cut_between_words():
     between words."""
     nothing = HighlightSpec(terms=frozenset({"存在しない語"}))
     for body in fixture_bodies():
-        for chars in (25, 50):
-            snippet = short_snippet(body, nothing, 1, chars)
-            assert snippet.fragments and not snippet.has_match()
-            assert_cut_between_words(snippet, body)
-            assert len(snippet.text()) <= chars + 1
+        for text in (body, "\n\u3000 " + body):  # leading blanks do not shift the cut
+            for chars in (25, 50):
+                snippet = short_snippet(text, nothing, 1, chars)
+                assert snippet.fragments and not snippet.has_match()
+                assert_cut_between_words(snippet, text)
+                assert len(snippet.text()) <= chars + 1
     assert lead("", 20) == ""
     assert lead("短い文。", 20) == "短い文。"
 
