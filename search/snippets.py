@@ -95,9 +95,9 @@ class SentenceFragmenter(highlight.Fragmenter):
         self._word_starts: list[int] = []
 
     def fragment_tokens(self, text, tokens):
-        tokens = [t.copy() for t in tokens]
+        tokens = list(tokens)
         self._word_starts = [t.startchar for t in tokens]
-        matches = [t for t in tokens if t.matched]
+        matches = [t.copy() for t in tokens if t.matched]
         if not matches:
             return
         index = 0
