@@ -12,6 +12,7 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
@@ -19,8 +20,8 @@ from whoosh.searching import Searcher
 
 from .analysis.sudachi import terms
 from .query.parse import HighlightSpec, QueryError, normalize_query
-from .searching import Filters, SearchIndex, article_fields
-from .snippets import Snippet, mark_whole
+from .searching import ArticleGroup, Filters, SearchIndex, article_fields
+from .snippets import Snippet, mark_whole, short_snippet
 from .sources.articles import SECTION_SEPARATOR
 
 MAX_ARTICLE_ID_CHARS = 300
@@ -33,6 +34,10 @@ RELATED_KEY_TERMS = 12
 RELATED_TEXT_CHARS = 20_000
 MARKED_ARTICLE_CHARS = 200_000
 SUGGESTIONS = 8
+# A result's other matching sections each show one line of their text: at most this many of
+# them per article (the rest show their heading), each fragment at most this many characters.
+OTHER_SNIPPETS = 3
+OTHER_SNIPPET_CHARS = 60
 # How many lexicon entries a prefix may expand to before we stop looking (a one-letter prefix).
 PREFIX_SCAN = 2000
 MAX_ALTERNATIVES = 5
@@ -155,6 +160,29 @@ class Browser:
             related=related,
             **article_fields(first),
         )
+
+    def other_snippets(self, groups: list[ArticleGroup], query: str) -> dict[str, Snippet]:
+        """One short snippet (section_id → it) for each of the first OTHER_SNIPPETS other
+        matching sections of each article in `groups`, in article order, so a result list can say
+        what each of them is about (a search computes snippets for best sections only)."""
+        spec = self._highlight(query)
+        wanted = {
+            group.best.article_id: {o.section_id for o in sorted(group.others, key=attrgetter("section_number"))[:OTHER_SNIPPETS]}
+            for group in groups if group.others
+        }
+        if spec is None or not wanted:
+            return {}
+        snippets: dict[str, Snippet] = {}
+        with self.index.view() as view:
+            searcher = view.searcher
+            for article_id, section_ids in wanted.items():
+                for docnum in searcher.document_numbers(article_id=article_id):
+                    fields = searcher.stored_fields(docnum)
+                    if fields["section_id"] in section_ids:
+                        snippets[fields["section_id"]] = short_snippet(
+                            fields.get("body", ""), spec, 1, OTHER_SNIPPET_CHARS
+                        )
+        return snippets
 
     @staticmethod
     def _related(searcher, docnum: int, article_id: str, text: str) -> list[RelatedArticle]:

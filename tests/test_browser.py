@@ -6,6 +6,7 @@ saved in test-artifacts/ for a person to look at.
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -200,3 +201,214 @@ def test_pages_break_no_content_security_policy(driver, base_url):
     assert driver.find_element(By.ID, "styled").value_of_css_property("color") != "rgba(255, 0, 0, 1)"
     reported = " ".join(csp_violations(driver))
     assert "script-src" in reported or "default-src" in reported
+
+
+# --- phone widths, focus, IME, pagination and the article page (issue 29) --------------------
+
+PHONE = (390, 844)
+DESKTOP = (1280, 900)
+
+
+def at_size(driver, size: tuple[int, int], dark: bool = False) -> None:
+    """A viewport of `size` CSS pixels (DevTools' device metrics: exact, unlike a window size),
+    in the light or dark colour scheme; the desktop size is the plain window again."""
+    if size == DESKTOP:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        driver.set_window_size(*DESKTOP)
+    else:
+        metrics = {"width": size[0], "height": size[1], "deviceScaleFactor": 1, "mobile": True}
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+    scheme = [{"name": "prefers-color-scheme", "value": "dark" if dark else "light"}]
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": scheme})
+
+
+def viewport_shot(driver, name: str) -> Path:
+    """What a reader sees now (not the whole page): the landing position is the point."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    driver.save_screenshot(str(path))
+    return path
+
+
+@pytest.fixture
+def sized(driver):
+    """Puts the window back to the desktop size, light scheme, after a test that changes them."""
+    yield driver
+    at_size(driver, DESKTOP)
+
+
+def rect(driver, css: str) -> dict:
+    return driver.execute_script("return document.querySelector(arguments[0]).getBoundingClientRect().toJSON()", css)
+
+
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+def test_phone_landing_on_a_section_shows_its_heading_and_the_article(sized, base_url, dark):
+    from selenium.webdriver.common.by import By
+
+    from web_corpus import DIGEST_TITLE
+
+    at_size(sized, PHONE, dark)
+    sized.get(base_url + "/?q=香川真司 移籍")
+    assert sized.execute_script("return window.innerWidth") == PHONE[0]
+    link = next(a for a in sized.find_elements(By.CSS_SELECTOR, ".hit-title a") if "digest/week" in a.get_attribute("href"))
+    anchor = link.get_attribute("href").rsplit("#", 1)[1]
+    assert anchor != "s1", "the result leads into the article, past its headline"
+    link.click()
+    wait(sized, lambda d: "/articles/digest/week" in d.current_url)
+    wait(sized, lambda d: d.execute_script("return window.scrollY") > 0)
+    heading = rect(sized, f"#{anchor} h2")
+    bar = rect(sized, "#article-bar")
+    assert bar["top"] == 0 and bar["height"] > 0, "the article bar is stuck to the top of the screen"
+    assert heading["top"] >= bar["bottom"], "the section's heading is below the bar, not under it"
+    assert heading["bottom"] < PHONE[1] / 2, "and near the top of the screen"
+    title = sized.find_element(By.CSS_SELECTOR, "#article-bar .bar-headline")
+    assert title.is_displayed() and title.text and DIGEST_TITLE.startswith(title.text.rstrip("…"))
+    assert sized.find_element(By.CSS_SELECTOR, "#article-bar .bar-date").text == "2012年6月9日"
+    target = sized.find_element(By.ID, anchor)
+    assert target.value_of_css_property("outline-style") == "none", "no heavy ring around the landed section"
+    assert target.value_of_css_property("background-color") != "rgba(0, 0, 0, 0)", "a subtle tint instead"
+    assert viewport_shot(sized, f"article-landing-phone-{'dark' if dark else 'light'}.png").exists()
+
+    sized.execute_script("window.scrollTo(0, 0)")  # at the top the headline itself shows: the bar's copy hides
+    wait(sized, lambda d: not d.find_element(By.CSS_SELECTOR, "#article-bar .bar-title").is_displayed())
+    assert sized.find_element(By.ID, "article-title").is_displayed()
+
+
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+def test_desktop_landing_clears_the_sticky_header(sized, base_url, dark):
+    from selenium.webdriver.common.by import By
+
+    at_size(sized, DESKTOP, dark)
+    sized.get(base_url + "/articles/digest/week?q=香川#s4")
+    wait(sized, lambda d: d.execute_script("return window.scrollY") > 0)
+    header = rect(sized, ".site-header")
+    bar = rect(sized, "#article-bar")
+    assert header["top"] == 0 and bar["top"] >= header["bottom"] - 1
+    assert rect(sized, "#s4 h2")["top"] >= bar["bottom"]
+    assert sized.find_element(By.CSS_SELECTOR, "#article-bar .bar-headline").is_displayed()
+    assert viewport_shot(sized, f"article-landing-desktop-{'dark' if dark else 'light'}.png").exists()
+
+
+def test_results_pages_do_not_take_focus(driver, base_url):
+    driver.get(base_url + "/?q=半導体")
+    assert driver.execute_script("return document.activeElement.id") != "q", "no keyboard pops up on a phone"
+    assert driver.execute_script("return document.activeElement === document.body")
+    driver.get(base_url + "/?q=半導体&page=999")
+    assert driver.execute_script("return document.activeElement.id") != "q"
+    driver.get(base_url + "/")
+    assert driver.execute_script("return document.activeElement.id") == "q", "the empty home page is for typing"
+
+
+def test_enter_while_composing_never_picks_a_suggestion(driver, base_url):
+    """An IME's Enter confirms the conversion (かがわ → 香川): it must not choose a suggestion."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    driver.get(base_url + "/?q=半導体")
+    box = driver.find_element(By.ID, "q")
+    box.clear()
+    box.send_keys("工場")
+    wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#suggestions [role=option]"))
+    box.send_keys(Keys.ARROW_DOWN)
+    assert box.get_attribute("aria-activedescendant") == "suggestion-0"
+    before = driver.current_url
+    driver.execute_script("""
+        const box = arguments[0];
+        box.dispatchEvent(new CompositionEvent("compositionstart", {bubbles: true, data: ""}));
+        const composing = new KeyboardEvent("keydown", {key: "Enter", code: "Enter", bubbles: true, cancelable: true, isComposing: true});
+        box.dispatchEvent(composing);
+        const legacy = new KeyboardEvent("keydown", {key: "Enter", code: "Enter", bubbles: true, cancelable: true});
+        Object.defineProperty(legacy, "keyCode", {get: () => 229});  // what some browsers send instead
+        box.dispatchEvent(legacy);
+        box.dispatchEvent(new CompositionEvent("compositionend", {bubbles: true, data: "工場"}));
+        window.composedEnterPrevented = composing.defaultPrevented || legacy.defaultPrevented;
+    """, box)
+    assert driver.execute_script("return window.composedEnterPrevented") is False
+    assert driver.current_url == before and driver.execute_script("return window.composedEnterPrevented") is False
+    assert box.get_attribute("aria-activedescendant") == "suggestion-0", "the list is still open, nothing chosen"
+    # The same Enter after the conversion is the user's: it picks the suggestion.
+    driver.execute_script("""
+        arguments[0].dispatchEvent(new KeyboardEvent("keydown", {key: "Enter", code: "Enter", bubbles: true, cancelable: true}));
+    """, box)
+    wait(driver, lambda d: "q=%E5%B7%A5%E5%A0%B4" in d.current_url)
+
+
+def test_pagination_counts_pages_and_reaches_the_last(sized, base_url):
+    from selenium.webdriver.common.by import By
+
+    driver = sized
+    driver.get(base_url + "/?q=半導体&per_page=1&page=3")
+    pager = driver.find_element(By.CSS_SELECTOR, ".pagination")
+    pages = int(driver.find_element(By.CSS_SELECTOR, ".results-summary strong").text)
+    assert f"{pages} ページ中 3 ページ目" in pager.text
+    labels = [item.text for item in pager.find_elements(By.CSS_SELECTOR, "li")]
+    assert labels == ["← 前へ", "1", "2", "3", "4", "5", "…", str(pages), "次へ →"]
+    assert viewport_shot(driver, "pagination-desktop.png").exists()
+    at_size(driver, PHONE)
+    driver.refresh()  # the page adapts on load (the filters fold on a phone)
+    driver.execute_script("document.querySelector('.pagination').scrollIntoView()")
+    assert rect(driver, ".pagination ul")["right"] <= PHONE[0], "the pager fits a phone"
+    assert viewport_shot(driver, "pagination-phone.png").exists()
+    at_size(driver, DESKTOP)
+
+    driver.find_element(By.CSS_SELECTOR, f'.pagination a[aria-label^="{pages} ページ目"]').click()
+    wait(driver, lambda d: f"page={pages}" in d.current_url)
+    assert not driver.find_elements(By.CSS_SELECTOR, 'a[rel="next"]')
+    assert f"{pages} ページ中 {pages} ページ目" in driver.find_element(By.CSS_SELECTOR, ".pagination").text
+
+    driver.get(base_url + "/?q=半導体&per_page=1&page=999")
+    notice = driver.find_element(By.CSS_SELECTOR, ".past-end")
+    assert "999 ページ目はありません" in notice.text and "語を減らす" not in driver.page_source
+    assert viewport_shot(driver, "past-the-end-desktop.png").exists()
+    notice.find_element(By.LINK_TEXT, f"最後のページ（{pages} ページ目）へ").click()
+    wait(driver, lambda d: f"page={pages}" in d.current_url and d.find_elements(By.CSS_SELECTOR, ".hit"))
+
+
+@pytest.mark.parametrize("width", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_table_of_contents_and_match_navigation(sized, base_url, width):
+    from selenium.webdriver.common.by import By
+
+    driver = sized
+    at_size(driver, width)
+    driver.get(base_url + "/articles/digest/week?q=香川")
+    toc = driver.find_element(By.CSS_SELECTOR, "nav.toc")
+    if not toc.find_element(By.TAG_NAME, "details").get_attribute("open"):
+        toc.find_element(By.TAG_NAME, "summary").click()  # folded on a phone
+    entries = toc.find_elements(By.CSS_SELECTOR, "li a")
+    assert len(entries) >= 6 and all(entry.text for entry in entries)
+    assert not any(entry.text.startswith("第") and entry.text.endswith("節") for entry in entries)
+    assert viewport_shot(driver, f"toc-{'phone' if width == PHONE else 'desktop'}.png").exists()
+    matched = toc.find_elements(By.CSS_SELECTOR, "li.matched a")
+    assert len(matched) == 2
+    matched[0].click()
+    first = matched[0].get_attribute("href").rsplit("#", 1)[1]
+    wait(driver, lambda d: d.execute_script("return location.hash") == "#" + first)
+    driver.find_element(By.CSS_SELECTOR, f"#{first} a[data-match-nav=next]").click()
+    wait(driver, lambda d: d.execute_script("return location.hash") != "#" + first)
+    second = driver.execute_script("return location.hash.slice(1)")
+    assert driver.find_element(By.ID, second).get_attribute("class").split() == ["article-section", "matched"]
+    wait(driver, lambda d: rect(d, f"#{second} h2")["top"] >= rect(d, "#article-bar")["bottom"])
+    assert driver.find_elements(By.CSS_SELECTOR, f"#{second} a[data-match-nav=prev]")
+
+
+@pytest.mark.parametrize("size, dark", [(DESKTOP, False), (PHONE, False), (PHONE, True)], ids=["desktop", "phone", "phone-dark"])
+def test_other_sections_show_a_heading_once_and_text(sized, base_url, size, dark):
+    from selenium.webdriver.common.by import By
+
+    driver = sized
+    at_size(driver, size, dark)
+    driver.get(base_url + "/?q=香川")
+    others = next(d for d in driver.find_elements(By.CSS_SELECTOR, ".hit .others")
+                  if "digest/week" in d.find_element(By.XPATH, "..").get_attribute("innerHTML"))
+    others.find_element(By.TAG_NAME, "summary").click()
+    lines = others.find_elements(By.CSS_SELECTOR, "li a")
+    snippets = [line.find_elements(By.CSS_SELECTOR, ".other-snippet") for line in lines]
+    headings = [h.text for line in lines for h in line.find_elements(By.CSS_SELECTOR, ".other-heading")]
+    assert lines and all(snippet and snippet[0].text for snippet in snippets[:3]), "each line says what it is about"
+    assert not any(re.fullmatch(r"第\d+節", line.text) for line in lines)
+    best = others.find_element(By.XPATH, "../p[@class='section-heading']").text
+    assert len(headings) == len(set(headings)) and best not in headings, "a heading is shown once"
+    assert others.find_elements(By.CSS_SELECTOR, ".other-snippet mark"), "the other matches are marked"
+    driver.execute_script("arguments[0].scrollIntoView()", others)
+    name = "others-" + ("phone" if size == PHONE else "desktop") + ("-dark" if dark else "")
+    assert viewport_shot(driver, name + ".png").exists()

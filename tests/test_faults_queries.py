@@ -140,7 +140,7 @@ def test_parameter_errors_speak_the_page_language(client):
     data = client.get("/api/search", query_string={"q": "日本", "page": "x"}).get_json()
     assert data["error"] == "page must be a whole number"
     html = client.get("/", query_string={"q": "日本", "page": "x"}).get_data(as_text=True)
-    assert "page には整数を指定してください" in html
+    assert "ページ番号は整数で指定してください" in html and "page には" not in html
     html = client.get("/", query_string={"q": "日本", "sort": "random"}).get_data(as_text=True)
     assert "並べ替えの指定が正しくありません" in html
 

@@ -219,3 +219,133 @@ def test_missing_index_is_a_friendly_503(tmp_path):
     client = create_app(tmp_path / "none").test_client()
     assert "midashi reindex" in api(client, "/healthz", 503)["error"]
     assert "索引がまだありません" in page(client, "/?q=半導体", 503)
+
+
+# --- issue 29: the page's language, paging, focus, other sections and the article page -------
+
+ENGLISH_SENTENCE = re.compile(r"\b[a-z]{2,}\b(?: [a-z]{2,}\b){2,}")  # three English words in a row
+
+
+def notice(html: str) -> str:
+    """The text of the page's error notice (tags dropped)."""
+    block = re.search(r'<div class="notice" role="alert">(.*?)</div>', html, re.S)
+    assert block, "the page shows a notice"
+    return re.sub(r"<[^>]+>", "", block.group(1))
+
+
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("/?q=半導体&from=2012-13-45", "日付として読めません: 2012-13-45"),
+        ("/?q=半導体&to=yesterday", "日付として読めません: yesterday"),
+        ("/?q=半導体&from=2012-05-01&to=2011-01-01", "開始日が終了日より後"),
+        ("/?q=半導体&page=abc", "ページ番号は整数で指定してください"),
+        ("/?q=半導体&page=0", "ページ番号は 1 から 1000 まで"),
+        ("/?q=半導体&per_page=1000", "1 ページの件数は 1 から 50 まで"),
+        ("/?q=の", "助詞や記号だけでは検索できません"),
+        ("/?q=。、！", "検索できる語がありません"),
+        ("/?q=" + "半" * 10_000, "検索語が長すぎます"),
+    ],
+)
+def test_every_message_on_the_page_is_japanese(client, url, expected):
+    text = notice(page(client, url, 400))
+    assert expected in text
+    assert not ENGLISH_SENTENCE.search(text), text  # not `not a date: ... (use YYYY-MM-DD)`
+    assert "must be" not in text and "not a date" not in text and "particles" not in text
+
+
+def test_a_bad_date_is_about_the_conditions_not_the_words(client):
+    text = notice(page(client, "/?q=半導体&from=2012-13-45", 400))
+    assert "指定された条件では検索できませんでした" in text and "語を変える" not in text
+    html = page(client, "/?q=半導体&from=2012-13-45", 400)
+    assert 'href="/?q=%E5%8D%8A%E5%B0%8E%E4%BD%93">条件を外して' in html  # the way out keeps the words
+    assert "この検索語では検索できませんでした" in notice(page(client, "/?q=の", 400))
+
+
+def pager_items(html: str) -> list[str]:
+    nav = re.search(r'<nav class="pagination".*?</nav>', html, re.S).group(0)
+    return [re.sub(r"<[^>]+>", "", item).strip() for item in re.findall(r"<li>(.*?)</li>", nav, re.S)]
+
+
+def test_pagination_shows_the_page_count_and_the_last_page(client):
+    articles = api(client, "/api/search?q=半導体&per_page=1")["articles"]
+    assert articles >= 12  # enough pages for the pager to leave some out
+    html = page(client, "/?q=半導体&per_page=1&page=3")
+    assert f"{articles} ページ中 3 ページ目" in html
+    assert pager_items(html) == ["← 前へ", "1", "2", "3", "4", "5", "…", str(articles), "次へ →"]
+    assert f'aria-label="{articles} ページ目（最後）"' in html
+    middle = pager_items(page(client, f"/?q=半導体&per_page=1&page={articles // 2}"))
+    assert middle[1:3] == ["1", "…"] and middle[-3:] == ["…", str(articles), "次へ →"]
+    last = page(client, f"/?q=半導体&per_page=1&page={articles}")
+    assert f"{articles} ページ中 {articles} ページ目" in last and 'rel="next"' not in last
+    assert 'class="pagination"' not in page(client, "/?q=純水&per_page=50")  # one page: no pager
+
+
+def test_a_page_past_the_end_links_to_the_last(client):
+    articles = api(client, "/api/search?q=半導体&per_page=10")["articles"]
+    pages = -(-articles // 10)
+    html = page(client, "/?q=半導体&page=999&sort=newest")
+    assert "999 ページ目はありません" in html
+    assert f'href="/?q=%E5%8D%8A%E5%B0%8E%E4%BD%93&amp;sort=newest&amp;page={pages}">最後のページ（{pages} ページ目）へ' in html
+    assert "語を減らす" not in html and "一致する記事は見つかりませんでした" not in html
+    assert 'rel="next"' not in html
+
+
+def test_only_the_empty_home_page_takes_focus(client):
+    assert "autofocus" in page(client, "/")
+    for url in ("/?q=半導体", "/?q=半導体&page=999", "/?q=の", f"/articles/{SAMPLE}?q=半導体", "/no-such-page"):
+        response = client.get(url)
+        assert "autofocus" not in response.get_data(as_text=True), url
+
+
+def test_other_sections_show_a_heading_once_and_a_snippet(client):
+    html = page(client, "/?q=香川")
+    [digest] = [block for block in html.split('<li class="hit">') if "/articles/digest/week" in block]
+    others = re.search(r'<details class="others">(.*?)</details>', digest, re.S).group(1)
+    lines = re.findall(r"<li>(.*?)</li>", others, re.S)
+    assert len(lines) >= 3
+    headings = re.findall(r'<span class="other-heading">(.*?)</span>', others)
+    assert len(headings) == len(set(headings)), "a heading is shown once"
+    best_heading = re.search(r'<p class="section-heading">(.*?)</p>', digest).group(1)
+    assert best_heading not in headings
+    assert not re.search(r">第\d+節<", others), "no bare section number"
+    snippets = re.findall(r'<span class="other-snippet">(.*?)</span></a>', others, re.S)
+    assert len(snippets) >= 3 and all(re.sub(r"<[^>]+>", "", s).strip() for s in snippets)
+    assert any("<mark>香川</mark>" in s for s in snippets)
+    assert all(set(re.findall(r"</?([a-zA-Z]+)", s)) <= {"mark"} for s in snippets)  # escaped text and marks
+
+
+def test_other_sections_of_the_chip_articles_each_say_what_they_are(client):
+    html = page(client, "/?q=半導体")
+    for others in re.findall(r'<details class="others">(.*?)</details>', html, re.S):
+        for line in re.findall(r"<li>(.*?)</li>", others, re.S):
+            assert 'class="other-snippet"' in line or 'class="other-heading"' in line or "left-out" in line
+            assert not re.search(r">第\d+節<", line)
+
+
+def test_long_article_has_a_table_of_contents_and_match_navigation(client):
+    html = page(client, "/articles/digest/week?q=香川")
+    toc = re.search(r'<nav class="toc".*?</nav>', html, re.S).group(0)
+    entries = re.findall(r'<li( class="matched")?><a href="#s(\d+)">(.*?)</a>', toc)
+    sections = re.findall(r'<section id="s(\d+)"', html)
+    assert len(entries) == len(sections) >= 6
+    assert entries[0][2] == "今週の主なニュースを分野ごとにまとめた。"  # an unheaded section: its opening
+    matched = [number for flag, number, _ in entries if flag]
+    assert matched == re.findall(r'<section id="s(\d+)" class="article-section matched"', html) and len(matched) == 2
+    first, second = matched
+    assert f'<a href="#s{second}" rel="next" data-match-nav="next">' in html
+    assert f'<a href="#s{first}" rel="prev" data-match-nav="prev">' in html
+    assert f'<a class="first-match" href="#s{first}">一致箇所 2 か所</a>' in html
+    short = page(client, f"/articles/{SAMPLE}?q=半導体")
+    assert 'class="toc"' not in short  # five sections: no table of contents
+
+
+def test_article_bar_names_the_article_for_a_reader_landing_mid_article(client):
+    from web_corpus import DIGEST_TITLE
+
+    html = page(client, "/articles/digest/week?q=香川")
+    bar = re.search(r'<div class="article-bar" id="article-bar">(.*?)</div>', html, re.S).group(1)
+    assert f'<span class="bar-headline">{DIGEST_TITLE}</span>' in bar and "2012年6月9日" in bar
+    assert "「香川」の検索結果" in bar
+    hostile = page(client, f"/articles/{HOSTILE_ID}")
+    assert '<span class="bar-headline">&lt;script&gt;alert(1)&lt;/script&gt;危険な記事の見出し</span>' in hostile

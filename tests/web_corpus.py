@@ -1,8 +1,10 @@
 """The small corpus the web tests search: corpus/ plus synthetic articles, indexed once per session.
 
 The synthetic articles give the page something to group, facet and page through (14 articles on
-半導体 across categories, sources, years and months) and one hostile article whose title, body
-and URL carry markup and a `javascript:` URL, which must only ever show as text.
+半導体 across categories, sources, years and months), one hostile article whose title, body
+and URL carry markup and a `javascript:` URL, which must only ever show as text, and one long
+digest (`DIGEST_ID`) of the fixture news articles, a section each after an unheaded lead, for the
+article page's table of contents and match navigation.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ from pathlib import Path
 from search.indexing import reindex
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
+FIXTURE_NEWS = Path(__file__).resolve().parent / "fixtures" / "news"
 HOSTILE_ID = "evil/hostile"
+DIGEST_ID = "digest/week"
+DIGEST_TITLE = "今週のニュースまとめ：サッカー日本代表、香川真司の移籍、円高とスマートフォン"
 CHIP_ARTICLES = 14
 CATEGORIES = ("economy", "tech")
 SOURCES = ("テスト通信", "ミダシ新聞")
@@ -32,6 +37,26 @@ URL: javascript:alert(1)
 """
 
 _built: dict[str, Path] = {}
+
+
+def digest_article() -> str:
+    """One long article: a lead without a heading, then each fixture news article that does not
+    mention 半導体 (the 半導体 counts stay those of the chip articles) as a section under its title."""
+    sections = []
+    for path in sorted(FIXTURE_NEWS.glob("*/*.txt")):
+        _url, _date, title, body = path.read_text(encoding="utf-8").split("\n", 3)
+        if "半導体" not in body + title:
+            sections.append(f"## {title}\n\n{body.strip()}\n")
+    lead = "今週の主なニュースを分野ごとにまとめた。スポーツでは日本代表の合宿と移籍の話題、経済では円高、技術ではスマートフォンの動きが目立った。"
+    return f"""# {DIGEST_TITLE}
+出典: ミダシ新聞
+日付: 2012-06-09
+URL: https://example.com/digest/week
+カテゴリ: digest
+
+{lead}
+
+""" + "\n".join(sections)
 
 
 def chip_article(number: int) -> str:
@@ -70,6 +95,8 @@ def build_web_index(tmp_root: Path) -> Path:
             (corpus / "chips" / f"chip-{number:02d}.md").write_text(chip_article(number), encoding="utf-8")
         (corpus / "evil").mkdir()
         (corpus / "evil" / "hostile.md").write_text(HOSTILE, encoding="utf-8")
+        (corpus / "digest").mkdir()
+        (corpus / "digest" / "week.md").write_text(digest_article(), encoding="utf-8")
         index = tmp_root / "index"
         reindex([corpus], index)
         _built["root"] = index

@@ -42,14 +42,21 @@ def search_request(args: Mapping[str, str]) -> SearchRequest:
     )
 
 
+# What the search page calls each numeric parameter when it says what is wrong with one.
+_JAPANESE_NAMES = {"page": "ページ番号", "per_page": "1 ページの件数"}
+
+
 def _bounded_int(args: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
     raw = args.get(name) or ""
     if not raw:
         return default
+    japanese = _JAPANESE_NAMES[name]
     try:
         value = int(raw)
     except ValueError:
-        raise QueryError(f"{name} must be a whole number", f"{name} には整数を指定してください。") from None
+        raise QueryError(
+            f"{name} must be a whole number", f"{japanese}は整数で指定してください（「{raw[:40]}」は読めません）。"
+        ) from None
     if not low <= value <= high:
-        raise QueryError(f"{name} must be between {low} and {high}", f"{name} は {low} から {high} までです。")
+        raise QueryError(f"{name} must be between {low} and {high}", f"{japanese}は {low} から {high} までです。")
     return value

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, render_template, request, url_for
 
+from search.browse import ArticleSection
 from search.query.parse import QueryError, QueryTooExpensive
-from search.searching import SORTS, Relaxation
+from search.searching import SORTS, ArticleGroup, Hit, Relaxation
+from search.snippets import Snippet, lead
 
 from . import browser
 from .params import MAX_PAGE, search_request
@@ -30,6 +33,10 @@ CATEGORY_LABELS = {
     "topic-news": "トピックニュース",
 }
 _FILTER_ARGS = ("category", "source", "from", "to")
+# An article of this many sections or more gets a table of contents.
+TOC_MIN_SECTIONS = 6
+# A section without a heading is named in the table of contents by its opening, this long at most.
+SECTION_LEAD_CHARS = 28
 
 
 @blueprint.app_template_filter("ja_date")
@@ -61,6 +68,16 @@ def relaxed_note(relaxed: Relaxation) -> str:
     return "すべての語を含む記事はありません — 一部の語に一致する記事"
 
 
+@blueprint.app_template_filter("section_label")
+def section_label(section: ArticleSection) -> str:
+    """What the table of contents calls a section: its heading, else the opening of its text."""
+    heading = section.heading.text()
+    if heading:
+        return heading
+    text = "".join(paragraph.text() for paragraph in section.paragraphs)
+    return lead(text, SECTION_LEAD_CHARS) or f"第{section.number}節"
+
+
 @blueprint.app_template_global()
 def url_with(**changes: str | int | None) -> str:
     """This search's URL with some parameters changed (None drops one); back to page 1 unless set."""
@@ -75,6 +92,35 @@ def article_url(article_id: str, section_number: int | None = None, q: str = "")
     return url_for("views.article", article_id=article_id, q=q or None, _anchor=anchor)
 
 
+@dataclass(frozen=True)
+class OtherSection:
+    """One line of a result's 「この記事の他の一致箇所」: the section, its heading unless the line
+    before showed the same one, and a snippet of its text."""
+
+    hit: Hit
+    heading: Snippet | None
+    snippet: Snippet | None
+
+
+@blueprint.app_template_global()
+def other_sections(group: ArticleGroup, snippets: dict[str, Snippet]) -> tuple[list[OtherSection], int]:
+    """A result's other matching sections in article order, each heading shown once (a long
+    section cut in parts repeats its heading), and how many are left out for having neither
+    a new heading nor a snippet to show."""
+    shown: list[OtherSection] = []
+    left_out = 0
+    previous = group.best.heading.text()
+    for hit in sorted(group.others, key=lambda other: other.section_number):
+        heading = hit.heading if hit.heading.text() and hit.heading.text() != previous else None
+        previous = hit.heading.text() or previous
+        snippet = snippets.get(hit.section_id)
+        if heading is None and not (snippet and snippet.fragments):
+            left_out += 1
+            continue
+        shown.append(OtherSection(hit, heading, snippet if snippet and snippet.fragments else None))
+    return shown, left_out
+
+
 @blueprint.get("/")
 def search():
     q = request.args.get("q", "")
@@ -83,23 +129,44 @@ def search():
         return render_template("search.html", **context)
     try:
         wanted = search_request(request.args)
+    except QueryError as error:  # a page number or a date, not the words: say so, in Japanese
+        return render_template("search.html", error=error.japanese, error_in="conditions", **context), 400
+    try:
         results = browser().index.search(
             wanted.q, wanted.per_page, wanted.offset,
             filters=wanted.filters, sort=wanted.sort, facets=True, group=True,
         )
     except QueryError as error:  # the page is in Japanese, and so is what it says about the query
-        return render_template("search.html", error=error.japanese, **context), query_error_status(error)
+        return render_template("search.html", error=error.japanese, error_in="query", **context), query_error_status(error)
     pages = min(math.ceil((results.articles or 0) / wanted.per_page), MAX_PAGE)
-    alternatives = browser().alternatives(q, wanted.filters) if results.few else []
+    past_end = bool(pages) and wanted.page > pages  # a page past the last: link to the last, advise nothing
+    alternatives = browser().alternatives(q, wanted.filters) if results.few and not past_end else []
     return render_template(
         "search.html",
         results=results,
         wanted=wanted,
         pages=pages,
+        page_links=page_links(min(wanted.page, pages), pages),
+        past_end=past_end,
+        other_snippets=browser().other_snippets(results.groups, q),
         alternatives=alternatives,
         filtered=any(request.args.get(name) for name in _FILTER_ARGS),
         **context,
     )
+
+
+def page_links(current: int, pages: int, around: int = 2) -> list[int | None]:
+    """The page numbers the pager shows: the first, the last, and `around` either side of the
+    current one; None where numbers are left out (1 2 3 4 5 … 17). Gaps of one page show the page."""
+    shown = sorted({1, pages, *range(max(1, current - around), min(pages, current + around) + 1)} - {0})
+    links: list[int | None] = []
+    for number in shown:
+        if links and number - links[-1] == 2:
+            links.append(number - 1)
+        elif links and number - links[-1] > 2:
+            links.append(None)
+        links.append(number)
+    return links
 
 
 def query_error_status(error: QueryError) -> int:
@@ -114,4 +181,4 @@ def article(article_id: str):
     view = browser().article(article_id, q)
     if view is None:
         abort(404)
-    return render_template("article.html", article=view, q=q)
+    return render_template("article.html", article=view, q=q, toc_min_sections=TOC_MIN_SECTIONS)

@@ -19,9 +19,30 @@
     control.addEventListener("change", function () { control.form.submit(); });
   });
 
-  // On a phone the filters start folded, so the results come first.
-  var panel = document.querySelector(".filters-panel");
-  if (panel && window.matchMedia("(max-width: 760px)").matches) panel.open = false;
+  // On a phone the filters and an article's table of contents start folded, so the results and
+  // the text come first.
+  if (window.matchMedia("(max-width: 760px)").matches) {
+    document.querySelectorAll(".filters-panel, .toc-panel").forEach(function (panel) { panel.open = false; });
+  }
+
+  // The header's real height (it wraps on narrow screens), so a section scrolled to lands below it
+  // and the article bar; 0 where the header scrolls away (a phone).
+  var header = document.querySelector(".site-header");
+  function measureHeader() {
+    var sticky = header && getComputedStyle(header).position === "sticky";
+    document.documentElement.style.setProperty("--header-h", (sticky ? header.offsetHeight : 0) + "px");
+  }
+  measureHeader();
+  window.addEventListener("resize", measureHeader);
+
+  // The article bar names the article once its headline has scrolled out of view.
+  var bar = document.getElementById("article-bar");
+  var headline = document.getElementById("article-title");
+  if (bar && headline && window.IntersectionObserver) {
+    new IntersectionObserver(function (entries) {
+      bar.classList.toggle("headline-in-view", entries[entries.length - 1].isIntersecting);
+    }, { rootMargin: "-" + (header && getComputedStyle(header).position === "sticky" ? header.offsetHeight + bar.offsetHeight : bar.offsetHeight) + "px 0px 0px 0px" }).observe(headline);
+  }
 
   // Arriving at an article's section: move keyboard focus there too, not just the scroll.
   if (location.hash && /^#s\d+$/.test(location.hash)) {
@@ -98,6 +119,9 @@
   });
 
   input.addEventListener("keydown", function (event) {
+    // Keys that confirm or move within an IME conversion (Enter picks the kanji) are the IME's,
+    // not ours: 229 is what browsers report for them while composing.
+    if (event.isComposing || event.keyCode === 229) return;
     if (!items.length) return;
     if (event.key === "ArrowDown") { event.preventDefault(); highlight((active + 1) % items.length); }
     else if (event.key === "ArrowUp") { event.preventDefault(); highlight(active <= 0 ? items.length - 1 : active - 1); }
