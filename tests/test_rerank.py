@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from search.query.parse import QueryOptions
+from search.ranking import rerank
 from search.ranking.rerank import (
     FEATURES,
     MODEL_PATH,
@@ -205,3 +206,10 @@ def test_train_ranker_rebuilds_a_loadable_model_end_to_end(news_root, tmp_path):
     index.reranker = reranker
     results = index.search("ロケット 人工衛星", limit=10, marks=False)
     assert results.hits and results.hits[0].section_id.startswith("tech/tech-0201")
+
+
+def test_sections_of_equal_first_stage_score_share_their_place():
+    # How the first stage orders equal scores (by docnum) depends on how the index was split into
+    # segments; the reranker's features must not, so one process and several workers rank alike.
+    assert rerank._tied_positions(np.array([3.0, 2.0, 2.0, 1.0, 1.0, 1.0, 0.5])).tolist() == [0, 1, 1, 3, 3, 3, 6]
+    assert rerank._tied_positions(np.zeros(0)).tolist() == []

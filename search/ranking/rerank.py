@@ -142,6 +142,15 @@ def _section_numbers(leaf, count: int) -> np.ndarray:
     return np.array([int(field.from_column_value(int(value)) or 0) for value in values], dtype=np.int64)[where]
 
 
+def _tied_positions(scores: np.ndarray) -> np.ndarray:
+    """Each candidate's place in the first stage's order (best first), equal scores next to each
+    other sharing the place of the first of them."""
+    if not len(scores):
+        return np.zeros(0, dtype=np.int64)
+    starts = np.r_[True, scores[1:] != scores[:-1]]
+    return np.maximum.accumulate(np.where(starts, np.arange(len(scores)), 0))
+
+
 class Reranker:
     """Reorders a ranking's top sections with a model; `features` is what it scores them by."""
 
@@ -185,7 +194,9 @@ class Reranker:
         features = section_features(searcher, parsed, head, ranking.scores[:depth], strict, table, deadline)
         predicted = self.decide(head, features)
         tier = (np.arange(depth) >= strict).astype(np.int64)
-        order = np.lexsort((np.arange(depth), -predicted, tier))  # ties keep the first stage's order
+        # Equal predictions in the order of their articles (ids sorted) and sections: an order
+        # that does not depend on how the index was split into segments, as docnums do.
+        order = np.lexsort((table.numbers[head], table.articles[head], -predicted, tier))
         scores = np.array(predicted[order], dtype=np.float64)  # (the model's own scale)
         # Relaxed matches below every strict one, whatever the model thinks of them.
         if 0 < strict < depth:
@@ -284,11 +295,13 @@ def section_features(
     lead_score = np.bincount(article_of, weights=np.where(lead, scores, 0.0), minlength=groups)
     lead_bm25 = np.bincount(article_of, weights=np.where(lead, bm25_sum, 0.0), minlength=groups)
     lead_covered = np.bincount(article_of, weights=np.where(lead, coverage, 0.0), minlength=groups)
-    # An article's rank: where its best section stands in the first stage.
-    positions = np.arange(count)
+    # Where each candidate stands in the first stage, sections of equal score together (how
+    # Whoosh breaks their tie, by docnum, depends on how the index was split into segments:
+    # one process or several workers must rank alike). An article's rank: its best section's.
+    positions = _tied_positions(scores)
     first_seen = np.full(groups, count)
     np.minimum.at(first_seen, article_of, positions)
-    article_rank = np.argsort(np.argsort(first_seen, kind="stable"), kind="stable")
+    article_rank = np.searchsorted(np.sort(first_seen), first_seen)
     sizes = table.article_sizes[np.maximum(articles, 0)] if len(table.article_sizes) else np.ones(count)
     average_length = evaluation.searcher.avg_field_length("body") or 1.0
 
