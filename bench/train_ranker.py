@@ -1,4 +1,4 @@
-"""Rebuild the learned ranker (`search/models/ranker.txt`) from nothing, from the training parts only.
+"""Rebuild the learned ranker (`search/ranking/models/ranker.txt`) from nothing, from the training parts only.
 
     python bench/train_ranker.py                       # the shipped model, from the training sets
     python bench/train_ranker.py --jaquad-sample 4     # every 4th JaQuAD training question (default: 2nd)

@@ -4,7 +4,7 @@ Text fields share the Japanese analyzer and turn an unspaced multi-term word int
 (`multitoken_query="phrase"`), so 輸出規制 means 輸出 directly followed by 規制.
 
 Three more fields index the same text (title, heading and body together) differently, each to
-be matched with less weight than the words themselves (see `query.py`):
+be matched with less weight than the words themselves (see `query/parse.py`):
 - `parts`: Sudachi's finest units (mode A) of the words that have them, so ロビー finds ロビー活動;
   Whoosh has no position length, so the sub-units live beside the whole words, not among them;
 - `synonyms`: dictionary synonym groups (米国 ↔ アメリカ, スマホ ↔ スマートフォン);

@@ -96,7 +96,7 @@ def generation_files(folder: Path) -> list[Path]:
 class Manifest:
     """What a generation holds: each article's content hash and section count, each corpus file's
     signature and article ids (so an untouched file is skipped unread), when it was built, in
-    which on-disk format and with which analyzer (`analysis.analyzer_version`)."""
+    which on-disk format and with which analyzer (`analysis.sudachi.analyzer_version`)."""
 
     articles: dict[str, tuple[str, int]] = field(default_factory=dict)
     built_at: str = ""

@@ -1,6 +1,6 @@
 """The second stage of relevance ranking: a learned model reorders the first stage's best sections.
 
-The first stage (`scoring.top_documents` over the query `query.py` builds) combines its signals
+The first stage (`scoring.top_documents` over the query `query/parse.py` builds) combines its signals
 with weights set by hand, and no one setting suits every kind of query: an article bonus helps a
 pasted headline and hurts a question. So the first stage's top RERANK_DEPTH sections are scored
 again by a LightGBM LambdaMART model (`models/ranker.txt`, rebuilt by `bench/train_ranker.py`)
