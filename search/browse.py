@@ -124,6 +124,10 @@ class Browser:
     def __init__(self, index: SearchIndex):
         self.index = index
 
+    def warm(self) -> None:
+        """Build what the first search and its suggestions need (see `SearchIndex.warm`)."""
+        self.index.warm(Vocabulary)
+
     def _highlight(self, query: str) -> HighlightSpec | None:
         """What to mark for `query`; None (nothing to analyse) for an empty or unusable query."""
         try:

@@ -8,6 +8,8 @@ engine it uses: a reindex does not pay for the query side's imports (some 50 ms 
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import signal
@@ -38,6 +40,7 @@ EXIT_INTERRUPTED = 130
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug of ours, not the user's input
 EXIT_TERMINATED = 128 + signal.SIGTERM  # what a shell reports for a process SIGTERM ended
 SKIPPED_SHOWN = 20  # skipped files listed in the reindex summary; the count covers all
+FALLBACK_SIZE = os.terminal_size((80, 24))  # the progress bar's terminal where it reports no size
 
 index_option = click.option(
     "--index",
@@ -86,11 +89,7 @@ def reindex_command(corpus_paths: tuple[Path, ...], index_root: Path, full: bool
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise UserError(f"corpus not found: {', '.join(missing)} (give --corpus PATH)")
-    bar = None
-    if sys.stderr.isatty():  # a progress bar on a terminal, quiet when piped
-        from tqdm import tqdm
-
-        bar = tqdm(total=estimate_articles(paths), unit=" articles", file=sys.stderr, leave=False)
+    bar = _progress_bar(estimate_articles(paths)) if sys.stderr.isatty() else None  # quiet when piped
     previous_handler = signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         report = reindex(
@@ -100,6 +99,7 @@ def reindex_command(corpus_paths: tuple[Path, ...], index_root: Path, full: bool
             progress=(lambda _: bar.update()) if bar else None,
             workers=workers,
             notify=lambda message: click.echo(f"midashi: {message}", err=True),
+            writing=(lambda: _say_writing(bar)) if bar else None,
         )
     except IndexBusyError as error:
         raise UserError(str(error)) from None
@@ -118,6 +118,33 @@ def reindex_command(corpus_paths: tuple[Path, ...], index_root: Path, full: bool
         if bar is not None:
             bar.close()
     click.echo(format_report(report, index_root))
+
+
+def _progress_bar(total: int):
+    """A progress bar on stderr, a terminal. Its size where the terminal reports none (0 x 0: a
+    serial console, some CI runners) is 80 x 24: tqdm draws nothing in a terminal of no width or
+    height (it takes a bar on line 1 of 0 lines for one off the screen)."""
+    from tqdm import tqdm
+
+    try:
+        size = os.get_terminal_size(sys.stderr.fileno())
+    except (OSError, ValueError):
+        size = os.terminal_size((0, 0))
+    return tqdm(
+        total=total,
+        unit=" articles",
+        file=sys.stderr,
+        leave=False,
+        ncols=size.columns or FALLBACK_SIZE.columns,
+        nrows=size.lines or FALLBACK_SIZE.lines,
+    )
+
+
+def _say_writing(bar) -> None:
+    """Every article is read: say what the last seconds are for instead of sitting at 100 %."""
+    bar.set_description_str("writing the index…", refresh=False)
+    bar.total = bar.n  # the estimate may have been off: what was read is all there is
+    bar.refresh()
 
 
 def _os_reason(error: OSError, path: Path) -> str:
@@ -162,10 +189,74 @@ def format_report(report: ReindexReport, index_root: Path) -> str:
 
 # --- search ----------------------------------------------------------------------------------
 
-@cli.command("search")
-@click.argument("query", required=False)
+FORMATS = ("text", "json", "csv", "jsonl")
+# What a CSV export has per article (or section, with --sections): a spreadsheet's columns.
+CSV_COLUMNS = (
+    "rank", "score", "section_id", "article_id", "title", "heading", "date", "category", "source", "url", "snippet",
+)
+
+
+class SearchCommand(click.Command):
+    """`midashi search` reads a word that starts with `-` and then a character no option starts
+    with (`-半導体`, `-"日本代表"`) as part of the query, a NOT word, rather than as an unknown
+    option; `--` still ends the options (`midashi search -- -trump`)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, _not_words_last(args, self._options_with_values()))
+
+    def _options_with_values(self) -> set[str]:
+        return {
+            name
+            for param in self.params
+            if isinstance(param, click.Option) and not param.is_flag and not param.count
+            for name in (*param.opts, *param.secondary_opts)
+        }
+
+
+def _not_words_last(args: list[str], options_with_values: set[str]) -> list[str]:
+    """`args` with the query's words moved after a `--`, in their order, when one of them is a
+    NOT word (`-半導体`), so that click takes it as a word rather than an unknown option. An
+    option's value (`--source -x`) stays with its option; what follows a `--` is words already."""
+    options: list[str] = []
+    words: list[str] = []
+    rest = list(args)
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--":
+            words.extend(rest)
+            break
+        if _is_not_word(arg) or not arg.startswith("-") or arg == "-":
+            words.append(arg)
+            continue
+        options.append(arg)
+        if arg in options_with_values and rest:
+            options.append(rest.pop(0))
+    return [*options, "--", *words] if any(map(_is_not_word, words)) else args
+
+
+def _is_not_word(arg: str) -> bool:
+    """`-半導体`, `-"a b"`: a minus and then a character no option name has (ASCII letters,
+    digits and `-` begin options: `-n`, `--json`)."""
+    return len(arg) > 1 and arg[0] == "-" and not (arg[1].isascii() and (arg[1].isalnum() or arg[1] == "-"))
+
+
+@cli.command("search", cls=SearchCommand)
+@click.argument("query_words", nargs=-1)
 @click.option("-n", "--limit", default=None, type=click.IntRange(1, 1000), help="Hits to show. [default: 10; 100 with --run]")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="text for people; json (with facets), csv (a row per hit) or jsonl (a hit per line) for machines.",
+)
+@click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
+@click.option("--category", default="", help="Only this category (as `midashi search --format json` lists them).")
+@click.option("--source", default="", help="Only this source.")
+@click.option("--from", "date_from", default="", metavar="DATE", help="From this day on: YYYY-MM-DD, YYYY-MM or YYYY.")
+@click.option("--to", "date_to", default="", metavar="DATE", help="Up to this day: YYYY-MM-DD, YYYY-MM or YYYY.")
+@click.option("--sort", default="relevance", show_default=True, metavar="ORDER", help="relevance, newest or oldest.")
 @click.option(
     "--sections", "flat", is_flag=True, help="List matching sections one by one instead of each article once."
 )
@@ -179,9 +270,15 @@ def format_report(report: ReindexReport, index_root: Path) -> str:
 )
 @index_option
 def search_command(
-    query: str | None,
+    query_words: tuple[str, ...],
     limit: int | None,
+    output_format: str,
     as_json: bool,
+    category: str,
+    source: str,
+    date_from: str,
+    date_to: str,
+    sort: str,
     flat: bool,
     queries: Path | None,
     run_path: Path | None,
@@ -191,24 +288,50 @@ def search_command(
     """Search the index: `midashi search "輸出規制"`, or a batch with --queries/--run.
 
     Each article is listed once, at its best section, with its other matching sections under it
-    (as the web page does); --sections lists the sections themselves. A batch run ranks sections."""
+    (as the web page does); --sections lists the sections themselves. A batch run ranks sections.
+    Words of the query may be given apart (`midashi search 半導体 -中国`); a word that starts
+    with - and a Latin letter needs a -- before it (`midashi search -- -trump`)."""
     from .browse import Browser
-    from .searching import DEFAULT_TIME_BUDGET, SearchIndex
+    from .searching import DEFAULT_TIME_BUDGET, Filters, SearchIndex
 
+    query = " ".join(query_words)
     index = SearchIndex(index_root, time_budget=DEFAULT_TIME_BUDGET if time_budget is None else time_budget)
     if queries or run_path:
         if not (queries and run_path) or query:
             raise UserError("batch search needs both --queries FILE.tsv and --run OUT.trec, and no QUERY")
         _run_batch(index, queries, run_path, limit or 100)
         return
-    if not query:
+    if not query.strip():
         raise UserError('give a query: midashi search "輸出規制"')
-    results = _guarded(lambda: index.search(query, limit=limit or 10, group=not flat))
-    alternatives = _guarded(lambda: Browser(index).alternatives(query)) if results.few else []
     if as_json:
+        output_format = "json"
+    filters = _guarded(lambda: Filters.parse(category, source, date_from, date_to))
+    results = _guarded(
+        lambda: index.search(
+            query, limit=limit or 10, group=not flat, filters=filters, sort=sort, facets=output_format == "json"
+        )
+    )
+    alternatives = _guarded(lambda: Browser(index).alternatives(query, filters)) if results.few else []
+    if output_format == "json":
         click.echo(json.dumps(results.as_json(alternatives), ensure_ascii=False, indent=2))
+    elif output_format == "jsonl":
+        for hit in results.as_json()["hits"]:
+            click.echo(json.dumps(hit, ensure_ascii=False))
+    elif output_format == "csv":
+        click.echo(format_csv(results), nl=False)
     else:
         click.echo(format_results(results, alternatives))
+
+
+def format_csv(results: SearchResults) -> str:
+    """A header row, then one row per hit (RFC 4180: quoted where needed, CRLF line ends)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for hit in results.hits:
+        row = hit.as_json()
+        writer.writerow([row[column] for column in CSV_COLUMNS])
+    return out.getvalue()
 
 
 def _guarded(action):
@@ -244,6 +367,14 @@ def _emphasised(snippet: Snippet) -> str:
     return snippet.render(lambda text: click.style(text, fg="yellow", bold=True))
 
 
+def _bold_title(snippet: Snippet) -> str:
+    """A title in bold, its matches yellow as well: a mark ends its colour only (click's full
+    reset after it would end the bold too, for the rest of the title)."""
+    end_colour = click.style("", fg="reset", reset=False)
+    marked = snippet.render(lambda text: click.style(text, fg="yellow", reset=False) + end_colour)
+    return click.style(marked, bold=True)
+
+
 def format_results(results: SearchResults, alternatives: list[Alternative] = ()) -> str:
     mode = ", ranked by best match" if results.natural_language else ""
     found = _sections(results.total)
@@ -258,7 +389,7 @@ def format_results(results: SearchResults, alternatives: list[Alternative] = ())
     others = {group.best.section_id: group.others for group in results.groups}
     for hit in results.hits:
         lines.append("")
-        lines.append(f"{hit.rank:>3}. {click.style(_emphasised(hit.title), bold=True)}")
+        lines.append(f"{hit.rank:>3}. {_bold_title(hit.title)}")
         where = ["§ " + _emphasised(hit.heading) if hit.heading.text() else ""]
         where += [hit.date.strftime("%Y-%m-%d") if hit.date else "", hit.source, hit.section_id, f"score {hit.score:.2f}"]
         lines.append("     " + " · ".join(part for part in where if part))

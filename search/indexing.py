@@ -90,13 +90,15 @@ def reindex(
     progress: ProgressCallback | None = None,
     workers: int | None = None,
     notify: Callable[[str], None] | None = None,
+    writing: Callable[[], None] | None = None,
 ) -> ReindexReport:
     """Update (or, with `full`, rebuild) the index at `index_root` from the corpus paths.
 
     `progress` is called with the number of articles read so far, once per article. `workers`
     is the number of processes that analyse a big change (default: one per core; 0: none).
     `notify` is told, in a sentence, what a person should know on the way (a dead reindex's lock
-    taken over).
+    taken over). `writing` is called once every article is read, when what is left is writing the
+    new generation (its segments merged and committed: seconds, on a big corpus).
     """
     started = time.perf_counter()
     started_ns = time.time_ns()
@@ -162,6 +164,8 @@ def reindex(
             build.remove_missing(seen, report)
             # A source read in part says so first: the summary lists only the first skipped items.
             report.skipped.sort(key=lambda item: not isinstance(item, IncompleteSource))
+            if writing and build.writer is not None:
+                writing()
             report.generation = build.finish(corpus_paths)
         except BaseException:
             build.abandon()

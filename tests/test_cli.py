@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from search.cli import cli
-from tests.conftest import CORPUS, SAMPLE_ARTICLE_ID
+from tests.conftest import CORPUS, FIXTURE_NEWS, SAMPLE_ARTICLE_ID
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +114,134 @@ def test_a_bug_of_ours_is_one_line_not_a_traceback(tmp_path):
     ]
     loud = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, "MIDASHI_DEBUG": "1"})
     assert "Traceback" in loud.stderr and "ZeroDivisionError: division by zero" in loud.stderr
+
+
+# --- issue 29: the search command on the fixture corpus (three categories, dates 2011-2012) ----
+
+@pytest.fixture(scope="module")
+def news_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli-news") / "index"
+    result = CliRunner().invoke(cli, ["reindex", "--corpus", str(FIXTURE_NEWS), "--index", str(root), "--workers", "0"])
+    assert result.exit_code == 0, result.output
+    return root
+
+
+def search_json(root, *args: str) -> dict:
+    result = CliRunner().invoke(cli, ["search", "--json", "--index", str(root), *args])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_a_not_word_first_is_a_query_word_not_an_option(news_root):
+    everything = {hit["article_id"] for hit in search_json(news_root, "サッカー")["hits"]}
+    assert "sports/sports-0001" in everything and len(everything) > 1
+    for args in (["-日本代表", "サッカー"], ["サッカー", "-日本代表"], ["--", "-日本代表", "サッカー"]):
+        data = search_json(news_root, "-n", "5", *args)
+        found = {hit["article_id"] for hit in data["hits"]}
+        assert found and "sports/sports-0001" not in found and found < everything, args
+        assert data["query"] == " ".join(a for a in args if a != "--")
+    shell = midashi("search", "-日本代表", "--index", str(news_root))  # alone: it excludes, nothing to find
+    assert shell.returncode == 1 and shell.stdout == ""
+    assert shell.stderr == "midashi: a query of only excluded words (-半導体) finds nothing: add a word to search for (半導体 -中国)\n"
+    assert "No such option '-x'" in midashi("search", "-x", "サッカー", "--index", str(news_root)).stderr
+
+
+def test_an_unknown_field_is_one_line_as_in_the_api(news_root):
+    from web import create_app
+
+    shell = midashi("search", "サッカー foo:bar", "--index", str(news_root))
+    assert shell.returncode == 1 and shell.stdout == ""
+    [line] = shell.stderr.splitlines()
+    assert line.startswith("midashi: there is no field foo:; search in title:")
+    api = create_app(news_root).test_client().get("/api/search", query_string={"q": "サッカー foo:bar"})
+    assert api.status_code == 400 and f"midashi: {api.get_json()['error']}" == line
+
+
+def test_filters_and_sort_narrow_as_the_page_does(news_root):
+    every = search_json(news_root, "日本", "-n", "20")["hits"]
+    assert {hit["category"] for hit in every} >= {"sports", "economy"}
+    sports = search_json(news_root, "日本", "-n", "20", "--category", "sports")["hits"]
+    assert sports and {hit["category"] for hit in sports} == {"sports"} and len(sports) < len(every)
+    in_2012 = search_json(news_root, "日本", "-n", "20", "--from", "2012-01-01", "--to", "2012-12-31")["hits"]
+    assert in_2012 and all(hit["date"].startswith("2012") for hit in in_2012)
+    assert len(in_2012) < len(every)  # sports-0003 is of 2011-12
+    newest = search_json(news_root, "日本", "-n", "20", "--sort", "newest")
+    dates = [hit["date"] for hit in newest["hits"]]
+    assert newest["sort"] == "newest" and dates == sorted(dates, reverse=True) and len(dates) == len(every)
+    assert search_json(news_root, "日本", "--source", "no such source")["hits"] == []
+    bad = midashi("search", "日本", "--from", "2012-13-45", "--index", str(news_root))
+    assert bad.returncode == 1
+    assert bad.stderr == "midashi: not a date: '2012-13-45' (use YYYY-MM-DD, YYYY-MM or YYYY)\n"
+    assert "unknown sort order 'bogus'" in midashi("search", "日本", "--sort", "bogus", "--index", str(news_root)).stderr
+
+
+def test_json_is_utf8_with_facets(news_root):
+    result = CliRunner().invoke(cli, ["search", "サッカー", "--format", "json", "--index", str(news_root)])
+    assert "サッカー" in result.output and "\\u" not in result.output
+    data = json.loads(result.output)
+    assert data["facets"]["category"] == [{"value": "sports", "count": data["total"]}]
+    alias = search_json(news_root, "サッカー")  # --json is --format json
+    assert {**alias, "elapsed_ms": None} == {**data, "elapsed_ms": None}
+
+
+def test_csv_has_a_header_and_a_row_per_article(news_root):
+    import csv
+    import io
+
+    result = CliRunner().invoke(cli, ["search", "サッカー 日本代表", "--format", "csv", "--index", str(news_root)])
+    assert result.exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(result.output, newline="")))
+    hits = search_json(news_root, "サッカー 日本代表")["hits"]
+    assert [row["section_id"] for row in rows] == [hit["section_id"] for hit in hits] and rows
+    first = rows[0]
+    assert list(first) == ["rank", "score", "section_id", "article_id", "title", "heading", "date", "category",
+                           "source", "url", "snippet"]
+    assert first["title"] == "サッカー日本代表、ワールドカップ予選へ向け合宿開始" and first["rank"] == "1"
+    assert "<mark>" not in first["snippet"] and "サッカー日本代表" in first["snippet"]
+    assert first["source"] == "livedoor ニュース" and first["url"] == "http://example.com/sports/0001"
+    shell = subprocess.run([sys.executable, "-c", "from search.cli import main; main()", "search", "サッカー 日本代表",
+                            "--format", "csv", "--index", str(news_root)], capture_output=True, timeout=120)
+    assert shell.stdout.decode("utf-8").split("\r\n")[:2] == result.output.splitlines()[:2]  # RFC 4180 line ends
+
+
+def test_jsonl_is_one_hit_per_line(news_root):
+    result = CliRunner().invoke(cli, ["search", "サッカー", "--format", "jsonl", "--index", str(news_root)])
+    lines = result.output.splitlines()
+    assert lines and "\\u" not in result.output
+    assert [json.loads(line) for line in lines] == search_json(news_root, "サッカー")["hits"]
+
+
+def test_a_title_stays_bold_around_its_marks(news_root):
+    result = CliRunner().invoke(cli, ["search", "日本代表", "--index", str(news_root)], color=True)
+    title = next(line for line in result.output.splitlines() if line.startswith("  1. "))
+    assert title == "  1. \x1b[1mサッカー\x1b[33m日本代表\x1b[39m、ワールドカップ予選へ向け合宿開始\x1b[0m"
+
+
+def test_reindex_progress_shows_on_a_terminal_of_no_size(tmp_path):
+    """A terminal that reports 0 x 0 still gets the bar, and the bar says when it is writing."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    main_end, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 0, 0, 0, 0))
+    code = "from search.cli import main; main()"
+    command = [sys.executable, "-c", code, "reindex", "--corpus", str(FIXTURE_NEWS), "--index", str(tmp_path / "i"),
+               "--workers", "0"]
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=terminal)
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(main_end, 4096)
+        except OSError:  # the terminal closed: the process is done
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(main_end)
+    assert process.wait(timeout=120) == 0 and process.stdout.read().startswith(b"Reindexed ")
+    text = shown.decode()
+    assert "0/10 [" in text  # the bar, at its start
+    assert "writing the index…: 100%|" in text and "10/10 [" in text

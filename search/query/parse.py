@@ -149,6 +149,17 @@ class QueryTooExpensive(QueryError):
         self.budget = budget
 
 
+# What excludes the word it stands before (-半導体); see PlusMinusPlugin in `parse_query`.
+_MINUS = _WORD_START + r"-(?=\S)"
+
+
+def _only_excluded() -> QueryError:
+    return QueryError(
+        "a query of only excluded words (-半導体) finds nothing: add a word to search for (半導体 -中国)",
+        "除外する語（-半導体）だけでは検索できません。探す語も入れてください（例: 半導体 -中国）。",
+    )
+
+
 def _no_words() -> QueryError:
     return QueryError(
         "the query has no searchable words (particles and punctuation are not indexed)",
@@ -288,7 +299,7 @@ def parse_query(
     parser = MultifieldParser(list(TEXT_FIELDS), schema, group=AndGroup)
     # A dash standing alone is punctuation, not an operator: a pasted headline's 「…」 - 辛口説教部屋
     # vol.27 names its series, and excluded the series' every article.
-    parser.add_plugin(PlusMinusPlugin(plusexpr=_WORD_START + r"\+(?=\S)", minusexpr=_WORD_START + r"-(?=\S)"))
+    parser.add_plugin(PlusMinusPlugin(plusexpr=_WORD_START + r"\+(?=\S)", minusexpr=_MINUS))
     parser.remove_plugin_class(WildcardPlugin)  # ？ and ＊ are punctuation in Japanese text
     parser.remove_plugin_class(EveryPlugin)  # `*:*` would walk every section
     try:
@@ -298,8 +309,8 @@ def parse_query(
         raise (_bad_date() if "parseable date" in str(error) else _unreadable()) from None
     _check_leaves(query)
     query = query.normalize()
-    if query is wq.NullQuery:
-        raise _no_words()
+    if query is wq.NullQuery:  # also what Whoosh makes of excluded words alone (-半導体)
+        raise _only_excluded() if re.search(_MINUS, text) else _no_words()
     negated = negated_part(query)
     if negated is not None:
         # Whatever says the negated word leaves its article out: its synonyms (アンドロイド for
