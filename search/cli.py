@@ -30,6 +30,8 @@ from .indexing import ReindexReport, reindex
 from .sources.readers import estimate_articles
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from .browse import Alternative
     from .searching import Hit, Relaxation, SearchIndex, SearchResults
     from .snippets import Snippet
@@ -375,7 +377,7 @@ def _bold_title(snippet: Snippet) -> str:
     return click.style(marked, bold=True)
 
 
-def format_results(results: SearchResults, alternatives: list[Alternative] = ()) -> str:
+def format_results(results: SearchResults, alternatives: Sequence[Alternative] = ()) -> str:
     mode = ", ranked by best match" if results.natural_language else ""
     found = _sections(results.total)
     if results.articles is not None:

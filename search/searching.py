@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar, cast
 
 import numpy as np
 import zstandard
@@ -78,7 +78,16 @@ MODEL_PREFIX_SCAN = 2000
 VARIANT_SAMPLE = 12
 # What a generation's lexicon answered is kept for the searches after it, up to this many answers.
 LEXICON_ANSWERS_KEPT = 10_000
-T = TypeVar("T")
+
+
+class GenerationTable(Protocol):
+    """What `Generation.table` keeps: a table built once per generation from one of its readers."""
+
+    @classmethod
+    def build(cls, reader: Any) -> Self: ...
+
+
+T = TypeVar("T", bound=GenerationTable)
 # What `SearchIndex.warm` searches for: any word runs every step a search takes.
 WARM_UP_QUERY = "日本"
 
@@ -330,7 +339,7 @@ class Generation:
             built = self._tables.get(kind)
             if built is None:
                 built = self._tables[kind] = kind.build(reader)
-            return built
+            return cast(T, built)  # what is kept under `kind` is a `kind`
 
 
 @dataclass(frozen=True)
@@ -1010,14 +1019,19 @@ def _newest_first(counts: Mapping[str, int]) -> list[FacetCount]:
 def _hit(searcher, docnum: int, score: float, spec: HighlightSpec | None, rank: int, with_snippet: bool) -> Hit:
     """A hit, what `spec` matched marked in its title and heading (nothing without a spec)."""
     fields = searcher.stored_fields(docnum)
-    body = fields.get("body", "")
+    title = mark_whole(fields.get("title", ""), spec)
+    heading = mark_whole(fields.get("heading", ""), spec)
+    snippet = Snippet(())
+    if with_snippet:
+        assert spec is not None  # snippets are asked for only with marks (`search`)
+        snippet = make_snippet(fields.get("body", ""), spec)
     return Hit(
         section_id=fields["section_id"],
         article_id=fields["article_id"],
         section_number=fields.get("section_number", 0),
-        title=mark_whole(fields.get("title", ""), spec),
-        heading=mark_whole(fields.get("heading", ""), spec),
-        snippet=make_snippet(body, spec) if with_snippet else Snippet(()),
+        title=title,
+        heading=heading,
+        snippet=snippet,
         score=score,
         rank=rank,
         **article_fields(fields),

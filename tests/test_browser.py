@@ -244,7 +244,6 @@ def rect(driver, css: str) -> dict:
 @pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
 def test_phone_landing_on_a_section_shows_its_heading_and_the_article(sized, base_url, dark):
     from selenium.webdriver.common.by import By
-
     from web_corpus import DIGEST_TITLE
 
     at_size(sized, PHONE, dark)

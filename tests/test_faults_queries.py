@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from search.indexing import reindex
 from search.query.parse import QueryError, QueryTooExpensive
 from search.searching import SearchIndex
+from tests.whoosh_oracle import WhooshOracle
 from web import create_app
 
 NEWS = PROJECT / "tests" / "fixtures" / "news"
@@ -26,7 +27,6 @@ PYTHON_TEXT = re.compile(
     r"Error|Exception|Traceback|object|attribute|index out of range|codec|surrogates|NoneType|"
     r"\bNone\b|TermRange|Phrase\(|parseable|STORED\(|self\.|__"
 )
-from tests.whoosh_oracle import WhooshOracle
 
 
 @pytest.fixture(scope="module")

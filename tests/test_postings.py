@@ -6,7 +6,7 @@ import io
 import uuid
 import zlib
 from array import array
-from itertools import islice
+from itertools import islice, pairwise
 
 import numpy as np
 import pytest
@@ -220,7 +220,7 @@ def test_the_one_encoder_writes_what_the_decoder_reads_back(format_):
         if isinstance(format_, ArrayPositions):
             assert read.has_array_positions()
             starts = arrays.starts.tolist()
-            assert [arrays.positions[a:b].tolist() for a, b in zip(starts, starts[1:])] == positions
+            assert [arrays.positions[a:b].tolist() for a, b in pairwise(starts)] == positions
     assert ArrayPostings(file, file.extents[-1][0], format_, _Extent(*file.extents[-1]))._flags & postings._PART1_ZSTD
     # A batch of all the terms at once writes the same bytes as each term on its own.
     batch = _batch_of(format_, terms, values)

@@ -80,7 +80,7 @@ def test_inflections_meet_in_the_dictionary_form(news):
 
 
 def test_compounds_both_ways(corpus_index):
-    assert [h.section_id for h in corpus_index.search("安全保障").hits][0] == f"{SAMPLE_ARTICLE_ID}#3"
+    assert corpus_index.search("安全保障").hits[0].section_id == f"{SAMPLE_ARTICLE_ID}#3"
     lobby = corpus_index.search("ロビー")  # inside the compound ロビー活動 (mode A sub-unit)
     assert f"{SAMPLE_ARTICLE_ID}#3" in [h.section_id for h in lobby.hits]
     assert "<mark>ロビー活動</mark>" in lobby.hits[0].snippet.html() + lobby.hits[0].heading.html()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, render_template, request, url_for
@@ -81,7 +82,8 @@ def section_label(section: ArticleSection) -> str:
 @blueprint.app_template_global()
 def url_with(**changes: str | int | None) -> str:
     """This search's URL with some parameters changed (None drops one); back to page 1 unless set."""
-    args = {key: value for key, value in request.args.items() if value and key != "page"}
+    # Any: query parameters, which url_for takes as **values beside its own typed _external etc.
+    args: dict[str, Any] = {key: value for key, value in request.args.items() if value and key != "page"}
     args.update(changes)
     return url_for("views.search", **{key: value for key, value in args.items() if value})
 

@@ -212,7 +212,8 @@ class ArrayFieldWriter(W3FieldWriter):
         """Write batches of whole posting lists, in field and term order, with W3's statistics:
         each batch's records in one write, its term infos in one array and its terms into the
         term index at once (`_TermIndexWriter`), where W3 makes an object and three writes a term."""
-        fieldname, codes = None, None
+        fieldname: str | None = None
+        codes: np.ndarray  # each document's length byte in `fieldname`, set with it
         for batch in batches:
             if batch.fieldname != fieldname:
                 if fieldname is not None:
@@ -245,6 +246,8 @@ class _TermIndexWriter(OrderedHashWriter):
     """W3's term index (an ordered hash file), written a batch of terms at a time: the same file,
     without W3's two writes and a tuple per term and a write per hash slot."""
 
+    lastkey: bytes  # (set by OrderedHashWriter's constructor)
+
     def add_sorted(self, keys: list[bytes], values: bytes, value_size: int) -> None:
         """`add` of each key, in increasing order, with its `value_size` bytes of `values`."""
         if not keys:
@@ -255,9 +258,9 @@ class _TermIndexWriter(OrderedHashWriter):
         head = 2 * _ENTRY_HEAD.itemsize
         entry_sizes = head + key_sizes + value_size
         positions = (self.dbfile.tell() + np.cumsum(entry_sizes) - entry_sizes).tolist()
-        heads = np.empty((len(keys), 2), dtype=_ENTRY_HEAD)
-        heads[:, 0], heads[:, 1] = key_sizes, value_size
-        heads = heads.tobytes()
+        head_array = np.empty((len(keys), 2), dtype=_ENTRY_HEAD)
+        head_array[:, 0], head_array[:, 1] = key_sizes, value_size
+        heads = head_array.tobytes()
         self.dbfile.write(b"".join([
             part
             for number, key in enumerate(keys)
@@ -419,6 +422,8 @@ class TermBatch:
         """One term's postings as Whoosh hands them to a postings writer (`ArrayPostingsWriter`:
         docnums, float32 weights, one value each as `format_` encodes it), as a batch of one."""
         blob = b"".join(values)
+        counts: np.ndarray | None
+        stored: np.ndarray | None
         if isinstance(format_, ArrayPositions):  # counts of positions, and the positions (uint32)
             counts = np.fromiter((len(value) >> 2 for value in values), dtype=np.uint32, count=len(values))
             stored = np.frombuffer(blob, dtype=np.uint32)  # as `ArrayPositions.encode` wrote them
@@ -460,18 +465,20 @@ class TermBatch:
         weight_part = _Narrowed(weights.astype(np.int64), np.maximum.reduceat(weights, starts).astype(np.int64))
         floats = self.weights.astype("<f4").tobytes()
         if self.counts is not None:
+            all_values, value_bounds = self.values, self.value_bounds
+            assert all_values is not None and value_bounds is not None  # counts always come with their values
             count_part = _Narrowed(self.counts, np.maximum.reduceat(self.counts, starts))
-            value_starts = self.value_bounds[:-1]
-            if self.values.dtype == np.uint8:
+            value_starts = value_bounds[:-1]
+            if all_values.dtype == np.uint8:
                 value_part = None
-                blob = self.values.tobytes()
+                blob = all_values.tobytes()
             else:
-                value_part = _Narrowed(self.values, np.maximum.reduceat(self.values, value_starts))
+                value_part = _Narrowed(all_values, np.maximum.reduceat(all_values, value_starts))
+            value_limits = value_bounds.tolist()
         # Per-term values as lists: reading numpy scalars one at a time costs more than this.
         first_ids = ids[starts].tolist()
         records = []
         ones, whole = ones.tolist(), whole.tolist()
-        value_bounds = self.value_bounds.tolist() if self.value_bounds is not None else None
         for term, (start, end) in enumerate(zip(starts.tolist(), ends.tolist())):
             parts: list[tuple[bytes, bytes] | None] = [gap_part.part(term, start, end - 1) if end - start > 1 else None]
             if ones[term]:
@@ -485,7 +492,7 @@ class TermBatch:
                 value_type, values = _ABSENT, b""
             else:
                 parts.append(count_part.part(term, start, end))
-                low, high = value_bounds[term], value_bounds[term + 1]
+                low, high = value_limits[term], value_limits[term + 1]
                 if value_part is None:
                     value_type, values = _BYTES, blob[low:high]
                 else:
@@ -622,7 +629,9 @@ class ArrayPostings(ListMatcher):
         ids = np.empty(self._count, dtype=np.int64)
         ids[0] = self._first
         if self._count > 1:
-            np.cumsum(read.array(gap_type, self._count - 1), out=ids[1:])
+            gaps = read.array(gap_type, self._count - 1)
+            assert gaps is not None  # stored for every list of more than one posting
+            np.cumsum(gaps, out=ids[1:])
             ids[1:] += self._first
         weights = read.array(weight_type, self._count)
         counts = read.array(count_type, self._count)

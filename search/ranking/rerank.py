@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,7 @@ from ..codec.whoosh_internals import (
 from ..query.parse import ParsedQuery, is_question_word
 from .scoring import (
     LENGTH_OF_BYTE,
+    NO_DEADLINE,
     Deadline,
     Evaluation,
     Ranking,
@@ -246,7 +248,7 @@ def section_features(
     scores: np.ndarray,
     strict: int,
     table: SectionTable,
-    deadline: Deadline = Deadline(None),
+    deadline: Deadline = NO_DEADLINE,
 ) -> np.ndarray:
     """One row of `FEATURES` per candidate (`docnums` in first-stage order, `scores` theirs)."""
     count = len(docnums)
@@ -272,7 +274,7 @@ def section_features(
         text_covered += idf * in_text
         missing = np.maximum(missing, np.where(anywhere, 0.0, idf))
     pairs, near = np.zeros(count), np.zeros(count)
-    for first, second in zip(words, words[1:]):
+    for first, second in pairwise(words):
         pairs += candidates.in_sequence("body", first, second)
         near += candidates.near("body", first, second)
     word_count = max(len(words), 1)
@@ -368,7 +370,8 @@ class _Candidates:
             first, end = np.searchsorted(ids, (segment.offset, segment.offset + segment.size))
             if first < end:
                 self.segments.append((segment, first, order[first:end], ids[first:end] - segment.offset))
-        self._found: dict[tuple[str, str], list] = {}
+        self._found: dict[tuple[str, str], list] = {}  # (field, word) → `_lookup`'s answer
+        self._placed: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}  # (field, word) → `_positions`'
 
     def _lookup(self, field: str, word: str) -> list[tuple]:
         """Per segment where the term occurs: (segment, its postings, the candidates that have it:
@@ -407,13 +410,15 @@ class _Candidates:
         values, hit = np.zeros(self.count), np.zeros(self.count, dtype=bool)
         scored = self.evaluation.remembered((field, word))  # the first stage scored it whole
         if scored is not None:
-            at, has = self._among(scored.ids)
+            at, has = self._among(scored.sparse_ids)
             values[self.order[has]] = scored.scores[at[has]]
             hit[self.order[has]] = True
             return values, hit
         found = self._lookup(field, word)
         if found:
-            scores_of = self.evaluation.scorer(field, self.evaluation.term_bytes(field, word))
+            btext = self.evaluation.term_bytes(field, word)
+            assert btext is not None  # (found: the field has the word as a term)
+            scores_of = self.evaluation.scorer(field, btext)
             for segment, postings, rows, local, at, _ in found:
                 weights = postings.arrays.weights
                 values[rows] = scores_of(segment, local, None if weights is None else weights[at])
@@ -425,7 +430,7 @@ class _Candidates:
         result = np.zeros(self.count)
         phrase = self.evaluation.remembered((field, (first, second)))  # the first stage found it whole
         if phrase is not None:
-            result[self.order[self._among(phrase.ids)[1]]] = 1.0
+            result[self.order[self._among(phrase.sparse_ids)[1]]] = 1.0
             return result
         seconds = {found[0]: found[1:] for found in self._lookup(field, second)}
         for segment, postings, rows, local, _, _ in self._lookup(field, first):
@@ -463,13 +468,13 @@ class _Candidates:
     def _positions(self, field: str, word: str) -> tuple[np.ndarray, np.ndarray]:
         """Every position of the word in each candidate that has it: the candidate's place among
         `ids` and the position, ascending (none where its positions are not arrays)."""
-        key = ("positions", field, word)
-        if key not in self._found:
+        key = (field, word)
+        if key not in self._placed:
             owners, positions = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
             for _, postings, _, local, _, places in self._lookup(field, word):
                 if postings.has_array_positions():
                     owned, found = candidate_positions(postings.with_positions(), local)
                     owners.append(places[owned])
                     positions.append(found)
-            self._found[key] = (np.concatenate(owners), np.concatenate(positions))
-        return self._found[key]
+            self._placed[key] = (np.concatenate(owners), np.concatenate(positions))
+        return self._placed[key]

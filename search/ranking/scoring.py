@@ -91,7 +91,11 @@ class Deadline:
     def check(self) -> None:
         """QueryTooExpensive once the budget is spent (a budget of 0 at the first check)."""
         if self.at is not None and time.monotonic() >= self.at:
+            assert self.budget is not None  # (`at` is set from it)
             raise QueryTooExpensive(self.budget)
+
+
+NO_DEADLINE = Deadline(None)  # never gives up; shared, as a Deadline is never changed once made
 
 
 def top_documents(
@@ -231,7 +235,7 @@ class Evaluation:
     """One search's evaluation of a query over the whole index: each node's `_Matches`,
     restricted to a set of docnums when given one (only those are scored)."""
 
-    def __init__(self, searcher: Searcher, deadline: Deadline = Deadline(None)):
+    def __init__(self, searcher: Searcher, deadline: Deadline = NO_DEADLINE):
         self.searcher = searcher
         self.deadline = deadline
         self.schema = searcher.schema
@@ -291,7 +295,7 @@ class Evaluation:
         for segment in self.segments:
             self.deadline.check()
             found = _walked(node.matcher(segment.searcher, self.context), self.deadline)
-            ids.append(found.ids + segment.offset)
+            ids.append(found.sparse_ids + segment.offset)
             scores.append(found.scores)
         return _Matches(np.concatenate(scores), ids=np.concatenate(ids)).restricted(within)
 
@@ -323,8 +327,10 @@ class Evaluation:
     def _positioned(self, fieldname: str) -> bool:
         """Whether a phrase in this field can be checked over position arrays (else Whoosh walks
         it, or raises its own error for a field without positions)."""
-        field = self.schema[fieldname] if fieldname in self.schema else None
-        return field is not None and bool(field.format) and field.format.supports("positions")
+        if fieldname not in self.schema:
+            return False
+        field = self.schema[fieldname]
+        return bool(field.format) and field.format.supports("positions")
 
     def _term(self, fieldname: str, text, within: _Within | None = None) -> _Matches:
         """A term's BM25F scores wherever it occurs, kept for later searches when read whole (a
@@ -346,7 +352,8 @@ class Evaluation:
     def _remember(self, key: tuple, found: _Matches) -> None:
         """Keep `found` (sparse, as every term and phrase is) for later searches, as a plain
         tuple of arrays (see `memory.RecentEntries`)."""
-        SCORED_TERMS.put((self.memory.number, key), (found.ids, found.scores), found.ids.nbytes + found.scores.nbytes)
+        ids = found.sparse_ids
+        SCORED_TERMS.put((self.memory.number, key), (ids, found.scores), ids.nbytes + found.scores.nbytes)
 
     def _read_term(self, fieldname: str, text, within: _Within | None) -> _Matches:
         btext = self.term_bytes(fieldname, text)
@@ -481,7 +488,11 @@ class Evaluation:
         if not len(candidate_ids):  # (the words' postings need not even be looked up)
             return _NO_MATCHES
         ordered = np.zeros(len(candidate_ids), dtype=bool)
-        postings = [dict(self.term_postings(fieldname, self.term_bytes(fieldname, word))) for word in words]
+        postings = []
+        for word in words:
+            btext = self.term_bytes(fieldname, word)
+            assert btext is not None  # every word is a term of the field: it has candidates
+            postings.append(dict(self.term_postings(fieldname, btext)))
         for segment in self.segments:
             first, end = np.searchsorted(candidate_ids, (segment.offset, segment.offset + segment.size))
             if first == end:
@@ -568,13 +579,25 @@ class _Matches:
     ids: np.ndarray | None = None
     mask: np.ndarray | None = None
 
+    @property
+    def sparse_ids(self) -> np.ndarray:
+        """`ids`, of matches known to be kept as docnums (a term's, a phrase's, a walked node's)."""
+        assert self.ids is not None
+        return self.ids
+
+    @property
+    def dense_mask(self) -> np.ndarray:
+        """`mask`, of matches known to be kept as a mask (those without `ids`)."""
+        assert self.mask is not None
+        return self.mask
+
     def is_empty(self) -> bool:
         return self.ids is not None and not len(self.ids)  # (a mask is kept for many matches)
 
     def as_sparse(self) -> tuple[np.ndarray, np.ndarray]:
         if self.ids is not None:
             return self.ids, self.scores
-        ids = np.flatnonzero(self.mask)
+        ids = np.flatnonzero(self.dense_mask)
         return ids, self.scores[ids]
 
     def as_dense(self, size: int) -> _Matches:
@@ -593,13 +616,13 @@ class _Matches:
         """Which of `other`'s matches are ours too, in `other`'s form."""
         if self.ids is not None and other.ids is not None:
             return np.isin(other.ids, self.ids, assume_unique=True)
-        return other.at(self.as_dense(size).mask)
+        return other.at(self.as_dense(size).dense_mask)
 
     def kept(self, keep: np.ndarray) -> _Matches:
         """Only the matches `keep` flags (in this form)."""
         if self.ids is not None:
             return _Matches(self.scores[keep], ids=self.ids[keep])
-        mask = self.mask & keep
+        mask = self.dense_mask & keep
         return _Matches(np.where(mask, self.scores, 0.0), mask=mask)
 
     def restricted(self, within: _Within | None) -> _Matches:
@@ -618,11 +641,12 @@ def _sum(parts: list[_Matches], size: int) -> _Matches:
     parts = [part for part in parts if not part.is_empty()]
     if len(parts) <= 1:
         return parts[0] if parts else _NO_MATCHES
-    if all(part.ids is not None for part in parts) and sum(len(part.ids) for part in parts) < size // DENSE_SHARE:
-        ids = np.unique(np.concatenate([part.ids for part in parts]))
+    all_sparse = all(part.ids is not None for part in parts)
+    if all_sparse and sum(len(part.sparse_ids) for part in parts) < size // DENSE_SHARE:
+        ids = np.unique(np.concatenate([part.sparse_ids for part in parts]))
         scores = np.zeros(len(ids))
         for part in parts:
-            scores[np.searchsorted(ids, part.ids)] += part.scores
+            scores[np.searchsorted(ids, part.sparse_ids)] += part.scores
         return _Matches(scores, ids=ids)
     scores, mask = np.zeros(size), np.zeros(size, dtype=bool)
     for part in parts:
@@ -631,36 +655,37 @@ def _sum(parts: list[_Matches], size: int) -> _Matches:
             mask[part.ids] = True
         else:
             scores += part.scores
-            mask |= part.mask
+            mask |= part.dense_mask
     return _Matches(scores, mask=mask)
 
 
 def _intersection(a: _Matches, b: _Matches) -> _Matches:
     """a + b where both match."""
     if a.ids is None and b.ids is None:
-        mask = a.mask & b.mask
+        mask = a.dense_mask & b.dense_mask
         return _Matches(np.where(mask, a.scores + b.scores, 0.0), mask=mask)
     if a.ids is None:
         a, b = b, a
     if b.ids is None:
-        keep = b.mask[a.ids]
-        ids = a.ids[keep]
+        keep = b.dense_mask[a.sparse_ids]
+        ids = a.sparse_ids[keep]
         return _Matches(a.scores[keep] + b.scores[ids], ids=ids)
-    if len(a.ids) > len(b.ids):
+    if len(a.sparse_ids) > len(b.ids):
         a, b = b, a  # look the fewer up among the more (a + b is b + a in floating point too)
-    if not len(a.ids):
+    a_ids, b_ids = a.sparse_ids, b.sparse_ids
+    if not len(a_ids):
         return _NO_MATCHES
-    at = np.searchsorted(b.ids, a.ids)
-    at[at == len(b.ids)] = 0
-    found = b.ids[at] == a.ids
-    return _Matches(a.scores[found] + b.scores[at[found]], ids=a.ids[found])
+    at = np.searchsorted(b_ids, a_ids)
+    at[at == len(b_ids)] = 0
+    found = b_ids[at] == a_ids
+    return _Matches(a.scores[found] + b.scores[at[found]], ids=a_ids[found])
 
 
 # A walked matcher looks at the clock once per this many matches.
 WALKED_BETWEEN_CHECKS = 1024
 
 
-def _walked(matcher: Matcher, deadline: Deadline = Deadline(None)) -> _Matches:
+def _walked(matcher: Matcher, deadline: Deadline = NO_DEADLINE) -> _Matches:
     """Any other matcher, walked one match at a time as Whoosh's collector would."""
     ids: list[int] = []
     scores: list[float] = []
@@ -710,6 +735,7 @@ def candidate_positions(word: PostingArrays, candidates: np.ndarray) -> tuple[np
     counts = ends - begins
     owners = np.repeat(np.arange(len(candidates)), counts)
     firsts = np.repeat(np.cumsum(counts) - counts, counts)  # where each posting's run begins
+    assert word.positions is not None  # (read `with_positions`)
     positions = word.positions[np.repeat(begins, counts) + np.arange(counts.sum()) - firsts]
     return owners, positions.astype(np.int64)
 
@@ -718,6 +744,7 @@ def _position_bounds(word: PostingArrays, candidates: np.ndarray) -> tuple[np.nd
     """Where each candidate's positions begin and end in `word.positions` (every candidate is one
     of the word's docnums)."""
     rows = np.searchsorted(word.ids, candidates)
+    assert word.starts is not None  # (a field with positions has their counts)
     return word.starts[rows], word.starts[rows + 1]
 
 
@@ -731,6 +758,7 @@ def _in_sequence_each(words: list[PostingArrays], candidates: np.ndarray) -> np.
     bounds = []  # per word: its positions, and where each candidate's begin and end
     for word in words:
         begins, ends = _position_bounds(word, candidates)
+        assert word.positions is not None  # (read `with_positions`)
         bounds.append((word.positions, begins.tolist(), ends.tolist()))
     found = np.zeros(len(candidates), dtype=bool)
     for number in range(len(candidates)):
