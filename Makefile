@@ -28,9 +28,8 @@ browser-deps:
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver fonts-noto-cjk >/dev/null; \
 	fi
 
-# `test: setup browser-deps lint` is the target once the tree is formatted (`ruff format`) and mypy
-# is clean on every module: until then `make lint` runs on its own.
-test: setup browser-deps
+# The whole suite, after the style and type checks: what CI runs (.ci/run).
+test: setup browser-deps lint
 	$(BIN)/python -m pytest
 
 check: setup

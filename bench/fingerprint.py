@@ -73,6 +73,7 @@ def index_store(root: Path):
 
 # --- input -------------------------------------------------------------------------------------
 
+
 def extract_livedoor(tarball: Path, count: int, target: Path) -> Path:
     """`count` articles of the livedoor tarball under `target` (text/<category>/...), taken in
     turn from each category, each category's members in name order; `target`."""
@@ -82,8 +83,12 @@ def extract_livedoor(tarball: Path, count: int, target: Path) -> Path:
             article = _LIVEDOOR_ARTICLE.match(member.name)
             if member.isfile() and article is not None:
                 by_category[article.group(1)].append(member)
-        in_turn = (member for row in itertools.zip_longest(*(by_category[name] for name in sorted(by_category)))
-                   for member in row if member is not None)
+        in_turn = (
+            member
+            for row in itertools.zip_longest(*(by_category[name] for name in sorted(by_category)))
+            for member in row
+            if member is not None
+        )
         chosen = list(itertools.islice(in_turn, count))
         if len(chosen) < count:
             raise SystemExit(f"fingerprint: the tarball holds only {len(chosen)} articles, not {count}")
@@ -107,6 +112,7 @@ def corpus_digest(paths: Iterable[Path]) -> tuple[int, str]:
 
 
 # --- reading the index back ----------------------------------------------------------------------
+
 
 def canonical(value) -> object:
     """A stored or column value as JSON can carry it, the same on every run."""
@@ -173,15 +179,33 @@ def fingerprint(index_root: Path) -> list[str]:
                 for section, weight, value in found:
                     posting_digest.update(line([term, section, weight, value]))
                 info = reader.term_info(fieldname, term)
-                info_digest.update(line([term, info.doc_frequency(), info.weight(), info.min_length(),
-                                         info.max_length(), info.max_weight()]))
+                info_digest.update(
+                    line(
+                        [
+                            term,
+                            info.doc_frequency(),
+                            info.weight(),
+                            info.min_length(),
+                            info.max_length(),
+                            info.max_weight(),
+                        ]
+                    )
+                )
             has_terms = bool(terms)
-            stored_hash = sha256_of(
-                [section_of[docnum], stored[docnum][fieldname]] for docnum in in_id_order if fieldname in stored[docnum]
-            ) if field.stored else ABSENT
-            lengths_hash = sha256_of(
-                [section_of[docnum], reader.doc_field_length(docnum, fieldname)] for docnum in in_id_order
-            ) if field.scorable else ABSENT
+            stored_hash = (
+                sha256_of(
+                    [section_of[docnum], stored[docnum][fieldname]]
+                    for docnum in in_id_order
+                    if fieldname in stored[docnum]
+                )
+                if field.stored
+                else ABSENT
+            )
+            lengths_hash = (
+                sha256_of([section_of[docnum], reader.doc_field_length(docnum, fieldname)] for docnum in in_id_order)
+                if field.scorable
+                else ABSENT
+            )
             column_hash = ABSENT
             if reader.has_column(fieldname):
                 column = reader.column_reader(fieldname)
@@ -193,10 +217,13 @@ def fingerprint(index_root: Path) -> list[str]:
                 f" stored_sha256={stored_hash} lengths_sha256={lengths_hash} column_sha256={column_hash}"
             )
         order = sha256_of(section_of[docnum] for docnum in docnums)
-        lines.append(f"docs={len(docnums)} deleted={reader.doc_count_all() - len(docnums)}"
-                     f" segments={len(reader.leaf_readers())} docorder_sha256={order}")
-        lines.append(f"stored sections={len(docnums)} stored_sha256="
-                     f"{sha256_of(stored[docnum] for docnum in in_id_order)}")
+        lines.append(
+            f"docs={len(docnums)} deleted={reader.doc_count_all() - len(docnums)}"
+            f" segments={len(reader.leaf_readers())} docorder_sha256={order}"
+        )
+        lines.append(
+            f"stored sections={len(docnums)} stored_sha256={sha256_of(stored[docnum] for docnum in in_id_order)}"
+        )
     total = hashlib.sha256("\n".join(lines).encode()).hexdigest()
     return [*lines, f"total_sha256={total}"]
 
@@ -216,10 +243,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("corpus", nargs="*", type=Path, help="corpus folders or files, as `midashi reindex` reads")
     parser.add_argument("--livedoor", type=int, metavar="N", help="add N articles of the livedoor tarball")
     parser.add_argument("--tarball", type=Path, default=LIVEDOOR_TARBALL, help="the livedoor tarball")
-    parser.add_argument("--generated", action="store_true",
-                        help="add tests/fork_corpus.py's generated articles (the fork tests' corpus)")
-    parser.add_argument("--workers", type=int, default=0,
-                        help="index worker processes (default 0: one process, one segment)")
+    parser.add_argument(
+        "--generated",
+        action="store_true",
+        help="add tests/fork_corpus.py's generated articles (the fork tests' corpus)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=0, help="index worker processes (default 0: one process, one segment)"
+    )
     parser.add_argument(
         "--work", type=Path, help="folder for the extracted articles and the index (default: a temporary one)"
     )
@@ -240,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         corpus = [path.resolve() for path in args.corpus]
         if args.generated:
             from tests.fork_corpus import write_generated_news
+
             corpus.append(write_generated_news(Path(work) / "generated-news"))
         if args.livedoor:
             corpus.append(extract_livedoor(args.tarball, args.livedoor, Path(work) / "livedoor"))

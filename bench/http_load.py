@@ -145,8 +145,9 @@ class ReindexLoop:
             corpus = self.corpora[self.runs % 2]
             before = current_generation(self.index)
             arguments = [argument for path in corpus for argument in ("--corpus", path)]
-            done = subprocess.run([command, "reindex", *arguments, "--index", str(self.index)],
-                                  capture_output=True, text=True)
+            done = subprocess.run(
+                [command, "reindex", *arguments, "--index", str(self.index)], capture_output=True, text=True
+            )
             self.runs += 1
             after = current_generation(self.index)
             if done.returncode:
@@ -285,13 +286,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=4, help="concurrent client threads")
     parser.add_argument("--seconds", type=float, default=60.0, help="duration of the search load")
     parser.add_argument("--port", type=int, default=0, help="server port (0: a free one)")
-    parser.add_argument("--livedoor", type=existing_file, default=str(ROOT.parent / "shared/data/ldcc-20140209.tar.gz"),
-                        help="livedoor news corpus tarball (titles for the query set)")
-    parser.add_argument("--jaquad", type=existing_file, default=str(ROOT.parent / "shared/data/jaquad/queries.tsv"),
-                        help="JaQuAD queries.tsv (questions for the query set)")
-    parser.add_argument("--reindex-loop", type=corpus_list, nargs=2, metavar=("CORPUS_A", "CORPUS_B"),
-                        help="reindex the index in another process during the load, alternating these "
-                             "corpora (each comma-separated paths)")
+    parser.add_argument(
+        "--livedoor",
+        type=existing_file,
+        default=str(ROOT.parent / "shared/data/ldcc-20140209.tar.gz"),
+        help="livedoor news corpus tarball (titles for the query set)",
+    )
+    parser.add_argument(
+        "--jaquad",
+        type=existing_file,
+        default=str(ROOT.parent / "shared/data/jaquad/queries.tsv"),
+        help="JaQuAD queries.tsv (questions for the query set)",
+    )
+    parser.add_argument(
+        "--reindex-loop",
+        type=corpus_list,
+        nargs=2,
+        metavar=("CORPUS_A", "CORPUS_B"),
+        help="reindex the index in another process during the load, alternating these "
+        "corpora (each comma-separated paths)",
+    )
     parser.add_argument("--server-log", type=Path, help="keep the server's output in this file")
     args = parser.parse_args(argv)
     if args.clients < 1 or args.seconds <= 0:
@@ -322,8 +336,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.server_log:
             shutil.copyfile(Path(scratch) / "server.log", args.server_log)
 
-    print(f"{len(search_requests)} requests ({', '.join(kinds)}), {args.clients} clients, "
-          f"{search.seconds:.0f} s search load + {baseline.seconds:.0f} s /healthz baseline\n")
+    print(
+        f"{len(search_requests)} requests ({', '.join(kinds)}), {args.clients} clients, "
+        f"{search.seconds:.0f} s search load + {baseline.seconds:.0f} s /healthz baseline\n"
+    )
     print(report(search, baseline, kinds))
     if loop:
         print(loop.summary())

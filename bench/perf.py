@@ -64,6 +64,7 @@ class Row:
 
 # --- the scaled corpora ------------------------------------------------------------------------
 
+
 def base_articles() -> list[Article]:
     paths = [SHARED / "ldcc-20140209.tar.gz", SHARED / "jaquad" / "corpus.jsonl"]
     for path in paths:
@@ -130,6 +131,7 @@ def section_texts(path: Path):
 
 # --- measurements ------------------------------------------------------------------------------
 
+
 def bare_sudachi_seconds(path: Path) -> float:
     """Sudachi alone on one core: tokenize, normalized form, content-word filter."""
     tokenizer, is_content = _thread_tokenizer()
@@ -178,8 +180,12 @@ def _pss_kb(pid: int) -> int:
 def run_reindex(corpus: Path, index: Path, *extra: str) -> tuple[float, float]:
     """(seconds, peak memory (PSS) MB of the whole process tree) of one `midashi reindex`."""
     started = time.perf_counter()
-    process = subprocess.Popen([str(MIDASHI), "reindex", "--corpus", str(corpus), "--index", str(index), *extra],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [str(MIDASHI), "reindex", "--corpus", str(corpus), "--index", str(index), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     peak = 0.0
     sampler_done = threading.Event()
 
@@ -243,6 +249,7 @@ def percentile(values: list[float], share: float) -> float:
 
 # --- the run -----------------------------------------------------------------------------------
 
+
 def parse_size(text: str, base_sections: int) -> int:
     text = text.strip().lower()
     if text.endswith("x"):
@@ -269,8 +276,11 @@ def measure(
         row.build_s, row.peak_memory_mb = run_reindex(corpus, index, *extra)
         if not rows:
             bare_after = bare_sudachi_seconds(corpus)
-            print(f"[{size}] bare Sudachi {bare_before:.1f} s before the reindex, {bare_after:.1f} s after",
-                  file=sys.stderr, flush=True)
+            print(
+                f"[{size}] bare Sudachi {bare_before:.1f} s before the reindex, {bare_after:.1f} s after",
+                file=sys.stderr,
+                flush=True,
+            )
             bare = (bare_before + bare_after) / 2
         row.bare_s = bare
         row.index_mb = IndexStore(index).size_on_disk() / 1e6
@@ -288,9 +298,11 @@ def measure(
     return rows
 
 
-HEADER = (f"{'size':<16}{'sections':>10}{'raw MB':>8}{'bare s':>8}{'build s':>9}{'ratio':>7}{'sect/s':>8}"
-          f"{'µs/sect':>8}{'idx MB':>8}{'x raw':>6}{'PSS MB':>8}{'same s':>8}{'1% s':>7}{'1%/full':>8}"
-          f"{'search p50/p95/p99 ms':>24}{'+snippets p50/p95/p99 ms':>27}")
+HEADER = (
+    f"{'size':<16}{'sections':>10}{'raw MB':>8}{'bare s':>8}{'build s':>9}{'ratio':>7}{'sect/s':>8}"
+    f"{'µs/sect':>8}{'idx MB':>8}{'x raw':>6}{'PSS MB':>8}{'same s':>8}{'1% s':>7}{'1%/full':>8}"
+    f"{'search p50/p95/p99 ms':>24}{'+snippets p50/p95/p99 ms':>27}"
+)
 
 
 def print_row(r: Row) -> None:
@@ -336,8 +348,10 @@ def print_growth(rows: list[Row]) -> None:
         build = ""
         if first.build_s:
             build = f"build time per section x{(last.build_s / last.sections) / (first.build_s / first.sections):.2f}, "
-        print(f"\ngrowth {first.size} -> {last.size} ({last.sections / first.sections:.0f}x sections): "
-              f"{build}search+snippets p95 x{p95:.2f}")
+        print(
+            f"\ngrowth {first.size} -> {last.size} ({last.sections / first.sections:.0f}x sections): "
+            f"{build}search+snippets p95 x{p95:.2f}"
+        )
 
 
 def main() -> None:
@@ -351,16 +365,22 @@ def main() -> None:
     parser.add_argument(
         "--before", action="store_true", help="also build and search the first size the straightforward way"
     )
-    parser.add_argument("--search-only", action="store_true",
-                        help="only query latency, on the indexes a previous run left in --work (after search changes)")
+    parser.add_argument(
+        "--search-only",
+        action="store_true",
+        help="only query latency, on the indexes a previous run left in --work (after search changes)",
+    )
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     articles = base_articles()
     base_sections = sum(len(a.sections) for a in articles)
     queries = mixed_queries([a.title for a in articles if a.category], SHARED / "jaquad" / "queries.tsv")
-    print(f"1x = livedoor + JaQuAD: {len(articles):,} articles, {base_sections:,} sections; "
-          f"bigger sizes are SYNTHETIC (copies with shuffled sentences). {len(queries)} mixed queries; "
-          f"{os.cpu_count()} cores.", flush=True)
+    print(
+        f"1x = livedoor + JaQuAD: {len(articles):,} articles, {base_sections:,} sections; "
+        f"bigger sizes are SYNTHETIC (copies with shuffled sentences). {len(queries)} mixed queries; "
+        f"{os.cpu_count()} cores.",
+        flush=True,
+    )
     header = SEARCH_HEADER if args.search_only else HEADER
     print(f"\n{header}\n{'-' * len(header)}", flush=True)
     rows: list[Row] = []

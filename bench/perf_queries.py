@@ -77,7 +77,7 @@ def _phrase_queries(titles: list[str], rng: random.Random) -> list[str]:
     for title in rng.sample(titles, len(titles)):
         found = list(terms(title))
         spans = [
-            title[first.start:second.end]
+            title[first.start : second.end]
             for first, second in itertools.pairwise(found)
             if first.end == second.start and second.end - first.start >= 3
         ]

@@ -155,7 +155,7 @@ def measure(query_set: QuerySet, configurations: dict[str, Configuration], work:
     try:
         for start in range(0, len(queries), TURN_QUERIES):
             for run, searcher in zip(runs, searchers):
-                run += searcher.rank(queries[start:start + TURN_QUERIES])
+                run += searcher.rank(queries[start : start + TURN_QUERIES])
     finally:
         for searcher in searchers:
             searcher.close()

@@ -40,8 +40,15 @@ from perf_queries import livedoor_titles, mixed_queries
 
 ROOT = Path(__file__).resolve().parent.parent
 CATEGORIES = (
-    "dokujo-tsushin", "it-life-hack", "kaden-channel", "livedoor-homme", "movie-enter",
-    "peachy", "smax", "sports-watch", "topic-news",
+    "dokujo-tsushin",
+    "it-life-hack",
+    "kaden-channel",
+    "livedoor-homme",
+    "movie-enter",
+    "peachy",
+    "smax",
+    "sports-watch",
+    "topic-news",
 )
 QUERY_SEEDS = 100  # mixed_queries() per seed: about 60 queries each, most of them distinct
 DEFAULT_BUDGET_MB = 512
@@ -110,8 +117,18 @@ def memory_mb(pid: int) -> tuple[float, float, float]:
 
 def start_server(source: Path, index: Path, port: int, budget_mb: int | None, log: Path) -> subprocess.Popen:
     """`midashi serve` of the code in `source`, returned once `/healthz` answers."""
-    command = [sys.executable, "-c", "from search.cli import main; main()", "serve",
-               "--index", str(index), "--host", HOST, "--port", str(port)]
+    command = [
+        sys.executable,
+        "-c",
+        "from search.cli import main; main()",
+        "serve",
+        "--index",
+        str(index),
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+    ]
     if budget_mb is not None:
         command += ["--memory-budget", str(budget_mb)]
     environment = {**_environment(), "PYTHONPATH": str(source)}
@@ -128,7 +145,10 @@ def accepts_budget(source: Path) -> bool:
     """Whether the `serve` of `source` has --memory-budget (the code before it had none)."""
     help_text = subprocess.run(
         [sys.executable, "-c", "from search.cli import main; main()", "serve", "--help"],
-        capture_output=True, text=True, cwd=source, env={**_environment(), "PYTHONPATH": str(source)},
+        capture_output=True,
+        text=True,
+        cwd=source,
+        env={**_environment(), "PYTHONPATH": str(source)},
     ).stdout
     return "--memory-budget" in help_text
 
@@ -184,9 +204,21 @@ def run(base: str, pid: int, queries: list[tuple[str, str]], total: int, clients
 def build(index: Path) -> None:
     """Index livedoor and corpus/ into `index` (as the README's flow does)."""
     subprocess.run(
-        [sys.executable, "-c", "from search.cli import main; main()", "reindex", "--index", str(index),
-         "--corpus", str(ARGS.livedoor), "--corpus", str(ROOT / "corpus")],
-        check=True, cwd=ROOT, env={**_environment(), "PYTHONPATH": str(ROOT)},
+        [
+            sys.executable,
+            "-c",
+            "from search.cli import main; main()",
+            "reindex",
+            "--index",
+            str(index),
+            "--corpus",
+            str(ARGS.livedoor),
+            "--corpus",
+            str(ROOT / "corpus"),
+        ],
+        check=True,
+        cwd=ROOT,
+        env={**_environment(), "PYTHONPATH": str(ROOT)},
     )
 
 
@@ -203,10 +235,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--budget", type=int, default=DEFAULT_BUDGET_MB, help="memory budget in MB (given to serve if it takes one)"
     )
-    parser.add_argument("--livedoor", type=existing_file, default=str(ROOT.parent / "shared/data/ldcc-20140209.tar.gz"),
-                        help="livedoor news corpus tarball (titles for the query set, and --build)")
-    parser.add_argument("--jaquad", type=existing_file, default=str(ROOT.parent / "shared/data/jaquad/queries.tsv"),
-                        help="JaQuAD queries.tsv (questions for the query set)")
+    parser.add_argument(
+        "--livedoor",
+        type=existing_file,
+        default=str(ROOT.parent / "shared/data/ldcc-20140209.tar.gz"),
+        help="livedoor news corpus tarball (titles for the query set, and --build)",
+    )
+    parser.add_argument(
+        "--jaquad",
+        type=existing_file,
+        default=str(ROOT.parent / "shared/data/jaquad/queries.tsv"),
+        help="JaQuAD queries.tsv (questions for the query set)",
+    )
     ARGS = parser.parse_args(argv)
     if (ARGS.index is None) == (ARGS.build is None):
         parser.error("give --index DIR or --build DIR")
@@ -223,10 +263,18 @@ def main(argv: list[str] | None = None) -> int:
         server = start_server(ARGS.source, index, port, budget, Path(scratch) / "server.log")
         try:
             rss, pss, anonymous = memory_mb(server.pid)
-            print(f"serve of {ARGS.source} ({'--memory-budget ' + str(budget) if budget else 'no --memory-budget'}), "
-                  f"{len(queries)} distinct queries, {ARGS.clients} clients")
-            print("".join(line for line in Path(scratch, "server.log").read_text().splitlines(True)
-                          if line.startswith("Memory budget")), end="")
+            print(
+                f"serve of {ARGS.source} ({'--memory-budget ' + str(budget) if budget else 'no --memory-budget'}), "
+                f"{len(queries)} distinct queries, {ARGS.clients} clients"
+            )
+            print(
+                "".join(
+                    line
+                    for line in Path(scratch, "server.log").read_text().splitlines(True)
+                    if line.startswith("Memory budget")
+                ),
+                end="",
+            )
             print(f"{0:>6} requests  RSS {rss:7.1f} MB  PSS {pss:7.1f} MB  anon {anonymous:7.1f} MB")
             errors = run(f"http://{HOST}:{port}", server.pid, queries, ARGS.queries, ARGS.clients)
             rss, _, _ = memory_mb(server.pid)

@@ -126,8 +126,11 @@ def collect(query_set: QuerySet, collected: Collected, synonyms: Path) -> None:
         collected.articles.append(articles[keep])
         collected.qids.append(f"{query_set.name}:{qid}")
     took = time.perf_counter() - started
-    print(f"{query_set.name}: {len(collected.qids) - before} of {len(query_set.queries)} queries with a relevant"
-          f" candidate ({took:.0f} s)", flush=True)
+    print(
+        f"{query_set.name}: {len(collected.qids) - before} of {len(query_set.queries)} queries with a relevant"
+        f" candidate ({took:.0f} s)",
+        flush=True,
+    )
 
 
 def first_of_each_relevant_article(labels: np.ndarray, articles: np.ndarray) -> np.ndarray:
@@ -180,8 +183,13 @@ def train(collected: Collected, out: Path) -> tuple[int, float]:
         labels = np.concatenate([collected.labels[i] for i in picked])
         groups = [len(collected.labels[i]) for i in picked]
         return lightgbm.Dataset(
-            features, labels, group=groups, feature_name=list(FEATURES), reference=reference,
-            params={"max_bin": PARAMETERS["max_bin"], "verbosity": -1}, free_raw_data=False,
+            features,
+            labels,
+            group=groups,
+            feature_name=list(FEATURES),
+            reference=reference,
+            params={"max_bin": PARAMETERS["max_bin"], "verbosity": -1},
+            free_raw_data=False,
         )
 
     training = dataset(~held)
@@ -201,8 +209,11 @@ def train(collected: Collected, out: Path) -> tuple[int, float]:
     out.parent.mkdir(parents=True, exist_ok=True)
     booster.save_model(str(out), num_iteration=rounds)
     ndcg = booster.best_score.get("held out", {}).get("ndcg@10", float("nan"))
-    print(f"trained on {int((~held).sum())} queries ({rows} candidates), held out {int(held.sum())}:"
-          f" {rounds} rounds, held-out NDCG@10 {ndcg:.4f}", flush=True)
+    print(
+        f"trained on {int((~held).sum())} queries ({rows} candidates), held out {int(held.sum())}:"
+        f" {rounds} rounds, held-out NDCG@10 {ndcg:.4f}",
+        flush=True,
+    )
     importance = booster.feature_importance("gain", iteration=rounds)
     ranked = sorted(zip(FEATURES, importance), key=lambda pair: -pair[1])
     print("gain: " + ", ".join(f"{name} {gain:.0f}" for name, gain in ranked[:12]), flush=True)
@@ -225,8 +236,13 @@ def main() -> None:
     parser.add_argument("--jaquad", type=Path, default=JAQUAD, help="folder with corpus.jsonl and train-*.tsv/txt")
     parser.add_argument("--jaquad-sample", type=int, default=2, help="every Nth JaQuAD training question")
     parser.add_argument("--tarball", type=Path, help="the livedoor tarball (default: the headline tool's)")
-    parser.add_argument("--custom", nargs=3, type=Path, metavar=("CORPUS", "QUERIES", "QRELS"),
-                        help="train on this one set instead (article-level qrels)")
+    parser.add_argument(
+        "--custom",
+        nargs=3,
+        type=Path,
+        metavar=("CORPUS", "QUERIES", "QRELS"),
+        help="train on this one set instead (article-level qrels)",
+    )
     parser.add_argument("--work", type=Path, default=Path("/tmp/midashi-relevance"), help="generated sets and indexes")
     parser.add_argument("--out", type=Path, default=MODEL_PATH, help="where the model is written")
     parser.add_argument(
@@ -246,8 +262,11 @@ def main() -> None:
         collected = Collected()
         for query_set in training_sets(args):
             built = reindex([query_set.corpus], query_set.index)
-            print(f"index {query_set.index}: {'rebuilt' if built.changed else 'up to date'}"
-                  f" ({built.elapsed_seconds:.0f} s)", flush=True)
+            print(
+                f"index {query_set.index}: {'rebuilt' if built.changed else 'up to date'}"
+                f" ({built.elapsed_seconds:.0f} s)",
+                flush=True,
+            )
             collect(query_set, collected, synonyms)
         if args.features:
             save(collected, args.features)
@@ -263,9 +282,11 @@ def main() -> None:
         print(f"two trainings: {'byte-identical' if same else 'DIFFERENT'} models")
         if not same:
             sys.exit(1)
-    print(f"wrote {args.out} ({args.out.stat().st_size:,} bytes); {len(collected.qids)} queries"
-          f" ({collected.left_out} without a relevant candidate left out); features {trained - started:.0f} s,"
-          f" training {time.perf_counter() - trained:.0f} s, total {time.perf_counter() - started:.0f} s")
+    print(
+        f"wrote {args.out} ({args.out.stat().st_size:,} bytes); {len(collected.qids)} queries"
+        f" ({collected.left_out} without a relevant candidate left out); features {trained - started:.0f} s,"
+        f" training {time.perf_counter() - trained:.0f} s, total {time.perf_counter() - started:.0f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -171,8 +171,11 @@ class Browser:
         what each of them is about (a search computes snippets for best sections only)."""
         spec = self._highlight(query)
         wanted = {
-            group.best.article_id: {o.section_id for o in sorted(group.others, key=attrgetter("section_number"))[:OTHER_SNIPPETS]}
-            for group in groups if group.others
+            group.best.article_id: {
+                o.section_id for o in sorted(group.others, key=attrgetter("section_number"))[:OTHER_SNIPPETS]
+            }
+            for group in groups
+            if group.others
         }
         if spec is None or not wanted:
             return {}
@@ -191,17 +194,18 @@ class Browser:
     @staticmethod
     def _related(searcher, docnum: int, article_id: str, text: str) -> list[RelatedArticle]:
         """Articles sharing the key content words (Bo1 over the analyzer's terms: no particles)."""
-        results = searcher.more_like(
-            docnum, "body", text=text, top=RELATED_ARTICLES * 6, numterms=RELATED_KEY_TERMS
-        )
+        results = searcher.more_like(docnum, "body", text=text, top=RELATED_ARTICLES * 6, numterms=RELATED_KEY_TERMS)
         related: dict[str, RelatedArticle] = {}
         for hit in results:
             fields = hit.fields()
             other = fields["article_id"]
             if other != article_id and other not in related:
                 related[other] = RelatedArticle(
-                    other, fields.get("title", ""), fields.get("date"),
-                    fields.get("source", ""), fields.get("category", ""),
+                    other,
+                    fields.get("title", ""),
+                    fields.get("date"),
+                    fields.get("source", ""),
+                    fields.get("category", ""),
                 )
             if len(related) == RELATED_ARTICLES:
                 break
@@ -236,9 +240,7 @@ class Browser:
         if filters:
             candidates.append((" ".join(words), "no-filters", False))
         if 1 < len(words) <= MAX_DROPPED_WORDS:
-            candidates += [
-                (" ".join(words[:i] + words[i + 1:]), "drop-word", True) for i in range(len(words))
-            ]
+            candidates += [(" ".join(words[:i] + words[i + 1 :]), "drop-word", True) for i in range(len(words))]
         candidates += [(corrected, "spelling", True) for corrected in self._respellings(words, deadline)]
         found: list[Alternative] = []
         for candidate, reason, keep_filters in dict.fromkeys(candidates):
@@ -274,7 +276,7 @@ class Browser:
                 if known and self._count(word, None):
                     continue
                 for fixed in nearest_terms(reader, view.table(Vocabulary), word.lower(), limit=2):
-                    respelled.append(" ".join([*words[:i], fixed, *words[i + 1:]]))
+                    respelled.append(" ".join([*words[:i], fixed, *words[i + 1 :]]))
         return respelled
 
     def _count(self, query: str, filters: Filters | None) -> int:

@@ -69,6 +69,7 @@ def cli() -> None:
 
 # --- reindex ---------------------------------------------------------------------------------
 
+
 @cli.command("reindex")
 @click.option(
     "--corpus",
@@ -108,7 +109,9 @@ def reindex_command(corpus_paths: tuple[Path, ...], index_root: Path, full: bool
     except WorkerFailed as error:
         raise UserError(f"reindex failed, the previous index is still in use. {error}") from None
     except OSError as error:  # the corpus's read errors are reported per source: this is the index's
-        raise UserError(f"reindex failed, the previous index is still in use: {_os_reason(error, index_root)}") from None
+        raise UserError(
+            f"reindex failed, the previous index is still in use: {_os_reason(error, index_root)}"
+        ) from None
     except KeyboardInterrupt:
         click.echo("\nmidashi: reindex interrupted; the previous index is still in use.", err=True)
         sys.exit(EXIT_INTERRUPTED)
@@ -194,7 +197,17 @@ def format_report(report: ReindexReport, index_root: Path) -> str:
 FORMATS = ("text", "json", "csv", "jsonl")
 # What a CSV export has per article (or section, with --sections): a spreadsheet's columns.
 CSV_COLUMNS = (
-    "rank", "score", "section_id", "article_id", "title", "heading", "date", "category", "source", "url", "snippet",
+    "rank",
+    "score",
+    "section_id",
+    "article_id",
+    "title",
+    "heading",
+    "date",
+    "category",
+    "source",
+    "url",
+    "snippet",
 )
 
 
@@ -244,7 +257,9 @@ def _is_not_word(arg: str) -> bool:
 
 @cli.command("search", cls=SearchCommand)
 @click.argument("query_words", nargs=-1)
-@click.option("-n", "--limit", default=None, type=click.IntRange(1, 1000), help="Hits to show. [default: 10; 100 with --run]")
+@click.option(
+    "-n", "--limit", default=None, type=click.IntRange(1, 1000), help="Hits to show. [default: 10; 100 with --run]"
+)
 @click.option(
     "--format",
     "output_format",
@@ -262,8 +277,12 @@ def _is_not_word(arg: str) -> bool:
 @click.option(
     "--sections", "flat", is_flag=True, help="List matching sections one by one instead of each article once."
 )
-@click.option("--queries", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Batch: a `qid<TAB>query` file.")
-@click.option("--run", "run_path", type=click.Path(dir_okay=False, path_type=Path), help="Batch: write a TREC run here.")
+@click.option(
+    "--queries", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Batch: a `qid<TAB>query` file."
+)
+@click.option(
+    "--run", "run_path", type=click.Path(dir_okay=False, path_type=Path), help="Batch: write a TREC run here."
+)
 @click.option(
     "--time-budget",
     type=click.FloatRange(min=0),
@@ -393,7 +412,12 @@ def format_results(results: SearchResults, alternatives: Sequence[Alternative] =
         lines.append("")
         lines.append(f"{hit.rank:>3}. {_bold_title(hit.title)}")
         where = ["§ " + _emphasised(hit.heading) if hit.heading.text() else ""]
-        where += [hit.date.strftime("%Y-%m-%d") if hit.date else "", hit.source, hit.section_id, f"score {hit.score:.2f}"]
+        where += [
+            hit.date.strftime("%Y-%m-%d") if hit.date else "",
+            hit.source,
+            hit.section_id,
+            f"score {hit.score:.2f}",
+        ]
         lines.append("     " + " · ".join(part for part in where if part))
         lines.append("     " + _emphasised(hit.snippet))
         if others.get(hit.section_id):
@@ -426,6 +450,7 @@ def _run_batch(index: SearchIndex, queries: Path, run_path: Path, limit: int) ->
 
 # --- stats, serve ----------------------------------------------------------------------------
 
+
 @cli.command("stats")
 @index_option
 def stats_command(index_root: Path) -> None:
@@ -439,7 +464,9 @@ def stats_command(index_root: Path) -> None:
 
 @cli.command("serve")
 @index_option
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback unless told otherwise).")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback unless told otherwise)."
+)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option(
     "--memory-budget",

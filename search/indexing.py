@@ -187,7 +187,8 @@ def _with_what_was_kept(faults: list[Unreadable], path: str, kept: int | None) -
         outcome = "what could not be read is not indexed"
     noted = [
         IncompleteSource(fault.path, f"{fault.reason}; {outcome}", source=fault.source)
-        if isinstance(fault, IncompleteSource) else fault
+        if isinstance(fault, IncompleteSource)
+        else fault
         for fault in faults
     ]
     if kept and not any(isinstance(fault, IncompleteSource) for fault in faults):

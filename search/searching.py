@@ -595,7 +595,9 @@ class SearchIndex:
         counts = self._facet_counts(view, parsed.query, scope, ranking, relaxation) if facets else None
         return RankedSections(ranking, relaxation, counts)
 
-    def _ranker(self, view: GenerationView, scope: Scope, deadline: Deadline) -> Callable[[wq.Query, int | None], Ranking]:
+    def _ranker(
+        self, view: GenerationView, scope: Scope, deadline: Deadline
+    ) -> Callable[[wq.Query, int | None], Ranking]:
         """How the relevance order ranks a query (the query, its relaxed reading, each of its
         words alone): the arrays' evaluation, within `scope`, by `deadline`."""
         return lambda query, limit: top_documents(view.searcher, query, limit, scope.allowed, budget=deadline)
@@ -619,7 +621,9 @@ class SearchIndex:
         """The part of `ranking` one page shows: hits `offset`.. `offset + limit`, or with `group`
         the articles at those ranks (by their best section), each with its matching sections."""
         if not group:
-            return Page([(position + 1, [position]) for position in range(offset, min(offset + limit, len(ranking.docnums)))])
+            return Page(
+                [(position + 1, [position]) for position in range(offset, min(offset + limit, len(ranking.docnums)))]
+            )
         articles, sections = view.table(ArticleMap).group(ranking.docnums, offset, limit)
         return Page(list(zip(itertools.count(offset + 1), sections)), articles)
 
@@ -818,8 +822,20 @@ class IndexLexicon:
 # What reading a damaged Whoosh file raises: a pickle, struct, Zstandard, zlib or numpy decoding error, a
 # short read, the file missing, or Whoosh finding no table of contents (its own IndexError).
 READ_ERRORS = (
-    pickle.UnpicklingError, struct.error, zstandard.ZstdError, zlib.error, OSError, EOFError, ValueError,
-    IndexError, KeyError, TypeError, AttributeError, MemoryError, OverflowError, whoosh_index.IndexError,
+    pickle.UnpicklingError,
+    struct.error,
+    zstandard.ZstdError,
+    zlib.error,
+    OSError,
+    EOFError,
+    ValueError,
+    IndexError,
+    KeyError,
+    TypeError,
+    AttributeError,
+    MemoryError,
+    OverflowError,
+    whoosh_index.IndexError,
 )
 
 
@@ -924,14 +940,14 @@ def _date_column(reader, size: int) -> np.ndarray:
     for leaf, offset in reader.leaf_readers():
         if leaf.has_column("date"):
             count = leaf.doc_count_all()
-            values[offset:offset + count] = np.fromiter(
+            values[offset : offset + count] = np.fromiter(
                 leaf.column_reader("date", translate=False), dtype=np.uint64, count=count
             )
     return values
 
 
 def _month(field, stored: int) -> str | None:
-    """"YYYY-MM" of a DATETIME column value, None for the column's "no value" sentinel."""
+    """ "YYYY-MM" of a DATETIME column value, None for the column's "no value" sentinel."""
     try:
         when = field.from_column_value(stored)
     except (OverflowError, ValueError):
@@ -961,7 +977,7 @@ class ArticleMap:
         _, numbers = np.unique(np.array([name for names, _ in segments for name in names]), return_inverse=True)
         parts, first = [], 0
         for names, codes in segments:
-            mapped = np.append(numbers[first:first + len(names)], -1)  # a code of -1 (no article) stays -1
+            mapped = np.append(numbers[first : first + len(names)], -1)  # a code of -1 (no article) stays -1
             parts.append(mapped[codes])
             first += len(names)
         return cls(np.concatenate(parts))
@@ -971,7 +987,7 @@ class ArticleMap:
         by their best section, the positions in `ranked` of their sections, best first)."""
         articles = self.numbers[ranked]
         found, first = np.unique(articles, return_index=True)
-        page = found[np.argsort(first)][offset:offset + limit]
+        page = found[np.argsort(first)][offset : offset + limit]
         sections: dict[int, list[int]] = {article: [] for article in page.tolist()}
         wanted = np.flatnonzero(np.isin(articles, page))
         for position, article in zip(wanted.tolist(), articles[wanted].tolist()):

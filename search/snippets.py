@@ -42,7 +42,9 @@ _SENTENCE_END = re.compile(r"[。！？!?]++(?![」』）)\]ぁ-ゖ])|\n")
 # Where a window may start or end inside a sentence without cutting a word: after a comma or a
 # blank, after a closing bracket unless a particle or punctuation follows (」と述べた, 」、),
 # before an opening bracket. Not after an ASCII colon (a URL's, a time's) nor a digit group's comma.
-_CLAUSE_BREAK = re.compile(r"(?<=[、，；：\s])|(?<=,)(?!\d)|(?<=[」』）)】〕])(?![ぁ-ゖ、，,。．」』）)】〕])|(?=[「『（(【〔])")
+_CLAUSE_BREAK = re.compile(
+    r"(?<=[、，；：\s])|(?<=,)(?!\d)|(?<=[」』）)】〕])(?![ぁ-ゖ、，,。．」』）)】〕])|(?=[「『（(【〔])"
+)
 # A window's edge moves at most this far (in characters) to reach a clause break rather than a
 # word start: beyond it the match would lose most of its context.
 CLAUSE_REACH = 30
@@ -144,7 +146,7 @@ def window_edge(text: str, word_starts: list[int], low: int, high: int, forward:
     if forward:
         if _is_edge(text, low):
             return low
-        reach = text[low:min(high, low + CLAUSE_REACH)]
+        reach = text[low : min(high, low + CLAUSE_REACH)]
         clause = next((m.start() for m in _CLAUSE_BREAK.finditer(reach) if m.start() > 0), None)
         if clause is not None:
             return low + clause
@@ -267,7 +269,7 @@ def _opening(text: str, word_starts: list[int], chars: int) -> Snippet:
         return Snippet((((text, False),),) if text else ())
     ends = [m.end() for m in _SENTENCE_END.finditer(text, chars // 2, chars)]
     if ends:
-        return Snippet((((text[:ends[-1]].strip(), False),),))
+        return Snippet((((text[: ends[-1]].strip(), False),),))
     starts = [start - offset for start in word_starts]
     cut = window_edge(text, starts, chars // 2, chars, forward=False)
     return Snippet((((text[:cut].rstrip(), False), (ELLIPSIS, False)),))

@@ -49,7 +49,8 @@ def fixture_text() -> tuple[list[str], list[str], list[str]]:
 
 def generated_article(number: int, titles: list[str], headings: list[str], sentences: list[str]) -> str:
     """Article `number` in Midashi's text format: a title, a date, a lead and two to four
-    headed sections of shuffled fixture sentences (the lead's first one says 日本) (one long section every LONG_EVERY articles)."""
+    headed sections of shuffled fixture sentences (the lead's first one says 日本) (one long section
+    every LONG_EVERY articles)."""
     chance = random.Random(number)
     about_japan = [sentence for sentence in sentences if "日本" in sentence]  # a common word, as in news
     lines = [

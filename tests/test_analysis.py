@@ -39,7 +39,7 @@ def test_alphanumeric_model_names_stay_whole():
 
 def test_offsets_land_on_the_original_characters():
     text = "ＡＩとｴﾇﾋﾞﾃﾞｨｱ😀、H200とコンピュータ🇯🇵です。"
-    spans = {t.text: text[t.start:t.end] for t in terms(text)}
+    spans = {t.text: text[t.start : t.end] for t in terms(text)}
     assert spans["ai"] == "ＡＩ"
     assert spans["エヌビディア"] == "ｴﾇﾋﾞﾃﾞｨｱ"
     assert spans["h200"] == "H200"
@@ -50,8 +50,8 @@ def test_a_word_written_in_other_widths_keeps_its_own_offsets():
     # One dictionary word, whose analysis is kept per word: half-width kana make each spelling's
     # characters, and where its mode A units split, differ.
     text = "ﾋﾞﾃﾞｵカメラ、ビデオｶﾒﾗ、ビデオカメラ、ﾋﾞﾃﾞｵｶﾒﾗ。"
-    words = [(t.text, text[t.start:t.end]) for t in terms(text)]
-    units = [text[t.start:t.end] for t in terms(text, "A")]
+    words = [(t.text, text[t.start : t.end]) for t in terms(text)]
+    units = [text[t.start : t.end] for t in terms(text, "A")]
     assert words == [("ビデオカメラ", spelling) for spelling in ("ﾋﾞﾃﾞｵカメラ", "ビデオｶﾒﾗ", "ビデオカメラ", "ﾋﾞﾃﾞｵｶﾒﾗ")]
     assert units == ["ﾋﾞﾃﾞｵ", "カメラ", "ビデオ", "ｶﾒﾗ", "ビデオ", "カメラ", "ﾋﾞﾃﾞｵ", "ｶﾒﾗ"]
 
@@ -63,8 +63,8 @@ def test_text_over_sudachis_limit_is_split_at_sentence_ends_with_offsets_carried
     found = list(terms(text))
     assert sum(1 for t in found if t.text == "輸出") == text.count("輸出")
     last = found[-1]
-    assert last.text == "エヌビディア" and text[last.start:last.end] == "ｴﾇﾋﾞﾃﾞｨｱ"
-    assert all(text[t.start:t.end] in sentence + "最後にｴﾇﾋﾞﾃﾞｨｱ" for t in found)
+    assert last.text == "エヌビディア" and text[last.start : last.end] == "ｴﾇﾋﾞﾃﾞｨｱ"
+    assert all(text[t.start : t.end] in sentence + "最後にｴﾇﾋﾞﾃﾞｨｱ" for t in found)
 
 
 def test_a_single_huge_sentence_without_punctuation_is_still_analysed():

@@ -53,6 +53,7 @@ def _read(relative: str):
 
 # --- -word / NOT leaves out the whole article ---------------------------------------------------
 
+
 def test_a_dash_standing_alone_in_a_pasted_headline_excludes_nothing(fast):
     """「…」 - 連載名 vol.27: the dash sets the series name apart; it is no operator (it left out
     every article of the series, the headline's own included)."""
@@ -85,7 +86,9 @@ def test_exclusion_holds_for_the_batch_run_and_the_api(fast, news_root):
     [ranked] = list(rank_each(fast, [("q1", "iPhone -Android")]))
     assert sorted(line.split()[2] for line in ranked.lines) == ["tech/tech-0004#1", "tech/tech-0004#2"]
     data = create_app(news_root).test_client().get("/api/search?q=iPhone -Android").get_json()
-    assert data["articles"] == 1 and data["total"] == 2 and [h["article_id"] for h in data["hits"]] == ["tech/tech-0004"]
+    assert (
+        data["articles"] == 1 and data["total"] == 2 and [h["article_id"] for h in data["hits"]] == ["tech/tech-0004"]
+    )
     # The article's other matching section is listed under its best one (whichever ranks first).
     best, [other] = data["hits"][0]["section_id"], data["hits"][0]["other_sections"]
     assert {best, other["section_id"]} == {"tech/tech-0004#1", "tech/tech-0004#2"}
@@ -128,6 +131,7 @@ def test_negation_inside_an_or_group_stays_per_section(fast):
 
 # --- boilerplate at an article's end is not indexed ----------------------------------------------
 
+
 def test_bare_link_list_and_profile_are_dropped_but_bulleted_sentences_stay():
     article = _read("tech/tech-0004.txt")
     text = "\n".join(section.text for section in article.sections)
@@ -167,11 +171,12 @@ def test_boilerplate_words_find_nothing_and_real_text_ranks(fast):
 )
 def test_trailing_boilerplate_rule(lines, kept):
     """`kept` None: nothing is dropped (trailing blank lines aside)."""
-    unchanged = lines[:max(number + 1 for number, line in enumerate(lines) if line.strip())]
+    unchanged = lines[: max(number + 1 for number, line in enumerate(lines) if line.strip())]
     assert _drop_trailing_boilerplate(lines) == (unchanged if kept is None else kept)
 
 
 # --- midashi search lists each article once -------------------------------------------------------
+
 
 def _search(news_root, *args: str):
     result = CliRunner().invoke(cli, ["search", *args, "--index", str(news_root)])

@@ -23,8 +23,14 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 CHROME_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 )
 WAIT_SECONDS = 10
 
@@ -249,7 +255,9 @@ def test_phone_landing_on_a_section_shows_its_heading_and_the_article(sized, bas
     at_size(sized, PHONE, dark)
     sized.get(base_url + "/?q=香川真司 移籍")
     assert sized.execute_script("return window.innerWidth") == PHONE[0]
-    link = next(a for a in sized.find_elements(By.CSS_SELECTOR, ".hit-title a") if "digest/week" in a.get_attribute("href"))
+    link = next(
+        a for a in sized.find_elements(By.CSS_SELECTOR, ".hit-title a") if "digest/week" in a.get_attribute("href")
+    )
     anchor = link.get_attribute("href").rsplit("#", 1)[1]
     assert anchor != "s1", "the result leads into the article, past its headline"
     link.click()
@@ -311,24 +319,32 @@ def test_enter_while_composing_never_picks_a_suggestion(driver, base_url):
     box.send_keys(Keys.ARROW_DOWN)
     assert box.get_attribute("aria-activedescendant") == "suggestion-0"
     before = driver.current_url
-    driver.execute_script("""
+    driver.execute_script(
+        """
         const box = arguments[0];
         box.dispatchEvent(new CompositionEvent("compositionstart", {bubbles: true, data: ""}));
-        const composing = new KeyboardEvent("keydown", {key: "Enter", code: "Enter", bubbles: true, cancelable: true, isComposing: true});
+        const composing = new KeyboardEvent(
+            "keydown", {key: "Enter", code: "Enter", bubbles: true, cancelable: true, isComposing: true});
         box.dispatchEvent(composing);
         const legacy = new KeyboardEvent("keydown", {key: "Enter", code: "Enter", bubbles: true, cancelable: true});
         Object.defineProperty(legacy, "keyCode", {get: () => 229});  // what some browsers send instead
         box.dispatchEvent(legacy);
         box.dispatchEvent(new CompositionEvent("compositionend", {bubbles: true, data: "工場"}));
         window.composedEnterPrevented = composing.defaultPrevented || legacy.defaultPrevented;
-    """, box)
+    """,
+        box,
+    )
     assert driver.execute_script("return window.composedEnterPrevented") is False
     assert driver.current_url == before and driver.execute_script("return window.composedEnterPrevented") is False
     assert box.get_attribute("aria-activedescendant") == "suggestion-0", "the list is still open, nothing chosen"
     # The same Enter after the conversion is the user's: it picks the suggestion.
-    driver.execute_script("""
-        arguments[0].dispatchEvent(new KeyboardEvent("keydown", {key: "Enter", code: "Enter", bubbles: true, cancelable: true}));
-    """, box)
+    driver.execute_script(
+        """
+        arguments[0].dispatchEvent(
+            new KeyboardEvent("keydown", {key: "Enter", code: "Enter", bubbles: true, cancelable: true}));
+    """,
+        box,
+    )
     wait(driver, lambda d: "q=%E5%B7%A5%E5%A0%B4" in d.current_url)
 
 
@@ -390,15 +406,20 @@ def test_table_of_contents_and_match_navigation(sized, base_url, width):
     assert driver.find_elements(By.CSS_SELECTOR, f"#{second} a[data-match-nav=prev]")
 
 
-@pytest.mark.parametrize("size, dark", [(DESKTOP, False), (PHONE, False), (PHONE, True)], ids=["desktop", "phone", "phone-dark"])
+@pytest.mark.parametrize(
+    "size, dark", [(DESKTOP, False), (PHONE, False), (PHONE, True)], ids=["desktop", "phone", "phone-dark"]
+)
 def test_other_sections_show_a_heading_once_and_text(sized, base_url, size, dark):
     from selenium.webdriver.common.by import By
 
     driver = sized
     at_size(driver, size, dark)
     driver.get(base_url + "/?q=香川")
-    others = next(d for d in driver.find_elements(By.CSS_SELECTOR, ".hit .others")
-                  if "digest/week" in d.find_element(By.XPATH, "..").get_attribute("innerHTML"))
+    others = next(
+        d
+        for d in driver.find_elements(By.CSS_SELECTOR, ".hit .others")
+        if "digest/week" in d.find_element(By.XPATH, "..").get_attribute("innerHTML")
+    )
     others.find_element(By.TAG_NAME, "summary").click()
     lines = others.find_elements(By.CSS_SELECTOR, "li a")
     snippets = [line.find_elements(By.CSS_SELECTOR, ".other-snippet") for line in lines]

@@ -58,7 +58,9 @@ def test_batch_writes_a_trec_run(index_root, tmp_path):
     queries = tmp_path / "q.tsv"
     queries.write_text("q1\tH20\nq2\t輸出規制\nq3\tの\n", encoding="utf-8")
     run = tmp_path / "out.trec"
-    result = CliRunner().invoke(cli, ["search", "--queries", str(queries), "--run", str(run), "--index", str(index_root)])
+    result = CliRunner().invoke(
+        cli, ["search", "--queries", str(queries), "--run", str(run), "--index", str(index_root)]
+    )
     assert result.exit_code == 0
     lines = run.read_text(encoding="utf-8").splitlines()
     assert lines[0].split() == ["q1", "Q0", f"{SAMPLE_ARTICLE_ID}#4", "1", lines[0].split()[4], "midashi"]
@@ -76,7 +78,10 @@ def test_stats(index_root):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["search", "半導体", "--index", "/nonexistent/index"], "no index at /nonexistent/index yet: run `midashi reindex"),
+        (
+            ["search", "半導体", "--index", "/nonexistent/index"],
+            "no index at /nonexistent/index yet: run `midashi reindex",
+        ),
         (["search", "の", "--index", "{index}"], "no searchable words"),
         (["search", "", "--index", "{index}"], "give a query"),
         (["search", "半導体", "--bogus"], "No such option"),
@@ -104,19 +109,34 @@ def test_a_bug_of_ours_is_one_line_not_a_traceback(tmp_path):
     )
     command = [sys.executable, "-c", code, "search", "半導体", "--index", str(tmp_path / "index")]
     (tmp_path / "corpus").mkdir()
-    subprocess.run([sys.executable, "-c", "from search.cli import main; main()", "reindex", "--corpus",
-                    str(tmp_path / "corpus"), "--index", str(tmp_path / "index")], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from search.cli import main; main()",
+            "reindex",
+            "--corpus",
+            str(tmp_path / "corpus"),
+            "--index",
+            str(tmp_path / "index"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     quiet = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert quiet.returncode == 70 and "Traceback" not in quiet.stderr
     assert quiet.stderr.splitlines() == [
         "midashi: internal error (ZeroDivisionError). Please report it with the command you ran"
         " (MIDASHI_DEBUG=1 shows the details)"
     ]
-    loud = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, "MIDASHI_DEBUG": "1"})
+    loud = subprocess.run(
+        command, capture_output=True, text=True, timeout=120, env={**os.environ, "MIDASHI_DEBUG": "1"}
+    )
     assert "Traceback" in loud.stderr and "ZeroDivisionError: division by zero" in loud.stderr
 
 
 # --- issue 29: the search command on the fixture corpus (three categories, dates 2011-2012) ----
+
 
 @pytest.fixture(scope="module")
 def news_root(tmp_path_factory):
@@ -142,7 +162,10 @@ def test_a_not_word_first_is_a_query_word_not_an_option(news_root):
         assert data["query"] == " ".join(a for a in args if a != "--")
     shell = midashi("search", "-日本代表", "--index", str(news_root))  # alone: it excludes, nothing to find
     assert shell.returncode == 1 and shell.stdout == ""
-    assert shell.stderr == "midashi: a query of only excluded words (-半導体) finds nothing: add a word to search for (半導体 -中国)\n"
+    assert (
+        shell.stderr
+        == "midashi: a query of only excluded words (-半導体) finds nothing: add a word to search for (半導体 -中国)\n"
+    )
     assert "No such option '-x'" in midashi("search", "-x", "サッカー", "--index", str(news_root)).stderr
 
 
@@ -172,7 +195,9 @@ def test_filters_and_sort_narrow_as_the_page_does(news_root):
     bad = midashi("search", "日本", "--from", "2012-13-45", "--index", str(news_root))
     assert bad.returncode == 1
     assert bad.stderr == "midashi: not a date: '2012-13-45' (use YYYY-MM-DD, YYYY-MM or YYYY)\n"
-    assert "unknown sort order 'bogus'" in midashi("search", "日本", "--sort", "bogus", "--index", str(news_root)).stderr
+    assert (
+        "unknown sort order 'bogus'" in midashi("search", "日本", "--sort", "bogus", "--index", str(news_root)).stderr
+    )
 
 
 def test_json_is_utf8_with_facets(news_root):
@@ -194,13 +219,37 @@ def test_csv_has_a_header_and_a_row_per_article(news_root):
     hits = search_json(news_root, "サッカー 日本代表")["hits"]
     assert [row["section_id"] for row in rows] == [hit["section_id"] for hit in hits] and rows
     first = rows[0]
-    assert list(first) == ["rank", "score", "section_id", "article_id", "title", "heading", "date", "category",
-                           "source", "url", "snippet"]
+    assert list(first) == [
+        "rank",
+        "score",
+        "section_id",
+        "article_id",
+        "title",
+        "heading",
+        "date",
+        "category",
+        "source",
+        "url",
+        "snippet",
+    ]
     assert first["title"] == "サッカー日本代表、ワールドカップ予選へ向け合宿開始" and first["rank"] == "1"
     assert "<mark>" not in first["snippet"] and "サッカー日本代表" in first["snippet"]
     assert first["source"] == "livedoor ニュース" and first["url"] == "http://example.com/sports/0001"
-    shell = subprocess.run([sys.executable, "-c", "from search.cli import main; main()", "search", "サッカー 日本代表",
-                            "--format", "csv", "--index", str(news_root)], capture_output=True, timeout=120)
+    shell = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from search.cli import main; main()",
+            "search",
+            "サッカー 日本代表",
+            "--format",
+            "csv",
+            "--index",
+            str(news_root),
+        ],
+        capture_output=True,
+        timeout=120,
+    )
     assert shell.stdout.decode("utf-8").split("\r\n")[:2] == result.output.splitlines()[:2]  # RFC 4180 line ends
 
 
@@ -227,8 +276,18 @@ def test_reindex_progress_shows_on_a_terminal_of_no_size(tmp_path):
     main_end, terminal = pty.openpty()
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 0, 0, 0, 0))
     code = "from search.cli import main; main()"
-    command = [sys.executable, "-c", code, "reindex", "--corpus", str(FIXTURE_NEWS), "--index", str(tmp_path / "i"),
-               "--workers", "0"]
+    command = [
+        sys.executable,
+        "-c",
+        code,
+        "reindex",
+        "--corpus",
+        str(FIXTURE_NEWS),
+        "--index",
+        str(tmp_path / "i"),
+        "--workers",
+        "0",
+    ]
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=terminal)
     os.close(terminal)
     shown = b""

@@ -48,9 +48,7 @@ def _whoosh_has(owner, name: str) -> bool:
         return False
     assigned = re.compile(rf"\bself\.{re.escape(name)}\b[^=\n]*=(?!=)")
     return any(
-        assigned.search(inspect.getsource(klass))
-        for klass in owner.__mro__
-        if klass.__module__.startswith("whoosh")
+        assigned.search(inspect.getsource(klass)) for klass in owner.__mro__ if klass.__module__.startswith("whoosh")
     )
 
 
@@ -120,7 +118,9 @@ def private_whoosh_uses(source: str, whoosh_names: set[str]) -> list[str]:
 def test_no_private_whoosh_name_outside_the_codec():
     whoosh_names = _whoosh_private_names()
     outside = [
-        path for folder in ("search", "web") for path in sorted((PROJECT / folder).rglob("*.py"))
+        path
+        for folder in ("search", "web")
+        for path in sorted((PROJECT / folder).rglob("*.py"))
         if CODEC not in path.parents
     ]
     assert len(outside) > 10

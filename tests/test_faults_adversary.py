@@ -92,8 +92,9 @@ def test_a_named_pipe_is_reported_and_never_waited_on(tmp_path):
     os.mkfifo(corpus / "tech" / "pipe.txt")
     os.mkfifo(tmp_path / "feed.jsonl")
     root = tmp_path / "index"
-    result = midashi("reindex", "--corpus", str(corpus), "--corpus", str(tmp_path / "feed.jsonl"),
-                     "--index", str(root), timeout=60)  # a pipe with no writer would block forever
+    result = midashi(
+        "reindex", "--corpus", str(corpus), "--corpus", str(tmp_path / "feed.jsonl"), "--index", str(root), timeout=60
+    )  # a pipe with no writer would block forever
     assert result.returncode == 0, result.stderr
     assert f"{corpus}/tech/pipe.txt: not a regular file" in result.stdout
     assert f"{tmp_path}/feed.jsonl: not a regular file" in result.stdout
@@ -174,8 +175,9 @@ def test_batch_search_that_cannot_read_or_write_says_so_in_one_line(tmp_path):
     reindex([NEWS], root, workers=0)
     queries = tmp_path / "queries.tsv"
     queries.write_text("q1\tiPhone\n", encoding="utf-8")
-    result = midashi("search", "--queries", str(queries), "--run", str(tmp_path / "absent" / "run.trec"),
-                     "--index", str(root))
+    result = midashi(
+        "search", "--queries", str(queries), "--run", str(tmp_path / "absent" / "run.trec"), "--index", str(root)
+    )
     assert_one_line_error(result)
     assert "run.trec (No such file or directory)" in result.stderr
     queries.write_bytes(b"q1\t\xff\xfe\n")
@@ -201,13 +203,17 @@ def zipped_news() -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("content, reason", [
-    (b"", "the file is empty"),
-    (bytes(range(256)) * 20, "neither tar nor gzip, bzip2 or xz data"),
-    (zipped_news(), "neither tar nor gzip, bzip2 or xz data"),
-    (gzip.compress(b"plain text, not a tar archive " * 100, mtime=0), "its gzip data holds no tar archive"),
-    (b"BZh9" + bytes(200), "its bzip2 data is corrupt"),
-], ids=["empty", "random-bytes", "zip", "gzip-of-text", "bzip2-garbage"])
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        (b"", "the file is empty"),
+        (bytes(range(256)) * 20, "neither tar nor gzip, bzip2 or xz data"),
+        (zipped_news(), "neither tar nor gzip, bzip2 or xz data"),
+        (gzip.compress(b"plain text, not a tar archive " * 100, mtime=0), "its gzip data holds no tar archive"),
+        (b"BZh9" + bytes(200), "its bzip2 data is corrupt"),
+    ],
+    ids=["empty", "random-bytes", "zip", "gzip-of-text", "bzip2-garbage"],
+)
 def test_an_archive_that_cannot_be_opened_is_described_in_one_line(content, reason, tmp_path):
     tarball = tmp_path / "news.tar.gz"
     tarball.write_bytes(content)
@@ -219,8 +225,11 @@ def test_an_archive_that_cannot_be_opened_is_described_in_one_line(content, reas
     assert SearchIndex(tmp_path / "index").search("アップル").total > 0
 
 
-@pytest.mark.parametrize("twice", [("news", "news"), ("news", "news/tech"), ("news/tech", "news")],
-                         ids=["same-twice", "folder-then-inside", "inside-then-folder"])
+@pytest.mark.parametrize(
+    "twice",
+    [("news", "news"), ("news", "news/tech"), ("news/tech", "news")],
+    ids=["same-twice", "folder-then-inside", "inside-then-folder"],
+)
 def test_a_corpus_given_twice_loses_nothing_on_the_next_reindex(twice, tmp_path, monkeypatch):
     """`--corpus news --corpus news` (or a folder and one inside it) read each file twice; the
     second reading found only duplicates and recorded the file as holding no article, so the

@@ -102,10 +102,14 @@ DAMAGES: dict[str, tuple[Callable[[Path], str], Callable[[Path], None]]] = {
     "toc deleted": (lambda root: toc(root).name, lambda root: toc(root).unlink()),
     "manifest flipped": (lambda root: MANIFEST_FILE, lambda root: flip(generation(root) / MANIFEST_FILE, 64)),
     "manifest deleted": (lambda root: MANIFEST_FILE, lambda root: (generation(root) / MANIFEST_FILE).unlink()),
-    "CURRENT garbage": (lambda root: CURRENT_FILE,
-                        lambda root: (root / CURRENT_FILE).write_bytes(b"\x00\xff\xfe garbage \x80\n")),
-    "CURRENT names a missing generation": (lambda root: "gen-000099",
-                                           lambda root: (root / CURRENT_FILE).write_text("gen-000099\n")),
+    "CURRENT garbage": (
+        lambda root: CURRENT_FILE,
+        lambda root: (root / CURRENT_FILE).write_bytes(b"\x00\xff\xfe garbage \x80\n"),
+    ),
+    "CURRENT names a missing generation": (
+        lambda root: "gen-000099",
+        lambda root: (root / CURRENT_FILE).write_text("gen-000099\n"),
+    ),
 }
 
 
@@ -122,7 +126,9 @@ def midashi(*args: str) -> subprocess.CompletedProcess:
     """The real entry point, as a shell runs it."""
     return subprocess.run(
         [sys.executable, "-c", "from search.cli import main; main()", *args],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -184,7 +190,7 @@ def test_check_reads_past_damage_anywhere_in_a_segment(index_root):
     original = path.read_bytes()
     for start in range(0, len(original), 4096):
         damaged = bytearray(original)
-        damaged[start:start + 4096] = bytes(byte ^ 0xFF for byte in damaged[start:start + 4096])
+        damaged[start : start + 4096] = bytes(byte ^ 0xFF for byte in damaged[start : start + 4096])
         path.write_bytes(bytes(damaged))
         report = check_index(index_root)
         assert report.damaged and f"{path.parent.name}/{path.name} does not match its checksum" in report.problems

@@ -46,8 +46,14 @@ def _write_copies(corpus: Path, copies: int) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         for copy in range(copies):
             # Its own line first: at the end it would follow tech-0004's author profile, and go with it.
-            text = [f"{lines[0]}-{copy}", lines[1], f"{lines[2]} 第{copy}報",
-                    f"この記事は試験のために複製された{copy}番目の版である。", "", *lines[3:]]
+            text = [
+                f"{lines[0]}-{copy}",
+                lines[1],
+                f"{lines[2]} 第{copy}報",
+                f"この記事は試験のために複製された{copy}番目の版である。",
+                "",
+                *lines[3:],
+            ]
             (folder / f"{source.stem}-copy{copy:03d}.txt").write_text("\n".join(text) + "\n", encoding="utf-8")
 
 
@@ -89,13 +95,14 @@ def index(tmp_path) -> Index:
 
 # --- processes -------------------------------------------------------------------------------
 
+
 def _stat(pid: int) -> list[str] | None:
     """/proc/PID/stat's fields after the command name (state first), or None if it is gone."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return text[text.rindex(")") + 2:].split()
+    return text[text.rindex(")") + 2 :].split()
 
 
 def _children(pid: int) -> set[int]:
@@ -165,7 +172,10 @@ def run_reindex(live: Index, strike_when: Callable[[Run], Callable[[], None] | N
     with open(out, "w") as stdout, open(err, "w") as stderr:
         parent = subprocess.Popen(
             _midashi_command("reindex", "--corpus", str(live.corpus), "--index", str(live.root), "--workers", "2"),
-            stdout=stdout, stderr=stderr, env=_environment(), start_new_session=True,
+            stdout=stdout,
+            stderr=stderr,
+            env=_environment(),
+            start_new_session=True,
         )
     run = Run(parent, live.root)
     try:
@@ -199,7 +209,10 @@ def reindex_again(live: Index) -> subprocess.CompletedProcess:
     """The next reindex, as an operator runs it after the failure: it must just work."""
     result = subprocess.run(
         _midashi_command("reindex", "--corpus", str(live.corpus), "--index", str(live.root), "--workers", "2"),
-        capture_output=True, text=True, env=_environment(), timeout=PHASE_TIMEOUT * 2,
+        capture_output=True,
+        text=True,
+        env=_environment(),
+        timeout=PHASE_TIMEOUT * 2,
     )
     assert result.returncode == 0, result.stderr
     assert "another reindex" not in result.stderr
@@ -286,6 +299,7 @@ def test_sigterm_to_the_parent_stops_the_reindex_cleanly(index, tmp_path):
 
 # --- the lock itself -------------------------------------------------------------------------
 
+
 def _wait_for(started, release) -> None:
     started.set()
     release.wait(30)
@@ -326,9 +340,16 @@ def test_a_lock_kept_by_processes_of_a_dead_reindex_names_them(tmp_path):
     dead.wait()
     (root / LOCK_FILE).write_text(f"pid {dead.pid}")
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import fcntl, sys; f = open(sys.argv[1]); fcntl.flock(f, fcntl.LOCK_EX); "
-         "print('held', flush=True); sys.stdin.read()", str(root / LOCK_FILE)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys; f = open(sys.argv[1]); fcntl.flock(f, fcntl.LOCK_EX); "
+            "print('held', flush=True); sys.stdin.read()",
+            str(root / LOCK_FILE),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline() == "held\n"

@@ -48,13 +48,11 @@ def client(news_root):
 
 def _article_dates() -> list[date]:
     """The date of each fixture article, from its file (the second line, livedoor's layout)."""
-    return [
-        date.fromisoformat(path.read_text(encoding="utf-8").splitlines()[1][:10])
-        for path in NEWS.rglob("*.txt")
-    ]
+    return [date.fromisoformat(path.read_text(encoding="utf-8").splitlines()[1][:10]) for path in NEWS.rglob("*.txt")]
 
 
 # --- ranges ----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "query, shown",
@@ -81,8 +79,12 @@ def test_a_date_range_finds_the_articles_of_those_months(news, news_root):
     assert sorted(hit.date.date() for hit in results.hits) == sorted(wanted)
     # With words, and as Whoosh's own matcher finds and scores it.
     plain = WhooshOracle(news_root)
-    for query in ("date:[2012-02 TO 2012-04]", "発表 date:[2012-01 TO 2012-06]", "date:2012-03 OR 野球",
-                  "日本 -date:{2012-01-25 TO 2012-06-02}"):
+    for query in (
+        "date:[2012-02 TO 2012-04]",
+        "発表 date:[2012-01 TO 2012-06]",
+        "date:2012-03 OR 野球",
+        "日本 -date:{2012-01-25 TO 2012-06-02}",
+    ):
         fast, slow = news.search(query, limit=50), plain.search(query, limit=50)
         assert fast.total == slow.total > 0, query
         assert [(h.section_id, pytest.approx(h.score)) for h in fast.hits] == [
@@ -107,11 +109,15 @@ def test_wildcards_are_not_expanded(news):
 
 # --- field names -----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "query, english, japanese",
     [
-        ("fallback:[x TO y]", "fallback: is not a field you can search in; use title:, heading:",
-         "fallback: は検索に使えない項目です"),
+        (
+            "fallback:[x TO y]",
+            "fallback: is not a field you can search in; use title:, heading:",
+            "fallback: は検索に使えない項目です",
+        ),
         ("section_id:x", "section_id: is not a field you can search in", "section_id: は検索に使えない項目です"),
         ("foo:bar", "there is no field foo:; search in title:", "foo: という項目はありません"),
         ("半導体 Autor:田中", "there is no field Autor:", "Autor: という項目はありません"),
@@ -131,7 +137,9 @@ def test_query_errors_are_400_with_a_message_in_the_page_language(client, query,
     assert not PYTHON_TEXT.search(response.get_json()["error"])
 
 
-@pytest.mark.parametrize("query", ['"foo:bar"', '「fallback:x」 日本', "https://example.com/chips", "結論:日本の景気", "12:30 試合"])
+@pytest.mark.parametrize(
+    "query", ['"foo:bar"', "「fallback:x」 日本", "https://example.com/chips", "結論:日本の景気", "12:30 試合"]
+)
 def test_text_that_merely_looks_like_a_field_is_text(news, query):
     news.search(query)  # no QueryError: quoted, a URL, a Japanese label, a time
 
@@ -148,10 +156,60 @@ def test_parameter_errors_speak_the_page_language(client):
 # --- fuzzing the parser ----------------------------------------------------------------------
 
 PIECES = [
-    "日本", "経済", "半導体", "輸出規制", "エヌビディア", "ｶﾀｶﾅ", "OR", "AND", "NOT", "ＯＲ", "TO", "-", "－", "+", "--",
-    '"', "「", "」", "『", "(", ")", "（", "[", "]", "{", "}", "*", "?", "^", "~", "\\", "/", ":", "'", "!",
-    " ", "　", "\t", "\n", "\x00", "\x07", "\ud800", "\udcff", "2", "2012-01",
-    "title:", "body:", "date:", "source:", "category:", "fallback:", "parts:", "section_id:", "foo:",
+    "日本",
+    "経済",
+    "半導体",
+    "輸出規制",
+    "エヌビディア",
+    "ｶﾀｶﾅ",
+    "OR",
+    "AND",
+    "NOT",
+    "ＯＲ",
+    "TO",
+    "-",
+    "－",
+    "+",
+    "--",
+    '"',
+    "「",
+    "」",
+    "『",
+    "(",
+    ")",
+    "（",
+    "[",
+    "]",
+    "{",
+    "}",
+    "*",
+    "?",
+    "^",
+    "~",
+    "\\",
+    "/",
+    ":",
+    "'",
+    "!",
+    " ",
+    "　",
+    "\t",
+    "\n",
+    "\x00",
+    "\x07",
+    "\ud800",
+    "\udcff",
+    "2",
+    "2012-01",
+    "title:",
+    "body:",
+    "date:",
+    "source:",
+    "category:",
+    "fallback:",
+    "parts:",
+    "section_id:",
+    "foo:",
 ]
 
 
@@ -170,8 +228,29 @@ def test_no_query_raises_anything_but_a_query_error_for_a_person(news, parts):
 
 @pytest.mark.parametrize(
     "query",
-    ["NOT", "OR OR", "AND AND NOT", "-", "--x", '""', "「」", "(((", ")))", "[[", "]]", '"半導体', "title:", "date:",
-     "日本 " * 300, "\x00\x01\x1f", "\ud800", "半導体\udcff", "body:", "category:", "NOT NOT NOT 日本"],
+    [
+        "NOT",
+        "OR OR",
+        "AND AND NOT",
+        "-",
+        "--x",
+        '""',
+        "「」",
+        "(((",
+        ")))",
+        "[[",
+        "]]",
+        '"半導体',
+        "title:",
+        "date:",
+        "日本 " * 300,
+        "\x00\x01\x1f",
+        "\ud800",
+        "半導体\udcff",
+        "body:",
+        "category:",
+        "NOT NOT NOT 日本",
+    ],
 )
 def test_hostile_queries_end_in_a_query_error_at_worst(news, query):
     try:
@@ -181,6 +260,7 @@ def test_hostile_queries_end_in_a_query_error_at_worst(news, query):
 
 
 # --- the time budget -------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "query", ["日本", "輸出規制", "日本 -野球", "date:[2012-01 TO 2012-06]", "日本の首都はどこですか？"]
@@ -205,11 +285,15 @@ def test_too_expensive_is_a_503_with_the_message(news_root):
 
 # --- the CLI ---------------------------------------------------------------------------------
 
+
 def _midashi(*arguments: bytes | str) -> subprocess.CompletedProcess:
     environment = {**os.environ, "PYTHONPATH": str(PROJECT)}
     return subprocess.run(
         [sys.executable, "-c", "from search.cli import main; main()", *arguments],
-        capture_output=True, env=environment, cwd=PROJECT, timeout=120,
+        capture_output=True,
+        env=environment,
+        cwd=PROJECT,
+        timeout=120,
     )
 
 
@@ -261,6 +345,11 @@ def test_an_index_of_no_articles_answers_every_front_end(tmp_path):
     assert client.get("/api/search?q=iphnoe").get_json()["total"] == 0
     assert client.get("/api/suggest?q=半").get_json()["queries"] == []
     code = "from search.cli import main; main()"
-    cli = subprocess.run([sys.executable, "-c", code, "search", "半導体", "--index", str(root)],
-                         capture_output=True, text=True, timeout=120, cwd=PROJECT)
+    cli = subprocess.run(
+        [sys.executable, "-c", code, "search", "半導体", "--index", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=PROJECT,
+    )
     assert cli.returncode == 0 and cli.stderr == "" and "0 articles" in cli.stdout

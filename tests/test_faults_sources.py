@@ -32,16 +32,14 @@ from search.sources.readers import IncompleteSource, read_corpus
 NEWS = Path(__file__).resolve().parent / "fixtures" / "news"
 NEWS_IDS = {
     f"news/{path.relative_to(NEWS).with_suffix('').as_posix()}"
-    for path in NEWS.rglob("*.txt") if path.name != "README.md"
+    for path in NEWS.rglob("*.txt")
+    if path.name != "README.md"
 }
 
 
 def news_articles() -> dict[str, bytes]:
     """The fixture corpus's article files by their path under news/."""
-    return {
-        f"news/{path.relative_to(NEWS).as_posix()}": path.read_bytes()
-        for path in sorted(NEWS.rglob("*.txt"))
-    }
+    return {f"news/{path.relative_to(NEWS).as_posix()}": path.read_bytes() for path in sorted(NEWS.rglob("*.txt"))}
 
 
 def pack(target: Path, files: dict[str, bytes], compression: str = "gz") -> bytes:
@@ -76,7 +74,7 @@ def corrupt_header(data: bytes) -> bytes:
     with tarfile.open(fileobj=io.BytesIO(data)) as archive:
         offset = archive.getmembers()[4].offset
     damaged = bytearray(data)
-    damaged[offset:offset + 16] = b"\xff" * 16
+    damaged[offset : offset + 16] = b"\xff" * 16
     return bytes(damaged)
 
 
@@ -100,6 +98,7 @@ def source_faults(report) -> list[IncompleteSource]:
 
 
 # --- damaged and truncated tarballs ----------------------------------------------------------
+
 
 @pytest.mark.parametrize("damage", DAMAGES)
 def test_a_damaged_tarball_next_to_a_good_corpus_removes_nothing(damage, tmp_path):
@@ -183,8 +182,12 @@ def test_the_cli_reports_a_damaged_tarball_in_one_line_and_removes_nothing(tmp_p
     tarball = tmp_path / "news.tar.gz"
     good = pack(tarball, news_articles())
     root = tmp_path / "index"
-    assert midashi("reindex", "--corpus", str(tarball), "--corpus", str(CORPUS), "--index", str(root),
-                   "--workers", "0").returncode == 0
+    assert (
+        midashi(
+            "reindex", "--corpus", str(tarball), "--corpus", str(CORPUS), "--index", str(root), "--workers", "0"
+        ).returncode
+        == 0
+    )
     for spoilt in (flip_middle(good), good[: len(good) * 2 // 3]):
         tarball.write_bytes(spoilt)
         result = midashi("reindex", "--corpus", str(tarball), "--corpus", str(CORPUS), "--index", str(root))
@@ -242,6 +245,7 @@ def test_the_real_livedoor_tarball_reads_to_its_end_without_a_fault():
 
 # --- JSON Lines with bad lines ---------------------------------------------------------------
 
+
 def fixture_bodies() -> list[tuple[str, str]]:
     """(title, body) of the fixture articles (livedoor layout: line 3 the title)."""
     pairs = []
@@ -253,8 +257,10 @@ def fixture_bodies() -> list[tuple[str, str]]:
 
 def test_a_feed_with_bad_lines_indexes_the_good_ones_and_removes_nothing_it_could_not_read(tmp_path):
     (title1, body1), (title2, body2), (title3, body3), *_ = fixture_bodies()
-    good = [json.dumps({"id": f"feed/{n}", "title": t, "body": b}, ensure_ascii=False)
-            for n, (t, b) in enumerate([(title1, body1), (title2, body2), (title3, body3)], start=1)]
+    good = [
+        json.dumps({"id": f"feed/{n}", "title": t, "body": b}, ensure_ascii=False)
+        for n, (t, b) in enumerate([(title1, body1), (title2, body2), (title3, body3)], start=1)
+    ]
     bad = [
         '{"id": "feed/surrogate", "title": "\\ud800", "body": "壊れた見出しの記事。"}',
         '{"id": "feed/broken", "title": "閉じていない',
@@ -286,6 +292,7 @@ def test_a_feed_with_bad_lines_indexes_the_good_ones_and_removes_nothing_it_coul
 
 
 # --- symlinks --------------------------------------------------------------------------------
+
 
 def test_symlinks_are_followed_only_inside_the_corpus_roots(tmp_path):
     corpus = tmp_path / "corpus"
@@ -330,8 +337,10 @@ def test_links_and_names_outside_a_tarball_are_not_followed(tmp_path):
             member = tarfile.TarInfo(name)
             member.size = len(data)
             archive.addfile(member, io.BytesIO(data))
-        for name, kind, target in (("news/passwd.txt", tarfile.SYMTYPE, "/etc/passwd"),
-                                   ("news/hard.txt", tarfile.LNKTYPE, "news/tech/tech-0001.txt")):
+        for name, kind, target in (
+            ("news/passwd.txt", tarfile.SYMTYPE, "/etc/passwd"),
+            ("news/hard.txt", tarfile.LNKTYPE, "news/tech/tech-0001.txt"),
+        ):
             link = tarfile.TarInfo(name)
             link.type, link.linkname = kind, target
             archive.addfile(link)
@@ -367,8 +376,10 @@ def test_unsafe_ids_are_normalised_and_their_pages_work(tmp_path):
     from web.views import article_url
 
     bodies = fixture_bodies()
-    lines = [json.dumps({"id": raw, "title": bodies[n][0], "body": bodies[n][1]}, ensure_ascii=False)
-             for n, raw in enumerate(UNSAFE_IDS)]
+    lines = [
+        json.dumps({"id": raw, "title": bodies[n][0], "body": bodies[n][1]}, ensure_ascii=False)
+        for n, raw in enumerate(UNSAFE_IDS)
+    ]
     lines.append(json.dumps({"id": "../..", "title": "題", "body": "本文。"}, ensure_ascii=False))
     feed = tmp_path / "ids.jsonl"
     feed.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -379,7 +390,7 @@ def test_unsafe_ids_are_normalised_and_their_pages_work(tmp_path):
     report = reindex([feed, tmp_path / "files"], root, workers=0)
     expected = set(UNSAFE_IDS.values()) | {"q＃a/what？"}
     assert article_ids(root) == expected
-    refused, = [item for item in report.skipped if item.path.endswith(f":{len(lines)}")]
+    (refused,) = [item for item in report.skipped if item.path.endswith(f":{len(lines)}")]
     assert "no usable characters" in refused.reason
 
     app = create_app(root)
@@ -405,6 +416,7 @@ def test_the_id_rule_is_one_function():
 
 # --- very long text without sentence ends ----------------------------------------------------
 
+
 def endless_text(chars: int, commas: bool = False) -> str:
     """Real article text repeated to `chars` with no sentence end or line break: with `commas`,
     each of them made a 、; without, every blank and punctuation mark taken out as well."""
@@ -420,7 +432,7 @@ def test_a_long_unpunctuated_article_is_cut_into_bounded_sections(commas, tmp_pa
     (tmp_path / "corpus").mkdir()
     path = tmp_path / "corpus" / "endless.txt"
     path.write_text(f"# 終わらない記事\n\n{text}\n", encoding="utf-8")
-    article, = read_corpus([tmp_path / "corpus"])
+    (article,) = read_corpus([tmp_path / "corpus"])
     lengths = [len(section.text) for section in article.sections]
     assert max(lengths) <= MAX_SECTION_CHARS and len(lengths) >= 300_000 // MAX_SECTION_CHARS
     assert "".join(section.text for section in article.sections) == text  # nothing lost
@@ -432,7 +444,7 @@ def test_a_long_unpunctuated_article_is_cut_into_bounded_sections(commas, tmp_pa
     pieces = list(chunks(text))
     assert "".join(piece for _, piece in pieces) == text
     assert all(len(piece.encode("utf-8")) <= MAX_CHUNK_BYTES for _, piece in pieces)
-    assert all(text[offset:offset + len(piece)] == piece for offset, piece in pieces)
+    assert all(text[offset : offset + len(piece)] == piece for offset, piece in pieces)
 
     root = tmp_path / "index"
     report = reindex([tmp_path / "corpus"], root, workers=0)

@@ -37,8 +37,12 @@ PROJECT = Path(__file__).resolve().parent.parent
 NEWS = PROJECT / "tests" / "fixtures" / "news"
 # Undated articles: one with a source and a category, one with neither (a top-level file).
 UNDATED = {
-    "desk/undated-1.md": "# 日本の半導体輸出、規制の行方\n出典: 編集部\n\n日本の半導体メーカーは輸出規制の影響を受けている。\n",
-    "undated-2.md": "# サッカー日本代表の新しい監督\n\n日本代表の新監督が決まった。ワールドカップ予選に向けて準備を進める。\n",
+    "desk/undated-1.md": (
+        "# 日本の半導体輸出、規制の行方\n出典: 編集部\n\n日本の半導体メーカーは輸出規制の影響を受けている。\n"
+    ),
+    "undated-2.md": (
+        "# サッカー日本代表の新しい監督\n\n日本代表の新監督が決まった。ワールドカップ予選に向けて準備を進める。\n"
+    ),
 }
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -72,6 +76,7 @@ def segments_without_dates(index: SearchIndex) -> int:
 
 # --- a segment without a date, category or source column ---------------------------------------
 
+
 @pytest.mark.parametrize("order", ["undated first (the README flow)", "dated first"])
 def test_a_segment_without_dates_or_categories_serves_every_page(tmp_path, undated, order):
     root = tmp_path / "index"
@@ -83,10 +88,19 @@ def test_a_segment_without_dates_or_categories_serves_every_page(tmp_path, undat
     app = create_app(root)
     client = app.test_client()
     for url in [
-        "/?q=日本", "/?q=半導体&sort=newest", "/?q=日本代表&from=2012-01&to=2012-12", "/?q=日本&category=sports",
-        "/api/search?q=日本", "/api/search?q=半導体 輸出&sort=oldest", "/api/search?q=日本&source=編集部",
-        "/api/suggest?q=日本", "/api/articles/desk/undated-1?q=半導体", "/articles/undated-2",
-        "/api/articles/tech/tech-0002", "/?q=半導休メーカー", "/healthz",
+        "/?q=日本",
+        "/?q=半導体&sort=newest",
+        "/?q=日本代表&from=2012-01&to=2012-12",
+        "/?q=日本&category=sports",
+        "/api/search?q=日本",
+        "/api/search?q=半導体 輸出&sort=oldest",
+        "/api/search?q=日本&source=編集部",
+        "/api/suggest?q=日本",
+        "/api/articles/desk/undated-1?q=半導体",
+        "/articles/undated-2",
+        "/api/articles/tech/tech-0002",
+        "/?q=半導休メーカー",
+        "/healthz",
     ]:
         response = client.get(url)
         assert response.status_code == 200, (url, response.data[:300])
@@ -100,10 +114,12 @@ def test_a_segment_without_dates_or_categories_serves_every_page(tmp_path, undat
     for sort in ("newest", "oldest"):
         dates = [hit["date"] for hit in client.get(f"/api/search?q=日本&sort={sort}&per_page=50").get_json()["hits"]]
         dated = [d for d in dates if d]
-        assert dated == sorted(dated, reverse=sort == "newest") and dates[len(dated):] == [None, None]
+        assert dated == sorted(dated, reverse=sort == "newest") and dates[len(dated) :] == [None, None]
     undated_only = client.get("/api/search?q=日本&from=2000&to=2030&per_page=50").get_json()
     assert not {hit["article_id"] for hit in undated_only["hits"]} & {"desk/undated-1", "undated-2"}
-    assert "日本の半導体輸出、規制の行方" in {t["title"] for t in client.get("/api/suggest?q=日本の半導").get_json()["titles"]}
+    assert "日本の半導体輸出、規制の行方" in {
+        t["title"] for t in client.get("/api/suggest?q=日本の半導").get_json()["titles"]
+    }
 
 
 @pytest.mark.livedoor
@@ -125,8 +141,14 @@ def test_the_readme_flow_on_livedoor_articles_serves_every_page(tmp_path):
     index = SearchIndex(root)
     assert segments_without_dates(index) == 1
     client = create_app(root).test_client()
-    for url in ["/?q=日本", "/api/search?q=日本", "/api/search?q=トランプ&sort=newest", "/?q=日本&from=2010",
-                "/api/suggest?q=ト", "/articles/blockmedia-trump-nvidia-h200-china-export?q=トランプ"]:
+    for url in [
+        "/?q=日本",
+        "/api/search?q=日本",
+        "/api/search?q=トランプ&sort=newest",
+        "/?q=日本&from=2010",
+        "/api/suggest?q=ト",
+        "/articles/blockmedia-trump-nvidia-h200-china-export?q=トランプ",
+    ]:
         response = client.get(url)
         assert response.status_code == 200, (url, response.data[:300])
     found = client.get("/api/search?q=日本&per_page=50").get_json()
@@ -135,14 +157,20 @@ def test_the_readme_flow_on_livedoor_articles_serves_every_page(tmp_path):
     assert newest[0]["date"] and newest[-1]["date"] is None  # the sample article has no date: last
 
 
-@pytest.mark.parametrize(("filters", "finds"), [
-    (Filters(), True), (Filters.parse(date_from="2012-01", date_to="2012-06"), True),
-    (Filters.parse(date_from="2012-03"), True), (Filters.parse(date_to="2011-12-31"), True),
-    (Filters.parse(category="sports"), True), (Filters.parse(source="編集部"), True),
-    (Filters.parse(category="tech", date_from="2012"), True),
-    (Filters.parse(category="desk", date_to="2030"), False),  # desk's one article has no date
-    (Filters.parse(category="なし"), False),
-])
+@pytest.mark.parametrize(
+    ("filters", "finds"),
+    [
+        (Filters(), True),
+        (Filters.parse(date_from="2012-01", date_to="2012-06"), True),
+        (Filters.parse(date_from="2012-03"), True),
+        (Filters.parse(date_to="2011-12-31"), True),
+        (Filters.parse(category="sports"), True),
+        (Filters.parse(source="編集部"), True),
+        (Filters.parse(category="tech", date_from="2012"), True),
+        (Filters.parse(category="desk", date_to="2030"), False),  # desk's one article has no date
+        (Filters.parse(category="なし"), False),
+    ],
+)
 def test_facets_and_filters_agree_with_whoosh_over_segments_without_columns(mixed_index, filters, finds):
     """Counts and filters come from the generation's tables (the date column read segment by
     segment); Whoosh's collector and filter queries read the terms: the same sections either way."""
@@ -159,6 +187,7 @@ def test_facets_and_filters_agree_with_whoosh_over_segments_without_columns(mixe
 
 
 # --- one generation per search ---------------------------------------------------------------
+
 
 def test_swaps_in_the_middle_of_a_search_change_nothing_for_it(tmp_path, undated, monkeypatch):
     """Two reindexes publish generations with other sections while a search is between ranking
@@ -215,9 +244,13 @@ def test_article_map_kept_per_segment_groups_as_one_built_afresh(tmp_path, undat
     index = SearchIndex(root)
     changed = undated / "undated-2.md"
     steps = [
-        [NEWS], [NEWS, undated],
-        lambda: changed.write_text(changed.read_text(encoding="utf-8") + "\n日本代表の合宿は来週から。\n", encoding="utf-8"),
-        [NEWS, undated], [undated],
+        [NEWS],
+        [NEWS, undated],
+        lambda: changed.write_text(
+            changed.read_text(encoding="utf-8") + "\n日本代表の合宿は来週から。\n", encoding="utf-8"
+        ),
+        [NEWS, undated],
+        [undated],
     ]
     for step in steps:
         if callable(step):
@@ -242,6 +275,7 @@ def test_article_map_kept_per_segment_groups_as_one_built_afresh(tmp_path, undat
 
 # --- HTTP load while reindexes swap generations -------------------------------------------------
 
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -261,9 +295,22 @@ def start_server(root: Path, port: int, log: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(PROJECT)}
     with log.open("wb") as output:
         server = subprocess.Popen(
-            [sys.executable, "-c", "from search.cli import main; main()", "serve", "--index", str(root),
-             "--host", "127.0.0.1", "--port", str(port)],
-            stdout=output, stderr=subprocess.STDOUT, cwd=PROJECT, env=env,
+            [
+                sys.executable,
+                "-c",
+                "from search.cli import main; main()",
+                "serve",
+                "--index",
+                str(root),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=PROJECT,
+            env=env,
         )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and server.poll() is None:

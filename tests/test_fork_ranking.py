@@ -40,22 +40,46 @@ class Searched:
 # ids without skipping): the oracle then counts one section too many. The one-process index below
 # never meets that case; an index split by workers can (the array path is right either way).
 GENERATED_QUERIES = (
-    "半導体 輸出", "日本代表", "発表", '"輸出 規制"', "香川真司 移籍", "スマホ アプリ", "円高 輸出企業",
-    "エヌビディア OR アップル", "日本代表 NOT 香川", "日本代表 -香川", "香川真司はどのクラブへ移籍しましたか？",
+    "半導体 輸出",
+    "日本代表",
+    "発表",
+    '"輸出 規制"',
+    "香川真司 移籍",
+    "スマホ アプリ",
+    "円高 輸出企業",
+    "エヌビディア OR アップル",
+    "日本代表 NOT 香川",
+    "日本代表 -香川",
+    "香川真司はどのクラブへ移籍しましたか？",
     "エヌビディアの新しいチップの消費電力はどれくらい減りましたか？",
     "トランプ大統領が中国への輸出を承認した半導体はどのチップですか",
 )
 GENERATED_PHRASE_QUERIES = (
-    "輸出規制", "半導体メーカー", '"人工知能 研究"', "日本の首都はどこですか",
+    "輸出規制",
+    "半導体メーカー",
+    '"人工知能 研究"',
+    "日本の首都はどこですか",
     "スマートフォンで待ち時間を確認できるアプリはありますか",
 )
 LIVEDOOR_QUERIES = (
-    "iPhone アプリ", "川越シェフ", "女性 結婚", "日本", "発表", '"映画 公開"', "独女 恋愛 仕事",
-    "スマホ", "W杯 日本代表", "結婚できない女性が多いのはなぜですか？", "映画の興行収入が一番多かったのはどの作品？",
+    "iPhone アプリ",
+    "川越シェフ",
+    "女性 結婚",
+    "日本",
+    "発表",
+    '"映画 公開"',
+    "独女 恋愛 仕事",
+    "スマホ",
+    "W杯 日本代表",
+    "結婚できない女性が多いのはなぜですか？",
+    "映画の興行収入が一番多かったのはどの作品？",
     "スマートフォンで撮った写真を加工するアプリの使い方を教えてください",
 )
 LIVEDOOR_PHRASE_QUERIES = (
-    "写真撮影", '"映画 公開"', "iPhoneアプリ", "日本の首都はどこですか",
+    "写真撮影",
+    '"映画 公開"',
+    "iPhoneアプリ",
+    "日本の首都はどこですか",
     "スマートフォンで撮った写真を加工するアプリの使い方を教えてください",
 )
 
@@ -79,8 +103,13 @@ def generated_index(generated_news, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module", params=["generated", pytest.param("livedoor", marks=pytest.mark.livedoor)])
 def searched(request) -> Searched:
     if request.param == "generated":
-        return Searched(request.getfixturevalue("generated_index"), GENERATED_QUERIES, GENERATED_PHRASE_QUERIES,
-                        "tech", "ミダシ生成通信")
+        return Searched(
+            request.getfixturevalue("generated_index"),
+            GENERATED_QUERIES,
+            GENERATED_PHRASE_QUERIES,
+            "tech",
+            "ミダシ生成通信",
+        )
     root = request.getfixturevalue("livedoor")[0]
     return Searched(root, LIVEDOOR_QUERIES, LIVEDOOR_PHRASE_QUERIES, "it-life-hack", "livedoor ニュース")
 
@@ -93,7 +122,11 @@ OPTIONS = {
     "as-the-web-page": lambda searched: {"facets": True, "group": True, "filters": Filters(source=searched.source)},
     "newest": lambda searched: {"sort": "newest", "facets": True},
     "oldest-by-article": lambda searched: {"sort": "oldest", "group": True, "filters": Filters(source=searched.source)},
-    "newest-filtered": lambda searched: {"sort": "newest", "facets": True, "filters": Filters(category=searched.category)},
+    "newest-filtered": lambda searched: {
+        "sort": "newest",
+        "facets": True,
+        "filters": Filters(category=searched.category),
+    },
 }
 
 
@@ -129,4 +162,3 @@ def test_both_ways_of_checking_phrase_positions_rank_like_whoosh(searched, monke
         assert one.hits, query
         assert_ranked_alike(one, two)
         assert one.total == two.total, query
-

@@ -235,7 +235,9 @@ def test_a_second_reindex_on_the_same_index_is_refused(corpus_copy, tmp_path):
 def test_unreadable_files_are_skipped_with_reasons_not_fatal(corpus_copy, tmp_path):
     (corpus_copy / "broken.txt").write_bytes(b"\x00\xff binary")
     (corpus_copy / "dup").mkdir()
-    (corpus_copy / "feed.jsonl").write_text('{"id": "x", "title": "t", "body": "本文。"}\n{"id": "x", "title": "t2", "body": "本文。"}\n', encoding="utf-8")
+    (corpus_copy / "feed.jsonl").write_text(
+        '{"id": "x", "title": "t", "body": "本文。"}\n{"id": "x", "title": "t2", "body": "本文。"}\n', encoding="utf-8"
+    )
     report = reindex([corpus_copy], tmp_path / "index")
     reasons = {s.path.rsplit("/", 1)[-1]: s.reason for s in report.skipped}
     assert "broken.txt" in reasons and "NUL" in reasons["broken.txt"]
@@ -379,4 +381,6 @@ def test_segments_an_update_empties_are_dropped(jaquad_sample, tmp_path, small_b
         segments = reader.segments()
         assert all(not segment.has_deletions() for segment in segments)  # every old one left
         assert sum(segment.doc_count_all() for segment in segments) == built.added.sections
-    assert len(first) == 2 and not [p for p in (root / updated.generation).iterdir() if p.stem.split("_", 1)[-1] in first]
+    assert len(first) == 2 and not [
+        p for p in (root / updated.generation).iterdir() if p.stem.split("_", 1)[-1] in first
+    ]

@@ -33,7 +33,17 @@ def test_real_queries_find_the_right_articles(livedoor):
 
     iphone = index.search("iPhone アプリ", limit=20)
     assert iphone.total > 100
-    assert {h.category for h in iphone.hits} <= {"it-life-hack", "smax", "kaden-channel", "peachy", "livedoor-homme", "topic-news", "movie-enter", "dokujo-tsushin", "sports-watch"}
+    assert {h.category for h in iphone.hits} <= {
+        "it-life-hack",
+        "smax",
+        "kaden-channel",
+        "peachy",
+        "livedoor-homme",
+        "topic-news",
+        "movie-enter",
+        "dokujo-tsushin",
+        "sports-watch",
+    }
     assert sum(h.category in ("it-life-hack", "smax") for h in iphone.hits) >= 15
 
 
@@ -93,7 +103,9 @@ def test_world_cup_top_articles_are_no_bare_link_lists(livedoor):
     assert len(groups) == 10
     with index.searcher() as (_, searcher):
         for group in groups:
-            bodies = {fields["section_id"]: fields["body"] for fields in searcher.documents(article_id=group.best.article_id)}
+            bodies = {
+                fields["section_id"]: fields["body"] for fields in searcher.documents(article_id=group.best.article_id)
+            }
             body = bodies[group.best.section_id]
             lines = [line for line in body.splitlines() if line.strip()]
             assert not all(line.startswith("・") for line in lines), (group.best.section_id, body)
@@ -113,6 +125,9 @@ def test_iphone_without_android_leaves_out_whole_articles(livedoor):
     without = _articles_of(index, "iPhone -Android")
     assert without and without == iphone - android
     oracle = WhooshOracle(livedoor[0])
-    fast, whoosh = index.search("iPhone -Android", limit=50, facets=True), oracle.search("iPhone -Android", limit=50, facets=True)
+    fast, whoosh = (
+        index.search("iPhone -Android", limit=50, facets=True),
+        oracle.search("iPhone -Android", limit=50, facets=True),
+    )
     assert [h.section_id for h in fast.hits] == [h.section_id for h in whoosh.hits]
     assert fast.total == whoosh.total and fast.facets == whoosh.facets

@@ -59,6 +59,7 @@ def articles(results) -> list[str]:
 
 # --- strict first, then best match ----------------------------------------------------------
 
+
 def test_words_no_article_holds_together_find_those_with_some_and_name_the_missing_one(news):
     strict = news.search("香川真司 速報 ザッケローニ", relax=False)
     assert strict.total == 0  # the strict reading alone: a zero
@@ -113,6 +114,7 @@ def test_unspaced_words_stay_a_phrase_in_the_strict_reading(tmp_path):
 
 # --- quotes in a pasted headline --------------------------------------------------------------
 
+
 def test_quotes_inside_a_headline_are_not_required_phrases(news):
     headline = "“為替介入も辞さず”財務大臣が円高をけん制、輸出企業の業績を圧迫"
     results = news.search(headline)
@@ -124,6 +126,7 @@ def test_quotes_inside_a_headline_are_not_required_phrases(news):
 
 # --- synonyms of a compound's parts -----------------------------------------------------------
 
+
 def test_a_compound_finds_its_parts_synonyms_as_a_phrase(news):
     results = news.search("東京オリンピック 招致", relax=False)
     assert articles(results) == ["sports/sports-0003"]  # the text says 東京五輪招致
@@ -132,6 +135,7 @@ def test_a_compound_finds_its_parts_synonyms_as_a_phrase(news):
 
 
 # --- did you mean -------------------------------------------------------------------------------
+
 
 def test_a_misspelling_gets_the_index_s_own_word(news):
     browser = Browser(news)
@@ -145,6 +149,7 @@ def test_a_misspelling_gets_the_index_s_own_word(news):
 
 
 # --- model names ------------------------------------------------------------------------------
+
 
 def test_a_latin_word_finds_the_model_names_it_starts_below_the_word_itself(news):
     results = news.search("iPhone")
@@ -165,6 +170,7 @@ def test_model_numbers_stay_exact(news):
 
 
 # --- the three front ends ---------------------------------------------------------------------
+
 
 def test_the_page_says_which_word_is_missing_and_links_the_spelling(news_root):
     client = create_app(news_root).test_client()

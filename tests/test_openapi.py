@@ -18,17 +18,34 @@ from web import create_app
 from web.openapi import OPENAPI
 
 _TYPES = {
-    "object": dict, "array": list, "string": str, "boolean": bool,
-    "integer": int, "number": (int, float), "null": type(None),
+    "object": dict,
+    "array": list,
+    "string": str,
+    "boolean": bool,
+    "integer": int,
+    "number": (int, float),
+    "null": type(None),
 }
 _ANNOTATIONS = {"description", "format"}
 
 
 def check(value, schema: dict, path: str = "$") -> None:
-    unknown = set(schema) - _ANNOTATIONS - {
-        "$ref", "type", "properties", "required", "additionalProperties", "items", "enum", "const",
-        "minimum", "maximum",
-    }
+    unknown = (
+        set(schema)
+        - _ANNOTATIONS
+        - {
+            "$ref",
+            "type",
+            "properties",
+            "required",
+            "additionalProperties",
+            "items",
+            "enum",
+            "const",
+            "minimum",
+            "maximum",
+        }
+    )
     assert not unknown, f"{path}: the checker does not know {unknown}"
     if "$ref" in schema:
         name = schema["$ref"].removeprefix("#/components/schemas/")
@@ -36,7 +53,11 @@ def check(value, schema: dict, path: str = "$") -> None:
         return
     if "type" in schema:
         types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-        matches = [t for t in types if isinstance(value, _TYPES[t]) and not (isinstance(value, bool) and t in ("integer", "number"))]
+        matches = [
+            t
+            for t in types
+            if isinstance(value, _TYPES[t]) and not (isinstance(value, bool) and t in ("integer", "number"))
+        ]
         assert matches, f"{path}: {value!r} is not {types}"
     if "enum" in schema:
         assert value in schema["enum"], f"{path}: {value!r} not in {schema['enum']}"
@@ -114,7 +135,9 @@ def test_the_cli_prints_the_api_shape(client, web_index, query):
     assert flat["facets"] == grouped["facets"]  # counted over sections either way
     same = ("query", "total", "articles", "sort", "hits", "facets", "relaxed", "alternatives")
     assert {key: grouped[key] for key in same} == {key: api[key] for key in same}
-    assert all("other_sections" in hit for hit in grouped["hits"]) and not any("other_sections" in hit for hit in flat["hits"])
+    assert all("other_sections" in hit for hit in grouped["hits"]) and not any(
+        "other_sections" in hit for hit in flat["hits"]
+    )
     assert flat["total"] == grouped["total"] and len(flat["hits"]) >= len(grouped["hits"])
 
 

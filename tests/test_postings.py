@@ -53,7 +53,7 @@ def _index(folder, documents: list[dict], codec, segments: int = 1):
     size = -(-len(documents) // segments)
     for start in range(0, len(documents), size):
         writer = ix.writer(codec=codec, merge=False)
-        for document in documents[start:start + size]:
+        for document in documents[start : start + size]:
             writer.add_document(**document)
         writer.commit(merge=False)
     return ix
@@ -70,8 +70,15 @@ def _every_term_statistic(ix) -> dict:
 
 
 def _statistics(info) -> tuple:
-    return (info.doc_frequency(), info.weight(), info.min_length(), info.max_length(), info.max_weight(),
-            info.min_id(), info.max_id())
+    return (
+        info.doc_frequency(),
+        info.weight(),
+        info.min_length(),
+        info.max_length(),
+        info.max_weight(),
+        info.min_id(),
+        info.max_id(),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -138,9 +145,7 @@ def _term_files(ix) -> dict[str, bytes]:
     [segment] = ix._segments()
     files = segment.open_compound_file(ix.storage) if segment.is_compound() else ix.storage
     return {
-        name.rsplit(".", 1)[1]: files.open_file(name).read()
-        for name in files.list()
-        if name.endswith((".trm", ".pst"))
+        name.rsplit(".", 1)[1]: files.open_file(name).read() for name in files.list() if name.endswith((".trm", ".pst"))
     }
 
 
@@ -168,7 +173,7 @@ class _Written:
             offset += len(record)
 
     def get(self, offset: int, size: int) -> bytes:
-        return self.data[offset:offset + size]
+        return self.data[offset : offset + size]
 
 
 class _Extent:
@@ -186,19 +191,30 @@ POSTINGS = {
     "gaps past uint8": ([0, 300, 301], [2.0, 1.0, 3.0], [[1, 2], [5], [0, 9, 12]]),
     "positions past uint16": ([3, 70_000], [1.0, 1.0], [[65_536], [4_000_000_000]]),
     "fractional weights": ([1, 2, 5], [0.5, 1.5, 2.0], [[3], [1, 4], [2]]),
-    "long and compressible": (list(range(0, 3000, 3)), [float(1 + n % 4) for n in range(1000)],
-                              [list(range(n % 4 + 1)) for n in range(1000)]),
+    "long and compressible": (
+        list(range(0, 3000, 3)),
+        [float(1 + n % 4) for n in range(1000)],
+        [list(range(n % 4 + 1)) for n in range(1000)],
+    ),
 }
 
 
-@pytest.mark.parametrize("format_", [ArrayPositions(), TermCounts(), Existence()], ids=["positions", "counts", "existence"])
+@pytest.mark.parametrize(
+    "format_", [ArrayPositions(), TermCounts(), Existence()], ids=["positions", "counts", "existence"]
+)
 def test_the_one_encoder_writes_what_the_decoder_reads_back(format_):
     # Both writers (the pool's batches and Whoosh's term-at-a-time writer) go through
     # `TermBatch.records`; what it writes, `ArrayPostings` reads back as it was handed over.
     terms = list(POSTINGS.values())
     values = [
-        [format_.encode(positions) if isinstance(format_, ArrayPositions) else
-         format_.encode(len(positions)) if isinstance(format_, TermCounts) else b"" for positions in each]
+        [
+            format_.encode(positions)
+            if isinstance(format_, ArrayPositions)
+            else format_.encode(len(positions))
+            if isinstance(format_, TermCounts)
+            else b""
+            for positions in each
+        ]
         for _, _, each in terms
     ]
     one_at_a_time = [
@@ -257,7 +273,11 @@ def test_lists_an_earlier_version_compressed_with_zlib_still_read(documents, w3_
     # Indexes written before Zstandard hold zlib'd parts, flagged as such: they must read the same.
     w3, _ = w3_and_arrays
     with monkeypatch.context() as earlier:
-        earlier.setattr(postings, "_maybe_compressed", lambda part: (zlib.compress(part, 1), True) if len(part) >= 64 else (part, False))
+        earlier.setattr(
+            postings,
+            "_maybe_compressed",
+            lambda part: (zlib.compress(part, 1), True) if len(part) >= 64 else (part, False),
+        )
         earlier.setattr(postings, "_PART1_ZSTD", postings._PART1_ZIPPED)
         earlier.setattr(postings, "_PART2_ZSTD", postings._PART2_ZIPPED)
         ix = _index(tmp_path, documents, ArrayCodec())
@@ -296,7 +316,9 @@ def test_a_segment_too_small_to_train_a_dictionary_on_still_reads(documents, tmp
         assert reader.stored_fields(2)["body"] == few[2]["body"]
 
 
-def test_stored_fields_an_earlier_version_compressed_with_zlib_still_read(documents, w3_and_arrays, tmp_path, monkeypatch):
+def test_stored_fields_an_earlier_version_compressed_with_zlib_still_read(
+    documents, w3_and_arrays, tmp_path, monkeypatch
+):
     w3, _ = w3_and_arrays
     with monkeypatch.context() as earlier:
         earlier.setattr(stored, "STORED_COLUMN", whoosh3.STORED_COLUMN)
@@ -307,7 +329,8 @@ def test_stored_fields_an_earlier_version_compressed_with_zlib_still_read(docume
 
 
 @pytest.mark.parametrize(
-    "text", ["日本", "日本 発表", '"輸出 規制"', "スマートフォン OR アプリ", "日本 発表 NOT 無料", "映画 OR 公開 OR 監督"]
+    "text",
+    ["日本", "日本 発表", '"輸出 規制"', "スマートフォン OR アプリ", "日本 発表 NOT 無料", "映画 OR 公開 OR 監督"],
 )
 def test_whoosh_searches_the_arrays_as_it_searches_its_own_format(w3_and_arrays, text):
     # Whoosh walks, skips (intersections, block quality) and reads positions (phrases) itself.
@@ -359,10 +382,13 @@ def test_a_reader_reads_its_segment_files_in_place(w3_and_arrays):
             assert len(files) > 2 and not any(isinstance(file.file, io.BytesIO) for file in files)
 
 
-@pytest.mark.parametrize("calls", [
-    [("readline",), ("read", 1), ("readline",), ("readline",), ("readline", 3), ("readline",), ("tell",)],
-    [("seek", -2, 2), ("read", -1), ("read", 5), ("seek", 1), ("readline",), ("seek", 3, 1), ("read",), ("tell",)],
-])
+@pytest.mark.parametrize(
+    "calls",
+    [
+        [("readline",), ("read", 1), ("readline",), ("readline",), ("readline", 3), ("readline",), ("tell",)],
+        [("seek", -2, 2), ("read", -1), ("read", 5), ("seek", 1), ("readline",), ("seek", 3, 1), ("read",), ("tell",)],
+    ],
+)
 def test_a_file_read_in_place_reads_as_bytesio_does(calls):
     data = b"ab\ncd\n\nefgh" + b"x" * 600 + b"\nend"
     in_place, copied = _BufferReader(memoryview(data)), io.BytesIO(data)

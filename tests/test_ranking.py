@@ -132,6 +132,7 @@ def test_parentheses_in_a_pasted_sentence_are_punctuation_not_grouping(corpus_in
     sentence = "ドナルド・トランプ大統領がエヌビディアの高性能人工知能（AI）半導体であるH200チップの中国輸出を承認した"
     results = corpus_index.search(sentence)
     assert results.natural_language and results.hits[0].section_id == f"{SAMPLE_ARTICLE_ID}#1"
+
     def strict(query: str) -> int:  # every word (on one article, the others would follow)
         return corpus_index.search(query, relax=False).total
 
@@ -162,6 +163,7 @@ def test_questions_rank_first_the_section_that_covers_most_of_them(jaquad):
     for line in (JAQUAD / "qrels.txt").read_text(encoding="utf-8").splitlines():
         qid, _, section, _ = line.split()
         answers.setdefault(qid, set()).add(section)
+
     # Coverage is a first-stage signal: compared with the learned ranker off (the ranker, trained
     # on what coverage adds, makes up most of its loss), and the default must keep up.
     def mrr(options: QueryOptions) -> float:
@@ -206,10 +208,23 @@ def test_strict_queries_and_phrases_rank_as_whoosh_does_over_segments_and_deleti
     with fast.searcher() as (_, searcher):
         assert len(list(searcher.leaf_searchers())) == 2 and searcher.reader().has_deletions()
         evaluation = scoring.Evaluation(searcher)
-        for fieldname, text in [("body", "半導体"), ("body", "熊本"), ("body", "北海道"), ("title", "輸出"),
-                                ("heading", "背景"), ("body", "存在しない"), ("fallback", "ビデ")]:
+        for fieldname, text in [
+            ("body", "半導体"),
+            ("body", "熊本"),
+            ("body", "北海道"),
+            ("title", "輸出"),
+            ("heading", "背景"),
+            ("body", "存在しない"),
+            ("fallback", "ビデ"),
+        ]:
             assert evaluation.estimate(wq.Term(fieldname, text)) == searcher.doc_frequency(fieldname, text)
-    for query in ["半導体 輸出 承認", "北海道 エヌビディア 半導体", "政策転換 背景", "北海道エヌビディア半導体", "熊本政策転換"]:
+    for query in [
+        "半導体 輸出 承認",
+        "北海道 エヌビディア 半導体",
+        "政策転換 背景",
+        "北海道エヌビディア半導体",
+        "熊本政策転換",
+    ]:
         one, two = fast.search(query, snippets=False), whoosh.search(query, snippets=False)
         assert_ranked_alike(one, two)
         assert one.total and [hit.section_id for hit in one.hits] == [hit.section_id for hit in two.hits]

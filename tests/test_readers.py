@@ -129,8 +129,15 @@ def test_real_livedoor_article_from_the_official_tarball(livedoor_tarball):
     assert "http://" not in body
     assert "原価は200円程度" in body
     assert {a.category for a in articles.values()} == {
-        "dokujo-tsushin", "it-life-hack", "kaden-channel", "livedoor-homme", "movie-enter",
-        "peachy", "smax", "sports-watch", "topic-news",
+        "dokujo-tsushin",
+        "it-life-hack",
+        "kaden-channel",
+        "livedoor-homme",
+        "movie-enter",
+        "peachy",
+        "smax",
+        "sports-watch",
+        "topic-news",
     }
 
 
@@ -168,12 +175,16 @@ def test_jsonl_is_read_line_by_line_so_one_bad_line_costs_only_itself(tmp_path):
         return json.dumps(record, ensure_ascii=False).encode(encoding)
 
     path = tmp_path / "feed.jsonl"
-    path.write_bytes(b"\r\n".join([
-        b"\xef\xbb\xbf" + line("bom", "utf-8"),
-        line("sjis", "cp932"),
-        b'{"id": "broken", "body": "' + bytes([0x80, 0xFF, 0xFE, 0x81]) * 3 + b'"}',  # no encoding reads it
-        line("utf8", "utf-8"),
-    ]))
+    path.write_bytes(
+        b"\r\n".join(
+            [
+                b"\xef\xbb\xbf" + line("bom", "utf-8"),
+                line("sjis", "cp932"),
+                b'{"id": "broken", "body": "' + bytes([0x80, 0xFF, 0xFE, 0x81]) * 3 + b'"}',  # no encoding reads it
+                line("utf8", "utf-8"),
+            ]
+        )
+    )
     items = read_all(path)
     assert [i.id for i in items if not isinstance(i, Unreadable)] == ["bom", "sjis", "utf8"]
     assert all("エヌビディアのＨ２００" in i.sections[0].text for i in items if not isinstance(i, Unreadable))

@@ -116,7 +116,11 @@ def test_ranking_is_deterministic_in_one_process_and_a_fresh_one(news, news_root
     )
     fresh = subprocess.run(
         [sys.executable, "-c", script, str(news_root), json.dumps(queries, ensure_ascii=False)],
-        capture_output=True, text=True, cwd=PROJECT, env={"PYTHONPATH": str(PROJECT), "PATH": ""}, check=True,
+        capture_output=True,
+        text=True,
+        cwd=PROJECT,
+        env={"PYTHONPATH": str(PROJECT), "PATH": ""},
+        check=True,
     )
     assert [[tuple(pair) for pair in ranking] for ranking in json.loads(fresh.stdout)] == first
 
@@ -156,7 +160,9 @@ def test_sections_beyond_the_depth_keep_their_order_below(news_root):
 
         ranking = Ranking(len(docnums), docnums, np.linspace(10, 1, len(docnums)), docnums)
         parsed = index.parse("日本代表 合宿")
-        reordered = _PrefersTheLast().reranked(searcher, parsed, ranking, len(docnums), view.table(SectionTable), Deadline(None))
+        reordered = _PrefersTheLast().reranked(
+            searcher, parsed, ranking, len(docnums), view.table(SectionTable), Deadline(None)
+        )
     depth = min(RERANK_DEPTH, len(docnums))
     assert reordered.docnums[:depth].tolist() == docnums[:depth][::-1].tolist()
     assert reordered.docnums[depth:].tolist() == docnums[depth:].tolist()
@@ -167,7 +173,9 @@ def test_an_article_covering_a_headline_from_its_lead_beats_a_side_mention(news)
     # The festival's short side section says 小型ロケット打ち上げ in fewer words than anything
     # else: the first stage puts it first. The rocket story says it in its lead and again below.
     query = "小型ロケット 打ち上げ"
-    first_stage = SearchIndex(news.store.root, QueryOptions(rerank=False)).search(query, limit=10, group=True, marks=False)
+    first_stage = SearchIndex(news.store.root, QueryOptions(rerank=False)).search(
+        query, limit=10, group=True, marks=False
+    )
     assert first_stage.hits[0].section_id == "economy/economy-0201#2"
     results = news.search(query, limit=10, group=True, marks=False)
     assert [hit.section_id.split("#")[0] for hit in results.hits[:2]] == ["tech/tech-0201", "economy/economy-0201"]
@@ -191,12 +199,28 @@ def test_train_ranker_rebuilds_a_loadable_model_end_to_end(news_root, tmp_path):
     corpus = news_root.parent / "corpus"
     queries, qrels = tmp_path / "queries.tsv", tmp_path / "qrels.txt"
     queries.write_text("".join(f"{qid}\t{text}\n" for qid, (text, _) in TRAINING_QUERIES.items()), encoding="utf-8")
-    qrels.write_text("".join(f"{qid} 0 {article} 1\n" for qid, (_, article) in TRAINING_QUERIES.items()), encoding="utf-8")
+    qrels.write_text(
+        "".join(f"{qid} 0 {article} 1\n" for qid, (_, article) in TRAINING_QUERIES.items()), encoding="utf-8"
+    )
     model = tmp_path / "model.txt"
     trained = subprocess.run(
-        [sys.executable, str(PROJECT / "bench" / "train_ranker.py"), "--custom", str(corpus), str(queries), str(qrels),
-         "--work", str(tmp_path / "work"), "--out", str(model), "--check"],
-        capture_output=True, text=True, cwd=PROJECT, env={"PYTHONPATH": str(PROJECT), "PATH": ""},
+        [
+            sys.executable,
+            str(PROJECT / "bench" / "train_ranker.py"),
+            "--custom",
+            str(corpus),
+            str(queries),
+            str(qrels),
+            "--work",
+            str(tmp_path / "work"),
+            "--out",
+            str(model),
+            "--check",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT,
+        env={"PYTHONPATH": str(PROJECT), "PATH": ""},
     )
     assert trained.returncode == 0, trained.stderr
     assert "byte-identical" in trained.stdout

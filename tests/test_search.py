@@ -71,7 +71,9 @@ def test_phrase_or_not_and_field_syntax(corpus_index):
 
 
 def test_a_question_is_ranked_by_best_match_not_required_word_by_word(corpus_index):
-    results = corpus_index.search("中国はなぜアメリカの半導体輸出許可を受けてもH200チップを買わない可能性があるのですか？")
+    results = corpus_index.search(
+        "中国はなぜアメリカの半導体輸出許可を受けてもH200チップを買わない可能性があるのですか？"
+    )
     assert results.natural_language
     assert results.total >= 1
     assert ids(results)[0] == SECTION[4]

@@ -34,23 +34,27 @@ def client(tmp_path_factory):
 
 # --- headers ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("url, status", [
-    ("/", 200),
-    ("/?q=半導体&sort=newest&category=tech", 200),
-    ("/?q=(", 400),
-    ("/articles/evil/hostile", 200),
-    ("/articles/no/such/article", 404),
-    ("/api/search?q=半導体", 200),
-    ("/api/search?q=半導体&page=0", 400),
-    ("/api/articles/evil/hostile", 200),
-    ("/api/suggest?q=半", 200),
-    ("/api/openapi.json", 200),
-    ("/healthz", 200),
-    ("/api/nothing-here", 404),
-    ("/static/app.js", 200),
-    ("/static/style.css", 200),
-    ("/static/../search/memory.py", 404),
-])
+
+@pytest.mark.parametrize(
+    "url, status",
+    [
+        ("/", 200),
+        ("/?q=半導体&sort=newest&category=tech", 200),
+        ("/?q=(", 400),
+        ("/articles/evil/hostile", 200),
+        ("/articles/no/such/article", 404),
+        ("/api/search?q=半導体", 200),
+        ("/api/search?q=半導体&page=0", 400),
+        ("/api/articles/evil/hostile", 200),
+        ("/api/suggest?q=半", 200),
+        ("/api/openapi.json", 200),
+        ("/healthz", 200),
+        ("/api/nothing-here", 404),
+        ("/static/app.js", 200),
+        ("/static/style.css", 200),
+        ("/static/../search/memory.py", 404),
+    ],
+)
 def test_every_response_carries_the_security_headers(client, url, status):
     response = client.get(url)
     assert response.status_code == status
@@ -120,6 +124,7 @@ def test_pages_hold_nothing_inline_that_the_policy_would_block(client, url):
 
 # --- one memory budget -----------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def news_index(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("serving-news")
@@ -142,7 +147,7 @@ def _many_queries() -> list[str]:
     titles = [path.read_text(encoding="utf-8").splitlines()[2] for path in sorted(NEWS.rglob("*.txt"))]
     queries = []
     for title in titles:
-        words = [title[term.start:term.end] for term in analysis.terms(title)]
+        words = [title[term.start : term.end] for term in analysis.terms(title)]
         queries += words + [f"{one} {two}" for one, two in itertools.pairwise(words)]
         queries += [f'"{one}{two}"' for one, two in itertools.pairwise(words)]
     return list(dict.fromkeys(queries))
@@ -161,7 +166,7 @@ def test_caches_stay_within_one_budget_across_threads(news_index, small_budget):
 
     def serve(number: int) -> None:
         try:
-            for position, query in enumerate(queries[number::2] + queries[1 - number % 2::2]):
+            for position, query in enumerate(queries[number::2] + queries[1 - number % 2 :: 2]):
                 sort = ("relevance", "newest", "oldest")[position % 3]
                 filters = Filters(category=("economy", "sports", "tech", "")[position % 4])
                 results = index.search(
@@ -261,6 +266,7 @@ def test_one_forget_empties_the_caches_of_the_kinds_asked(news_index):
 
 
 # --- warm start -----------------------------------------------------------------------------
+
 
 def test_serve_builds_the_tables_before_the_first_request(news_index, capsys):
     """The first search after start must not build the generation's tables (1.6 s on livedoor):

@@ -67,12 +67,12 @@ def assert_cut_between_words(snippet: Snippet, text: str) -> None:
     for fragment in snippet.fragments:
         pieces = [piece for piece, _ in fragment]
         cut_before, cut_after = pieces[0] == ELLIPSIS, pieces[-1] == ELLIPSIS
-        body = "".join(pieces[cut_before:len(pieces) - cut_after])
+        body = "".join(pieces[cut_before : len(pieces) - cut_after])
         start = text.find(body)
         assert start >= 0, body
         end = start + len(body)
-        assert not cut_before or start in edges, f"starts inside a word: …{text[start - 5:start]}|{body[:10]}"
-        assert not cut_after or end in edges, f"ends inside a word: {body[-10:]}|{text[end:end + 5]}…"
+        assert not cut_before or start in edges, f"starts inside a word: …{text[start - 5 : start]}|{body[:10]}"
+        assert not cut_after or end in edges, f"ends inside a word: {body[-10:]}|{text[end : end + 5]}…"
         assert body and body[0] not in "」』）)、，,。", body
 
 
@@ -113,8 +113,11 @@ def test_fragments_join_with_one_ellipsis():
             joins = list(zip(cut_end, cut_start[1:]))
             both_cut += sum(end and start for end, start in joins)
             whole += sum(not end and not start for end, start in joins)
-            expected = sum(cut_end) + sum(cut_start) - sum(end and start for end, start in joins) + sum(
-                not end and not start for end, start in joins
+            expected = (
+                sum(cut_end)
+                + sum(cut_start)
+                - sum(end and start for end, start in joins)
+                + sum(not end and not start for end, start in joins)
             )
             shown = snippet.text()
             assert shown.count(ELLIPSIS) == expected and not DOUBLED.search(shown), shown

@@ -36,6 +36,7 @@ def api(client, url: str, status: int = 200) -> dict:
 
 # --- the search page -------------------------------------------------------------------------
 
+
 def test_home_page_has_a_labelled_focused_search_box_and_help(client):
     html = page(client, "/")
     assert '<form class="search-form" role="search"' in html
@@ -143,6 +144,7 @@ def test_query_errors_are_friendly(client):
 
 # --- the article page ------------------------------------------------------------------------
 
+
 def test_article_page_has_all_sections_marked_and_related(client):
     html = page(client, f"/articles/{SAMPLE}?q=半導体")
     for number in range(1, 6):
@@ -165,8 +167,17 @@ def test_hostile_article_shows_markup_as_text(client):
 
 @pytest.mark.parametrize(
     "article_id",
-    ["nope", "chips/nope", "../etc/passwd", "chips/../chips/chip-01", "chips//chip-01", "%2e%2e/etc/passwd",
-     "chips/chip-01%23s1", "a\\b", "%00"],
+    [
+        "nope",
+        "chips/nope",
+        "../etc/passwd",
+        "chips/../chips/chip-01",
+        "chips//chip-01",
+        "%2e%2e/etc/passwd",
+        "chips/chip-01%23s1",
+        "a\\b",
+        "%00",
+    ],
 )
 def test_unknown_and_traversal_ids_are_404(client, article_id):
     html = page(client, f"/articles/{article_id}", 404)
@@ -175,6 +186,7 @@ def test_unknown_and_traversal_ids_are_404(client, article_id):
 
 
 # --- the JSON API ----------------------------------------------------------------------------
+
 
 def test_api_search_fields(client):
     data = api(client, "/api/search?q=半導体 輸出&per_page=3")
@@ -188,8 +200,16 @@ def test_api_search_fields(client):
 
 @pytest.mark.parametrize(
     "query",
-    ["q=", "q=半導体&page=0", "q=半導体&page=x", "q=半導体&per_page=1000", "q=半導体&sort=random",
-     "q=半導体&from=2012-13-01", "q=半導体&from=2012-05-01&to=2011-01-01", "q=" + "x" * 10_000],
+    [
+        "q=",
+        "q=半導体&page=0",
+        "q=半導体&page=x",
+        "q=半導体&per_page=1000",
+        "q=半導体&sort=random",
+        "q=半導体&from=2012-13-01",
+        "q=半導体&from=2012-05-01&to=2011-01-01",
+        "q=" + "x" * 10_000,
+    ],
 )
 def test_api_errors_are_json_400(client, query):
     assert api(client, f"/api/search?{query}", 400)["error"]
@@ -286,7 +306,10 @@ def test_a_page_past_the_end_links_to_the_last(client):
     pages = -(-articles // 10)
     html = page(client, "/?q=半導体&page=999&sort=newest")
     assert "999 ページ目はありません" in html
-    assert f'href="/?q=%E5%8D%8A%E5%B0%8E%E4%BD%93&amp;sort=newest&amp;page={pages}">最後のページ（{pages} ページ目）へ' in html
+    assert (
+        f'href="/?q=%E5%8D%8A%E5%B0%8E%E4%BD%93&amp;sort=newest&amp;page={pages}">最後のページ（{pages} ページ目）へ'
+        in html
+    )
     assert "語を減らす" not in html and "一致する記事は見つかりませんでした" not in html
     assert 'rel="next"' not in html
 

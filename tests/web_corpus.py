@@ -47,7 +47,10 @@ def digest_article() -> str:
         _url, _date, title, body = path.read_text(encoding="utf-8").split("\n", 3)
         if "半導体" not in body + title:
             sections.append(f"## {title}\n\n{body.strip()}\n")
-    lead = "今週の主なニュースを分野ごとにまとめた。スポーツでは日本代表の合宿と移籍の話題、経済では円高、技術ではスマートフォンの動きが目立った。"
+    lead = (
+        "今週の主なニュースを分野ごとにまとめた。"
+        "スポーツでは日本代表の合宿と移籍の話題、経済では円高、技術ではスマートフォンの動きが目立った。"
+    )
     return f"""# {DIGEST_TITLE}
 出典: ミダシ新聞
 日付: 2012-06-09

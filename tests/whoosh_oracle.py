@@ -77,7 +77,9 @@ class WhooshOracle(SearchIndex):
         sections = {docnum for article in ids for docnum in searcher.docs_for_query(wq.Term("article_id", article))}
         return np.array(sorted(sections), dtype=np.int64)
 
-    def _ranker(self, view: GenerationView, scope: Scope, deadline: Deadline) -> Callable[[wq.Query, int | None], Ranking]:
+    def _ranker(
+        self, view: GenerationView, scope: Scope, deadline: Deadline
+    ) -> Callable[[wq.Query, int | None], Ranking]:
         def rank(query: wq.Query, limit: int | None) -> Ranking:
             return whoosh_ranking(view.searcher, self._collect(view.searcher, query, limit, scope), scope.allowed)
 

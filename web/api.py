@@ -25,8 +25,13 @@ def _bad_query(error: QueryError):
 def search():
     wanted = search_request(request.args)
     results = browser().index.search(
-        wanted.q, wanted.per_page, wanted.offset,
-        filters=wanted.filters, sort=wanted.sort, facets=True, group=True,
+        wanted.q,
+        wanted.per_page,
+        wanted.offset,
+        filters=wanted.filters,
+        sort=wanted.sort,
+        facets=True,
+        group=True,
     )
     alternatives = browser().alternatives(wanted.q, wanted.filters) if results.few else []
     # What `midashi search --json` prints, and the page the request asked for.

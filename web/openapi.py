@@ -110,50 +110,66 @@ _SEARCH_RESULTS = {
 SCHEMAS = {
     "Error": _object({"error": _STRING}),
     "FacetCount": _object({"value": _STRING, "count": {"type": "integer", "minimum": 0}}),
-    "OtherSection": _object({
-        "section_id": _STRING,
-        "section_number": {"type": "integer"},
-        "heading": _STRING,
-    }),
+    "OtherSection": _object(
+        {
+            "section_id": _STRING,
+            "section_number": {"type": "integer"},
+            "heading": _STRING,
+        }
+    ),
     "SearchHit": _object(_SEARCH_HIT, required=[name for name in _SEARCH_HIT if name != "other_sections"]),
     "ArticleHit": _object(_SEARCH_HIT),  # a SearchHit grouped by article: other_sections required
     "SearchResults": _object(_SEARCH_RESULTS),
-    "SearchPage": _object({
-        **_SEARCH_RESULTS,
-        "articles": {"type": "integer", "minimum": 0, "description": "Matching articles."},
-        "hits": {"type": "array", "items": _ref("ArticleHit"), "description": "One per article (its best section)."},
-        "facets": _FACETS,
-        "page": {"type": "integer", "minimum": 1},
-        "per_page": {"type": "integer", "minimum": 1},
-    }),
-    "Alternative": _object({
-        "query": _STRING,
-        "total": {"type": "integer", "minimum": 1, "description": "Sections it finds."},
-        "reason": {"enum": ["spelling", "drop-word", "no-filters"]},
-    }),
-    "ArticleSection": _object({
-        "section_id": _STRING,
-        "number": {"type": "integer"},
-        "heading": _STRING,
-        "text": _STRING,
-        "html": {"type": "string", "description": "HTML-escaped paragraphs; matches in <mark>."},
-        "matched": {"type": "boolean"},
-    }),
+    "SearchPage": _object(
+        {
+            **_SEARCH_RESULTS,
+            "articles": {"type": "integer", "minimum": 0, "description": "Matching articles."},
+            "hits": {
+                "type": "array",
+                "items": _ref("ArticleHit"),
+                "description": "One per article (its best section).",
+            },
+            "facets": _FACETS,
+            "page": {"type": "integer", "minimum": 1},
+            "per_page": {"type": "integer", "minimum": 1},
+        }
+    ),
+    "Alternative": _object(
+        {
+            "query": _STRING,
+            "total": {"type": "integer", "minimum": 1, "description": "Sections it finds."},
+            "reason": {"enum": ["spelling", "drop-word", "no-filters"]},
+        }
+    ),
+    "ArticleSection": _object(
+        {
+            "section_id": _STRING,
+            "number": {"type": "integer"},
+            "heading": _STRING,
+            "text": _STRING,
+            "html": {"type": "string", "description": "HTML-escaped paragraphs; matches in <mark>."},
+            "matched": {"type": "boolean"},
+        }
+    ),
     "RelatedArticle": _object({"id": _STRING, "title": _STRING, "date": _DATE, "source": _STRING, "category": _STRING}),
-    "Article": _object({
-        "id": _STRING,
-        "title": _STRING,
-        "date": _DATE,
-        "source": _STRING,
-        "category": _STRING,
-        "url": _STRING,
-        "sections": {"type": "array", "items": _ref("ArticleSection")},
-        "related": {"type": "array", "items": _ref("RelatedArticle")},
-    }),
-    "Suggestions": _object({
-        "queries": {"type": "array", "items": _STRING},
-        "titles": {"type": "array", "items": _object({"id": _STRING, "title": _STRING})},
-    }),
+    "Article": _object(
+        {
+            "id": _STRING,
+            "title": _STRING,
+            "date": _DATE,
+            "source": _STRING,
+            "category": _STRING,
+            "url": _STRING,
+            "sections": {"type": "array", "items": _ref("ArticleSection")},
+            "related": {"type": "array", "items": _ref("RelatedArticle")},
+        }
+    ),
+    "Suggestions": _object(
+        {
+            "queries": {"type": "array", "items": _STRING},
+            "titles": {"type": "array", "items": _object({"id": _STRING, "title": _STRING})},
+        }
+    ),
     "Health": _object({"status": {"const": "ok"}, "generation": _STRING, "sections": {"type": "integer"}}),
 }
 

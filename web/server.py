@@ -48,8 +48,11 @@ def serve(
     rest = ", ".join(f"{name} {size >> 20} MB" for name, size in others.items())
     print(f"Memory budget {memory_budget_mb} MB: {caches >> 20} MB for caches; the rest for {rest}.", flush=True)
     if caches <= MIN_CACHE_SHARE * (memory_budget_mb << 20):
-        print(f"Memory budget {memory_budget_mb} MB is less than the server needs without caches: "
-              "give a larger --memory-budget.", flush=True)
+        print(
+            f"Memory budget {memory_budget_mb} MB is less than the server needs without caches: "
+            "give a larger --memory-budget.",
+            flush=True,
+        )
     waitress_serve(app, host=host, port=port, threads=THREADS, ident="midashi")
 
 

@@ -61,7 +61,9 @@ def relaxed_note(relaxed: Relaxation) -> str:
     """What the page says above articles that match only some of the query's words."""
     quoted = "".join(f"「{word}」" for word in relaxed.missing)
     if relaxed.strict_total:
-        return f"すべての語を含む記事は {relaxed.strict_articles:,} 件です。続いて一部の語に一致する記事を表示しています。"
+        return (
+            f"すべての語を含む記事は {relaxed.strict_articles:,} 件です。続いて一部の語に一致する記事を表示しています。"
+        )
     if relaxed.absent:
         return f"{quoted}を含む記事はありません — 一部の語に一致する記事"
     if relaxed.missing:
@@ -135,11 +137,18 @@ def search():
         return render_template("search.html", error=error.japanese, error_in="conditions", **context), 400
     try:
         results = browser().index.search(
-            wanted.q, wanted.per_page, wanted.offset,
-            filters=wanted.filters, sort=wanted.sort, facets=True, group=True,
+            wanted.q,
+            wanted.per_page,
+            wanted.offset,
+            filters=wanted.filters,
+            sort=wanted.sort,
+            facets=True,
+            group=True,
         )
     except QueryError as error:  # the page is in Japanese, and so is what it says about the query
-        return render_template("search.html", error=error.japanese, error_in="query", **context), query_error_status(error)
+        return render_template("search.html", error=error.japanese, error_in="query", **context), query_error_status(
+            error
+        )
     pages = min(math.ceil((results.articles or 0) / wanted.per_page), MAX_PAGE)
     past_end = bool(pages) and wanted.page > pages  # a page past the last: link to the last, advise nothing
     alternatives = browser().alternatives(q, wanted.filters) if results.few and not past_end else []

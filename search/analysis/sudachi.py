@@ -628,7 +628,7 @@ class _TermTokenizer(Tokenizer):
             token.boost = 1.0
             token.stopped = False
             if keeporiginal:
-                token.original = value[start - start_char:end - start_char]
+                token.original = value[start - start_char : end - start_char]
             if positions:
                 token.pos = position
             if chars:
@@ -697,7 +697,7 @@ def katakana_runs(text: str) -> Iterator[tuple[str, Sequence[int], Sequence[int]
         folded.append(char if len(char) == 1 else " ")
         spans.append((index, index + 1))
     for match in _KATAKANA_RUN.finditer("".join(folded)):
-        run = spans[match.start():match.end()]
+        run = spans[match.start() : match.end()]
         yield match.group(), [start for start, _ in run], [end for _, end in run]
 
 
@@ -718,7 +718,7 @@ def bigram_columns(text: str) -> Columns:
     position = 0
     for run, run_starts, run_ends in katakana_runs(text):
         pairs = len(run) - 1
-        texts += [run[offset:offset + 2] for offset in range(pairs)]
+        texts += [run[offset : offset + 2] for offset in range(pairs)]
         positions += range(position, position + pairs)
         starts += run_starts[:-1]
         ends += run_ends[1:]

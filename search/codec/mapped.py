@@ -36,7 +36,7 @@ def open_in_place(storage, name: str) -> StructFile:
     source = mapped_bytes(storage) if isinstance(storage, CompoundStorage) else None
     if source is not None:
         offset, length = storage.range(name)
-        return _InPlaceFile(source[offset:offset + length], name)
+        return _InPlaceFile(source[offset : offset + length], name)
     return storage.open_file(name)
 
 
@@ -66,7 +66,7 @@ class _BufferReader:
         """Up to and including the next newline (pickle asks for it, and for old protocols uses it)."""
         end, scan = self._end(size), self._position
         while scan < end:
-            found = bytes(self._buf[scan:min(end, scan + 256)]).find(b"\n")
+            found = bytes(self._buf[scan : min(end, scan + 256)]).find(b"\n")
             if found >= 0:
                 end = scan + found + 1
                 break
@@ -79,7 +79,7 @@ class _BufferReader:
 
     def _take(self, end: int) -> bytes:
         """The bytes from here to `end`, moving past them."""
-        data = bytes(self._buf[self._position:end])
+        data = bytes(self._buf[self._position : end])
         self._position = max(self._position, end)
         return data
 

@@ -152,7 +152,7 @@ class ParallelWriter:
         if spread:
             size = max(1, min(size, -(-len(self.pending) // len(self.processes))))
         for start in range(0, len(self.pending), size):
-            self._put(self.pending[start:start + size])
+            self._put(self.pending[start : start + size])
         self.pending = []
 
     def _put(self, batch: list[dict] | None) -> None:
@@ -226,8 +226,9 @@ def _work(folder: str, number: int, jobs, results, parent: int, signal_mask: set
         writer._finish()
         results.put(("ok", segment))
     except OSError as error:  # the disk, not a bug: one line says which
-        results.put(("error", f"index worker {number} could not write {error.filename or folder}"
-                              f" ({error.strerror or error})"))
+        results.put(
+            ("error", f"index worker {number} could not write {error.filename or folder} ({error.strerror or error})")
+        )
     except BaseException:
         results.put(("error", f"index worker {number} failed:\n{traceback.format_exc()}"))
 

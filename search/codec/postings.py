@@ -234,10 +234,20 @@ class ArrayFieldWriter(W3FieldWriter):
 # `W3TermInfo.to_bytes` of a term whose postings are not inlined, as one row of an array:
 # flags, total weight, document frequency, shortest and longest length (as length bytes), highest
 # weight, first and last docnum, then the record's place in the postings file.
-_TERM_INFO = np.dtype([
-    ("flags", "u1"), ("weight", ">f4"), ("df", ">u4"), ("minlength", "u1"), ("maxlength", "u1"),
-    ("maxweight", ">f4"), ("minid", ">u4"), ("maxid", ">u4"), ("offset", ">i8"), ("length", ">i4"),
-])
+_TERM_INFO = np.dtype(
+    [
+        ("flags", "u1"),
+        ("weight", ">f4"),
+        ("df", ">u4"),
+        ("minlength", "u1"),
+        ("maxlength", "u1"),
+        ("maxweight", ">f4"),
+        ("minid", ">u4"),
+        ("maxid", ">u4"),
+        ("offset", ">i8"),
+        ("length", ">i4"),
+    ]
+)
 _ENTRY_HEAD = np.dtype(">i4")  # a hash file entry's key and value sizes (`filetables._lengths`)
 _POINTER = np.dtype([("hash", ">u4"), ("position", ">i8")])  # a hash table slot (`filetables._pointer`)
 
@@ -261,11 +271,19 @@ class _TermIndexWriter(OrderedHashWriter):
         head_array = np.empty((len(keys), 2), dtype=_ENTRY_HEAD)
         head_array[:, 0], head_array[:, 1] = key_sizes, value_size
         heads = head_array.tobytes()
-        self.dbfile.write(b"".join([
-            part
-            for number, key in enumerate(keys)
-            for part in (heads[head * number:head * (number + 1)], key, values[value_size * number:value_size * (number + 1)])
-        ]))
+        self.dbfile.write(
+            b"".join(
+                [
+                    part
+                    for number, key in enumerate(keys)
+                    for part in (
+                        heads[head * number : head * (number + 1)],
+                        key,
+                        values[value_size * number : value_size * (number + 1)],
+                    )
+                ]
+            )
+        )
         buckets, hashed_key = self.buckets, self.hashfn
         for key, position in zip(keys, positions):
             hashed = hashed_key(key)
@@ -486,7 +504,7 @@ class TermBatch:
             elif whole[term]:
                 parts.append(weight_part.part(term, start, end))
             else:
-                parts.append((b"f", floats[4 * start:4 * end]))
+                parts.append((b"f", floats[4 * start : 4 * end]))
             if self.counts is None:  # no counts and no values: four type codes all the same
                 parts.append(None)
                 value_type, values = _ABSENT, b""
@@ -534,7 +552,7 @@ class _Narrowed:
         if code not in self.cast:
             self.cast[code] = self.values.astype(_dtype("BHI"[code])).tobytes()
         width = 1 << code
-        return b"BHI"[code:code + 1], self.cast[code][width * start:width * end]
+        return b"BHI"[code : code + 1], self.cast[code][width * start : width * end]
 
 
 def _packed(count: int, first: int, parts: list[tuple[bytes, bytes] | None], value_type: bytes, blob: bytes) -> bytes:
@@ -589,8 +607,6 @@ DECODED_LISTS = memory.RecentEntries()
 TERM_INFOS = memory.SmallEntries()  # (terms file, field, term) → its info, or None when it is not there
 memory.register("decoded posting lists", DECODED_LISTS, memory.QUERY)
 memory.register("term infos", TERM_INFOS, memory.QUERY)
-
-
 
 
 class ArrayPostings(ListMatcher):

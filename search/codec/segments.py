@@ -157,15 +157,18 @@ def _split(batch: TermBatch) -> Iterator[TermBatch]:
     for first, last in itertools.pairwise(edges):
         low, high = int(batch.bounds[first]), int(batch.bounds[last])
         part = TermBatch(
-            batch.fieldname, batch.texts[first:last], batch.bounds[first:last + 1] - low,
-            batch.ids[low:high], batch.weights[low:high],
+            batch.fieldname,
+            batch.texts[first:last],
+            batch.bounds[first : last + 1] - low,
+            batch.ids[low:high],
+            batch.weights[low:high],
         )
         if batch.counts is not None:
             assert batch.values is not None and batch.value_bounds is not None  # set with the counts
             value_low, value_high = int(batch.value_bounds[first]), int(batch.value_bounds[last])
             part.counts = batch.counts[low:high]
             part.values = batch.values[value_low:value_high]
-            part.value_bounds = batch.value_bounds[first:last + 1] - value_low
+            part.value_bounds = batch.value_bounds[first : last + 1] - value_low
         yield part
 
 
@@ -256,9 +259,11 @@ class ArrayPool:
             for batch in self._pooled():
                 texts = b"".join(struct.pack("<H", len(text)) + text for text in batch.texts)
                 values = batch.values.tobytes() if batch.values is not None else b""
-                run.write(_BATCH_HEADER.pack(
-                    self.names.index(batch.fieldname), len(batch.texts), len(batch.ids), len(values), len(texts)
-                ))
+                run.write(
+                    _BATCH_HEADER.pack(
+                        self.names.index(batch.fieldname), len(batch.texts), len(batch.ids), len(values), len(texts)
+                    )
+                )
                 run.write(texts)
                 for part in (batch.bounds.astype(np.int64), batch.ids, batch.weights):
                     run.write(part.tobytes())
@@ -277,10 +282,13 @@ class ArrayPool:
                 texts_blob, texts, at = run.read(texts_size), [], 0
                 for _ in range(terms):
                     (size,) = struct.unpack_from("<H", texts_blob, at)
-                    texts.append(texts_blob[at + 2:at + 2 + size])
+                    texts.append(texts_blob[at + 2 : at + 2 + size])
                     at += 2 + size
                 batch = TermBatch(
-                    fieldname, texts, _read(run, np.int64, terms + 1), _read(run, np.uint32, postings),
+                    fieldname,
+                    texts,
+                    _read(run, np.int64, terms + 1),
+                    _read(run, np.uint32, postings),
                     _read(run, np.float32, postings),
                 )
                 field_format = self.schema[fieldname].format
@@ -345,8 +353,11 @@ def _joined(terms: list[tuple[str, bytes, list[tuple[TermBatch, int]]]]) -> Term
         sizes.append(total)
         value_sizes.append(value_total)
     joined = TermBatch(
-        terms[0][0], [text for _, text, _ in terms], np.concatenate(([0], np.cumsum(sizes))),
-        np.concatenate(ids), np.concatenate(weights),
+        terms[0][0],
+        [text for _, text, _ in terms],
+        np.concatenate(([0], np.cumsum(sizes))),
+        np.concatenate(ids),
+        np.concatenate(weights),
     )
     if counts:
         joined.counts = np.concatenate(counts)

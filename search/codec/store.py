@@ -86,8 +86,11 @@ def file_checksum(path: Path) -> Checksum:
 def generation_files(folder: Path) -> list[Path]:
     """The Whoosh files of a generation (its segments and table of contents): what a checksum covers."""
     return sorted(
-        path for path in folder.iterdir()
-        if path.is_file() and path.name != MANIFEST_FILE and not path.name.endswith((".lock", ".tmp"))
+        path
+        for path in folder.iterdir()
+        if path.is_file()
+        and path.name != MANIFEST_FILE
+        and not path.name.endswith((".lock", ".tmp"))
         and path.name != "MAIN_WRITELOCK"
     )
 
@@ -137,8 +140,15 @@ class Manifest:
             data = json.loads(raw)
             articles = {key: (value[0], value[1]) for key, value in data["articles"].items()}
             files = {key: (tuple(value[0]), value[1]) for key, value in data.get("files", {}).items()}
-            return cls(articles, data.get("built_at", ""), data.get("corpus", []), files, data.get("format", 1),
-                       data.get("analyzer", ""), _checksums(data.get("checksums", {})))
+            return cls(
+                articles,
+                data.get("built_at", ""),
+                data.get("corpus", []),
+                files,
+                data.get("format", 1),
+                data.get("analyzer", ""),
+                _checksums(data.get("checksums", {})),
+            )
         except (ValueError, KeyError, TypeError, IndexError, AttributeError):
             raise _unreadable_manifest(folder) from None
 
@@ -154,7 +164,7 @@ class Manifest:
             if start < 0:
                 json.loads(raw)  # an earlier manifest, without checksums: it must still parse
                 return {}
-            text = raw[start + len(b',"checksums":'):].decode("utf-8")
+            text = raw[start + len(b',"checksums":') :].decode("utf-8")
             return _checksums(json.JSONDecoder().raw_decode(text)[0])
         except (ValueError, TypeError, IndexError, AttributeError):
             raise _unreadable_manifest(folder) from None
@@ -172,7 +182,7 @@ def _read_manifest(folder: Path) -> bytes:
     head = _MANIFEST_HEAD.match(raw)
     if head is not None:
         algorithm, _, expected = head.group(1).decode().partition(":")
-        if algorithm != DIGEST or xxhash.xxh3_128_hexdigest(b"{" + raw[head.end():]) != expected:
+        if algorithm != DIGEST or xxhash.xxh3_128_hexdigest(b"{" + raw[head.end() :]) != expected:
             raise DamagedIndexError(folder.parent, f"{name} does not match its checksum")
     elif raw.startswith(b'{"checksum"'):
         raise _unreadable_manifest(folder)
@@ -210,9 +220,7 @@ class IndexStore:
         name = self.current_name()
         if name is None:
             if not self.generations():
-                raise IndexMissingError(
-                    f"no index at {self.root} yet: run `midashi reindex --index {self.root}` first"
-                )
+                raise IndexMissingError(f"no index at {self.root} yet: run `midashi reindex --index {self.root}` first")
             raise DamagedIndexError(self.root, f"{CURRENT_FILE} is missing or empty")
         if not _GENERATION_NAME.fullmatch(name):
             raise DamagedIndexError(self.root, f"{CURRENT_FILE} does not hold a generation name")
@@ -222,8 +230,11 @@ class IndexStore:
 
     def generations(self) -> list[Path]:
         """The published generation folders (not those still being built)."""
-        return [path for path in self.root.glob(GENERATION_PREFIX + "*")
-                if path.is_dir() and _GENERATION_NAME.fullmatch(path.name)]
+        return [
+            path
+            for path in self.root.glob(GENERATION_PREFIX + "*")
+            if path.is_dir() and _GENERATION_NAME.fullmatch(path.name)
+        ]
 
     def manifest(self) -> Manifest:
         return Manifest.load(self.current())
@@ -249,9 +260,9 @@ class IndexStore:
         self.root.mkdir(parents=True, exist_ok=True)
         names = [p.name for p in self.root.glob(GENERATION_PREFIX + "*")] + [self._live_name() or ""]
         numbers = [
-            int(name[len(GENERATION_PREFIX):].split(".")[0])
+            int(name[len(GENERATION_PREFIX) :].split(".")[0])
             for name in names
-            if name.startswith(GENERATION_PREFIX) and name[len(GENERATION_PREFIX):].split(".")[0].isdigit()
+            if name.startswith(GENERATION_PREFIX) and name[len(GENERATION_PREFIX) :].split(".")[0].isdigit()
         ]
         folder = self.root / f"{GENERATION_PREFIX}{max(numbers, default=0) + 1:06d}{BUILDING_SUFFIX}"
         folder.mkdir()

@@ -73,8 +73,26 @@ NEIGHBOUR_BOOST = 0.3
 # What a question asks with carries no meaning to match (normalized forms, as the index has them);
 # so does any 何 with a counter (何人, 何歳, 何回, 何処, 何時), see `is_question_word`.
 QUESTION_WORDS = frozenset(
-    {"何", "どこ", "いつ", "誰", "どなた", "どれ", "どの", "どう", "どのよう", "どのような", "如何", "何故", "幾つ",
-     "幾ら", "どちら", "どっち", "どんな", "言う"}
+    {
+        "何",
+        "どこ",
+        "いつ",
+        "誰",
+        "どなた",
+        "どれ",
+        "どの",
+        "どう",
+        "どのよう",
+        "どのような",
+        "如何",
+        "何故",
+        "幾つ",
+        "幾ら",
+        "どちら",
+        "どっち",
+        "どんな",
+        "言う",
+    }
 )
 _QUOTES = str.maketrans({"「": '"', "」": '"', "『": '"', "』": '"', "“": '"', "”": '"'})
 # Control characters, and lone surrogates (a Python caller's undecodable bytes): not text.
@@ -82,7 +100,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 _QUOTED = re.compile(r'"[^"]*"')
 _LATIN_WORD = re.compile(r"[a-z]+")
 _WORD_START = r"(?<![^\s(])"  # +/- are operators only before a word: COVID-19 is one word
-_OPERATORS = re.compile(r'(^|\s)[-+]\S|\b(AND|OR|NOT)\b|\b[a-z]+:\S')
+_OPERATORS = re.compile(r"(^|\s)[-+]\S|\b(AND|OR|NOT)\b|\b[a-z]+:\S")
 # Parentheses group operators; without any they are a sentence's punctuation (（LuisVáezdeTorres）).
 _PARENTHESES = re.compile(r"[()]")
 
@@ -125,7 +143,7 @@ _FIELD_LIST = ", ".join(f"{name}:" for name in SEARCHABLE_FIELDS)
 # What Whoosh's parser takes for a field name (`\w+:`, the whole run of word characters), and
 # the names of those a person may have meant as one (ASCII, as the schema's are).
 _FIELD_NAME = re.compile(r"(?<![\w*])(\w+):")
-_FIELD_EXAMPLES = {"date": "2012-05", "category": "sports-watch", "source": "\"livedoor ニュース\""}
+_FIELD_EXAMPLES = {"date": "2012-05", "category": "sports-watch", "source": '"livedoor ニュース"'}
 _ASCII_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -178,8 +196,7 @@ def _unreadable() -> QueryError:
 
 def _bad_date() -> QueryError:
     return QueryError(
-        "date: takes a date such as date:2012, date:2012-05, date:2012-05-31 or a range"
-        " date:[2012-01 TO 2012-06]",
+        "date: takes a date such as date:2012, date:2012-05, date:2012-05-31 or a range date:[2012-01 TO 2012-06]",
         "date: には date:2012、date:2012-05、date:2012-05-31 のような日付か、"
         "date:[2012-01 TO 2012-06] のような期間を指定してください。",
     )
@@ -388,7 +405,7 @@ def _check_field_names(text: str, schema: Schema) -> None:
     (`結論:` in a pasted sentence), as Whoosh's parser takes it."""
     unquoted = _QUOTED.sub(lambda quoted: " " * len(quoted.group()), text)  # where text is, unmoved
     for found in _FIELD_NAME.finditer(unquoted):
-        name, after = found.group(1), text[found.end():found.end() + 2]
+        name, after = found.group(1), text[found.end() : found.end() + 2]
         if name in SEARCHABLE_FIELDS:
             if not after or after[0].isspace():
                 example = f"{name}:{_FIELD_EXAMPLES.get(name, 'トランプ')}"
@@ -444,9 +461,9 @@ def _is_sentence(text: str, found: list[Term]) -> bool:
     Gaps of symbols only (COVID-19) or at the ends (H200?) do not make a sentence.
     """
     return any(
-        any(unicodedata.category(ch).startswith("L") for ch in text[before.end:after.start])
+        any(unicodedata.category(ch).startswith("L") for ch in text[before.end : after.start])
         for before, after in itertools.pairwise(found)
-        if not text[before.end:after.start].isspace()
+        if not text[before.end : after.start].isspace()
     )
 
 
@@ -604,7 +621,7 @@ class _Expander:
                 groups = {group for term in terms(part) for group in term.synonym_groups}
                 variants = dict.fromkeys(v for group in sorted(groups) for v in self.lexicon.variants(group, part))
                 for variant in [v for v in variants if v != part][:MAX_PART_VARIANTS]:
-                    replaced = (*words[:number], variant, *words[number + 1:])
+                    replaced = (*words[:number], variant, *words[number + 1 :])
                     found += [_leaf(name, replaced, COMPOUND_SYNONYM_BOOST) for name in TEXT_FIELDS]
         return found
 

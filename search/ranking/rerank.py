@@ -70,27 +70,55 @@ MODEL_PATH = Path(__file__).resolve().parent / "models" / "ranker.txt"
 FEATURES_AND_DIRECTIONS = (
     # the first stage: its score as a share of the best candidate's, its rank, the looser
     # matches' part of it (sub-units, synonyms, bigrams, phrases, coverage), a relaxed match
-    ("score_share", 1), ("rank", -1), ("looser", 0), ("relaxed", 0),
+    ("score_share", 1),
+    ("rank", -1),
+    ("looser", 0),
+    ("relaxed", 0),
     # the query's own words: BM25 per field and in all, as shares of the best candidate's sum
-    ("title_bm25", 1), ("heading_bm25", 1), ("body_bm25", 1), ("bm25", 1),
+    ("title_bm25", 1),
+    ("heading_bm25", 1),
+    ("body_bm25", 1),
+    ("bm25", 1),
     # the share of the query's words in each field, of its idf and words anywhere, all of them,
     # its neighbouring pairs standing together in the body, and near each other (NEAR_WINDOW)
-    ("title_words", 1), ("heading_words", 1), ("body_words", 1), ("idf_covered", 1), ("words_covered", 1),
-    ("all_words", 1), ("pairs_in_body", 1), ("pairs_near_in_body", 1),
+    ("title_words", 1),
+    ("heading_words", 1),
+    ("body_words", 1),
+    ("idf_covered", 1),
+    ("words_covered", 1),
+    ("all_words", 1),
+    ("pairs_in_body", 1),
+    ("pairs_near_in_body", 1),
     # the idf share the section's own text (heading, body) covers, without the title its article's
     # sections share; the idf of the rarest word it lacks, against the query's rarest
-    ("text_idf_covered", 1), ("missing_idf", -1),
+    ("text_idf_covered", 1),
+    ("missing_idf", -1),
     # the section: its body's length (terms, and against the average), its heading's, its number,
     # the lead or not, how many sections its article has
-    ("body_length", 0), ("relative_length", 0), ("heading_length", 0), ("section_number", 0), ("is_lead", 0),
+    ("body_length", 0),
+    ("relative_length", 0),
+    ("heading_length", 0),
+    ("section_number", 0),
+    ("is_lead", 0),
     ("article_sections", 0),
     # its article among the candidates: the best section's score and the sum of the others' (shares
     # of the best candidate's), how many match, the lead's score, BM25 and coverage, this section's
     # share of its article's best, whether it is the best, the article's rank
-    ("article_best", 0), ("article_others", 0), ("article_matches", 0), ("lead_score", 0), ("lead_bm25", 0),
-    ("lead_idf_covered", 0), ("share_of_article_best", 0), ("is_article_best", 0), ("article_rank", 0),
+    ("article_best", 0),
+    ("article_others", 0),
+    ("article_matches", 0),
+    ("lead_score", 0),
+    ("lead_bm25", 0),
+    ("lead_idf_covered", 0),
+    ("share_of_article_best", 0),
+    ("is_article_best", 0),
+    ("article_rank", 0),
     # the query: a question or sentence, its words, characters and quoted parts, its strict matches
-    ("question", 0), ("query_words", 0), ("query_chars", 0), ("quotes", 0), ("strict_matches", 0),
+    ("question", 0),
+    ("query_words", 0),
+    ("query_chars", 0),
+    ("quotes", 0),
+    ("strict_matches", 0),
 )
 FEATURES = tuple(name for name, _ in FEATURES_AND_DIRECTIONS)
 MONOTONE = tuple(direction for _, direction in FEATURES_AND_DIRECTIONS)
@@ -170,8 +198,9 @@ class Reranker:
 
                 booster = lightgbm.Booster(model_file=str(self.path))
                 if booster.feature_name() != list(FEATURES):
-                    raise RuntimeError(f"{self.path} scores other features than rerank.FEATURES: rebuild it"
-                                       " with bench/train_ranker.py")
+                    raise RuntimeError(
+                        f"{self.path} scores other features than rerank.FEATURES: rebuild it with bench/train_ranker.py"
+                    )
                 self._booster = booster
             return self._booster
 
@@ -184,7 +213,13 @@ class Reranker:
             return booster.predict(features, num_threads=1)
 
     def reranked(
-        self, searcher: Searcher, parsed: ParsedQuery, ranking: Ranking, strict: int, table: SectionTable, deadline: Deadline
+        self,
+        searcher: Searcher,
+        parsed: ParsedQuery,
+        ranking: Ranking,
+        strict: int,
+        table: SectionTable,
+        deadline: Deadline,
     ) -> Ranking:
         """`ranking` with its first RERANK_DEPTH sections reordered by the model. Its first `strict`
         sections are strict matches: they stay above the others (relaxed matches) whatever the
@@ -449,7 +484,10 @@ class _Candidates:
         """1.0 at each candidate where the two words stand NEAR_WINDOW positions apart or closer,
         in either order."""
         result = np.zeros(self.count)
-        (owners, positions), (other_owners, other_positions) = self._positions(field, first), self._positions(field, second)
+        (owners, positions), (other_owners, other_positions) = (
+            self._positions(field, first),
+            self._positions(field, second),
+        )
         if not len(owners) or not len(other_owners):
             return result
         # Candidate × stride + position (shifted by the window): ascending, and a window around a

@@ -286,7 +286,7 @@ class Evaluation:
         mask = np.ones(self.size, dtype=bool) if within is None else within.mask.copy()
         for segment in self.segments:
             if segment.kept is not None:
-                mask[segment.offset:segment.offset + segment.size] &= segment.kept
+                mask[segment.offset : segment.offset + segment.size] &= segment.kept
         return _Matches(mask.astype(np.float64), mask=mask)
 
     def _walked(self, node: wq.Query, within: _Within | None) -> _Matches:
@@ -370,7 +370,7 @@ class Evaluation:
             local, tf = arrays.ids, arrays.weights
             keep = segment.kept[local] if segment.kept is not None else None
             if within is not None:
-                inside = within.mask[segment.offset:segment.offset + segment.size][local]
+                inside = within.mask[segment.offset : segment.offset + segment.size][local]
                 keep = inside if keep is None else keep & inside
             if keep is not None:
                 local, tf = local[keep], (None if tf is None else tf[keep])
@@ -404,7 +404,7 @@ class Evaluation:
     def scorer(self, fieldname: str, btext: bytes):
         """A term's scores from its postings in a segment, as the weighting's scorer gives them."""
         if not self.schema[fieldname].scorable:  # Whoosh's WeightScorer: the weight itself
-            return lambda segment, ids, tf: (np.ones(len(ids)) if tf is None else tf)
+            return lambda segment, ids, tf: np.ones(len(ids)) if tf is None else tf
         idf = self.idf(fieldname, btext)
         averages = self.memory.average_lengths
         if fieldname not in averages:
@@ -432,7 +432,11 @@ class Evaluation:
         """How many documents hold a term, deleted ones counted as Whoosh counts them, from the
         infos each segment's term index remembers: Whoosh's own `doc_frequency` asks every
         segment's reader through two layers of checks (a millisecond for a strict query's terms)."""
-        infos = [] if btext is None else [term_info(terms_reader(segment.reader), fieldname, btext) for segment in self.segments]
+        infos = (
+            []
+            if btext is None
+            else [term_info(terms_reader(segment.reader), fieldname, btext) for segment in self.segments]
+        )
         return sum(info.doc_frequency() for info in infos if info is not None)
 
     def _intersection(self, nodes: list[wq.Query], within: _Within | None) -> _Matches:
@@ -764,7 +768,7 @@ def _in_sequence_each(words: list[PostingArrays], candidates: np.ndarray) -> np.
     for number in range(len(candidates)):
         starts: set[int] | None = None
         for place, (positions, begins, ends) in enumerate(bounds):
-            shifted = {position - place for position in positions[begins[number]:ends[number]].tolist()}
+            shifted = {position - place for position in positions[begins[number] : ends[number]].tolist()}
             starts = shifted if starts is None else starts & shifted
             if not starts:
                 break

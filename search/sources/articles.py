@@ -156,7 +156,7 @@ def cut_text(text: str, limit: int) -> list[str]:
     start = 0
     while len(text) - start > limit:
         end = start + limit
-        pieces.append(text[start:_cut_point(text, start + limit // 2, end)])
+        pieces.append(text[start : _cut_point(text, start + limit // 2, end)])
         start += len(pieces[-1])
     pieces.append(text[start:])
     return pieces

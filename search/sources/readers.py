@@ -124,6 +124,7 @@ class UndecodableError(ValueError):
 
 # --- encodings -------------------------------------------------------------------------------
 
+
 def decode_japanese(data: bytes) -> str:
     """Decode UTF-8 (with or without BOM), UTF-16 with BOM, Shift_JIS/CP932 or EUC-JP.
 
@@ -156,6 +157,7 @@ def _japanese_score(text: str) -> float:
 
 
 # --- walking a corpus ------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class CorpusFile:
@@ -197,15 +199,17 @@ def corpus_files(paths: Iterable[Path | str]) -> Iterator[CorpusFile | Unreadabl
             yield CorpusFile(path, path.name)
 
 
-def _walk(folder: Path, relative: PurePosixPath, roots: list[Path], ancestors: tuple[Path, ...]
-          ) -> Iterator[CorpusFile | Unreadable]:
+def _walk(
+    folder: Path, relative: PurePosixPath, roots: list[Path], ancestors: tuple[Path, ...]
+) -> Iterator[CorpusFile | Unreadable]:
     """A folder's article files depth first, each folder's entries in name order (as sorted paths)."""
     try:
         with os.scandir(folder) as listing:
             entries = sorted(listing, key=lambda entry: entry.name)
     except OSError as error:
-        yield IncompleteSource(str(folder), f"cannot list the folder: {error.strerror or error}",
-                               source=os.path.abspath(folder))
+        yield IncompleteSource(
+            str(folder), f"cannot list the folder: {error.strerror or error}", source=os.path.abspath(folder)
+        )
         return
     for entry in entries:
         name = relative / entry.name
@@ -246,8 +250,9 @@ def _walk(folder: Path, relative: PurePosixPath, roots: list[Path], ancestors: t
 def read_file(file: CorpusFile, known: None = None) -> Iterator[ReadResult]: ...
 @overload
 def read_file(file: CorpusFile, known: Mapping[str, str]) -> Iterator[ReadResult | KnownArticle]: ...
-def read_file(file: CorpusFile, known: Mapping[str, str] | None = None
-              ) -> Iterator[ReadResult | KnownArticle | IncompleteSource]:
+def read_file(
+    file: CorpusFile, known: Mapping[str, str] | None = None
+) -> Iterator[ReadResult | KnownArticle | IncompleteSource]:
     """The articles of one corpus file; a tarball's members, a JSON Lines file's lines.
 
     `known` maps `line_digest`s to article ids: a JSON Lines line with one of them comes out as
@@ -298,8 +303,9 @@ def describe_read_error(error: BaseException) -> str:
     return str(error)
 
 
-def _read_file(path: Path, relative: str, known: Mapping[str, str]
-               ) -> Iterator[ReadResult | KnownArticle | IncompleteSource]:
+def _read_file(
+    path: Path, relative: str, known: Mapping[str, str]
+) -> Iterator[ReadResult | KnownArticle | IncompleteSource]:
     """One file on disk. A JSON Lines file is streamed line by line: a feed can be gigabytes."""
     try:
         with open(path, "rb") as handle:
@@ -451,8 +457,9 @@ def _unopenable_archive(path: Path, error: BaseException) -> str:
     return "neither tar nor gzip, bzip2 or xz data (or its first member header is corrupt)"
 
 
-def _read_member(archive: tarfile.TarFile, member: tarfile.TarInfo, where: str, known: Mapping[str, str]
-                 ) -> Iterator[ReadResult | KnownArticle]:
+def _read_member(
+    archive: tarfile.TarFile, member: tarfile.TarInfo, where: str, known: Mapping[str, str]
+) -> Iterator[ReadResult | KnownArticle]:
     """One tarball member's articles; a JSON Lines member streamed a line at a time."""
     # typeshed says IO[bytes]; a regular member's data is an io.BufferedReader, which can peek
     handle = cast("io.BufferedReader | None", archive.extractfile(member))
@@ -527,6 +534,7 @@ def _read_bytes_safely(relative: str, shown_path: str, load) -> Iterator[ReadRes
 
 # --- one text file ---------------------------------------------------------------------------
 
+
 def parse_article_text(text: str, relative: str, shown_path: str = "") -> Article:
     """An article from one text file, livedoor layout or the project's own format."""
     lines = text.split("\n")
@@ -547,8 +555,9 @@ def _checked_text(value: str, what: str) -> str:
     no encoding): not a character, so no text file or index can hold it."""
     found = _SURROGATE.search(value)
     if found:
-        raise ValueError(f"{what} holds {found.group().encode('unicode_escape').decode()!r}, "
-                         "half of a UTF-16 pair (not a character)")
+        raise ValueError(
+            f"{what} holds {found.group().encode('unicode_escape').decode()!r}, half of a UTF-16 pair (not a character)"
+        )
     return value
 
 
@@ -661,7 +670,7 @@ def _profile_start(lines: list[str], end: int) -> int:
     """Where the author's profile that ends the article at `end` starts (its heading), or `end`."""
     for start in range(end - 1, max(-1, end - PROFILE_MAX_LINES - 4), -1):
         if _PROFILE_START.match(lines[start]):
-            rest = [line for line in lines[start + 1:end] if line.strip()]
+            rest = [line for line in lines[start + 1 : end] if line.strip()]
             if len(rest) <= PROFILE_MAX_LINES and sum(len(line) for line in rest) <= PROFILE_MAX_CHARS:
                 return start
             return end
@@ -731,12 +740,12 @@ def _drop_flattened_duplicate(lines: list[str]) -> list[str]:
     first = lines[non_empty[0]]
     if "## " not in first[2:]:
         return lines
-    rest = _squash("".join(lines[non_empty[1]:]))
+    rest = _squash("".join(lines[non_empty[1] :]))
     flattened = _squash(first)
     # The flattened copy is the laid-out copy minus its title line: compare its tail.
     tail = flattened[-200:]
     if tail and tail in rest and len(flattened) >= 0.8 * len(rest) - 200:
-        return lines[non_empty[1]:]
+        return lines[non_empty[1] :]
     return lines
 
 
@@ -753,7 +762,7 @@ def _read_metadata(lines: list[str]) -> tuple[dict[str, str], list[str]]:
             break
         position = 0
         for match in _METADATA_PAIR.finditer(line):
-            if line[position:match.start()].strip():
+            if line[position : match.start()].strip():
                 break
             metadata[_METADATA_KEYS[match.group("key")]] = bounded_line(match.group("value"))
             position = match.end()
@@ -813,6 +822,7 @@ def _mark_plain_headings(lines: list[str]) -> list[str]:
 
 
 # --- JSON Lines ------------------------------------------------------------------------------
+
 
 def parse_jsonl(lines: Iterable[str], shown_path: str) -> Iterator[ReadResult]:
     """One article per line of decoded text; a bad line is reported with its line number and skipped."""
