@@ -171,10 +171,10 @@ class QueryTooExpensive(QueryError):
 _MINUS = _WORD_START + r"-(?=\S)"
 
 
-def _only_excluded() -> QueryError:
+def _only_excluded(text: str) -> QueryError:
     return QueryError(
-        "a query of only excluded words (-半導体) finds nothing: add a word to search for (半導体 -中国)",
-        "除外する語（-半導体）だけでは検索できません。探す語も入れてください（例: 半導体 -中国）。",
+        f"a query of only excluded words ({text}) finds nothing: add a word to search for, as in 半導体 -中国",
+        f"除外する語（{text}）だけでは検索できません。探す語も入れてください（例: 半導体 -中国）。",
     )
 
 
@@ -327,7 +327,7 @@ def parse_query(
     _check_leaves(query)
     query = query.normalize()
     if query is wq.NullQuery:  # also what Whoosh makes of excluded words alone (-半導体)
-        raise _only_excluded() if re.search(_MINUS, text) else _no_words()
+        raise _only_excluded(text.strip()) if re.search(_MINUS, text) else _no_words()
     negated = negated_part(query)
     if negated is not None:
         # Whatever says the negated word leaves its article out: its synonyms (アンドロイド for
