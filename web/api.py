@@ -24,15 +24,7 @@ def _bad_query(error: QueryError):
 @blueprint.get("/api/search")
 def search():
     wanted = search_request(request.args)
-    results = browser().index.search(
-        wanted.q,
-        wanted.per_page,
-        wanted.offset,
-        filters=wanted.filters,
-        sort=wanted.sort,
-        facets=True,
-        group=True,
-    )
+    results = wanted.run(browser().index)
     alternatives = browser().alternatives(wanted.q, wanted.filters) if results.few else []
     # What `midashi search --json` prints, and the page the request asked for.
     return jsonify({**results.as_json(alternatives), "page": wanted.page, "per_page": wanted.per_page})

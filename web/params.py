@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from search.query.parse import QueryError
-from search.searching import Filters
+from search.searching import Filters, SearchIndex, SearchResults
 
 DEFAULT_PER_PAGE = 10
 MAX_PER_PAGE = 50
@@ -26,6 +26,13 @@ class SearchRequest:
     @property
     def offset(self) -> int:
         return (self.page - 1) * self.per_page
+
+    def run(self, index: SearchIndex) -> SearchResults:
+        """The page of articles this request asks for, with its facets: what the page and the API
+        both show."""
+        return index.search(
+            self.q, self.per_page, self.offset, filters=self.filters, sort=self.sort, facets=True, group=True
+        )
 
 
 def search_request(args: Mapping[str, str]) -> SearchRequest:

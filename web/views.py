@@ -136,15 +136,7 @@ def search():
     except QueryError as error:  # a page number or a date, not the words: say so, in Japanese
         return render_template("search.html", error=error.japanese, error_in="conditions", **context), 400
     try:
-        results = browser().index.search(
-            wanted.q,
-            wanted.per_page,
-            wanted.offset,
-            filters=wanted.filters,
-            sort=wanted.sort,
-            facets=True,
-            group=True,
-        )
+        results = wanted.run(browser().index)
     except QueryError as error:  # the page is in Japanese, and so is what it says about the query
         return render_template("search.html", error=error.japanese, error_in="query", **context), query_error_status(
             error
