@@ -512,7 +512,8 @@ def check_command(index_root: Path) -> None:
         raise UserError(f"{report.root}: {count:,} problem{'s' if count > 1 else ''} found; {report.repair}")
     click.echo(
         f"{report.root} ({report.generation}) is intact: {report.files:,} files ({report.bytes / 1e6:.1f} MB) match"
-        f" their checksums; {report.segments:,} segments, {report.terms:,} terms, {report.postings:,} postings,"
+        f" their checksums; {report.segments:,} segment{'s' if report.segments != 1 else ''},"
+        f" {report.terms:,} terms, {report.postings:,} postings,"
         f" {report.sections:,} sections of {report.articles:,} articles read in {report.elapsed_seconds:.1f} s"
     )
 

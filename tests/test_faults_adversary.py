@@ -62,6 +62,7 @@ def test_a_json_line_nested_too_deeply_is_skipped_and_the_rest_indexed(tmp_path)
         json.dumps({"id": "before", "title": "前の記事", "body": "深い入れ子の前にある記事です。"}),
         '{"id": "deep", "title": "t", "body": ' + "[" * 100_000 + "]" * 100_000 + "}",
         json.dumps({"id": "odd", "title": "t", "sections": "本文"}),
+        '{"id": "cut", "title": "途中で切れた記事',
         json.dumps({"id": "after", "title": "後の記事", "body": "深い入れ子の後にある記事です。"}),
     ]
     feed.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -70,6 +71,7 @@ def test_a_json_line_nested_too_deeply_is_skipped_and_the_rest_indexed(tmp_path)
     reasons = {item.path.rsplit(":", 1)[1]: item.reason for item in report.skipped}
     assert reasons["2"] == "bad JSON article: nested too deeply"
     assert reasons["3"].startswith('bad JSON article: "sections" must be a list')  # not Python's words
+    assert reasons["4"] == "bad JSON article: not valid JSON (at character 24 of the line)"  # where its title starts
 
 
 @pytest.mark.slow

@@ -204,6 +204,7 @@ def test_a_clean_index_checks_clean_and_a_plain_reindex_changes_nothing(index_ro
     checked = midashi("check", "--index", str(index_root))
     assert checked.returncode == 0 and checked.stderr == ""
     assert checked.stdout.startswith(f"{index_root} (gen-000001) is intact: 2 files")
+    assert " checksums; 1 segment, " in checked.stdout  # one segment, in the singular
     again = CliRunner().invoke(cli, ["reindex", "--corpus", str(FIXTURE), "--index", str(index_root), "--workers", "0"])
     assert again.output.startswith("Nothing changed")
 

@@ -845,6 +845,8 @@ def _parse_jsonl_line(line: str, where: str, digest: str = "") -> ReadResult:
         article = article_from_json(json.loads(line), where)
     except RecursionError:  # `[[[[…` thousands deep: Python's parser gives up, the reindex goes on
         return Unreadable(where, "bad JSON article: nested too deeply")
+    except json.JSONDecodeError as error:  # its own words ("Expecting value: line 1 column 1") are Python's
+        return Unreadable(where, f"bad JSON article: not valid JSON (at character {error.pos + 1} of the line)")
     except (ValueError, TypeError, AttributeError) as error:
         return Unreadable(where, f"bad JSON article: {error}")
     article.source_digest = digest
