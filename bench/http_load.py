@@ -280,17 +280,13 @@ def existing_file(path: str) -> Path:
     return Path(path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--index", type=Path, required=True, help="index folder to serve")
-    parser.add_argument("--clients", type=int, default=4, help="concurrent client threads")
-    parser.add_argument("--seconds", type=float, default=60.0, help="duration of the search load")
-    parser.add_argument("--port", type=int, default=0, help="server port (0: a free one)")
+def add_query_set_arguments(parser: argparse.ArgumentParser, livedoor_also: str = "") -> None:
+    """`--livedoor` and `--jaquad`: where the mixed query set comes from (../shared by default)."""
     parser.add_argument(
         "--livedoor",
         type=existing_file,
         default=str(ROOT.parent / "shared/data/ldcc-20140209.tar.gz"),
-        help="livedoor news corpus tarball (titles for the query set)",
+        help=f"livedoor news corpus tarball (titles for the query set{', ' + livedoor_also if livedoor_also else ''})",
     )
     parser.add_argument(
         "--jaquad",
@@ -298,6 +294,15 @@ def main(argv: list[str] | None = None) -> int:
         default=str(ROOT.parent / "shared/data/jaquad/queries.tsv"),
         help="JaQuAD queries.tsv (questions for the query set)",
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--index", type=Path, required=True, help="index folder to serve")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent client threads")
+    parser.add_argument("--seconds", type=float, default=60.0, help="duration of the search load")
+    parser.add_argument("--port", type=int, default=0, help="server port (0: a free one)")
+    add_query_set_arguments(parser)
     parser.add_argument(
         "--reindex-loop",
         type=corpus_list,

@@ -31,7 +31,7 @@ from http_load import (
     HOST,
     OPENER,
     REQUEST_TIMEOUT,
-    existing_file,
+    add_query_set_arguments,
     free_port,
     launch,
     stop_server,
@@ -235,18 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--budget", type=int, default=DEFAULT_BUDGET_MB, help="memory budget in MB (given to serve if it takes one)"
     )
-    parser.add_argument(
-        "--livedoor",
-        type=existing_file,
-        default=str(ROOT.parent / "shared/data/ldcc-20140209.tar.gz"),
-        help="livedoor news corpus tarball (titles for the query set, and --build)",
-    )
-    parser.add_argument(
-        "--jaquad",
-        type=existing_file,
-        default=str(ROOT.parent / "shared/data/jaquad/queries.tsv"),
-        help="JaQuAD queries.tsv (questions for the query set)",
-    )
+    add_query_set_arguments(parser, livedoor_also="and --build")
     ARGS = parser.parse_args(argv)
     if (ARGS.index is None) == (ARGS.build is None):
         parser.error("give --index DIR or --build DIR")
