@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import math
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,7 +13,7 @@ from flask import Blueprint, abort, render_template, request, url_for
 
 from search.browse import ArticleSection
 from search.query.parse import QueryError, QueryTooExpensive
-from search.searching import SORTS, ArticleGroup, Hit, Relaxation
+from search.searching import SORTS, ArticleGroup, Hit, MonthCount, Relaxation
 from search.snippets import Snippet, lead
 
 from . import browser
@@ -38,6 +39,13 @@ _FILTER_ARGS = ("category", "source", "from", "to")
 TOC_MIN_SECTIONS = 6
 # A section without a heading is named in the table of contents by its opening, this long at most.
 SECTION_LEAD_CHARS = 28
+# The timeline's bars are this many steps high at most (style.css has a class per step: the
+# page's styles are its own files, and the Content-Security-Policy allows no inline style).
+TIMELINE_LEVELS = 20
+# Years are labelled under the timeline every so many bars at the closest (every year while the
+# chart spans up to this many months, every second year up to twice as many, ...): labels stay
+# apart on a phone.
+TIMELINE_MONTHS_PER_LABEL = 48
 
 
 @blueprint.app_template_filter("ja_date")
@@ -79,6 +87,53 @@ def section_label(section: ArticleSection) -> str:
         return heading
     text = "".join(paragraph.text() for paragraph in section.paragraphs)
     return lead(text, SECTION_LEAD_CHARS) or f"第{section.number}節"
+
+
+@dataclass(frozen=True)
+class TimelineBar:
+    """One month of the page's timeline: its count, what it says to a screen reader and in a
+    tooltip, the dates a click filters to, its height in steps, and the year under it, if any."""
+
+    month: MonthCount
+    label: str
+    first_day: str
+    last_day: str
+    level: int
+    year: str | None
+
+
+@blueprint.app_template_global()
+def timeline_bars(timeline: list[MonthCount] | None) -> list[TimelineBar]:
+    """The bars of the results' timeline, oldest first; none for fewer than two months (one bar
+    compares nothing, and the count is in the header already)."""
+    if not timeline or len(timeline) < 2:
+        return []
+    most = max(month.articles for month in timeline) or 1
+    every = math.ceil(len(timeline) / TIMELINE_MONTHS_PER_LABEL)  # years from one label to the next
+    first_year = int(timeline[0].month[:4])
+    bars = []
+    for number, month in enumerate(timeline):
+        year, month_number = (int(part) for part in month.month.split("-"))
+        last = calendar.monthrange(year, month_number)[1]
+        bars.append(
+            TimelineBar(
+                month=month,
+                label=f"{year}年{month_number}月: {month.articles:,} 件",
+                first_day=f"{month.month}-01",
+                last_day=f"{month.month}-{last:02d}",
+                level=math.ceil(month.articles / most * TIMELINE_LEVELS),
+                year=f"{year}年" if _year_labelled(number, year, month_number, first_year, every) else None,
+            )
+        )
+    return bars
+
+
+def _year_labelled(bar: int, year: int, month: int, first_year: int, every: int) -> bool:
+    """Whether the timeline's `bar` (of `year` and `month`) carries its year: each `every`-th
+    January, and the first bar unless a January follows within three months (they would touch)."""
+    if bar == 0:
+        return month <= 10 or every > 1
+    return month == 1 and (year - first_year) % every == 0
 
 
 @blueprint.app_template_global()
