@@ -13,7 +13,7 @@ from itertools import pairwise
 
 import pytest
 from click.testing import CliRunner
-from conftest import FIXTURE_NEWS
+from conftest import FIXTURE_NEWS, fixture_news_with
 from web_corpus import CHIP_ARTICLES, build_web_index
 
 from search.cli import cli
@@ -157,6 +157,33 @@ def test_no_chart_for_one_month_or_nothing(client):
     assert chart(client.get("/?q=純水").get_data(as_text=True))
 
 
+OLD_MATCH = """http://example.com/sports/0099
+2005-05-20T10:00:00+0900
+サッカーくじの売り上げが伸びる
+サッカーくじの売り上げが前の年より伸びた。
+"""
+
+
+def test_a_long_timeline_is_drawn_by_year_and_a_year_leads_to_its_months(tmp_path):
+    """More months than a phone can show apart (2005-05 to 2012-05: 85): a bar per year."""
+    client = create_app(fixture_news_with(tmp_path, {"sports/sports-0099.txt": OLD_MATCH})).test_client()
+    data = client.get("/api/search?q=サッカー").get_json()
+    assert len(data["timeline"]) == 85 and data["timeline"][0] == {"month": "2005-05", "articles": 1}
+    bars = chart(client.get("/?q=サッカー").get_data(as_text=True))
+    assert "年別の記事数" in bars and "その年に絞り込みます" in bars
+    labels = re.findall(r'title="([^"]+)"', bars)
+    assert labels == [
+        f"{year}年: {1 if year in (2005, 2011) else 0 if year < 2012 else 1} 件" for year in range(2005, 2013)
+    ]
+    assert re.findall(r'class="tick" aria-hidden="true">(\d+)年<', bars) == ["2005", "2007", "2009", "2011"]
+    href = re.search(r'href="([^"]+)" title="2005年: 1 件"', bars).group(1).replace("&amp;", "&")
+    assert href.endswith("q=%E3%82%B5%E3%83%83%E3%82%AB%E3%83%BC&from=2005-01-01&to=2005-12-31")
+    in_2005 = client.get(href).get_data(as_text=True)
+    assert re.findall(r'<time datetime="([\d-]+)">', in_2005) == ["2005-05-20"]
+    two_years = chart(client.get("/?q=サッカー&from=2011&to=2012").get_data(as_text=True))
+    assert "月別の記事数" in two_years and two_years.count("<li>") == 6  # 2011-12 to 2012-05, by month again
+
+
 @pytest.mark.livedoor
 def test_kagawa_over_livedoor(livedoor):
     """香川 over the 7,367 livedoor articles: each month's count is that of the listed articles."""
@@ -167,3 +194,8 @@ def test_kagawa_over_livedoor(livedoor):
     assert {month.month: month.articles for month in timeline if month.articles} == listed
     check_shape([month.as_json() for month in timeline])
     assert sum(month.articles for month in timeline) < results.total
+    page = create_app(livedoor[0]).test_client().get("/?q=香川").get_data(as_text=True)
+    drawn = chart(page)
+    assert ("年別" if len(timeline) > 48 else "月別") + "の記事数" in drawn
+    if len(timeline) <= 48:
+        assert drawn.count("<li>") == len(timeline)
