@@ -17,7 +17,7 @@ from search.searching import MAX_LIMIT, Hit
 
 from . import browser
 from .params import SearchRequest, search_request
-from .views import category_label, query_error_status
+from .views import _FILTER_ARGS, category_label, query_error_status
 
 blueprint = Blueprint("exports", __name__)
 
@@ -25,9 +25,9 @@ blueprint = Blueprint("exports", __name__)
 FEED_ENTRIES = 20
 # The articles a CSV download lists at most, best first: `midashi search -n 1000 --format csv`.
 CSV_ARTICLES = MAX_LIMIT
-# The parameters that choose a search's articles (not its page): a feed keeps them, and so does
-# the CSV download, with the order.
-SEARCH_ARGS = ("q", "category", "source", "from", "to")
+# The parameters that choose a search's articles (not its page), the page's filters among them:
+# a feed keeps them, and so does the CSV download, with the order.
+SEARCH_ARGS = ("q", *_FILTER_ARGS)
 # Characters a file name cannot hold on Windows or macOS, and blanks: a `_` in the download's name.
 _NOT_IN_FILE_NAMES = re.compile(r'[\\/:*?"<>|\s\x00-\x1f\x7f]+')
 FILE_NAME_QUERY_CHARS = 40
