@@ -8,8 +8,6 @@ engine it uses: a reindex does not pay for the query side's imports (some 50 ms 
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import signal
@@ -195,20 +193,6 @@ def format_report(report: ReindexReport, index_root: Path) -> str:
 # --- search ----------------------------------------------------------------------------------
 
 FORMATS = ("text", "json", "csv", "jsonl")
-# What a CSV export has per article (or section, with --sections): a spreadsheet's columns.
-CSV_COLUMNS = (
-    "rank",
-    "score",
-    "section_id",
-    "article_id",
-    "title",
-    "heading",
-    "date",
-    "category",
-    "source",
-    "url",
-    "snippet",
-)
 
 
 class SearchCommand(click.Command):
@@ -339,20 +323,11 @@ def search_command(
         for hit in results.as_json()["hits"]:
             click.echo(json.dumps(hit, ensure_ascii=False))
     elif output_format == "csv":
-        click.echo(format_csv(results), nl=False)
+        from .exports import results_csv
+
+        click.echo(results_csv(results), nl=False)
     else:
         click.echo(format_results(results, alternatives))
-
-
-def format_csv(results: SearchResults) -> str:
-    """A header row, then one row per hit (RFC 4180: quoted where needed, CRLF line ends)."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
-    for hit in results.hits:
-        row = hit.as_json()
-        writer.writerow([row[column] for column in CSV_COLUMNS])
-    return out.getvalue()
 
 
 def _guarded(action):

@@ -204,6 +204,18 @@ class Facets:
 
 
 @dataclass(frozen=True)
+class MonthCount:
+    """One month of the timeline: how many matching articles are dated in it (an article once,
+    however many of its sections match)."""
+
+    month: str  # "2012-05"
+    articles: int
+
+    def as_json(self) -> dict:
+        return {"month": self.month, "articles": self.articles}
+
+
+@dataclass(frozen=True)
 class ArticleGroup:
     """One article in grouped results: its best-ranked section and its other matching sections."""
 
@@ -259,6 +271,9 @@ class SearchResults:
     articles: int | None = None  # distinct matching articles, counted when grouping
     relaxed: Relaxation | None = None  # every word together found too few articles (see Relaxation)
     sort: str = "relevance"  # one of SORTS
+    # Matching articles per month, oldest first, every month from the first to the last (see
+    # `FacetTable.timeline`); counted with the facets, None when they are not.
+    timeline: list[MonthCount] | None = None
 
     @property
     def few(self) -> bool:
@@ -269,7 +284,8 @@ class SearchResults:
         """The results as the JSON API and `midashi search --json` show them (`SearchResults` in
         web/openapi.py), with `alternatives` offered for them (`Browser.alternatives`). Grouped,
         a hit is an article's best section with its `other_sections`; listed by section, a hit
-        is one section (and `articles` is null). `facets` is null unless they were counted."""
+        is one section (and `articles` is null). `facets` and `timeline` are null unless they
+        were counted."""
         return {
             "query": self.query,
             "total": self.total,
@@ -278,6 +294,7 @@ class SearchResults:
             "elapsed_ms": round(self.elapsed_ms, 2),
             "hits": [group.as_json() for group in self.groups] if self.groups else [hit.as_json() for hit in self.hits],
             "facets": self.facets.as_json() if self.facets is not None else None,
+            "timeline": [month.as_json() for month in self.timeline] if self.timeline is not None else None,
             "relaxed": self.relaxed.as_json() if self.relaxed else None,
             "alternatives": [alternative.as_json() for alternative in alternatives],
         }
@@ -297,11 +314,13 @@ class Scope:
 @dataclass(frozen=True)
 class RankedSections:
     """What ranking a query found (`SearchIndex.rank`): the ranking (the best first, or by
-    date), what relaxing the query added to it, and the facet counts over all of its matches."""
+    date), what relaxing the query added to it, and the facet counts and timeline over all of
+    its matches."""
 
     ranking: Ranking
     relaxation: Relaxation | None = None
     facets: Facets | None = None
+    timeline: list[MonthCount] | None = None
 
 
 _NO_RANKING = Ranking(0, np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=np.int64))
@@ -523,7 +542,8 @@ class SearchIndex:
 
         With `group`, `limit` and `offset` count articles instead: each article appears once, at
         the rank of its best section, with its other matching sections in `groups`.
-        With `facets`, counts over every matching section come back too.
+        With `facets`, counts over every matching section come back too, and the timeline of
+        the matching articles.
 
         Three steps, each on the one generation `view` holds: `rank` (every match, ordered),
         `page` (the part shown, by section or by article), `present` (hits with their snippets).
@@ -554,6 +574,7 @@ class SearchIndex:
                 articles=page.articles,
                 relaxed=ranked.relaxation,
                 sort=sort,
+                timeline=ranked.timeline,
             )
 
     def rank(
@@ -568,11 +589,14 @@ class SearchIndex:
         relax: bool = True,
     ) -> RankedSections:
         """Every section `parsed` matches within `filters`, the best `wanted` of them in `sort`
-        order (all if None), what relaxing the query added, and the facet counts of them all."""
+        order (all if None), what relaxing the query added, and the facet counts and timeline of
+        them all."""
         searcher = view.searcher
         size = searcher.doc_count_all()
         if not size:  # no articles yet: nothing to rank (an idf would be log 0)
-            return RankedSections(_NO_RANKING, None, Facets([], [], [], []) if facets else None)
+            if not facets:
+                return RankedSections(_NO_RANKING)
+            return RankedSections(_NO_RANKING, None, Facets([], [], [], []), [])
         excluded = self._excluded_sections(view, parsed.excluded)
         scope = Scope(filters, excluded, _without(view.table(FacetTable).allowed(filters), excluded, size))
         deadline = Deadline(self.time_budget)  # one for all the rankings of this search
@@ -592,8 +616,11 @@ class SearchIndex:
             if self.reranker is not None:  # (relaxed matches, after the strict ones, stay after them)
                 strict = len(ranking.docnums) if relaxation is None else relaxation.strict_total
                 ranking = self.reranker.reranked(searcher, parsed, ranking, strict, view.table(SectionTable), deadline)
-        counts = self._facet_counts(view, parsed.query, scope, ranking, relaxation) if facets else None
-        return RankedSections(ranking, relaxation, counts)
+        if not facets:
+            return RankedSections(ranking, relaxation)
+        counts = self._facet_counts(view, parsed.query, scope, ranking, relaxation)
+        timeline = view.table(FacetTable).timeline(ranking.matched, view.table(ArticleMap).numbers)
+        return RankedSections(ranking, relaxation, counts, timeline)
 
     def _ranker(
         self, view: GenerationView, scope: Scope, deadline: Deadline
@@ -867,6 +894,9 @@ class FacetTable:
         self.codes = codes  # docnum → index into names, -1 for none
         self.dates = dates  # docnum → the date column's value (the column's "no value" for none)
         self.date_field = date_field  # the schema's DATETIME field, for its column values
+        # "month" codes one per distinct date; the timeline counts by month: the months the
+        # index has, oldest first, and docnum → index into them (-1 for no date).
+        self.months, self.month_codes = _by_month(names["month"], codes["month"])
 
     @classmethod
     def build(cls, reader) -> FacetTable:
@@ -912,6 +942,23 @@ class FacetTable:
     def facets(self, matched: np.ndarray) -> Facets:
         return _facets(*(self._counts(name, matched) for name in _FACETS))
 
+    def timeline(self, matched: np.ndarray, articles: np.ndarray) -> list[MonthCount]:
+        """The articles of the sections `matched` per month, `articles` mapping docnums to article
+        numbers (`ArticleMap.numbers`): one section per article (an article's sections share its
+        date), then a bincount of their months. Oldest first, every month from the first to the
+        last, those without a match as 0; undated articles are left out."""
+        _, first = np.unique(articles[matched], return_index=True)
+        codes = self.month_codes[matched[first]]
+        counts = np.bincount(codes[codes >= 0], minlength=len(self.months))
+        found = np.flatnonzero(counts)
+        if not len(found):
+            return []
+        by_month = {_year_month(self.months[code]): int(counts[code]) for code in found.tolist()}
+        return [
+            MonthCount(f"{year:04d}-{month:02d}", by_month.get((year, month), 0))
+            for year, month in _months_between(min(by_month), max(by_month))
+        ]
+
     def _counts(self, name: str, matched: np.ndarray) -> dict[str | None, int]:
         codes = self.codes[name][matched]
         counts: dict[str | None, int] = {}
@@ -944,6 +991,30 @@ def _date_column(reader, size: int) -> np.ndarray:
                 leaf.column_reader("date", translate=False), dtype=np.uint64, count=count
             )
     return values
+
+
+def _by_month(names: list[str | None], codes: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """The distinct months of `names` ("YYYY-MM" or None), oldest first, and `codes` (indexes
+    into `names`, -1 for none) as indexes into those months instead (-1 for none)."""
+    months = sorted({name for name in names if name})
+    position = {month: number for number, month in enumerate(months)}
+    recode = np.array([position.get(name, -1) if name else -1 for name in names] + [-1], dtype=np.int64)
+    return months, recode[codes]  # a code of -1 reads the last entry: -1
+
+
+def _year_month(month: str) -> tuple[int, int]:
+    year, number = month.split("-")
+    return int(year), int(number)
+
+
+def _months_between(first: tuple[int, int], last: tuple[int, int]) -> list[tuple[int, int]]:
+    """Every (year, month) from `first` to `last`, both included."""
+    year, month = first
+    months = []
+    while (year, month) <= last:
+        months.append((year, month))
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
 
 
 def _month(field, stored: int) -> str | None:

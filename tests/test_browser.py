@@ -432,3 +432,71 @@ def test_other_sections_show_a_heading_once_and_text(sized, base_url, size, dark
     driver.execute_script("arguments[0].scrollIntoView()", others)
     name = "others-" + ("phone" if size == PHONE else "desktop") + ("-dark" if dark else "")
     assert viewport_shot(driver, name + ".png").exists()
+
+
+# --- the timeline, the feed and the CSV download (issue 29) ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "size, dark",
+    [(DESKTOP, False), (DESKTOP, True), (PHONE, False), (PHONE, True)],
+    ids=["desktop", "desktop-dark", "phone", "phone-dark"],
+)
+def test_a_timeline_bar_filters_to_its_month(sized, base_url, size, dark):
+    from selenium.webdriver.common.by import By
+
+    driver = sized
+    at_size(driver, size, dark)
+    driver.get(base_url + "/?q=半導体&sort=newest")
+    bars = driver.find_elements(By.CSS_SELECTOR, ".timeline a.timeline-month")
+    assert len(bars) == 7, "a link for each month with articles"
+    chart = rect(driver, ".timeline-bars")
+    assert chart["left"] >= 0 and chart["right"] <= size[0], "the chart fits the screen"
+    heights = {
+        bar.get_attribute("aria-label"): bar.find_element(By.CSS_SELECTOR, ".bar").size["height"] for bar in bars
+    }
+    assert heights["2011年3月: 3 件"] > heights["2011年1月: 2 件"] > heights["2012年3月: 1 件"] > 0
+    bar = rect(driver, '.timeline a[aria-label="2011年3月: 3 件"]')
+    assert bar["width"] >= 8 and bar["height"] >= 40, "a target a finger can hit"
+    colour = driver.find_element(By.CSS_SELECTOR, ".timeline .bar").value_of_css_property("background-color")
+    page = driver.execute_script("return getComputedStyle(document.body).backgroundColor")
+    assert colour != page, "the bars show against the page, light or dark"
+    # The results' top below the sticky header (desktop) or the folded filters (phone).
+    driver.execute_script(
+        "const header = document.querySelector('.site-header');"
+        "const sticky = getComputedStyle(header).position === 'sticky' ? header.offsetHeight : 0;"
+        "window.scrollTo(0, document.querySelector('.results-summary').getBoundingClientRect().top"
+        " + window.scrollY - sticky - 8)"
+    )
+    name = f"timeline-{'phone' if size == PHONE else 'desktop'}-{'dark' if dark else 'light'}.png"
+    assert viewport_shot(driver, name).exists()
+
+    driver.find_element(By.CSS_SELECTOR, '.timeline a[title="2011年3月: 3 件"]').click()
+    wait(driver, lambda d: "from=2011-03-01" in d.current_url and "to=2011-03-31" in d.current_url)
+    assert "sort=newest" in driver.current_url and "q=%E5%8D%8A%E5%B0%8E%E4%BD%93" in driver.current_url
+    dates = [time.get_attribute("datetime") for time in driver.find_elements(By.CSS_SELECTOR, ".hit time")]
+    assert len(dates) == 3 and all(date.startswith("2011-03-") for date in dates), dates
+    assert driver.find_element(By.ID, "from").get_attribute("value") == "2011-03-01"
+    assert not driver.find_elements(By.CSS_SELECTOR, ".timeline"), "one month: no chart"
+
+
+def test_the_feed_and_csv_links_carry_the_search(driver, base_url):
+    from urllib.parse import parse_qs, urlsplit
+
+    from selenium.webdriver.common.by import By
+
+    driver.get(base_url + "/?q=半導体&category=tech&page=2")
+    head = driver.find_element(By.CSS_SELECTOR, 'head link[rel="alternate"][type="application/atom+xml"]')
+    href = head.get_attribute("href")
+    assert urlsplit(href).path == "/feed"
+    assert parse_qs(urlsplit(href).query) == {"q": ["半導体"], "category": ["tech"]}
+    visible = driver.find_element(By.CSS_SELECTOR, ".results a.feed-link")
+    assert visible.is_displayed() and visible.get_attribute("href") == href
+    download = driver.find_element(By.CSS_SELECTOR, ".results a.csv-link")
+    assert download.is_displayed() and download.text == "CSV でダウンロード"
+    assert parse_qs(urlsplit(download.get_attribute("href")).query) == {"q": ["半導体"], "category": ["tech"]}
+    fetched = driver.execute_script(
+        "return fetch(arguments[0]).then(r => r.text().then(t => [r.headers.get('content-type'), t]))", href
+    )
+    assert fetched[0] == "application/atom+xml; charset=utf-8" and "<entry>" in fetched[1]
+    assert "半導体ニュース第" in fetched[1]

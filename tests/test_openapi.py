@@ -133,7 +133,8 @@ def test_the_cli_prints_the_api_shape(client, web_index, query):
     assert set(api) - {"page", "per_page"} == set(grouped) == set(flat)
     assert flat["articles"] is None and api["facets"]["category"] is not None
     assert flat["facets"] == grouped["facets"]  # counted over sections either way
-    same = ("query", "total", "articles", "sort", "hits", "facets", "relaxed", "alternatives")
+    assert flat["timeline"] == grouped["timeline"]  # and articles per month either way
+    same = ("query", "total", "articles", "sort", "hits", "facets", "timeline", "relaxed", "alternatives")
     assert {key: grouped[key] for key in same} == {key: api[key] for key in same}
     assert all("other_sections" in hit for hit in grouped["hits"]) and not any(
         "other_sections" in hit for hit in flat["hits"]

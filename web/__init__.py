@@ -46,10 +46,11 @@ def create_app(index_root: str | Path) -> Flask:
     app.json.sort_keys = False
     app.extensions["midashi"] = Browser(SearchIndex(index_root))
 
-    from . import api, views
+    from . import api, exports, views
 
     app.register_blueprint(views.blueprint)
     app.register_blueprint(api.blueprint)
+    app.register_blueprint(exports.blueprint)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(IndexMissingError, _index_missing)
     app.register_error_handler(DamagedIndexError, _index_damaged)

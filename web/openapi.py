@@ -35,6 +35,13 @@ def _query(name: str, description: str, schema: dict | None = None, required: bo
 
 _ERROR = _json(_ref("Error"), "The request cannot be answered; `error` says why.")
 _FACET_LIST = {"type": "array", "items": _ref("FacetCount")}
+_TIMELINE = {
+    "type": "array",
+    "items": _ref("MonthCount"),
+    "description": "Matching articles per month over all the results (an article once, however many of its"
+    " sections match), oldest first: every month from the first to the last that has some, those between"
+    " without any as 0; undated articles are not counted. Empty when nothing is found.",
+}
 
 # A hit and a page of hits as `SearchResults.as_json` makes them, for the API and the CLI alike.
 _SEARCH_HIT = {
@@ -84,6 +91,12 @@ _SEARCH_RESULTS = {
         "type": ["object", "null"],
         "description": "Counts over every matching section; null when not counted (the CLI).",
     },
+    "timeline": {
+        **_TIMELINE,
+        "type": ["array", "null"],
+        "description": f"{_TIMELINE['description']} Null when it is not counted (with the facets: the API"
+        " and `midashi search --format json` always count it).",
+    },
     "relaxed": {
         "type": ["object", "null"],
         "description": "Set when every word together found fewer than 3 articles: those come first,"
@@ -110,6 +123,12 @@ _SEARCH_RESULTS = {
 SCHEMAS = {
     "Error": _object({"error": _STRING}),
     "FacetCount": _object({"value": _STRING, "count": {"type": "integer", "minimum": 0}}),
+    "MonthCount": _object(
+        {
+            "month": {"type": "string", "description": "YYYY-MM."},
+            "articles": {"type": "integer", "minimum": 0, "description": "Matching articles dated in the month."},
+        }
+    ),
     "OtherSection": _object(
         {
             "section_id": _STRING,
@@ -130,6 +149,7 @@ SCHEMAS = {
                 "description": "One per article (its best section).",
             },
             "facets": _FACETS,
+            "timeline": _TIMELINE,
             "page": {"type": "integer", "minimum": 1},
             "per_page": {"type": "integer", "minimum": 1},
         }

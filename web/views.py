@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import calendar
+import dataclasses
 import math
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,7 +14,7 @@ from flask import Blueprint, abort, render_template, request, url_for
 
 from search.browse import ArticleSection
 from search.query.parse import QueryError, QueryTooExpensive
-from search.searching import SORTS, ArticleGroup, Hit, Relaxation
+from search.searching import SORTS, ArticleGroup, Hit, MonthCount, Relaxation
 from search.snippets import Snippet, lead
 
 from . import browser
@@ -38,6 +40,14 @@ _FILTER_ARGS = ("category", "source", "from", "to")
 TOC_MIN_SECTIONS = 6
 # A section without a heading is named in the table of contents by its opening, this long at most.
 SECTION_LEAD_CHARS = 28
+# The timeline's bars are this many steps high at most (style.css has a class per step: the
+# page's styles are its own files, and the Content-Security-Policy allows no inline style).
+TIMELINE_LEVELS = 20
+# A timeline of more months than this is drawn a bar per year: 48 bars still fit a phone (some
+# 6 px each), and a year bar filters to its year, whose chart has its months.
+TIMELINE_MAX_MONTHS = 48
+# A chart by year writes at most this many years under its bars: the years stay apart on a phone.
+TIMELINE_TICKS = 6
 
 
 @blueprint.app_template_filter("ja_date")
@@ -79,6 +89,98 @@ def section_label(section: ArticleSection) -> str:
         return heading
     text = "".join(paragraph.text() for paragraph in section.paragraphs)
     return lead(text, SECTION_LEAD_CHARS) or f"第{section.number}節"
+
+
+@dataclass(frozen=True)
+class TimelineBar:
+    """One bar of the page's timeline (a month, or a year): its count, what it says to a screen
+    reader and in a tooltip, the dates a click filters to, its height in steps, and the year
+    written under it, if any (`tick_ends`: ending at the bar's right, near the chart's end)."""
+
+    articles: int
+    label: str
+    first_day: str
+    last_day: str
+    level: int
+    tick: str | None
+    tick_ends: bool = False
+
+
+@dataclass(frozen=True)
+class TimelineChart:
+    """The bars of the results' timeline, oldest first, a bar per month or (`by_year`) per year."""
+
+    bars: list[TimelineBar]
+    by_year: bool
+
+
+@blueprint.app_template_global()
+def timeline_chart(timeline: list[MonthCount] | None) -> TimelineChart | None:
+    """The chart of the results' timeline: a bar per month, or per year when the months would be
+    too many to tell apart on a phone (a year's bar filters to it, and the chart of that year
+    has its months); None for fewer than two months (one bar compares nothing)."""
+    if not timeline or len(timeline) < 2:
+        return None
+    by_year = len(timeline) > TIMELINE_MAX_MONTHS
+    bars = _year_bars(timeline) if by_year else _month_bars(timeline)
+    # A year written under one of the last bars would stick out of the chart (a phone's screen):
+    # it ends at its bar's right instead.
+    near_end = len(bars) - max(1, len(bars) // 8)
+    bars = [
+        dataclasses.replace(bar, tick_ends=True) if bar.tick and number >= near_end else bar
+        for number, bar in enumerate(bars)
+    ]
+    return TimelineChart(bars, by_year)
+
+
+def _month_bars(timeline: list[MonthCount]) -> list[TimelineBar]:
+    """A bar per month; the year under each January, and under the first bar unless the first
+    January is too near (an eighth of the chart, three bars at least: the years would touch)."""
+    most = max(month.articles for month in timeline)
+    apart = max(3, math.ceil(len(timeline) / 8))
+    bars = []
+    for number, month in enumerate(timeline):
+        year, month_number = (int(part) for part in month.month.split("-"))
+        last = calendar.monthrange(year, month_number)[1]
+        labelled = month_number == 1 or (number == 0 and 13 - month_number >= apart)
+        bars.append(
+            TimelineBar(
+                articles=month.articles,
+                label=f"{year}年{month_number}月: {month.articles:,} 件",
+                first_day=f"{month.month}-01",
+                last_day=f"{month.month}-{last:02d}",
+                level=_level(month.articles, most),
+                tick=f"{year}年" if labelled else None,
+            )
+        )
+    return bars
+
+
+def _year_bars(timeline: list[MonthCount]) -> list[TimelineBar]:
+    """A bar per year, the months' counts summed; a year under every few bars (at most
+    TIMELINE_TICKS of them)."""
+    years: dict[int, int] = {}
+    for month in timeline:
+        year = int(month.month.split("-")[0])
+        years[year] = years.get(year, 0) + month.articles
+    most = max(years.values())
+    every = math.ceil(len(years) / TIMELINE_TICKS)
+    return [
+        TimelineBar(
+            articles=count,
+            label=f"{year}年: {count:,} 件",
+            first_day=f"{year:04d}-01-01",
+            last_day=f"{year:04d}-12-31",
+            level=_level(count, most),
+            tick=f"{year}年" if number % every == 0 else None,
+        )
+        for number, (year, count) in enumerate(years.items())
+    ]
+
+
+def _level(count: int, most: int) -> int:
+    """A bar's height in steps: 0 for none, at least 1 for any."""
+    return math.ceil(count / most * TIMELINE_LEVELS) if most else 0
 
 
 @blueprint.app_template_global()
