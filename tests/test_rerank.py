@@ -265,3 +265,19 @@ def test_neighbouring_pairs_are_the_phrases_the_first_stage_matches(news_root, m
                 assert set(shuffled[pairs > 0].tolist()) == set(phrase.tolist()), (first, second)
                 found_somewhere += len(phrase)
     assert found_somewhere > 0  # some pair does stand together in the fixture
+
+
+def test_the_training_recorder_keeps_the_first_stage_s_order(news_root):
+    # train_ranker labels the recorded rows by the hits' order: the recorder must leave the first
+    # stage's order as it is (a constant score would let the tie rule reorder them by article).
+    sys.path.insert(0, str(PROJECT / "bench"))
+    from train_ranker import Recorder
+
+    index = SearchIndex(news_root)
+    for query in ("日本代表の合宿はいつ始まりましたか", "スマートフォン 画面", "ロケット 打ち上げ 成功"):
+        index.reranker = None
+        first_stage = [hit.section_id for hit in index.search(query, limit=RERANK_DEPTH, marks=False).hits]
+        index.reranker = recorder = Recorder()
+        recorded = [hit.section_id for hit in index.search(query, limit=RERANK_DEPTH, marks=False).hits]
+        assert recorder.last is not None and len(first_stage) > 2
+        assert recorded == first_stage, query
