@@ -82,7 +82,9 @@ class Recorder(Reranker):
 
     def decide(self, docnums: np.ndarray, features: np.ndarray) -> np.ndarray:
         self.last = (docnums, features)
-        return np.zeros(len(docnums))
+        # Falling scores keep the first stage's order, so the hits line up with the rows (equal
+        # ones would be ordered by article: `Reranker.reranked` breaks ties so).
+        return -np.arange(len(docnums), dtype=np.float64)
 
 
 @dataclasses.dataclass

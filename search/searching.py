@@ -30,7 +30,7 @@ from whoosh.index import EmptyIndexError, Index
 from whoosh.scoring import BM25F
 from whoosh.searching import Searcher
 
-from .analysis.sudachi import terms
+from .analysis.sudachi import synonym_word_term
 from .codec.store import (
     Checksum,
     DamagedIndexError,
@@ -74,8 +74,6 @@ RELAX_BELOW_ARTICLES = 3
 # many of the terms it starts are looked at to find them (a two-letter prefix starts thousands).
 MAX_MODEL_NAMES = 16
 MODEL_PREFIX_SCAN = 2000
-# Sections read to learn which words of a synonym group the index holds (東京五輪 for オリンピック).
-VARIANT_SAMPLE = 12
 # What a generation's lexicon answered is kept for the searches after it, up to this many answers.
 LEXICON_ANSWERS_KEPT = 10_000
 
@@ -815,34 +813,18 @@ class IndexLexicon:
         return self._remembered(("variants", group, besides), lambda: self._variants(group, besides))
 
     def _variants(self, group: int, besides: str) -> list[str]:
-        """The words of `group` other than `besides` (the word the query has already) in the
-        first VARIANT_SAMPLE sections that have one, those without `besides` read first, the
-        most frequent there first."""
+        """The words of `group` other than `besides` (the word the query has already) that the
+        index holds, those in the most sections first. An index written before the
+        `synonym_words` field has none to offer (its next reindex rebuilds it: INDEX_FORMAT)."""
         reader = self.searcher.reader()
-        group_term = f"g{group}"
-        if not reader.doc_frequency("synonyms", group_term):
+        if "synonym_words" not in reader.schema:
             return []
-        plain = reader.postings("body", besides) if besides and reader.doc_frequency("body", besides) else None
-        without, having = [], []  # sections without `besides` first: they show the other words
-        for docnum in reader.postings("synonyms", group_term).all_ids():
-            if reader.is_deleted(docnum):
-                continue
-            if plain is not None and plain.is_active():
-                plain.skip_to(docnum)
-            if plain is not None and plain.is_active() and plain.id() == docnum:
-                having.append(docnum)
-            else:
-                without.append(docnum)
-                if len(without) == VARIANT_SAMPLE:
-                    break
-        having = (without + having)[:VARIANT_SAMPLE]
+        prefix = synonym_word_term(group, "")
         counts: dict[str, int] = {}
-        for docnum in having:
-            fields = reader.stored_fields(docnum)
-            for text in (fields.get("title", ""), fields.get("heading", ""), fields.get("body", "")):
-                for term in terms(text):
-                    if group in term.synonym_groups and term.text != besides:
-                        counts[term.text] = counts.get(term.text, 0) + 1
+        for term in reader.expand_prefix("synonym_words", prefix):
+            text = term.decode("utf-8") if isinstance(term, bytes) else term
+            if text[len(prefix) :] != besides:
+                counts[text[len(prefix) :]] = reader.doc_frequency("synonym_words", text)
         return sorted(counts, key=lambda word: (-counts[word], word))
 
 

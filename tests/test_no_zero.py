@@ -201,3 +201,25 @@ def test_the_cli_says_it_in_one_line(news_root):
     result = CliRunner().invoke(cli, ["search", "iphnoe", "--index", str(news_root)])
     assert result.exit_code == 0
     assert "Did you mean 「iphone」 (5 sections) or 「iphone5」 (1 section)?" in result.output.splitlines()
+
+
+def test_a_synonym_group_s_words_come_from_the_index_s_own_list(news, tmp_path):
+    # The words of オリンピック's group that the corpus uses, from the `synonym_words` field the
+    # analysis wrote (no section is read again); the query's own word left out.
+    from whoosh.fields import TEXT, Schema
+    from whoosh.filedb.filestore import RamStorage
+
+    from search.analysis.sudachi import terms
+    from search.searching import IndexLexicon, LexiconMemory
+
+    groups = sorted(next(iter(terms("オリンピック"))).synonym_groups)
+    assert groups  # Sudachi links オリンピック and 五輪
+    with news.view() as view:
+        lexicon = IndexLexicon(view.searcher, LexiconMemory())
+        words = [word for group in groups for word in lexicon.variants(group, "オリンピック")]
+        assert "五輪" in words and "オリンピック" not in words
+        assert "オリンピック" in [word for group in groups for word in lexicon.variants(group, "五輪")]
+    # An index written before the field (format 4) offers no variants, and does not fail.
+    old = RamStorage().create_index(Schema(body=TEXT(), synonyms=TEXT()))
+    with old.searcher() as searcher:
+        assert IndexLexicon(searcher, LexiconMemory()).variants(groups[0], "オリンピック") == []

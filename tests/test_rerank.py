@@ -237,3 +237,47 @@ def test_sections_of_equal_first_stage_score_share_their_place():
     # segments; the reranker's features must not, so one process and several workers rank alike.
     assert rerank._tied_positions(np.array([3.0, 2.0, 2.0, 1.0, 1.0, 1.0, 0.5])).tolist() == [0, 1, 1, 3, 3, 3, 6]
     assert rerank._tied_positions(np.zeros(0)).tolist() == []
+
+
+def test_neighbouring_pairs_are_the_phrases_the_first_stage_matches(news_root, monkeypatch):
+    # The reranker's pair feature (from the positions it reads at its candidates) against the
+    # first stage's own evaluation of each two-word body phrase over the whole index, on every
+    # section of the fixture, candidates in a shuffled order; nothing taken from earlier searches.
+    from whoosh import query as wq
+
+    from search.ranking.rerank import _Candidates
+    from search.ranking.scoring import Evaluation, top_documents
+
+    monkeypatch.setattr(Evaluation, "remembered", lambda self, key: None)
+    index = SearchIndex(news_root)
+    words = ["日本", "代表", "合宿", "スマートフォン", "市場", "iphone", "画面", "発表"]
+    found_somewhere = 0
+    with index.view() as view:
+        searcher = view.searcher
+        shuffled = np.random.default_rng(28).permutation(searcher.doc_count_all())
+        candidates = _Candidates(Evaluation(searcher), shuffled)
+        for first in words:
+            for second in words:
+                if first == second:
+                    continue
+                phrase = top_documents(searcher, wq.Phrase("body", [first, second]), None).matched
+                pairs = candidates.in_sequence("body", first, second)
+                assert set(shuffled[pairs > 0].tolist()) == set(phrase.tolist()), (first, second)
+                found_somewhere += len(phrase)
+    assert found_somewhere > 0  # some pair does stand together in the fixture
+
+
+def test_the_training_recorder_keeps_the_first_stage_s_order(news_root):
+    # train_ranker labels the recorded rows by the hits' order: the recorder must leave the first
+    # stage's order as it is (a constant score would let the tie rule reorder them by article).
+    sys.path.insert(0, str(PROJECT / "bench"))
+    from train_ranker import Recorder
+
+    index = SearchIndex(news_root)
+    for query in ("日本代表の合宿はいつ始まりましたか", "スマートフォン 画面", "ロケット 打ち上げ 成功"):
+        index.reranker = None
+        first_stage = [hit.section_id for hit in index.search(query, limit=RERANK_DEPTH, marks=False).hits]
+        index.reranker = recorder = Recorder()
+        recorded = [hit.section_id for hit in index.search(query, limit=RERANK_DEPTH, marks=False).hits]
+        assert recorder.last is not None and len(first_stage) > 2
+        assert recorded == first_stage, query

@@ -333,6 +333,19 @@ class _Analysis:
         return Columns(*zip(*found)) if found else Columns()
 
     @functools.cached_property
+    def synonym_words(self) -> Columns:
+        """Each word that has synonym groups as `g<id>:<word>` terms, one per group."""
+        words = self.words
+        found = [
+            (synonym_word_term(group, text), position, start, end)
+            for (text, _, _, groups, _), position, start, end in zip(
+                self._words, words.positions, words.starts, words.ends
+            )
+            for group in groups
+        ]
+        return Columns(*zip(*found)) if found else Columns()
+
+    @functools.cached_property
     def _unit_rows(self) -> list[_Row]:
         """The mode A terms: the words, with each word that splits replaced by its units. A word
         that does not split keeps its row (synonym groups and all: only `unit_terms` shows them,
@@ -667,6 +680,23 @@ class SynonymGroupTokenizer(_TermTokenizer):
 
 def synonym_term(group: int) -> str:
     return f"g{group}"
+
+
+class SynonymWordTokenizer(_TermTokenizer):
+    """Which words of each synonym group the text uses, as `g<id>:<word>` terms: 米国 gives
+    `g62:米国`, アメリカ gives `g62:アメリカ`.
+
+    Never searched: it is the index's own list of a group's spellings, with how many sections use
+    each (its document frequency), so a query's compound can swap in the spelling the corpus uses
+    (東京オリンピック → 東京五輪) with a lexicon lookup, not Sudachi run again over sections.
+    """
+
+    def _columns(self, text: str) -> Columns:
+        return _analysis(text).synonym_words
+
+
+def synonym_word_term(group: int, word: str) -> str:
+    return f"{synonym_term(group)}:{word}"
 
 
 # Katakana only: Latin and digits are exact terms already (and h200 must never match h20), and

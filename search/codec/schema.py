@@ -9,6 +9,9 @@ be matched with less weight than the words themselves (see `query/parse.py`):
   Whoosh has no position length, so the sub-units live beside the whole words, not among them;
 - `synonyms`: dictionary synonym groups (米国 ↔ アメリカ, スマホ ↔ スマートフォン);
 - `fallback`: character bigrams of katakana runs, for names the dictionary lacks.
+
+One more is never searched: `synonym_words` lists which words of each synonym group the corpus
+uses (`g62:米国`), for swapping a synonym into a query's compound (`IndexLexicon.variants`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from ..analysis.sudachi import (
     JapaneseAnalyzer,
     SudachiTokenizer,
     SynonymGroupTokenizer,
+    SynonymWordTokenizer,
 )
 from ..sources.articles import Article
 from .postings import ArrayPositions, TermCounts
@@ -30,7 +34,7 @@ from .postings import ArrayPositions, TermCounts
 # BM25F field weights: a word in the title or a heading says more about a section than the body.
 FIELD_BOOSTS = {"title": 2.0, "heading": 1.5, "body": 1.0}
 TEXT_FIELDS = tuple(FIELD_BOOSTS)
-EXTRA_FIELDS = ("parts", "synonyms", "fallback")
+EXTRA_FIELDS = ("parts", "synonyms", "fallback", "synonym_words")
 
 
 def build_schema() -> Schema:
@@ -58,6 +62,7 @@ def build_schema() -> Schema:
             TEXT(analyzer=SudachiTokenizer("A", compound_parts_only=True), phrase=True, multitoken_query="phrase")
         ),
         synonyms=_with_format(TEXT(analyzer=SynonymGroupTokenizer(), phrase=False), TermCounts),
+        synonym_words=_with_format(TEXT(analyzer=SynonymWordTokenizer(), phrase=False), TermCounts),
         fallback=_array_positions(TEXT(analyzer=CharBigramTokenizer(), phrase=True, multitoken_query="phrase")),
         date=DATETIME(stored=True, sortable=True),
         source=ID(stored=True, sortable=True),

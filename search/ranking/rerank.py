@@ -49,7 +49,7 @@ from .scoring import (
     Evaluation,
     Ranking,
     candidate_positions,
-    in_sequence,
+    placed_in_sequence,
 )
 
 # How many of the first stage's sections the model reorders: deep enough that an article's
@@ -467,17 +467,9 @@ class _Candidates:
         if phrase is not None:
             result[self.order[self._among(phrase.sparse_ids)[1]]] = 1.0
             return result
-        seconds = {found[0]: found[1:] for found in self._lookup(field, second)}
-        for segment, postings, rows, local, _, _ in self._lookup(field, first):
-            if segment not in seconds:
-                continue
-            other, _, other_local, _, _ = seconds[segment]
-            both = np.intersect1d(local, other_local)
-            if not len(both) or not (postings.has_array_positions() and other.has_array_positions()):
-                continue
-            result[rows[np.searchsorted(local, both)]] = in_sequence(
-                [postings.with_positions(), other.with_positions()], both
-            )
+        # The positions `near` reads too, each word's read once: the one phrase check over them.
+        found = placed_in_sequence([self._positions(field, first), self._positions(field, second)], len(self.ids))
+        result[self.order[found]] = 1.0
         return result
 
     def near(self, field: str, first: str, second: str) -> np.ndarray:

@@ -707,27 +707,35 @@ def in_sequence(words: list[PostingArrays], candidates: np.ndarray) -> np.ndarra
     first word have the second word right after it, the third after that, and so on?
 
     The one phrase check over position arrays: the first stage's phrases (`_read_phrase`, every
-    positions format through `ArrayPostings.with_positions`) and the reranker's word pairs
-    (`rerank._Candidates.in_sequence`). Whoosh's SpanNear2 (slop 1, ordered) decides the same; two
-    strategies, the same answer: array operations, or one candidate at a time when there are few."""
+    positions format through `ArrayPostings.with_positions`) and, through `placed_in_sequence`,
+    the reranker's word pairs (`rerank._Candidates.in_sequence`). Whoosh's SpanNear2 (slop 1,
+    ordered) decides the same; two strategies, the same answer: array operations, or one
+    candidate at a time when there are few."""
     if len(candidates) <= FEW_CANDIDATES:
         return _in_sequence_each(words, candidates)
-    placed = []  # per word: (candidate number, position - the word's place in the phrase), ascending
-    for place, word in enumerate(words):
-        owners, positions = candidate_positions(word, candidates)
-        placed.append((owners, positions - place))
-    lowest = min(int(shifted.min()) for _, shifted in placed)
-    stride = max(int(shifted.max()) for _, shifted in placed) - lowest + 1
+    return placed_in_sequence([candidate_positions(word, candidates) for word in words], len(candidates))
+
+
+def placed_in_sequence(placed: list[tuple[np.ndarray, np.ndarray]], count: int) -> np.ndarray:
+    """`in_sequence` for words whose positions are read already: per word, (candidate number,
+    position) pairs ascending (`candidate_positions`); a word may be absent from some of the
+    `count` candidates. The reranker's pairs come here with the positions it keeps."""
+    found = np.zeros(count, dtype=bool)
+    if not placed or any(not len(owners) for owners, _ in placed):
+        return found
+    # Per word: (candidate number, position - the word's place in the phrase), ascending.
+    shifted = [(owners, positions - place) for place, (owners, positions) in enumerate(placed)]
+    lowest = min(int(moved.min()) for _, moved in shifted)
+    stride = max(int(moved.max()) for _, moved in shifted) - lowest + 1
     # Candidate number × stride + where the phrase would start: ascending, as owners and each
     # posting's positions are. The rarest word's starts, kept where every other word has one too.
-    keyed = sorted((owners * stride + (shifted - lowest) for owners, shifted in placed), key=len)
+    keyed = sorted((owners * stride + (moved - lowest) for owners, moved in shifted), key=len)
     starts = keyed[0]
     for keys in keyed[1:]:
         if not len(starts):
             break
         at = np.minimum(np.searchsorted(keys, starts), len(keys) - 1)
         starts = starts[keys[at] == starts]
-    found = np.zeros(len(candidates), dtype=bool)
     found[starts // stride] = True
     return found
 
