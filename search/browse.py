@@ -131,10 +131,10 @@ class Browser:
     def _highlight(self, query: str) -> HighlightSpec | None:
         """What to mark for `query`; None (nothing to analyse) for an empty or unusable query."""
         try:
-            spec = self.index.parse(query).highlight if query and query.strip() else None
+            spec = self.index.highlight(query) if query and query.strip() else None
         except QueryError:
             return None
-        return spec if spec and (spec.terms or spec.groups or spec.substrings) else None
+        return spec or None
 
     def article(self, article_id: str, query: str = "") -> ArticleView | None:
         """The article with `query`'s terms marked (an unusable query marks nothing); None if unknown."""
@@ -151,6 +151,8 @@ class Browser:
                 return None
             stored = [searcher.stored_fields(docnum) for docnum in docnums]
             first = stored[0]
+            if spec is not None:  # a compound's words alone are marked only in an article without it
+                spec = spec.for_section(*_marked_texts(first.get("title", ""), stored))
             sections, marked = [], 0
             for fields in stored:
                 sections.append(_section(fields, spec if marked < MARKED_ARTICLE_CHARS else None))
@@ -186,8 +188,9 @@ class Browser:
                 for docnum in searcher.document_numbers(article_id=article_id):
                     fields = searcher.stored_fields(docnum)
                     if fields["section_id"] in section_ids:
+                        texts = (fields.get("title", ""), fields.get("heading", ""), fields.get("body", ""))
                         snippets[fields["section_id"]] = short_snippet(
-                            fields.get("body", ""), spec, 1, OTHER_SNIPPET_CHARS
+                            texts[2], spec.for_section(*texts), 1, OTHER_SNIPPET_CHARS
                         )
         return snippets
 
@@ -339,6 +342,18 @@ class TitleList:
             for fields in Searcher(reader).documents(section_number=1)
         )
         return cls([(title.casefold(), title, article_id) for _, title, article_id in reversed(titles)])
+
+
+def _marked_texts(title: str, stored: list[dict]) -> list[str]:
+    """The article's texts its page marks matches in: the title, and each section's heading and
+    body up to MARKED_ARTICLE_CHARS of bodies (the rest is shown plain)."""
+    texts, marked = [title], 0
+    for fields in stored:
+        if marked >= MARKED_ARTICLE_CHARS:
+            break
+        texts += [fields.get("heading", ""), fields.get("body", "")]
+        marked += len(fields.get("body", ""))
+    return texts
 
 
 def _section(fields: dict, spec: HighlightSpec | None) -> ArticleSection:

@@ -302,6 +302,12 @@ class RankedSections:
     ranking: Ranking
     relaxation: Relaxation | None = None
     facets: Facets | None = None
+    loose: ParsedQuery | None = None  # the best-match reading whose matches follow the strict ones
+
+    def highlight(self, parsed: ParsedQuery) -> HighlightSpec:
+        """What the hits of `parsed` mark: with a best-match reading after it, that reading's
+        marks too (a compound's words alone, where a section lacks the compound)."""
+        return parsed.highlight if self.loose is None else parsed.highlight | self.loose.highlight
 
 
 _NO_RANKING = Ranking(0, np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=np.int64))
@@ -494,6 +500,16 @@ class SearchIndex:
         with self.view() as view:
             return parse_query(query, view.searcher.schema, self.options, self.user_synonyms, self._lexicon(view))
 
+    def highlight(self, query: str) -> HighlightSpec:
+        """What a page showing `query`'s matches marks (an article page, other sections): its own
+        marks and, for a query with a best-match reading, that reading's (a compound's words
+        alone, where a section lacks the compound: `HighlightSpec.for_section`)."""
+        with self.view() as view:
+            schema, lexicon = view.searcher.schema, self._lexicon(view)
+            parsed = parse_query(query, schema, self.options, self.user_synonyms, lexicon)
+            loose = relaxed_query(parsed, schema, self.options, self.user_synonyms, lexicon)
+        return parsed.highlight if loose is None else parsed.highlight | loose.highlight
+
     @staticmethod
     def _lexicon(view: GenerationView) -> IndexLexicon:
         return IndexLexicon(view.searcher, view.table(LexiconMemory))
@@ -541,7 +557,8 @@ class SearchIndex:
             wanted = None if group else offset + limit  # grouping ranks every matching section
             ranked = self.rank(view, parsed, wanted, filters=filters, sort=sort, facets=facets, relax=relax)
             page = self.page(view, ranked.ranking, offset, limit, group)
-            shown = self.present(view, ranked.ranking, page, parsed.highlight if marks else None, snippets and marks)
+            spec = ranked.highlight(parsed) if marks else None
+            shown = self.present(view, ranked.ranking, page, spec, snippets and marks)
             return SearchResults(
                 parsed.text,
                 ranked.ranking.total,
@@ -576,7 +593,7 @@ class SearchIndex:
         excluded = self._excluded_sections(view, parsed.excluded)
         scope = Scope(filters, excluded, _without(view.table(FacetTable).allowed(filters), excluded, size))
         deadline = Deadline(self.time_budget)  # one for all the rankings of this search
-        relaxation = None
+        relaxation, loose = None, None
         if sort != "relevance":
             ranking = self._by_date(view, parsed.query, wanted, scope, sort == "newest", deadline)
         else:
@@ -588,12 +605,14 @@ class SearchIndex:
             # articles of anything else (a question, whose reading is best match already)
             # reads stored fields for nothing.
             if relax and self.options.relax and parsed.relaxable and _too_few_articles(searcher, ranking.matched):
-                ranking, relaxation = self._relaxed(searcher, parsed, self._lexicon(view), ranking, first_wanted, rank)
+                ranking, relaxation, loose = self._relaxed(
+                    searcher, parsed, self._lexicon(view), ranking, first_wanted, rank
+                )
             if self.reranker is not None:  # (relaxed matches, after the strict ones, stay after them)
                 strict = len(ranking.docnums) if relaxation is None else relaxation.strict_total
                 ranking = self.reranker.reranked(searcher, parsed, ranking, strict, view.table(SectionTable), deadline)
         counts = self._facet_counts(view, parsed.query, scope, ranking, relaxation) if facets else None
-        return RankedSections(ranking, relaxation, counts)
+        return RankedSections(ranking, relaxation, counts, loose)
 
     def _ranker(
         self, view: GenerationView, scope: Scope, deadline: Deadline
@@ -668,13 +687,13 @@ class SearchIndex:
         strict: Ranking,
         wanted: int | None,
         rank: Callable[[wq.Query, int | None], Ranking],
-    ) -> tuple[Ranking, Relaxation | None]:
+    ) -> tuple[Ranking, Relaxation | None, ParsedQuery | None]:
         """The strict ranking followed by the best-match reading's other sections, scored below
-        the least of the strict ones (its order kept), and what to tell the user; the strict
-        ranking alone when the query has no best-match reading. `rank` ranks a query."""
+        the least of the strict ones (its order kept), what to tell the user, and that reading;
+        the strict ranking alone when the query has no best-match reading. `rank` ranks a query."""
         loose = relaxed_query(parsed, searcher.schema, self.options, self.user_synonyms, lexicon)
         if loose is None:
-            return strict, None
+            return strict, None, None
         more = rank(loose.query, None if wanted is None else wanted + strict.total)
         extra = ~np.isin(more.docnums, strict.matched)
         docnums, scores = more.docnums[extra], more.scores[extra]
@@ -682,7 +701,7 @@ class SearchIndex:
         strict_articles = len({searcher.stored_fields(int(d))["article_id"] for d in strict.matched})
         missing, absent = _missing_words(parsed, rank) if not strict.total else ([], False)
         if not len(added):
-            return strict, Relaxation(strict.total, strict_articles, 0, missing, absent)
+            return strict, Relaxation(strict.total, strict_articles, 0, missing, absent), None
         if len(strict.scores) and len(scores) and scores[0] >= strict.scores[-1]:
             scores = scores * (strict.scores[-1] / scores[0] * RELAXED_BELOW)
         ranking = Ranking(
@@ -691,7 +710,7 @@ class SearchIndex:
             np.concatenate([strict.scores, scores])[:wanted],
             np.union1d(strict.matched, added),
         )
-        return ranking, Relaxation(strict.total, strict_articles, len(added), missing, absent)
+        return ranking, Relaxation(strict.total, strict_articles, len(added), missing, absent), loose
 
 
 def _without(allowed: np.ndarray | None, excluded: np.ndarray | None, size: int) -> np.ndarray | None:
@@ -1033,8 +1052,11 @@ def _newest_first(counts: Mapping[str, int]) -> list[FacetCount]:
 
 
 def _hit(searcher, docnum: int, score: float, spec: HighlightSpec | None, rank: int, with_snippet: bool) -> Hit:
-    """A hit, what `spec` matched marked in its title and heading (nothing without a spec)."""
+    """A hit, what `spec` matched marked in its title and heading (nothing without a spec), as
+    this section matched it (`HighlightSpec.for_section`)."""
     fields = searcher.stored_fields(docnum)
+    if spec is not None:
+        spec = spec.for_section(fields.get("title", ""), fields.get("heading", ""), fields.get("body", ""))
     title = mark_whole(fields.get("title", ""), spec)
     heading = mark_whole(fields.get("heading", ""), spec)
     snippet = Snippet(())
