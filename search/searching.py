@@ -70,6 +70,11 @@ _OPEN_ATTEMPTS = 3
 # A query of words whose strict reading (every word) finds fewer articles than this is followed by
 # its best-match reading: the sections that match only some of its words, ranked below.
 RELAX_BELOW_ARTICLES = 3
+# A best-match ranking (a question, or a query's relaxed reading) matches every section that shares
+# any of its words: thousands on livedoor for a question. Where the whole ranking is counted (grouped
+# pages, facets) it is cut to the sections of its best this many articles, what is worth showing,
+# so the article count, the facets and the pages are all of the same results.
+BEST_MATCH_ARTICLES = 100
 # Model names a Latin word finds (iphone → iphone4s, iphone5), the most frequent first; and how
 # many of the terms it starts are looked at to find them (a two-letter prefix starts thousands).
 MAX_MODEL_NAMES = 16
@@ -181,7 +186,7 @@ def _month_end(day: date) -> date:
 
 @dataclass(frozen=True)
 class FacetCount:
-    """One facet value and how many matching sections have it."""
+    """One facet value and how many matching articles have it."""
 
     value: str
     count: int
@@ -192,7 +197,8 @@ class FacetCount:
 
 @dataclass(frozen=True)
 class Facets:
-    """Counts over all matching sections (not just the page): categories, sources, years, months."""
+    """Counts of matching articles (not just the page's; an article counts once per value):
+    categories, sources, years, months."""
 
     category: list[FacetCount]
     source: list[FacetCount]
@@ -539,7 +545,10 @@ class SearchIndex:
 
         With `group`, `limit` and `offset` count articles instead: each article appears once, at
         the rank of its best section, with its other matching sections in `groups`.
-        With `facets`, counts over every matching section come back too.
+        With `facets`, the articles of every matching section are counted by category, source
+        and month too. A best-match ranking (a question, or the relaxed reading after a query)
+        is cut to its best BEST_MATCH_ARTICLES articles when it is ranked whole (grouped, or with
+        facets), so the total, the article count, the facets and the pages are of the same results.
 
         Three steps, each on the one generation `view` holds: `rank` (every match, ordered),
         `page` (the part shown, by section or by article), `present` (hits with their snippets).
@@ -554,7 +563,7 @@ class SearchIndex:
             )
         with self.view() as view:
             parsed = parse_query(query, view.searcher.schema, self.options, self.user_synonyms, self._lexicon(view))
-            wanted = None if group else offset + limit  # grouping ranks every matching section
+            wanted = None if group or facets else offset + limit  # grouping and counting rank every match
             ranked = self.rank(view, parsed, wanted, filters=filters, sort=sort, facets=facets, relax=relax)
             page = self.page(view, ranked.ranking, offset, limit, group)
             spec = ranked.highlight(parsed) if marks else None
@@ -594,7 +603,7 @@ class SearchIndex:
         scope = Scope(filters, excluded, _without(view.table(FacetTable).allowed(filters), excluded, size))
         deadline = Deadline(self.time_budget)  # one for all the rankings of this search
         relaxation, loose = None, None
-        if sort != "relevance":
+        if sort != "relevance" and not (parsed.natural_language and wanted is None):
             ranking = self._by_date(view, parsed.query, wanted, scope, sort == "newest", deadline)
         else:
             rank = self._ranker(view, scope, deadline)
@@ -611,6 +620,11 @@ class SearchIndex:
             if self.reranker is not None:  # (relaxed matches, after the strict ones, stay after them)
                 strict = len(ranking.docnums) if relaxation is None else relaxation.strict_total
                 ranking = self.reranker.reranked(searcher, parsed, ranking, strict, view.table(SectionTable), deadline)
+            if wanted is None and (parsed.natural_language or (relaxation is not None and relaxation.partial)):
+                ranking = best_articles(ranking, view.table(ArticleMap).numbers, BEST_MATCH_ARTICLES)
+            if sort != "relevance":  # a question by date: its results worth showing, newest or oldest first
+                ordered = view.table(FacetTable).by_date(ranking.docnums, sort == "newest")
+                ranking = Ranking(ranking.total, ordered, np.zeros(len(ordered)), ranking.matched)
         counts = self._facet_counts(view, parsed.query, scope, ranking, relaxation) if facets else None
         return RankedSections(ranking, relaxation, counts, loose)
 
@@ -633,8 +647,8 @@ class SearchIndex:
     def _facet_counts(
         self, view: GenerationView, query: wq.Query, scope: Scope, ranking: Ranking, relaxation: Relaxation | None
     ) -> Facets:
-        """The facet counts over every section of `ranking` (the relaxed ones too)."""
-        return view.table(FacetTable).facets(ranking.matched)
+        """The facet counts of the articles of every section of `ranking` (the relaxed ones too)."""
+        return view.table(FacetTable).facets(ranking.matched, view.table(ArticleMap).numbers)
 
     def page(self, view: GenerationView, ranking: Ranking, offset: int, limit: int, group: bool) -> Page:
         """The part of `ranking` one page shows: hits `offset`.. `offset + limit`, or with `group`
@@ -711,6 +725,18 @@ class SearchIndex:
             np.union1d(strict.matched, added),
         )
         return ranking, Relaxation(strict.total, strict_articles, len(added), missing, absent), loose
+
+
+def best_articles(ranking: Ranking, articles: np.ndarray, limit: int) -> Ranking:
+    """`ranking` cut to the sections of its best `limit` articles (by their best section), in its
+    order; `articles` maps a docnum to its article's number (`ArticleMap.numbers`)."""
+    numbers = articles[ranking.docnums]
+    found, first = np.unique(numbers, return_index=True)
+    if len(found) <= limit:
+        return ranking
+    keep = np.isin(numbers, found[np.argsort(first)][:limit])
+    docnums = ranking.docnums[keep]
+    return Ranking(len(docnums), docnums, ranking.scores[keep], np.sort(docnums))
 
 
 def _without(allowed: np.ndarray | None, excluded: np.ndarray | None, size: int) -> np.ndarray | None:
@@ -928,17 +954,34 @@ class FacetTable:
     def _date_value(self, when: datetime) -> np.uint64:
         return np.uint64(self.date_field.to_column_value(when))
 
-    def facets(self, matched: np.ndarray) -> Facets:
-        return _facets(*(self._counts(name, matched) for name in _FACETS))
+    def facets(self, matched: np.ndarray, articles: np.ndarray) -> Facets:
+        """The facets of the sections `matched` (docnums), counted in articles: `articles` maps
+        a docnum to its article's number (`ArticleMap.numbers`)."""
+        return _facets(*(self._counts(name, matched, articles) for name in _FACETS))
 
-    def _counts(self, name: str, matched: np.ndarray) -> dict[str | None, int]:
-        codes = self.codes[name][matched]
+    def _counts(self, name: str, matched: np.ndarray, articles: np.ndarray) -> dict[str | None, int]:
+        names = self.names[name]
         counts: dict[str | None, int] = {}
-        for code, count in enumerate(np.bincount(codes[codes >= 0], minlength=len(self.names[name]))):
+        for code, count in enumerate(article_counts(matched, self.codes[name][matched], articles, len(names))):
             if count:
-                value = self.names[name][code]
-                counts[value] = counts.get(value, 0) + int(count)
+                counts[names[code]] = counts.get(names[code], 0) + int(count)
         return counts
+
+
+def article_counts(docnums: np.ndarray, codes: np.ndarray, articles: np.ndarray, size: int) -> np.ndarray:
+    """How many distinct articles have each value, by value code (an array of `size` counts).
+
+    `docnums` and `codes` are pairs: section `docnums[i]` has the value `codes[i]` (-1: none), so a
+    section may have many values (repeat its docnum) or one (`codes = table[docnums]`); `articles`
+    maps a docnum to its article's number (`ArticleMap.numbers`). An article counts once per value
+    however many of its sections have it. Array operations only: one key per (value, article)
+    pair, `np.unique` over the keys, a bincount of their values."""
+    keep = codes >= 0
+    numbers = articles[docnums[keep]].astype(np.int64) + 1  # -1 (no article) → 0: counted as one
+    if not len(numbers):
+        return np.zeros(size, dtype=np.int64)
+    keys = np.unique(codes[keep].astype(np.int64) * (int(numbers.max()) + 1) + numbers)
+    return np.bincount(keys // (int(numbers.max()) + 1), minlength=size)
 
 
 def _term_codes(reader, fieldname: str) -> tuple[list[str | None], np.ndarray]:
