@@ -390,6 +390,11 @@ class SearchIndex:
         self._lock = threading.Lock()
         self._local = threading.local()  # this thread's open searcher: Whoosh searchers are not thread-safe
         self._live: Generation | None = None
+        # Set by `warm` (a server): a new generation is made ready (opened, these tables built) in
+        # a thread of its own while searches keep the live one, and goes live only when ready.
+        self._warm_tables: tuple[type, ...] = ()
+        self._warming: threading.Thread | None = None
+        self._warm_failed = ""  # the generation whose making ready failed: searches open it themselves
         # What reorders the first stage's best sections (`rerank.py`); a training run puts one
         # that records the features here.
         self.reranker: Reranker | None = shipped() if options.rerank else None
@@ -408,7 +413,11 @@ class SearchIndex:
         A generation is read through (every byte against its checksum) once in this process,
         before any search uses it: a server keeps searching the previous one meanwhile. After
         that each call compares the files' sizes only (a few stat calls), so a file cut short
-        under a running server is refused before a search reads past its end."""
+        under a running server is refused before a search reads past its end.
+
+        Once `warm` has run (a server), a new generation is made ready in the background, its
+        tables built, and the live one is returned until then (`_warms`): the first search on
+        the new one builds nothing (issue 29: 0.5-1.6 s on livedoor after each swap)."""
         for attempt in range(_OPEN_ATTEMPTS):
             folder = self.store.current()
             with self._lock:
@@ -421,20 +430,68 @@ class SearchIndex:
                     raise DamagedIndexError(self.store.root, problem)
                 # Another generation under the same name (its folder deleted, the number reused
                 # by the next reindex): opened below like any new one.
+            elif live is not None and self._warms(folder.name):
+                return live
             try:
-                checksums = self.store.verify(folder)  # outside the lock: other threads search meanwhile
-                with _read_as_damage(self.store, folder):
-                    index = whoosh_index.open_dir(str(folder))
+                opened = self._opened(folder)
             except DamagedIndexError:
                 # Two reindexes in a row can delete the folder CURRENT named a moment ago.
                 if attempt + 1 < _OPEN_ATTEMPTS and self.store.current_name() != folder.name:
                     continue
                 raise
             with self._lock:
-                if self._live is None or (self._live.name, self._live.checksums) != (folder.name, checksums):
-                    self._live = Generation(folder.name, index, checksums)
+                if self._live is None or (self._live.name, self._live.checksums) != (opened.name, opened.checksums):
+                    self._live = opened
                 return self._live
         raise AssertionError("unreachable")
+
+    def _opened(self, folder: Path) -> Generation:
+        """The generation in `folder`, read through against its checksums and opened."""
+        checksums = self.store.verify(folder)  # outside the lock: other threads search meanwhile
+        with _read_as_damage(self.store, folder):
+            index = whoosh_index.open_dir(str(folder))
+        return Generation(folder.name, index, checksums)
+
+    def _warms(self, name: str) -> bool:
+        """Whether generation `name` is being made ready in the background (started here if no
+        generation is), so a search keeps the live one; False without `warm`, and for a
+        generation whose making ready failed (a search opens it itself and meets the error)."""
+        with self._lock:
+            if not self._warm_tables or self._warm_failed == name:
+                return False
+            if self._warming is None:  # one at a time; a newer one after it, on the next search
+                self._warming = threading.Thread(
+                    target=self._make_ready, args=(name,), name=f"midashi-warm-{name}", daemon=True
+                )
+                self._warming.start()
+            return True
+
+    def _make_ready(self, name: str) -> None:
+        """Open generation `name`, build its `_warm_tables` with a searcher of its own, then make it
+        live. Any error is left for a search to meet: it then opens the generation itself."""
+        try:
+            ready = self._opened(self.store.root / name)
+            searcher = ready.index.searcher(weighting=BM25F())
+            try:
+                for kind in self._warm_tables:
+                    ready.table(kind, searcher.reader())
+            finally:
+                searcher.close()
+            with self._lock:
+                self._live = ready
+        except Exception:  # whatever it is, the search that opens the generation reports it
+            with self._lock:
+                self._warm_failed = name
+        finally:
+            with self._lock:
+                self._warming = None
+
+    def wait_until_ready(self) -> None:
+        """Wait for the generation being made ready, if one is (tests; a search never waits)."""
+        with self._lock:
+            warming = self._warming
+        if warming is not None:
+            warming.join()
 
     @contextmanager
     def view(self) -> Iterator[GenerationView]:
@@ -457,7 +514,9 @@ class SearchIndex:
         """Build now what the first search would otherwise build on its way (the live generation's
         tables, `SEARCH_TABLES` and `more_tables`; Sudachi's dictionary; the ranker's model), by
         running one: a server calls this before it takes requests, so its first search is as
-        fast as the later ones (issue 29: 1.6 s for the first on livedoor, 20-40 ms after)."""
+        fast as the later ones (issue 29: 1.6 s for the first on livedoor, 20-40 ms after).
+        From then on each new generation gets the same tables before it goes live (`generation`)."""
+        self._warm_tables = (*SEARCH_TABLES, *more_tables)
         with self.view() as view:
             for kind in (*SEARCH_TABLES, *more_tables):
                 view.table(kind)
@@ -490,9 +549,11 @@ class SearchIndex:
             try:
                 return generation, generation.index.searcher(weighting=BM25F())
             except (OSError, EmptyIndexError):
-                # Reindexes since `generation()` may have deleted the folder.
+                # Reindexes since `generation()` may have deleted the folder (while the next one
+                # was made ready: it is waited for).
                 if attempt + 1 == _OPEN_ATTEMPTS or self.store.current_name() == generation.name:
                     raise
+                self.wait_until_ready()
         raise AssertionError("unreachable")
 
     @contextmanager
