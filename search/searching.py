@@ -17,7 +17,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar, cast
@@ -683,6 +683,8 @@ class SearchIndex:
                 ranking = self.reranker.reranked(searcher, parsed, ranking, strict, view.table(SectionTable), deadline)
             if wanted is None and (parsed.natural_language or (relaxation is not None and relaxation.partial)):
                 ranking = best_articles(ranking, view.table(ArticleMap).numbers, BEST_MATCH_ARTICLES)
+                if relaxation is not None:  # the partial matches listed are those of the best articles
+                    relaxation = replace(relaxation, partial=ranking.total - relaxation.strict_total)
             if sort != "relevance":  # a question by date: its results worth showing, newest or oldest first
                 ordered = view.table(FacetTable).by_date(ranking.docnums, sort == "newest")
                 ranking = Ranking(ranking.total, ordered, np.zeros(len(ordered)), ranking.matched)

@@ -21,7 +21,9 @@ from web_corpus import build_web_index
 
 from search import searching
 from search.cli import cli
+from search.indexing import reindex
 from search.searching import MAX_LIMIT, SearchIndex, article_counts
+from tests.conftest import FIXTURE_NEWS
 from web import create_app
 
 QUERIES = ("日本", "半導体 輸出", "サッカー", "日本の半導体の輸出はどうなったのか")
@@ -85,6 +87,21 @@ def test_a_question_counts_the_articles_worth_showing(index, root, monkeypatch):
     for shown in (api, json.loads(printed.output)):
         assert shown["articles"] == 2 and shown["total"] == best.total
         assert sum(facet["count"] for facet in shown["facets"]["source"]) == 2
+
+
+def test_a_relaxed_search_counts_the_partial_matches_it_lists(tmp_path, monkeypatch):
+    """「サッカー 日本代表」 has every word in one fixture news article: the sections with some of them
+    follow, and the best BEST_MATCH_ARTICLES articles are listed and counted, what `relaxed` says."""
+    reindex([FIXTURE_NEWS], tmp_path / "index", workers=0)
+    index = SearchIndex(tmp_path / "index")
+    everything = index.search("サッカー 日本代表", limit=50, facets=True, group=True)
+    assert everything.relaxed is not None and everything.relaxed.strict_articles == 1
+    assert everything.articles > 2
+    monkeypatch.setattr(searching, "BEST_MATCH_ARTICLES", 2)
+    best = index.search("サッカー 日本代表", limit=50, facets=True, group=True)
+    assert best.relaxed is not None and best.articles == 2 == sum(f.count for f in best.facets.source)
+    assert best.relaxed.partial == best.total - best.relaxed.strict_total > 0
+    assert best.groups[0].best.article_id == everything.groups[0].best.article_id  # the strict match first
 
 
 def test_article_counts_takes_pairs_for_many_values_per_section():

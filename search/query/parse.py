@@ -207,7 +207,7 @@ Words = tuple[str, ...]
 
 @dataclass(frozen=True)
 class HighlightSpec:
-    """What counts as a match in a snippet, a title or an article page (`snippets.marked_spans`).
+    """What counts as a match in a snippet, a title or an article page (`spans`).
 
     A phrase or a compound the user typed (日本代表) is marked as a whole, as the index matched
     it: a run of index terms in order (`phrases`), or of Sudachi's finest units for the match
