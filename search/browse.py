@@ -351,9 +351,11 @@ def related_articles(view: GenerationView, article_id: str, title: str, body: st
     close = np.flatnonzero((share >= RELATED_MIN_SHARE) & (shared >= RELATED_MIN_TERMS))
     best = close[np.lexsort((close, -share[close]))][:RELATED_ARTICLES]
     sections = view.table(ArticleMap).numbers
+    reader = view.searcher.reader()
     related = []
     for number in best.tolist():
-        fields = view.searcher.stored_fields(int(np.flatnonzero(sections == number)[0]))
+        live = (docnum for docnum in np.flatnonzero(sections == number).tolist() if not reader.is_deleted(docnum))
+        fields = view.searcher.stored_fields(next(live))  # it has a key term: some section is live
         related.append(
             RelatedArticle(
                 fields["article_id"],
