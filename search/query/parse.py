@@ -277,8 +277,9 @@ class HighlightSpec:
 
 
 def _runs(found: list[Term], runs: frozenset[Words]) -> list[tuple[int, int]]:
-    """Where each of `runs` stands in `found` (terms in text order) as consecutive terms, as the
-    index's phrases match (positions count terms only, so a particle between does not part them)."""
+    """The terms of each of `runs` where it stands in `found` (terms in text order) as consecutive
+    terms, as the index's phrases match: positions count terms only, so a particle between does
+    not part them, and stays unmarked (写真を撮影 marks 写真 and 撮影; touching terms show as one)."""
     by_first: dict[str, list[Words]] = {}
     for run in runs:
         if run:
@@ -287,7 +288,7 @@ def _runs(found: list[Term], runs: frozenset[Words]) -> list[tuple[int, int]]:
     for i, term in enumerate(found):
         for run in by_first.get(term.text, ()):
             if tuple(t.text for t in found[i : i + len(run)]) == run:
-                spans.append((term.start, found[i + len(run) - 1].end))
+                spans += [(t.start, t.end) for t in found[i : i + len(run)]]
     return spans
 
 
