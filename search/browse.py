@@ -1,32 +1,50 @@
 """Everything around a search besides ranking: reading an article, related articles, suggestions.
 
 `Browser` wraps a `SearchIndex` so the web layer (and anything else) gets whole articles with the
-query's terms marked, `more_like` neighbours, search-as-you-type completions and, when a search
-finds nothing, other queries that would find something.
+query's terms marked, related articles (`related_articles`), search-as-you-type completions and,
+when a search finds nothing, other queries that would find something.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
 
+import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 from whoosh.searching import Searcher
 
 from .analysis.sudachi import terms
 from .query.parse import HighlightSpec, QueryError, normalize_query
-from .searching import ArticleGroup, Filters, SearchIndex, article_fields
+from .searching import ArticleGroup, ArticleMap, Filters, GenerationView, SearchIndex, article_fields
 from .snippets import Snippet, mark_whole, short_snippet
 from .sources.articles import SECTION_SEPARATOR
 
 MAX_ARTICLE_ID_CHARS = 300
 RELATED_ARTICLES = 5
+# Related articles share an article's most distinctive words: its RELATED_KEY_TERMS nouns of the
+# highest tf-idf (a title's words count RELATED_TITLE_WEIGHT times), and another article is
+# related when it has at least RELATED_MIN_TERMS of them weighing RELATED_MIN_SHARE of their
+# weight. Fewer or none rather than articles that share a common word or two (issue 29: the H200
+# export article was "related" to レアアース, 韓流 and スマホ stories).
 RELATED_KEY_TERMS = 12
+RELATED_TITLE_WEIGHT = 3
+RELATED_MIN_TERMS = 2
+RELATED_MIN_SHARE = 0.25
+# A word in more than this share of all sections says nothing about a topic (日本, 今回); in a
+# small index, where any word is in a large share, a word in RELATED_FEW_SECTIONS still may.
+RELATED_MAX_DF_SHARE = 0.05
+RELATED_FEW_SECTIONS = 10
+# How many times RELATED_KEY_TERMS candidates are weighed by the articles that have them.
+RELATED_CANDIDATES = 3
+_HIRAGANA = re.compile(r"[ぁ-ゖ]")
 # An article page analyses a bounded part of its article: its key terms for related articles are
 # taken from the opening this long, and matches are marked in this many characters of it, the
 # rest shown plain. A 17.5 MB article with no sentence ends took 70-87 s and left the server at
@@ -131,10 +149,10 @@ class Browser:
     def _highlight(self, query: str) -> HighlightSpec | None:
         """What to mark for `query`; None (nothing to analyse) for an empty or unusable query."""
         try:
-            spec = self.index.parse(query).highlight if query and query.strip() else None
+            spec = self.index.highlight(query) if query and query.strip() else None
         except QueryError:
             return None
-        return spec if spec and (spec.terms or spec.groups or spec.substrings) else None
+        return spec or None
 
     def article(self, article_id: str, query: str = "") -> ArticleView | None:
         """The article with `query`'s terms marked (an unusable query marks nothing); None if unknown."""
@@ -151,12 +169,14 @@ class Browser:
                 return None
             stored = [searcher.stored_fields(docnum) for docnum in docnums]
             first = stored[0]
+            if spec is not None:  # a compound's words alone are marked only in an article without it
+                spec = spec.for_section(*_marked_texts(first.get("title", ""), stored))
             sections, marked = [], 0
             for fields in stored:
                 sections.append(_section(fields, spec if marked < MARKED_ARTICLE_CHARS else None))
                 marked += len(fields.get("body", ""))
-            text = "\n".join([first.get("title", "")] + [fields.get("body", "") for fields in stored])
-            related = self._related(searcher, docnums[0], article_id, text[:RELATED_TEXT_CHARS])
+            body = "\n".join(fields.get("body", "") for fields in stored)[:RELATED_TEXT_CHARS]
+            related = related_articles(view, article_id, first.get("title", ""), body)
         return ArticleView(
             article_id=article_id,
             title=mark_whole(first.get("title", ""), spec),
@@ -186,30 +206,11 @@ class Browser:
                 for docnum in searcher.document_numbers(article_id=article_id):
                     fields = searcher.stored_fields(docnum)
                     if fields["section_id"] in section_ids:
+                        texts = (fields.get("title", ""), fields.get("heading", ""), fields.get("body", ""))
                         snippets[fields["section_id"]] = short_snippet(
-                            fields.get("body", ""), spec, 1, OTHER_SNIPPET_CHARS
+                            texts[2], spec.for_section(*texts), 1, OTHER_SNIPPET_CHARS
                         )
         return snippets
-
-    @staticmethod
-    def _related(searcher, docnum: int, article_id: str, text: str) -> list[RelatedArticle]:
-        """Articles sharing the key content words (Bo1 over the analyzer's terms: no particles)."""
-        results = searcher.more_like(docnum, "body", text=text, top=RELATED_ARTICLES * 6, numterms=RELATED_KEY_TERMS)
-        related: dict[str, RelatedArticle] = {}
-        for hit in results:
-            fields = hit.fields()
-            other = fields["article_id"]
-            if other != article_id and other not in related:
-                related[other] = RelatedArticle(
-                    other,
-                    fields.get("title", ""),
-                    fields.get("date"),
-                    fields.get("source", ""),
-                    fields.get("category", ""),
-                )
-            if len(related) == RELATED_ARTICLES:
-                break
-        return list(related.values())
 
     def suggest(self, text: str, limit: int = SUGGESTIONS) -> Suggestions:
         """Completions of the last word from frequent index terms, and titles containing the text."""
@@ -288,6 +289,98 @@ class Browser:
             return 0
 
 
+@dataclass(frozen=True)
+class KeyTerm:
+    """One of an article's most distinctive words, and the other articles that have it."""
+
+    word: str
+    weight: float
+    others: np.ndarray  # their numbers (`ArticleMap`)
+
+
+def key_terms(view: GenerationView, article_id: str, title: str, body: str) -> list[KeyTerm]:
+    """An article's RELATED_KEY_TERMS most distinctive words, the highest weight first. A word's
+    weight is (1 + log tf) × idf over articles, a title's words counted RELATED_TITLE_WEIGHT
+    times. Words without hiragana only (nouns and names: 輸出, エヌビディア, H200; not 述べる,
+    大きい) that another article has, in at most RELATED_MAX_DF_SHARE of the sections (or
+    RELATED_FEW_SECTIONS)."""
+    counts: Counter[str] = Counter()
+    for text, times in ((title, RELATED_TITLE_WEIGHT), (body, 1)):
+        for term in terms(text):
+            if len(term.text) > 1 and not _HIRAGANA.search(term.text) and not term.text.isdigit():
+                counts[term.text] += times
+    reader = view.searcher.reader()
+    numbers = view.table(ArticleMap).numbers
+    own = view.searcher.document_number(article_id=article_id)
+    own_number = int(numbers[own]) if own is not None else -1
+    total_articles = int(numbers.max()) + 1 if len(numbers) else 0
+    sections = reader.doc_count()
+    most = max(RELATED_MAX_DF_SHARE * sections, RELATED_FEW_SECTIONS)
+    # First by the sections' document frequency (no postings read), then the best few of them by
+    # the articles that have them: reading every noun's postings took a second for some articles.
+    rough = []
+    for word, count in counts.items():
+        frequency = reader.doc_frequency("body", word) + reader.doc_frequency("title", word)
+        if 2 <= frequency <= 2 * most:  # in another section, and not in too many to say anything
+            rough.append(((1 + math.log(count)) * math.log(2 * sections / frequency), word, count))
+    rough.sort(key=lambda item: (-item[0], item[1]))
+    weighted: list[KeyTerm] = []
+    for _, word, count in rough[: RELATED_CANDIDATES * RELATED_KEY_TERMS]:
+        articles = _articles_with(reader, numbers, word)
+        others = articles[articles != own_number]
+        if len(others):
+            weighted.append(KeyTerm(word, (1 + math.log(count)) * math.log(total_articles / len(articles)), others))
+    weighted.sort(key=lambda key: (-key.weight, key.word))
+    return weighted[:RELATED_KEY_TERMS]
+
+
+def related_articles(view: GenerationView, article_id: str, title: str, body: str) -> list[RelatedArticle]:
+    """Articles that share the article's key terms (`key_terms`): each other article scores the
+    share of their weight it holds (in any section's title or body), and those with at least
+    RELATED_MIN_TERMS of them and RELATED_MIN_SHARE of the weight come, the best first; none
+    when no article is that close."""
+    keys = key_terms(view, article_id, title, body)
+    if not keys:
+        return []
+    size = max(int(key.others.max()) for key in keys) + 1
+    share, shared = np.zeros(size), np.zeros(size, dtype=np.int64)
+    total = sum(key.weight for key in keys)
+    for key in keys:
+        share[key.others] += key.weight / total
+        shared[key.others] += 1
+    close = np.flatnonzero((share >= RELATED_MIN_SHARE) & (shared >= RELATED_MIN_TERMS))
+    best = close[np.lexsort((close, -share[close]))][:RELATED_ARTICLES]
+    sections = view.table(ArticleMap).numbers
+    reader = view.searcher.reader()
+    related = []
+    for number in best.tolist():
+        live = (docnum for docnum in np.flatnonzero(sections == number).tolist() if not reader.is_deleted(docnum))
+        fields = view.searcher.stored_fields(next(live))  # it has a key term: some section is live
+        related.append(
+            RelatedArticle(
+                fields["article_id"],
+                fields.get("title", ""),
+                fields.get("date"),
+                fields.get("source", ""),
+                fields.get("category", ""),
+            )
+        )
+    return related
+
+
+def _articles_with(reader, numbers: np.ndarray, word: str) -> np.ndarray:
+    """The numbers of the articles with `word` in a section's title or body."""
+    docnums = [
+        docnum
+        for name in ("body", "title")
+        if reader.doc_frequency(name, word)
+        for docnum in reader.postings(name, word).all_ids()
+        if not reader.is_deleted(docnum)
+    ]
+    found = numbers[np.array(docnums, dtype=np.int64)]
+    return np.unique(found[found >= 0])
+
+
 # The fields whose words a misspelling is corrected to: a headline's words are in the titles.
 RESPELL_FIELDS = ("body", "title")
 
@@ -339,6 +432,18 @@ class TitleList:
             for fields in Searcher(reader).documents(section_number=1)
         )
         return cls([(title.casefold(), title, article_id) for _, title, article_id in reversed(titles)])
+
+
+def _marked_texts(title: str, stored: list[dict]) -> list[str]:
+    """The article's texts its page marks matches in: the title, and each section's heading and
+    body up to MARKED_ARTICLE_CHARS of bodies (the rest is shown plain)."""
+    texts, marked = [title], 0
+    for fields in stored:
+        if marked >= MARKED_ARTICLE_CHARS:
+            break
+        texts += [fields.get("heading", ""), fields.get("body", "")]
+        marked += len(fields.get("body", ""))
+    return texts
 
 
 def _section(fields: dict, spec: HighlightSpec | None) -> ArticleSection:

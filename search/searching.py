@@ -17,7 +17,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar, cast
@@ -70,6 +70,11 @@ _OPEN_ATTEMPTS = 3
 # A query of words whose strict reading (every word) finds fewer articles than this is followed by
 # its best-match reading: the sections that match only some of its words, ranked below.
 RELAX_BELOW_ARTICLES = 3
+# A best-match ranking (a question, or a query's relaxed reading) matches every section that shares
+# any of its words: thousands on livedoor for a question. Where the whole ranking is counted (grouped
+# pages, facets) it is cut to the sections of its best this many articles, what is worth showing,
+# so the article count, the facets and the pages are all of the same results.
+BEST_MATCH_ARTICLES = 100
 # Model names a Latin word finds (iphone → iphone4s, iphone5), the most frequent first; and how
 # many of the terms it starts are looked at to find them (a two-letter prefix starts thousands).
 MAX_MODEL_NAMES = 16
@@ -179,7 +184,7 @@ def _month_end(day: date) -> date:
 
 @dataclass(frozen=True)
 class FacetCount:
-    """One facet value and how many matching sections have it."""
+    """One facet value and how many matching articles have it."""
 
     value: str
     count: int
@@ -190,7 +195,8 @@ class FacetCount:
 
 @dataclass(frozen=True)
 class Facets:
-    """Counts over all matching sections (not just the page): categories, sources, years, months."""
+    """Counts of matching articles (not just the page's; an article counts once per value):
+    categories, sources, years, months."""
 
     category: list[FacetCount]
     source: list[FacetCount]
@@ -319,6 +325,12 @@ class RankedSections:
     relaxation: Relaxation | None = None
     facets: Facets | None = None
     timeline: list[MonthCount] | None = None
+    loose: ParsedQuery | None = None  # the best-match reading whose matches follow the strict ones
+
+    def highlight(self, parsed: ParsedQuery) -> HighlightSpec:
+        """What the hits of `parsed` mark: with a best-match reading after it, that reading's
+        marks too (a compound's words alone, where a section lacks the compound)."""
+        return parsed.highlight if self.loose is None else parsed.highlight | self.loose.highlight
 
 
 _NO_RANKING = Ranking(0, np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=np.int64))
@@ -395,6 +407,11 @@ class SearchIndex:
         self._lock = threading.Lock()
         self._local = threading.local()  # this thread's open searcher: Whoosh searchers are not thread-safe
         self._live: Generation | None = None
+        # Set by `warm` (a server): a new generation is made ready (opened, these tables built) in
+        # a thread of its own while searches keep the live one, and goes live only when ready.
+        self._warm_tables: tuple[type, ...] = ()
+        self._warming: threading.Thread | None = None
+        self._warm_failed = ""  # the generation whose making ready failed: searches open it themselves
         # What reorders the first stage's best sections (`rerank.py`); a training run puts one
         # that records the features here.
         self.reranker: Reranker | None = shipped() if options.rerank else None
@@ -413,7 +430,11 @@ class SearchIndex:
         A generation is read through (every byte against its checksum) once in this process,
         before any search uses it: a server keeps searching the previous one meanwhile. After
         that each call compares the files' sizes only (a few stat calls), so a file cut short
-        under a running server is refused before a search reads past its end."""
+        under a running server is refused before a search reads past its end.
+
+        Once `warm` has run (a server), a new generation is made ready in the background, its
+        tables built, and the live one is returned until then (`_warms`): the first search on
+        the new one builds nothing (issue 29: 0.5-1.6 s on livedoor after each swap)."""
         for attempt in range(_OPEN_ATTEMPTS):
             folder = self.store.current()
             with self._lock:
@@ -426,20 +447,68 @@ class SearchIndex:
                     raise DamagedIndexError(self.store.root, problem)
                 # Another generation under the same name (its folder deleted, the number reused
                 # by the next reindex): opened below like any new one.
+            elif live is not None and self._warms(folder.name):
+                return live
             try:
-                checksums = self.store.verify(folder)  # outside the lock: other threads search meanwhile
-                with _read_as_damage(self.store, folder):
-                    index = whoosh_index.open_dir(str(folder))
+                opened = self._opened(folder)
             except DamagedIndexError:
                 # Two reindexes in a row can delete the folder CURRENT named a moment ago.
                 if attempt + 1 < _OPEN_ATTEMPTS and self.store.current_name() != folder.name:
                     continue
                 raise
             with self._lock:
-                if self._live is None or (self._live.name, self._live.checksums) != (folder.name, checksums):
-                    self._live = Generation(folder.name, index, checksums)
+                if self._live is None or (self._live.name, self._live.checksums) != (opened.name, opened.checksums):
+                    self._live = opened
                 return self._live
         raise AssertionError("unreachable")
+
+    def _opened(self, folder: Path) -> Generation:
+        """The generation in `folder`, read through against its checksums and opened."""
+        checksums = self.store.verify(folder)  # outside the lock: other threads search meanwhile
+        with _read_as_damage(self.store, folder):
+            index = whoosh_index.open_dir(str(folder))
+        return Generation(folder.name, index, checksums)
+
+    def _warms(self, name: str) -> bool:
+        """Whether generation `name` is being made ready in the background (started here if no
+        generation is), so a search keeps the live one; False without `warm`, and for a
+        generation whose making ready failed (a search opens it itself and meets the error)."""
+        with self._lock:
+            if not self._warm_tables or self._warm_failed == name:
+                return False
+            if self._warming is None:  # one at a time; a newer one after it, on the next search
+                self._warming = threading.Thread(
+                    target=self._make_ready, args=(name,), name=f"midashi-warm-{name}", daemon=True
+                )
+                self._warming.start()
+            return True
+
+    def _make_ready(self, name: str) -> None:
+        """Open generation `name`, build its `_warm_tables` with a searcher of its own, then make it
+        live. Any error is left for a search to meet: it then opens the generation itself."""
+        try:
+            ready = self._opened(self.store.root / name)
+            searcher = ready.index.searcher(weighting=BM25F())
+            try:
+                for kind in self._warm_tables:
+                    ready.table(kind, searcher.reader())
+            finally:
+                searcher.close()
+            with self._lock:
+                self._live = ready
+        except Exception:  # whatever it is, the search that opens the generation reports it
+            with self._lock:
+                self._warm_failed = name
+        finally:
+            with self._lock:
+                self._warming = None
+
+    def wait_until_ready(self) -> None:
+        """Wait for the generation being made ready, if one is (tests; a search never waits)."""
+        with self._lock:
+            warming = self._warming
+        if warming is not None:
+            warming.join()
 
     @contextmanager
     def view(self) -> Iterator[GenerationView]:
@@ -462,7 +531,9 @@ class SearchIndex:
         """Build now what the first search would otherwise build on its way (the live generation's
         tables, `SEARCH_TABLES` and `more_tables`; Sudachi's dictionary; the ranker's model), by
         running one: a server calls this before it takes requests, so its first search is as
-        fast as the later ones (issue 29: 1.6 s for the first on livedoor, 20-40 ms after)."""
+        fast as the later ones (issue 29: 1.6 s for the first on livedoor, 20-40 ms after).
+        From then on each new generation gets the same tables before it goes live (`generation`)."""
+        self._warm_tables = (*SEARCH_TABLES, *more_tables)
         with self.view() as view:
             for kind in (*SEARCH_TABLES, *more_tables):
                 view.table(kind)
@@ -495,9 +566,11 @@ class SearchIndex:
             try:
                 return generation, generation.index.searcher(weighting=BM25F())
             except (OSError, EmptyIndexError):
-                # Reindexes since `generation()` may have deleted the folder.
+                # Reindexes since `generation()` may have deleted the folder (while the next one
+                # was made ready: it is waited for).
                 if attempt + 1 == _OPEN_ATTEMPTS or self.store.current_name() == generation.name:
                     raise
+                self.wait_until_ready()
         raise AssertionError("unreachable")
 
     @contextmanager
@@ -510,6 +583,16 @@ class SearchIndex:
         """The query as this index runs it (options, the user's synonyms and the index's lexicon)."""
         with self.view() as view:
             return parse_query(query, view.searcher.schema, self.options, self.user_synonyms, self._lexicon(view))
+
+    def highlight(self, query: str) -> HighlightSpec:
+        """What a page showing `query`'s matches marks (an article page, other sections): its own
+        marks and, for a query with a best-match reading, that reading's (a compound's words
+        alone, where a section lacks the compound: `HighlightSpec.for_section`)."""
+        with self.view() as view:
+            schema, lexicon = view.searcher.schema, self._lexicon(view)
+            parsed = parse_query(query, schema, self.options, self.user_synonyms, lexicon)
+            loose = relaxed_query(parsed, schema, self.options, self.user_synonyms, lexicon)
+        return parsed.highlight if loose is None else parsed.highlight | loose.highlight
 
     @staticmethod
     def _lexicon(view: GenerationView) -> IndexLexicon:
@@ -540,8 +623,10 @@ class SearchIndex:
 
         With `group`, `limit` and `offset` count articles instead: each article appears once, at
         the rank of its best section, with its other matching sections in `groups`.
-        With `facets`, counts over every matching section come back too, and the timeline of
-        the matching articles.
+        With `facets`, the articles of every matching section are counted by category, source
+        and month too, and by month for the timeline. A best-match ranking (a question, or the relaxed reading after a query)
+        is cut to its best BEST_MATCH_ARTICLES articles when it is ranked whole (grouped, or with
+        facets), so the total, the article count, the facets and the pages are of the same results.
 
         Three steps, each on the one generation `view` holds: `rank` (every match, ordered),
         `page` (the part shown, by section or by article), `present` (hits with their snippets).
@@ -556,10 +641,11 @@ class SearchIndex:
             )
         with self.view() as view:
             parsed = parse_query(query, view.searcher.schema, self.options, self.user_synonyms, self._lexicon(view))
-            wanted = None if group else offset + limit  # grouping ranks every matching section
+            wanted = None if group or facets else offset + limit  # grouping and counting rank every match
             ranked = self.rank(view, parsed, wanted, filters=filters, sort=sort, facets=facets, relax=relax)
             page = self.page(view, ranked.ranking, offset, limit, group)
-            shown = self.present(view, ranked.ranking, page, parsed.highlight if marks else None, snippets and marks)
+            spec = ranked.highlight(parsed) if marks else None
+            shown = self.present(view, ranked.ranking, page, spec, snippets and marks)
             return SearchResults(
                 parsed.text,
                 ranked.ranking.total,
@@ -598,8 +684,8 @@ class SearchIndex:
         excluded = self._excluded_sections(view, parsed.excluded)
         scope = Scope(filters, excluded, _without(view.table(FacetTable).allowed(filters), excluded, size))
         deadline = Deadline(self.time_budget)  # one for all the rankings of this search
-        relaxation = None
-        if sort != "relevance":
+        relaxation, loose = None, None
+        if sort != "relevance" and not (parsed.natural_language and wanted is None):
             ranking = self._by_date(view, parsed.query, wanted, scope, sort == "newest", deadline)
         else:
             rank = self._ranker(view, scope, deadline)
@@ -610,15 +696,24 @@ class SearchIndex:
             # articles of anything else (a question, whose reading is best match already)
             # reads stored fields for nothing.
             if relax and self.options.relax and parsed.relaxable and _too_few_articles(searcher, ranking.matched):
-                ranking, relaxation = self._relaxed(searcher, parsed, self._lexicon(view), ranking, first_wanted, rank)
+                ranking, relaxation, loose = self._relaxed(
+                    searcher, parsed, self._lexicon(view), ranking, first_wanted, rank
+                )
             if self.reranker is not None:  # (relaxed matches, after the strict ones, stay after them)
                 strict = len(ranking.docnums) if relaxation is None else relaxation.strict_total
                 ranking = self.reranker.reranked(searcher, parsed, ranking, strict, view.table(SectionTable), deadline)
+            if wanted is None and (parsed.natural_language or (relaxation is not None and relaxation.partial)):
+                ranking = best_articles(ranking, view.table(ArticleMap).numbers, BEST_MATCH_ARTICLES)
+                if relaxation is not None:  # the partial matches listed are those of the best articles
+                    relaxation = replace(relaxation, partial=ranking.total - relaxation.strict_total)
+            if sort != "relevance":  # a question by date: its results worth showing, newest or oldest first
+                ordered = view.table(FacetTable).by_date(ranking.docnums, sort == "newest")
+                ranking = Ranking(ranking.total, ordered, np.zeros(len(ordered)), ranking.matched)
         if not facets:
-            return RankedSections(ranking, relaxation)
+            return RankedSections(ranking, relaxation, loose=loose)
         counts = self._facet_counts(view, parsed.query, scope, ranking, relaxation)
         timeline = view.table(FacetTable).timeline(ranking.matched, view.table(ArticleMap).numbers)
-        return RankedSections(ranking, relaxation, counts, timeline)
+        return RankedSections(ranking, relaxation, counts, timeline, loose)
 
     def _ranker(
         self, view: GenerationView, scope: Scope, deadline: Deadline
@@ -639,8 +734,8 @@ class SearchIndex:
     def _facet_counts(
         self, view: GenerationView, query: wq.Query, scope: Scope, ranking: Ranking, relaxation: Relaxation | None
     ) -> Facets:
-        """The facet counts over every section of `ranking` (the relaxed ones too)."""
-        return view.table(FacetTable).facets(ranking.matched)
+        """The facet counts of the articles of every section of `ranking` (the relaxed ones too)."""
+        return view.table(FacetTable).facets(ranking.matched, view.table(ArticleMap).numbers)
 
     def page(self, view: GenerationView, ranking: Ranking, offset: int, limit: int, group: bool) -> Page:
         """The part of `ranking` one page shows: hits `offset`.. `offset + limit`, or with `group`
@@ -693,13 +788,13 @@ class SearchIndex:
         strict: Ranking,
         wanted: int | None,
         rank: Callable[[wq.Query, int | None], Ranking],
-    ) -> tuple[Ranking, Relaxation | None]:
+    ) -> tuple[Ranking, Relaxation | None, ParsedQuery | None]:
         """The strict ranking followed by the best-match reading's other sections, scored below
-        the least of the strict ones (its order kept), and what to tell the user; the strict
-        ranking alone when the query has no best-match reading. `rank` ranks a query."""
+        the least of the strict ones (its order kept), what to tell the user, and that reading;
+        the strict ranking alone when the query has no best-match reading. `rank` ranks a query."""
         loose = relaxed_query(parsed, searcher.schema, self.options, self.user_synonyms, lexicon)
         if loose is None:
-            return strict, None
+            return strict, None, None
         more = rank(loose.query, None if wanted is None else wanted + strict.total)
         extra = ~np.isin(more.docnums, strict.matched)
         docnums, scores = more.docnums[extra], more.scores[extra]
@@ -707,7 +802,7 @@ class SearchIndex:
         strict_articles = len({searcher.stored_fields(int(d))["article_id"] for d in strict.matched})
         missing, absent = _missing_words(parsed, rank) if not strict.total else ([], False)
         if not len(added):
-            return strict, Relaxation(strict.total, strict_articles, 0, missing, absent)
+            return strict, Relaxation(strict.total, strict_articles, 0, missing, absent), None
         if len(strict.scores) and len(scores) and scores[0] >= strict.scores[-1]:
             scores = scores * (strict.scores[-1] / scores[0] * RELAXED_BELOW)
         ranking = Ranking(
@@ -716,7 +811,19 @@ class SearchIndex:
             np.concatenate([strict.scores, scores])[:wanted],
             np.union1d(strict.matched, added),
         )
-        return ranking, Relaxation(strict.total, strict_articles, len(added), missing, absent)
+        return ranking, Relaxation(strict.total, strict_articles, len(added), missing, absent), loose
+
+
+def best_articles(ranking: Ranking, articles: np.ndarray, limit: int) -> Ranking:
+    """`ranking` cut to the sections of its best `limit` articles (by their best section), in its
+    order; `articles` maps a docnum to its article's number (`ArticleMap.numbers`)."""
+    numbers = articles[ranking.docnums]
+    found, first = np.unique(numbers, return_index=True)
+    if len(found) <= limit:
+        return ranking
+    keep = np.isin(numbers, found[np.argsort(first)][:limit])
+    docnums = ranking.docnums[keep]
+    return Ranking(len(docnums), docnums, ranking.scores[keep], np.sort(docnums))
 
 
 def _without(allowed: np.ndarray | None, excluded: np.ndarray | None, size: int) -> np.ndarray | None:
@@ -921,17 +1028,17 @@ class FacetTable:
     def _date_value(self, when: datetime) -> np.uint64:
         return np.uint64(self.date_field.to_column_value(when))
 
-    def facets(self, matched: np.ndarray) -> Facets:
-        return _facets(*(self._counts(name, matched) for name in _FACETS))
+    def facets(self, matched: np.ndarray, articles: np.ndarray) -> Facets:
+        """The facets of the sections `matched` (docnums), counted in articles: `articles` maps
+        a docnum to its article's number (`ArticleMap.numbers`)."""
+        return _facets(*(self._counts(name, matched, articles) for name in _FACETS))
 
     def timeline(self, matched: np.ndarray, articles: np.ndarray) -> list[MonthCount]:
         """The articles of the sections `matched` per month, `articles` mapping docnums to article
-        numbers (`ArticleMap.numbers`): one section per article (an article's sections share its
-        date), then a bincount of their months. Oldest first, every month from the first to the
-        last, those without a match as 0; undated articles are left out."""
-        _, first = np.unique(articles[matched], return_index=True)
-        codes = self.month_codes[matched[first]]
-        counts = np.bincount(codes[codes >= 0], minlength=len(self.months))
+        numbers (`ArticleMap.numbers`), counted as the facets are (`article_counts`). Oldest first,
+        every month from the first to the last, those without a match as 0; undated articles are
+        left out."""
+        counts = article_counts(matched, self.month_codes[matched], articles, len(self.months))
         found = np.flatnonzero(counts)
         if not len(found):
             return []
@@ -941,14 +1048,29 @@ class FacetTable:
             for year, month in _months_between(min(by_month), max(by_month))
         ]
 
-    def _counts(self, name: str, matched: np.ndarray) -> dict[str | None, int]:
-        codes = self.codes[name][matched]
+    def _counts(self, name: str, matched: np.ndarray, articles: np.ndarray) -> dict[str | None, int]:
+        names = self.names[name]
         counts: dict[str | None, int] = {}
-        for code, count in enumerate(np.bincount(codes[codes >= 0], minlength=len(self.names[name]))):
+        for code, count in enumerate(article_counts(matched, self.codes[name][matched], articles, len(names))):
             if count:
-                value = self.names[name][code]
-                counts[value] = counts.get(value, 0) + int(count)
+                counts[names[code]] = counts.get(names[code], 0) + int(count)
         return counts
+
+
+def article_counts(docnums: np.ndarray, codes: np.ndarray, articles: np.ndarray, size: int) -> np.ndarray:
+    """How many distinct articles have each value, by value code (an array of `size` counts).
+
+    `docnums` and `codes` are pairs: section `docnums[i]` has the value `codes[i]` (-1: none), so a
+    section may have many values (repeat its docnum) or one (`codes = table[docnums]`); `articles`
+    maps a docnum to its article's number (`ArticleMap.numbers`). An article counts once per value
+    however many of its sections have it. Array operations only: one key per (value, article)
+    pair, `np.unique` over the keys, a bincount of their values."""
+    keep = codes >= 0
+    numbers = articles[docnums[keep]].astype(np.int64) + 1  # -1 (no article) → 0: counted as one
+    if not len(numbers):
+        return np.zeros(size, dtype=np.int64)
+    keys = np.unique(codes[keep].astype(np.int64) * (int(numbers.max()) + 1) + numbers)
+    return np.bincount(keys // (int(numbers.max()) + 1), minlength=size)
 
 
 def _term_codes(reader, fieldname: str) -> tuple[list[str | None], np.ndarray]:
@@ -1086,8 +1208,11 @@ def _newest_first(counts: Mapping[str, int]) -> list[FacetCount]:
 
 
 def _hit(searcher, docnum: int, score: float, spec: HighlightSpec | None, rank: int, with_snippet: bool) -> Hit:
-    """A hit, what `spec` matched marked in its title and heading (nothing without a spec)."""
+    """A hit, what `spec` matched marked in its title and heading (nothing without a spec), as
+    this section matched it (`HighlightSpec.for_section`)."""
     fields = searcher.stored_fields(docnum)
+    if spec is not None:
+        spec = spec.for_section(fields.get("title", ""), fields.get("heading", ""), fields.get("body", ""))
     title = mark_whole(fields.get("title", ""), spec)
     heading = mark_whole(fields.get("heading", ""), spec)
     snippet = Snippet(())

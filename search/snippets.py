@@ -18,7 +18,6 @@ from __future__ import annotations
 import bisect
 import html
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from whoosh import highlight
@@ -222,13 +221,18 @@ class SegmentFormatter(highlight.Formatter):
         return tuple(part for part in parts if part[0])
 
 
-def _tokens(text: str, spec: HighlightSpec) -> Iterator[Token]:
-    """Whoosh tokens of `text` with `matched` set by the query's highlight spec."""
-    for term in terms(text):
-        token = Token(chars=True)
-        token.text, token.startchar, token.endchar = term.text, term.start, term.end
-        token.matched = spec.matches(term)
-        yield token
+def _tokens(text: str, spec: HighlightSpec) -> list[Token]:
+    """Whoosh tokens of `text`: its words (where a window may start), and one matched token for
+    each span the query's highlight spec marks (`HighlightSpec.spans`), in text order."""
+    words = [_token(text, term.start, term.end, False) for term in terms(text)]
+    marks = [_token(text, start, end, True) for start, end in spec.spans(text)]
+    return sorted(words + marks, key=lambda token: (token.startchar, token.matched))
+
+
+def _token(text: str, start: int, end: int, matched: bool) -> Token:
+    token = Token(chars=True)
+    token.text, token.startchar, token.endchar, token.matched = text[start:end], start, end, matched
+    return token
 
 
 def make_snippet(text: str, spec: HighlightSpec) -> Snippet:
@@ -278,7 +282,7 @@ def _opening(text: str, word_starts: list[int], chars: int) -> Snippet:
 def mark_whole(text: str, spec: HighlightSpec | None) -> Snippet:
     """All of a short text (a title, a heading) with its matches marked; nothing marked without a
     spec (a batch run reads only the ids, and marking a hundred titles is half its time)."""
-    spans = [] if spec is None else [(t.startchar, t.endchar) for t in _tokens(_scanned(text), spec) if t.matched]
+    spans = [] if spec is None else spec.spans(_scanned(text))
     return Snippet((tuple(segments(text, spans)),))
 
 

@@ -307,7 +307,7 @@ def test_the_page_of_a_huge_article_analyses_a_bounded_part_of_it(tmp_path, monk
     """A long article with no sentence ends: its page marks matches in its opening only and analyses
     nothing at all without a query (every paragraph went through Sudachi: 70-87 s and 6.9 GB for
     one of 17.5 MB)."""
-    from search import snippets
+    from search.query.parse import HighlightSpec
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -317,8 +317,8 @@ def test_the_page_of_a_huge_article_analyses_a_bounded_part_of_it(tmp_path, monk
     index_root = tmp_path / "index"
     reindex([corpus], index_root, workers=0)
     analysed: list[int] = []
-    real_tokens = snippets._tokens
-    monkeypatch.setattr(snippets, "_tokens", lambda text, spec: analysed.append(len(text)) or real_tokens(text, spec))
+    real_spans = HighlightSpec.spans  # the one highlighter: what it is given is what is analysed to mark
+    monkeypatch.setattr(HighlightSpec, "spans", lambda spec, text: analysed.append(len(text)) or real_spans(spec, text))
     browser = Browser(SearchIndex(index_root))
 
     plain = browser.article("huge")

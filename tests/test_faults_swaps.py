@@ -110,7 +110,7 @@ def test_a_segment_without_dates_or_categories_serves_every_page(tmp_path, undat
     assert {"desk/undated-1", "undated-2"} <= ids and ids & {"sports/sports-0001", "economy/economy-0001"}
     facets = found["facets"]
     assert {"value": "編集部", "count": 1} in facets["source"]  # the undated article's source
-    assert sum(f["count"] for f in facets["month"]) < found["total"]  # undated sections count in no month
+    assert sum(f["count"] for f in facets["month"]) < found["articles"]  # undated articles count in no month
     for sort in ("newest", "oldest"):
         dates = [hit["date"] for hit in client.get(f"/api/search?q=日本&sort={sort}&per_page=50").get_json()["hits"]]
         dated = [d for d in dates if d]

@@ -132,7 +132,7 @@ def test_the_cli_prints_the_api_shape(client, web_index, query):
     check(api, schemas["SearchPage"])
     assert set(api) - {"page", "per_page"} == set(grouped) == set(flat)
     assert flat["articles"] is None and api["facets"]["category"] is not None
-    assert flat["facets"] == grouped["facets"]  # counted over sections either way
+    assert flat["facets"] == grouped["facets"]  # counted in articles either way
     assert flat["timeline"] == grouped["timeline"]  # and articles per month either way
     same = ("query", "total", "articles", "sort", "hits", "facets", "timeline", "relaxed", "alternatives")
     assert {key: grouped[key] for key in same} == {key: api[key] for key in same}

@@ -287,3 +287,49 @@ def test_serve_builds_the_tables_before_the_first_request(news_index, capsys):
     response = app.test_client().get("/api/search", query_string={"q": "サッカー 日本代表"})
     assert response.status_code == 200 and response.get_json()["hits"]
     assert all(index.generation()._tables[kind] is table for kind, table in tables.items())  # none built again
+
+
+def test_a_swapped_in_generation_is_warmed_before_it_serves(tmp_path, monkeypatch):
+    """After a reindex, the server builds the new generation's tables in a thread of its own while
+    searches keep the old generation (not held up by the building), and switches when they are
+    built: the first search on the new generation builds nothing (issue 29: 0.5-1.6 s on livedoor
+    after each swap)."""
+    from search.browse import Vocabulary
+    from search.searching import SEARCH_TABLES, FacetTable
+    from web.server import warm_up
+
+    root = tmp_path / "index"
+    first = reindex([NEWS], root, workers=0).generation
+    app = create_app(root)
+    warm_up(app)
+    index = app.extensions["midashi"].index
+    client = app.test_client()
+    built_in: list[str] = []  # the thread each FacetTable was built in, from now on
+    release = threading.Event()
+    build = FacetTable.build.__func__  # type: ignore[attr-defined]
+
+    def held_build(cls, reader):
+        built_in.append(threading.current_thread().name)
+        release.wait(120)  # a bound only: the test releases it below
+        return build(cls, reader)
+
+    monkeypatch.setattr(FacetTable, "build", classmethod(held_build))
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "swap.txt").write_text("交代\n交代後の記事。日本の話題。\n", encoding="utf-8")
+    second = reindex([NEWS, extra], root, workers=0).generation
+    # While the new generation's FacetTable is held, searches answer from the old generation.
+    assert client.get("/healthz").get_json()["generation"] == first
+    assert client.get("/api/search", query_string={"q": "日本"}).status_code == 200
+    assert client.get("/healthz").get_json()["generation"] == first
+    release.set()
+    index.wait_until_ready()
+    live = index.generation()
+    assert live.name == second and set(live._tables) == {*SEARCH_TABLES, Vocabulary}
+    assert built_in == [f"midashi-warm-{second}"]  # built once, in the warming thread
+    tables = dict(live._tables)
+    response = client.get("/api/search", query_string={"q": "交代後"})
+    assert response.status_code == 200 and response.get_json()["hits"]
+    assert client.get("/healthz").get_json()["generation"] == second
+    assert built_in == [f"midashi-warm-{second}"]
+    assert all(live._tables[kind] is table for kind, table in tables.items())  # none built again

@@ -96,12 +96,25 @@ class WhooshOracle(SearchIndex):
     def _facet_counts(
         self, view: GenerationView, query: wq.Query, scope: Scope, ranking: Ranking, relaxation: Relaxation | None
     ) -> Facets:
-        """Whoosh's facet collector over every match of `query`; with relaxed matches added (two
-        queries' matches, which no one collector sees), the engine's count."""
+        """Whoosh's facet collector over every match of `query`, its sections per value, counted
+        in distinct stored article ids; with relaxed matches added (two queries' matches, which no
+        one collector sees) or a best-match ranking cut to its best articles (BEST_MATCH_ARTICLES),
+        the engine's count."""
         if relaxation is not None and relaxation.partial:
             return super()._facet_counts(view, query, scope, ranking, relaxation)
         results = self._collect(view.searcher, query, None, scope, groupedby=facet_requests())
-        return _facets(*(results.groups(name) for name in _FACETS))
+        if len(ranking.matched) < len(whoosh_ranking(view.searcher, results, scope.allowed).matched):
+            return super()._facet_counts(view, query, scope, ranking, relaxation)
+        reader = view.searcher.reader()
+
+        def articles(docnums) -> int:
+            return len({view.searcher.stored_fields(d)["article_id"] for d in docnums if not reader.is_deleted(d)})
+
+        counts = []
+        for name in _FACETS:
+            groups = {value: articles(docnums) for value, docnums in results.groups(name).items()}
+            counts.append({value: count for value, count in groups.items() if count})
+        return _facets(*counts)
 
     def _collect(self, searcher: Searcher, query: wq.Query, limit: int | None, scope: Scope, **options) -> Results:
         """Whoosh's collector over its own matchers, within `scope` (its filter query and mask)."""
@@ -221,7 +234,7 @@ def segment_column(segment_searcher, fieldname: str, column_type):
 
 def facet_requests() -> dict[str, sorting.FacetType]:
     requests: dict[str, sorting.FacetType] = {
-        name: sorting.FieldFacet(name, maptype=sorting.Count) for name in _FACET_FIELDS
+        name: sorting.FieldFacet(name, maptype=sorting.UnorderedList) for name in _FACET_FIELDS
     }
-    requests["month"] = MonthFacet("date", maptype=sorting.Count)
+    requests["month"] = MonthFacet("date", maptype=sorting.UnorderedList)
     return requests

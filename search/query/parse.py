@@ -202,20 +202,116 @@ def _bad_date() -> QueryError:
     )
 
 
+Words = tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class HighlightSpec:
-    """What counts as a match in a snippet: index terms, synonym groups, and sub-strings."""
+    """What counts as a match in a snippet, a title or an article page (`spans`).
 
-    terms: frozenset[str] = frozenset()
-    groups: frozenset[str] = frozenset()
-    substrings: frozenset[str] = frozenset()
+    A phrase or a compound the user typed (日本代表) is marked as a whole, as the index matched
+    it: a run of index terms in order (`phrases`), or of Sudachi's finest units for the match
+    inside a longer word (`units`: 日本代表 in 日本代表戦). Its words alone (日本 in 日本時間, 代表
+    in デンマーク代表) are no match of a strict query. A best-match reading (a question, or the
+    relaxed reading of a query that found too little) also matches a compound's words alone;
+    `parts` says so, and `for_section` marks them only in a section that lacks the compound, the
+    one place where a word alone is why the section matched.
+    """
 
-    def matches(self, term: Term) -> bool:
-        return (
-            term.text in self.terms
-            or any(synonym_term(group) in self.groups for group in term.synonym_groups)
-            or any(part in term.text for part in self.substrings)
+    terms: frozenset[str] = frozenset()  # single index terms (mode C)
+    groups: frozenset[str] = frozenset()  # synonym group terms
+    substrings: frozenset[str] = frozenset()  # katakana runs spelled by fallback bigrams
+    phrases: frozenset[Words] = frozenset()  # runs of index terms, in order
+    units: frozenset[Words] = frozenset()  # runs of mode A units, in order
+    # (a compound's words, what marks them alone): added only where the compound is absent
+    parts: tuple[tuple[Words, HighlightSpec], ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.terms or self.groups or self.substrings or self.phrases or self.units or self.parts)
+
+    def __or__(self, other: HighlightSpec) -> HighlightSpec:
+        """What either spec marks (a relaxed search's strict and best-match readings)."""
+        return HighlightSpec(
+            self.terms | other.terms,
+            self.groups | other.groups,
+            self.substrings | other.substrings,
+            self.phrases | other.phrases,
+            self.units | other.units,
+            tuple(dict.fromkeys(self.parts + other.parts)),
         )
+
+    def words(self) -> frozenset[str]:
+        """Every single term it may mark, a compound's words alone included."""
+        return self.terms.union(*(alone.words() for _, alone in self.parts))
+
+    def for_section(self, *texts: str) -> HighlightSpec:
+        """The spec for one section (its title, heading and body): each compound's words alone
+        are added where the section has the compound nowhere (not as a run of its words, nor
+        written within a longer word)."""
+        if not self.parts:
+            return self
+        spec = replace(self, parts=())
+        for words, alone in self.parts:
+            joined = "".join(words)
+            if not any(joined in text or _has_run(terms(text), words) for text in texts if text):
+                spec = spec | alone
+        return spec
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """[start, end) of each match in `text`, in text order, overlapping ones merged: the one
+        highlighter of snippets, titles, headings and article pages."""
+        words = list(terms(text))
+        found = [
+            (term.start, term.end)
+            for term in words
+            if term.text in self.terms or any(synonym_term(group) in self.groups for group in term.synonym_groups)
+        ]
+        found += _runs(words, self.phrases)
+        if self.units:
+            found += _runs(list(terms(text, "A")), self.units)
+        for term in words:
+            for run in self.substrings:
+                if run in term.text:
+                    found += _within(term, run)
+        return _merged(found)
+
+
+def _runs(found: list[Term], runs: frozenset[Words]) -> list[tuple[int, int]]:
+    """The terms of each of `runs` where it stands in `found` (terms in text order) as consecutive
+    terms, as the index's phrases match: positions count terms only, so a particle between does
+    not part them, and stays unmarked (写真を撮影 marks 写真 and 撮影; touching terms show as one)."""
+    by_first: dict[str, list[Words]] = {}
+    for run in runs:
+        if run:
+            by_first.setdefault(run[0], []).append(run)
+    spans = []
+    for i, term in enumerate(found):
+        for run in by_first.get(term.text, ()):
+            if tuple(t.text for t in found[i : i + len(run)]) == run:
+                spans += [(t.start, t.end) for t in found[i : i + len(run)]]
+    return spans
+
+
+def _has_run(found, run: Words) -> bool:
+    return bool(_runs(list(found), frozenset({run})))
+
+
+def _within(term: Term, run: str) -> list[tuple[int, int]]:
+    """Where `run` stands inside `term`: its own characters where the term's text is the text as
+    written (same length), else the whole term."""
+    if len(term.text) != term.end - term.start:
+        return [(term.start, term.end)]
+    return [(term.start + m.start(), term.start + m.end()) for m in re.finditer(re.escape(run), term.text)]
+
+
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 class Lexicon(Protocol):
@@ -627,20 +723,50 @@ class _Expander:
 
 
 def _highlight_spec(query: wq.Query) -> HighlightSpec:
-    words, groups, substrings = set(), set(), set()
+    """What a query marks: its words and phrases as the index matches them (`HighlightSpec`); in a
+    best-match query (`Coverage`) the words of a compound are marked alone only where the section
+    lacks the compound (`HighlightSpec.parts`)."""
+    if isinstance(query, Coverage):
+        return _coverage_spec(query)
+    words, phrases, groups, substrings, units = set(), set(), set(), set(), set()
     for leaf in _positive_leaves(query):
-        if getattr(leaf, "fieldname", None) == "fallback":  # bigrams: the run of katakana they spell
-            bigrams = [leaf.text] if isinstance(leaf, wq.Term) else list(leaf.words)
-            substrings.add(bigrams[0] + "".join(b[1:] for b in bigrams[1:]))
-            continue
-        for field_name, text in leaf.terms(phrases=True):
-            if field_name in TEXT_FIELDS:
-                words.add(text)
-            elif field_name == "synonyms":
-                groups.add(text)
-            elif field_name == "parts" and len(text) > 1 and not text.isascii():  # h20 ⊂ h200 is no match
-                substrings.add(text)
-    return HighlightSpec(frozenset(words), frozenset(groups), frozenset(substrings))
+        sequence = tuple(leaf.words) if isinstance(leaf, wq.Phrase) else (getattr(leaf, "text", None),)
+        field_name = getattr(leaf, "fieldname", None)
+        if field_name == "fallback":  # bigrams: the run of katakana they spell
+            substrings.add(sequence[0] + "".join(b[1:] for b in sequence[1:]))
+        elif field_name in TEXT_FIELDS and isinstance(leaf, wq.Phrase):
+            phrases.add(sequence)
+        elif field_name == "parts" and isinstance(leaf, (wq.Term, wq.Phrase)):
+            units.add(sequence)
+        else:
+            for name, text in leaf.terms(phrases=True):
+                if name in TEXT_FIELDS:
+                    words.add(text)
+                elif name == "synonyms":
+                    groups.add(text)
+    return HighlightSpec(
+        frozenset(words), frozenset(groups), frozenset(substrings), frozenset(phrases), frozenset(units)
+    )
+
+
+def _coverage_spec(query: Coverage) -> HighlightSpec:
+    """A best-match query's marks: its compounds (a phrase in titles too; a pair of neighbours is
+    asked for in bodies only) as wholes, the words of a compound alone only where it is absent,
+    every other word and its looser forms anywhere."""
+    compounds = [
+        tuple(leaf.words) for leaf in query.together if isinstance(leaf, wq.Phrase) and leaf.fieldname == "title"
+    ]
+    spec = _highlight_spec(wq.Or(list(query.together))) if query.together else HighlightSpec()
+    parts: list[tuple[Words, HighlightSpec]] = []
+    for word in query.words:
+        clauses = [word.exact] if word.loose is None else [word.exact, word.loose]
+        alone = _highlight_spec(wq.Or(clauses))
+        inside = [compound for compound in compounds if word.text in compound]
+        if inside:
+            parts += [(compound, alone) for compound in inside]
+        else:
+            spec = spec | alone
+    return replace(spec, parts=spec.parts + tuple(parts))
 
 
 def _positive_leaves(query: wq.Query) -> list[wq.Query]:
