@@ -624,9 +624,10 @@ class SearchIndex:
         With `group`, `limit` and `offset` count articles instead: each article appears once, at
         the rank of its best section, with its other matching sections in `groups`.
         With `facets`, the articles of every matching section are counted by category, source
-        and month too, and by month for the timeline. A best-match ranking (a question, or the relaxed reading after a query)
-        is cut to its best BEST_MATCH_ARTICLES articles when it is ranked whole (grouped, or with
-        facets), so the total, the article count, the facets and the pages are of the same results.
+        and month too (and the timeline's months). A best-match ranking (a question, or the
+        relaxed reading after a query) is cut to its best BEST_MATCH_ARTICLES articles when it is
+        ranked whole (grouped, or with facets), so the total, the article count, the facets, the
+        timeline and the pages are of the same results.
 
         Three steps, each on the one generation `view` holds: `rank` (every match, ordered),
         `page` (the part shown, by section or by article), `present` (hits with their snippets).
