@@ -148,7 +148,13 @@ def test_the_scan_finds_each_kind_of_private_use():
 # Classes Whoosh pickles into an index's table of contents, at every path an index may name:
 # where they live now, and where indexes written before the stage packages name them.
 PICKLED = {
-    "search.analysis.sudachi": ["SudachiTokenizer", "SynonymGroupTokenizer", "CharBigramTokenizer"],
+    "search.analysis.sudachi": [
+        "SudachiTokenizer",
+        "SynonymGroupTokenizer",
+        "CharBigramTokenizer",
+        "ReadingTokenizer",
+        "NameTokenizer",
+    ],
     "search.analysis": ["SudachiTokenizer", "SynonymGroupTokenizer", "CharBigramTokenizer"],
     "search.codec.postings": ["ArrayCodec", "ArrayPositions", "TermCounts"],
     "search.postings": ["ArrayCodec", "ArrayPositions", "TermCounts"],
