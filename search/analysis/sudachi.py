@@ -340,7 +340,8 @@ class _Analysis:
 
         Sudachi tags a full name as a surname and a given name (香川 + 真司): the two written
         together are one person, 香川真司; either alone, or a name it tags as a whole, is kept
-        as written."""
+        as written, unless it is also a common noun (との見方が: Sudachi tags 見方 a surname) and
+        no title follows it (野田首相, 本田氏)."""
         people: dict[str, None] = {}
         places: dict[str, None] = {}
         labelled = self._labelled
@@ -351,13 +352,13 @@ class _Analysis:
             if entry.name == PLACE:
                 places[entry.name_text] = None
             elif entry.name:
-                name = entry.name_text
-                if entry.name == SURNAME and number < len(labelled):
-                    following, start, _ = labelled[number]
-                    if following.name == GIVEN_NAME and start == end:
-                        name += following.name_text
-                        number += 1
-                people[name] = None
+                following, start, _ = labelled[number] if number < len(labelled) else (_NO_ENTRY, -1, -1)
+                adjacent = start == end
+                if entry.name == SURNAME and adjacent and following.name == GIVEN_NAME:
+                    people[entry.name_text + following.name_text] = None
+                    number += 1
+                elif not entry.common or (adjacent and following.title):
+                    people[entry.name_text] = None
         return tuple(people), tuple(places)
 
     @functools.cached_property
@@ -465,7 +466,31 @@ class _Entry(NamedTuple):
     reading: str  # its reading form, in katakana (`reading_form()`)
     name: str  # the kind of proper noun it is (SURNAME, GIVEN_NAME, PERSON, PLACE), or ""
     name_text: str  # its normalized form as written (not lowercased) when it is a name
+    common: bool = False  # a person's name that is also a common noun (見方, 野田): a name only in context
+    title: bool = False  # what follows a person's name (氏, さん, 首相, 選手)
 
+
+# Words after a surname that say it is one (野田首相, 本田選手), besides Sudachi's noun suffixes (氏, さん).
+PERSON_TITLES = frozenset(
+    {
+        "首相",
+        "大臣",
+        "選手",
+        "監督",
+        "社長",
+        "会長",
+        "議員",
+        "知事",
+        "市長",
+        "代表",
+        "容疑者",
+        "被告",
+        "投手",
+        "議長",
+        "総裁",
+    }
+)
+_NO_ENTRY = _Entry("", (), False, "", "", "")  # what follows the last word
 
 # Sudachi's proper-noun tags (名詞,固有名詞,人名,姓 / 名 / 一般 and 名詞,固有名詞,地名,*) as name kinds.
 SURNAME, GIVEN_NAME, PERSON, PLACE = "surname", "given", "person", "place"
@@ -481,6 +506,11 @@ def _name_kind(part_of_speech: Sequence[str]) -> str:
     return PLACE if part_of_speech[2] == "地名" else ""
 
 
+def _also_common(surface: str) -> bool:
+    """Whether the dictionary also lists `surface` as a common noun (見方 is a surname too)."""
+    return any(entry.part_of_speech()[1] == "普通名詞" for entry in _sudachi_dictionary().lookup(surface))
+
+
 def _word_entry(morpheme, is_content) -> str | _Entry:
     """A morpheme's entry in `_word_entries`, made and kept (not for unknown words: they share
     their ids, their normalized form is their surface, and they have no mode A units)."""
@@ -491,7 +521,8 @@ def _word_entry(morpheme, is_content) -> str | _Entry:
     else:
         groups = morpheme.synonym_group_ids()
         splits = not unknown and bool(morpheme.split(SplitMode.A))
-        name = "" if unknown else _name_kind(morpheme.part_of_speech())
+        part_of_speech = morpheme.part_of_speech()
+        name = "" if unknown else _name_kind(part_of_speech)
         entry = _Entry(
             normalized.lower(),
             tuple(groups) if groups else (),
@@ -499,6 +530,8 @@ def _word_entry(morpheme, is_content) -> str | _Entry:
             morpheme.reading_form(),
             name,
             normalized if name else "",
+            common=name not in ("", PLACE) and _also_common(morpheme.surface()),
+            title=normalized in PERSON_TITLES or part_of_speech[:2] == ("接尾辞", "名詞的"),
         )
     if not unknown:
         _make_entry_room()
