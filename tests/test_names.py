@@ -145,10 +145,17 @@ def test_ordinary_words_are_not_read_again(news, query):
     assert leaves and not any(getattr(leaf, "fieldname", "") == "reading" for leaf in leaves)
 
 
-def test_a_hiragana_word_sudachi_cuts_wrongly_is_matched_by_its_reading_alone(news):
+@pytest.mark.parametrize("query, reading", [("せるじお", "セルジオ"), ("さっかー", "サッカー")])
+def test_a_hiragana_word_sudachi_cuts_wrongly_is_matched_by_its_reading_alone(news, query, reading):
     """せるじお is せる (an auxiliary) + じお (しお) to Sudachi: matching しお would find 塩."""
-    parsed = news.parse("せるじお").query
-    assert isinstance(parsed, wq.Term) and (parsed.fieldname, parsed.text) == ("reading", "セルジオ")
+    parsed = news.parse(query).query
+    assert isinstance(parsed, wq.Term) and (parsed.fieldname, parsed.text) == ("reading", reading)
+
+
+def test_a_particle_inside_a_hiragana_word_keeps_its_own_match(news):
+    """とっておき is 取っ + て + おき: a word as typed, matched as itself and by its reading."""
+    fields = {leaf.fieldname for leaf in news.parse("とっておき").query.leaves()}
+    assert {"body", "reading"} <= fields
 
 
 def test_an_index_built_before_names_and_readings_still_searches(tmp_path, monkeypatch):

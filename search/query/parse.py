@@ -376,7 +376,7 @@ def _strict_parser(schema: Schema) -> MultifieldParser:
 @dataclass(frozen=True)
 class _Reading:
     """How a word typed in hiragana is matched: its reading as index readings (a phrase of them),
-    and whether its own analysis spells the whole word (else only the reading is matched)."""
+    and whether its own analysis is a word as typed (else only the reading is matched)."""
 
     readings: tuple[str, ...]
     spelled: bool
@@ -396,7 +396,9 @@ def _read_words(text: str, options: QueryOptions, lexicon: Lexicon | None) -> di
             continue  # the dictionary's own word (ありがとう → 有り難う, やきゅう → 野球): exact enough
         readings = _reading_pieces(to_katakana(word), lexicon)
         if readings:
-            spelled = sum(term.end - term.start for term in own) == len(word)
+            # A word begins and ends with a word, not a particle or auxiliary (せる|じお, さっ|かー):
+            # else Sudachi has cut it wrongly. (A particle inside may be right: とって|おき.)
+            spelled = bool(own) and own[0].start == 0 and own[-1].end == len(word)
             found[word] = _Reading(readings, spelled)
     return found
 
