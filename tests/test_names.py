@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from whoosh import query as wq
 
 from search import indexing
-from search.analysis.sudachi import NAME_FIELDS, NameTokenizer
+from search.analysis.sudachi import NAME_FIELDS, TEXT_SEPARATOR, NameTokenizer
 from search.browse import Browser
 from search.cli import cli
 from search.codec.schema import build_schema, section_documents
@@ -65,6 +65,14 @@ def test_a_surname_and_given_name_written_together_are_one_person():
     assert list(people) == ["香川真司", "本田圭佑", "野田", "真司"]  # a lone surname or given name as written
     assert list(places) == ["ドルトムント", "香川県丸亀市"]
     assert "香川" not in people and "香川" not in places
+
+
+def test_a_lone_surname_of_a_full_name_in_the_section_is_no_place():
+    """Sudachi tags a lone 香川 as the prefecture; after 香川真司 in the title it is the player."""
+    value = TEXT_SEPARATOR.join(["香川真司、マンU移籍", "", "香川はドルトムントで活躍した。香川県の出身。"])
+    assert list(NameTokenizer("people").term_positions(value)) == ["香川真司"]
+    assert list(NameTokenizer("places").term_positions(value)) == ["ドルトムント", "香川県"]
+    assert "香川" in NameTokenizer("places").term_positions("香川はうどんの県だ。")
 
 
 def test_people_are_counted_in_articles_not_sections(news):

@@ -335,8 +335,9 @@ class _Analysis:
         return Columns(*zip(*found)) if found else Columns()
 
     @functools.cached_property
-    def names(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """The people and the places the text names, each once, in order of first mention.
+    def names(self) -> tuple[tuple[str, ...], tuple[str, ...], frozenset[str]]:
+        """The people and the places the text names, each once, in order of first mention, and
+        the surnames of the full names among the people.
 
         Sudachi tags a full name as a surname and a given name (香川 + 真司): the two written
         together are one person, 香川真司; either alone, or a name it tags as a whole, is kept
@@ -344,6 +345,7 @@ class _Analysis:
         no title follows it (野田首相, 本田氏)."""
         people: dict[str, None] = {}
         places: dict[str, None] = {}
+        surnames: set[str] = set()
         labelled = self._labelled
         number = 0
         while number < len(labelled):
@@ -356,10 +358,11 @@ class _Analysis:
                 adjacent = start == end
                 if entry.name == SURNAME and adjacent and following.name == GIVEN_NAME:
                     people[entry.name_text + following.name_text] = None
+                    surnames.add(entry.name_text)
                     number += 1
                 elif not entry.common or (adjacent and following.title):
                     people[entry.name_text] = None
-        return tuple(people), tuple(places)
+        return tuple(people), tuple(places), frozenset(surnames)
 
     @functools.cached_property
     def word_terms(self) -> tuple[Term, ...]:
@@ -813,8 +816,10 @@ def to_katakana(text: str) -> str:
 
 
 class NameTokenizer(_TermTokenizer):
-    """The people (`kind` "people") or places ("places") a text names (`_Analysis.names`), each
-    once, as whole names: a field to count and filter by, not to rank with."""
+    """The people (`kind` "people") or places ("places") a field's texts name together
+    (`_Analysis.names`), each once, as whole names: a field to count and filter by, not to rank
+    with. A place that is the surname of a full name the texts give is that person (香川真司's
+    title, then 香川は… in the text: Sudachi tags the lone 香川 a place, the prefecture)."""
 
     def __init__(self, kind: str):
         if kind not in NAME_FIELDS:
@@ -822,8 +827,19 @@ class NameTokenizer(_TermTokenizer):
         self.kind = kind
 
     def _columns(self, text: str) -> Columns:
-        people, places = _analysis(text).names
-        found = people if self.kind == NAME_FIELDS[0] else places
+        return self._named(text.split(TEXT_SEPARATOR))
+
+    def _each_text(self, value: str, start_pos: int, start_char: int) -> Iterator[tuple[Columns, int, int]]:
+        """The names of all of `value`'s texts at once (not one text after another)."""
+        yield self._named(value.split(TEXT_SEPARATOR)), start_pos, start_char
+
+    def _named(self, texts: list[str]) -> Columns:
+        named = [_analysis(text).names for text in texts]
+        if self.kind == NAME_FIELDS[0]:
+            found = tuple(dict.fromkeys(name for people, _, _ in named for name in people))
+        else:
+            surnames = frozenset().union(*(surnames for _, _, surnames in named))
+            found = tuple(dict.fromkeys(name for _, places, _ in named for name in places if name not in surnames))
         zeros = (0,) * len(found)
         return Columns(found, tuple(range(len(found))), zeros, zeros)
 
