@@ -1091,10 +1091,12 @@ class NameTable:
                 found[field_name] = []
                 continue
             of_article = np.repeat(articles[matched] + 1, counts)  # +1: a section of no article is 0
-            pairs = np.unique(of_article * len(names) + codes)  # one per article and name
+            pairs = np.sort(of_article * len(names) + codes)
+            pairs = pairs[np.concatenate(([True], pairs[1:] != pairs[:-1]))]  # one per article and name
             per_name = np.bincount(pairs % len(names), minlength=len(names))
-            top = np.lexsort((names, -per_name))[:NAME_FACETS]
-            found[field_name] = [FacetCount(str(names[code]), int(per_name[code])) for code in top if per_name[code]]
+            named = np.flatnonzero(per_name)  # in name order: `names` is sorted
+            top = named[np.argsort(-per_name[named], kind="stable")[:NAME_FACETS]]  # ties by name
+            found[field_name] = [FacetCount(str(names[code]), int(per_name[code])) for code in top]
         return found
 
     def allowed(self, wanted: dict[str, str]) -> np.ndarray:
@@ -1106,7 +1108,8 @@ class NameTable:
             if code == len(names) or names[code] != name:
                 return np.zeros(0, dtype=np.int64)
             places = np.flatnonzero(self.codes[field_name] == code)
-            having = np.unique(np.searchsorted(self.starts[field_name], places, side="right") - 1)
+            having = np.searchsorted(self.starts[field_name], places, side="right") - 1  # ascending
+            having = having[np.concatenate(([True], having[1:] != having[:-1]))] if len(having) else having
             allowed = having if allowed is None else np.intersect1d(allowed, having, assume_unique=True)
         return allowed if allowed is not None else np.zeros(0, dtype=np.int64)
 
