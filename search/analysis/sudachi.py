@@ -420,8 +420,9 @@ class _Analysis:
 # the mode A split's offsets, on its original characters): kept per process, as asking Sudachi
 # again for each of a word's thousands of occurrences costs more than its own tokenization.
 _ENTRIES_CACHED = 200_000
-# What an entry of either costs (key and value): 520 bytes measured over livedoor's sections.
-DICTIONARY_ENTRY_BYTES = 520
+# What an entry of either costs (key and value): 520 bytes measured over livedoor's sections, and
+# 120 more since a word's entry keeps its reading (a katakana str, about 80) and five more fields.
+DICTIONARY_ENTRY_BYTES = 640
 _entries_limit = _ENTRIES_CACHED  # of both together: their share of the memory budget (`memory.py`)
 # Per word id: a dropped word's normalized form, or a kept one's `_Entry`.
 _word_entries: dict[int, str | _Entry] = {}
