@@ -213,20 +213,20 @@ class Browser:
         return snippets
 
     def suggest(self, text: str, limit: int = SUGGESTIONS) -> Suggestions:
-        """Completions of the last word from frequent index terms, and titles containing the text."""
+        """Completions of the last word, and titles containing the text. The people the index
+        names that the word begins come first (香川 → 香川真司: Sudachi splits a full name in
+        two, so no single term completes it), then the most frequent index terms it begins."""
         text = normalize_query(text or "")[:100]
         if not text:
             return Suggestions([], [])
         head, _, last = text.rpartition(" ")
         with self.index.view() as view:
             reader = view.searcher.reader()
-            candidates = itertools.islice(reader.expand_prefix("body", last.lower()), PREFIX_SCAN)
-            frequent = sorted(
-                ((reader.doc_frequency("body", term), term.decode("utf-8")) for term in candidates),
-                reverse=True,
-            )
+            people = [name for name in _frequent(reader, "people", last) if name != last][: (limit + 1) // 2]
+            frequent = _frequent(reader, "body", last.lower())
             every_title = view.table(TitleList).titles
-        queries = [f"{head} {term}".strip() for _, term in frequent[:limit]]
+        completions = dict.fromkeys([*people, *frequent])
+        queries = [f"{head} {term}".strip() for term in itertools.islice(completions, limit)]
         needle = text.casefold()
         titles = [(article_id, title) for folded, title, article_id in every_title if needle in folded][:limit]
         return Suggestions(queries, titles)
@@ -379,6 +379,18 @@ def _articles_with(reader, numbers: np.ndarray, word: str) -> np.ndarray:
     ]
     found = numbers[np.array(docnums, dtype=np.int64)]
     return np.unique(found[found >= 0])
+
+
+def _frequent(reader, field_name: str, prefix: str) -> list[str]:
+    """The terms of `field_name` that begin with `prefix`, those in the most sections first
+    (none in an index built before the field)."""
+    if field_name not in reader.schema or not prefix:
+        return []
+    candidates = itertools.islice(reader.expand_prefix(field_name, prefix), PREFIX_SCAN)
+    counted = sorted(
+        ((reader.doc_frequency(field_name, term), term.decode("utf-8")) for term in candidates), reverse=True
+    )
+    return [term for _, term in counted]
 
 
 # The fields whose words a misspelling is corrected to: a headline's words are in the titles.

@@ -257,6 +257,8 @@ def _is_not_word(arg: str) -> bool:
 @click.option("--source", default="", help="Only this source.")
 @click.option("--from", "date_from", default="", metavar="DATE", help="From this day on: YYYY-MM-DD, YYYY-MM or YYYY.")
 @click.option("--to", "date_to", default="", metavar="DATE", help="Up to this day: YYYY-MM-DD, YYYY-MM or YYYY.")
+@click.option("--person", default="", help="Only sections naming this person (as the people facet lists them).")
+@click.option("--place", default="", help="Only sections naming this place (as the places facet lists them).")
 @click.option("--sort", default="relevance", show_default=True, metavar="ORDER", help="relevance, newest or oldest.")
 @click.option(
     "--sections", "flat", is_flag=True, help="List matching sections one by one instead of each article once."
@@ -283,6 +285,8 @@ def search_command(
     source: str,
     date_from: str,
     date_to: str,
+    person: str,
+    place: str,
     sort: str,
     flat: bool,
     queries: Path | None,
@@ -310,7 +314,7 @@ def search_command(
         raise UserError('give a query: midashi search "輸出規制"')
     if as_json:
         output_format = "json"
-    filters = _guarded(lambda: Filters.parse(category, source, date_from, date_to))
+    filters = _guarded(lambda: Filters.parse(category, source, date_from, date_to, person, place))
     results = _guarded(
         lambda: index.search(
             query, limit=limit or 10, group=not flat, filters=filters, sort=sort, facets=output_format == "json"

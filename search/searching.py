@@ -30,7 +30,7 @@ from whoosh.index import EmptyIndexError, Index
 from whoosh.scoring import BM25F
 from whoosh.searching import Searcher
 
-from .analysis.sudachi import synonym_word_term
+from .analysis.sudachi import NAME_FIELDS, synonym_word_term
 from .codec.store import (
     Checksum,
     DamagedIndexError,
@@ -81,6 +81,8 @@ MAX_MODEL_NAMES = 16
 MODEL_PREFIX_SCAN = 2000
 # What a generation's lexicon answered is kept for the searches after it, up to this many answers.
 LEXICON_ANSWERS_KEPT = 10_000
+# The people and places facets list this many names each, those the most matching articles name.
+NAME_FACETS = 10
 
 
 class GenerationTable(Protocol):
@@ -135,24 +137,41 @@ class Hit:
 
 @dataclass(frozen=True)
 class Filters:
-    """Restrictions on which sections may match: exact category/source, an inclusive date range."""
+    """Restrictions on which sections may match: exact category/source, an inclusive date range,
+    a person or a place the section names (as the people and places facets list them)."""
 
     category: str = ""
     source: str = ""
     date_from: date | None = None
     date_to: date | None = None
+    person: str = ""
+    place: str = ""
 
     @classmethod
-    def parse(cls, category: str = "", source: str = "", date_from: str = "", date_to: str = "") -> Filters:
+    def parse(
+        cls,
+        category: str = "",
+        source: str = "",
+        date_from: str = "",
+        date_to: str = "",
+        person: str = "",
+        place: str = "",
+    ) -> Filters:
         """Filters from request strings; dates are YYYY-MM-DD, YYYY-MM or YYYY (QueryError if not)."""
         start = _parse_day(date_from, end=False)
         end = _parse_day(date_to, end=True)
         if start and end and start > end:
             raise QueryError("the start date is after the end date", "開始日が終了日より後になっています。")
-        return cls(category.strip(), source.strip(), start, end)
+        return cls(category.strip(), source.strip(), start, end, person.strip(), place.strip())
 
     def __bool__(self) -> bool:
-        return bool(self.category or self.source or self.date_from or self.date_to)
+        return bool(self.category or self.source or self.date_from or self.date_to or self.person or self.place)
+
+    @property
+    def names(self) -> dict[str, str]:
+        """The name fields this filter restricts (`people`, `places`) and the name each must have."""
+        wanted = dict(zip(NAME_FIELDS, (self.person, self.place)))
+        return {field_name: name for field_name, name in wanted.items() if name}
 
 
 def _parse_day(text: str, end: bool) -> date | None:
@@ -196,12 +215,14 @@ class FacetCount:
 @dataclass(frozen=True)
 class Facets:
     """Counts of matching articles (not just the page's; an article counts once per value):
-    categories, sources, years, months."""
+    categories, sources, years, months; and the people and places most of them name (`NameTable`)."""
 
     category: list[FacetCount]
     source: list[FacetCount]
     year: list[FacetCount]  # "2012", newest first
     month: list[FacetCount]  # "2012-05", newest first
+    people: list[FacetCount] = field(default_factory=list)  # the most articles first, at most NAME_FACETS
+    places: list[FacetCount] = field(default_factory=list)
 
     def as_json(self) -> dict:
         return {kind.name: [count.as_json() for count in getattr(self, kind.name)] for kind in fields(self)}
@@ -683,7 +704,7 @@ class SearchIndex:
                 return RankedSections(_NO_RANKING)
             return RankedSections(_NO_RANKING, None, Facets([], [], [], []), [])
         excluded = self._excluded_sections(view, parsed.excluded)
-        scope = Scope(filters, excluded, _without(view.table(FacetTable).allowed(filters), excluded, size))
+        scope = Scope(filters, excluded, _without(self._allowed(view, filters), excluded, size))
         deadline = Deadline(self.time_budget)  # one for all the rankings of this search
         relaxation, loose = None, None
         if sort != "relevance" and not (parsed.natural_language and wanted is None):
@@ -716,6 +737,16 @@ class SearchIndex:
         timeline = view.table(FacetTable).timeline(ranking.matched, view.table(ArticleMap).numbers)
         return RankedSections(ranking, relaxation, counts, timeline, loose)
 
+    @staticmethod
+    def _allowed(view: GenerationView, filters: Filters | None) -> np.ndarray | None:
+        """The docnums `filters` let through, sorted (None: every one): the columns' filters
+        (`FacetTable.allowed`) and the names' (`NameTable.allowed`) together."""
+        allowed = view.table(FacetTable).allowed(filters)
+        if filters is None or not filters.names:
+            return allowed
+        named = view.table(NameTable).allowed(filters.names)
+        return named if allowed is None else np.intersect1d(allowed, named, assume_unique=True)
+
     def _ranker(
         self, view: GenerationView, scope: Scope, deadline: Deadline
     ) -> Callable[[wq.Query, int | None], Ranking]:
@@ -735,8 +766,11 @@ class SearchIndex:
     def _facet_counts(
         self, view: GenerationView, query: wq.Query, scope: Scope, ranking: Ranking, relaxation: Relaxation | None
     ) -> Facets:
-        """The facet counts of the articles of every section of `ranking` (the relaxed ones too)."""
-        return view.table(FacetTable).facets(ranking.matched, view.table(ArticleMap).numbers)
+        """The facet counts of the articles of every section of `ranking` (the relaxed ones too),
+        with the people and places they name."""
+        articles = view.table(ArticleMap).numbers
+        counted = view.table(FacetTable).facets(ranking.matched, articles)
+        return replace(counted, **view.table(NameTable).facets(ranking.matched, articles))
 
     def page(self, view: GenerationView, ranking: Ranking, offset: int, limit: int, group: bool) -> Page:
         """The part of `ranking` one page shows: hits `offset`.. `offset + limit`, or with `group`
@@ -917,6 +951,12 @@ class IndexLexicon:
         names.sort(key=lambda name: (-reader.doc_frequency("body", name), name))
         return names[:MAX_MODEL_NAMES]
 
+    def has_reading(self, reading: str) -> bool:
+        """Whether a word of the index reads `reading` (none does in an index built before the
+        reading field)."""
+        reader = self.searcher.reader()
+        return "reading" in reader.schema and bool(reader.doc_frequency("reading", reading))
+
     def variants(self, group: int, besides: str = "") -> list[str]:
         return self._remembered(("variants", group, besides), lambda: self._variants(group, besides))
 
@@ -1065,12 +1105,14 @@ def article_counts(docnums: np.ndarray, codes: np.ndarray, articles: np.ndarray,
     section may have many values (repeat its docnum) or one (`codes = table[docnums]`); `articles`
     maps a docnum to its article's number (`ArticleMap.numbers`). An article counts once per value
     however many of its sections have it. Array operations only: one key per (value, article)
-    pair, `np.unique` over the keys, a bincount of their values."""
+    pair, one of each key, a bincount of their values."""
     keep = codes >= 0
     numbers = articles[docnums[keep]].astype(np.int64) + 1  # -1 (no article) → 0: counted as one
     if not len(numbers):
         return np.zeros(size, dtype=np.int64)
-    keys = np.unique(codes[keep].astype(np.int64) * (int(numbers.max()) + 1) + numbers)
+    # Sorted, then one of each run (np.unique's hashing path took 9 ms for 日本's names on livedoor).
+    keys = np.sort(codes[keep].astype(np.int64) * (int(numbers.max()) + 1) + numbers)
+    keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
     return np.bincount(keys // (int(numbers.max()) + 1), minlength=size)
 
 
@@ -1171,6 +1213,107 @@ class ArticleMap:
         return len(found), list(sections.values())
 
 
+class NameTable:
+    """Which people and places each document names (`people`, `places`), as arrays, so the
+    names of any set of matches are counted per article with a few array operations: per name
+    field, the names and, CSR-style, each document's slice of name codes (a section can name
+    several). An index built before these fields has none: its facets are empty, and a filter
+    by a name lets nothing through."""
+
+    def __init__(self, names: dict[str, np.ndarray], starts: dict[str, np.ndarray], codes: dict[str, np.ndarray]):
+        self.names = names  # field → its names, sorted (an array of str)
+        self.starts = starts  # field → docnum → where its codes start in `codes` (one more at the end)
+        self.codes = codes  # field → every document's name codes, one document after another
+
+    @classmethod
+    def build(cls, reader) -> NameTable:
+        """From each segment's names (`_segment_names`, kept between generations as article ids
+        are), one numbering of the names over all segments."""
+        leaves = [(leaf, offset) for leaf, offset in reader.leaf_readers() if leaf.segment() is not None]
+        size = reader.doc_count_all()
+        names, starts, codes = {}, {}, {}
+        for field_name in NAME_FIELDS:
+            segments = [_segment_names(leaf, field_name) for leaf, _ in leaves]
+            every = [name for names_of, _, _ in segments for name in names_of]
+            names[field_name], numbers = np.unique(np.array(every, dtype=str), return_inverse=True)
+            counts = np.zeros(size, dtype=np.int64)  # names per document
+            parts, first = [], 0
+            for (names_of, segment_starts, segment_codes), (_, offset) in zip(segments, leaves):
+                documents = len(segment_starts) - 1
+                counts[offset : offset + documents] = np.diff(segment_starts)
+                parts.append(numbers[first : first + len(names_of)][segment_codes])
+                first += len(names_of)
+            starts[field_name] = np.concatenate(([0], np.cumsum(counts)))
+            codes[field_name] = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        return cls(names, starts, codes)
+
+    def _codes_of(self, field_name: str, docnums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The name codes of `docnums` one document after another, and how many each has."""
+        starts = self.starts[field_name]
+        firsts, counts = starts[docnums], starts[docnums + 1] - starts[docnums]
+        if not counts.sum():
+            return np.zeros(0, dtype=np.int64), counts
+        placed = np.cumsum(counts) - counts  # where each document's codes go in the result
+        return self.codes[field_name][np.repeat(firsts - placed, counts) + np.arange(int(counts.sum()))], counts
+
+    def facets(self, matched: np.ndarray, articles: np.ndarray) -> dict[str, list[FacetCount]]:
+        """`people` and `places`: the NAME_FACETS names the most articles among `matched` name in
+        a matching section, each article counted once per name (`articles`: docnum → article
+        number, as `ArticleMap` numbers them; -1 for none)."""
+        found: dict[str, list[FacetCount]] = {}
+        for field_name in NAME_FIELDS:
+            names = self.names[field_name]
+            codes, counts = self._codes_of(field_name, matched)
+            if not len(codes):
+                found[field_name] = []
+                continue
+            per_name = article_counts(np.repeat(matched, counts), codes, articles, len(names))
+            named = np.flatnonzero(per_name)  # in name order: `names` is sorted
+            top = named[np.argsort(-per_name[named], kind="stable")[:NAME_FACETS]]  # ties by name
+            found[field_name] = [FacetCount(str(names[code]), int(per_name[code])) for code in top]
+        return found
+
+    def allowed(self, wanted: dict[str, str]) -> np.ndarray:
+        """The docnums, sorted, that name every name `wanted` (field → name)."""
+        allowed: np.ndarray | None = None
+        for field_name, name in wanted.items():
+            names = self.names[field_name]
+            code = int(np.searchsorted(names, name))
+            if code == len(names) or names[code] != name:
+                return np.zeros(0, dtype=np.int64)
+            places = np.flatnonzero(self.codes[field_name] == code)
+            having = np.searchsorted(self.starts[field_name], places, side="right") - 1  # ascending
+            having = having[np.concatenate(([True], having[1:] != having[:-1]))] if len(having) else having
+            allowed = having if allowed is None else np.intersect1d(allowed, having, assume_unique=True)
+        return allowed if allowed is not None else np.zeros(0, dtype=np.int64)
+
+
+def _segment_names(leaf, field_name: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """A segment's names in `field_name` (none before the field existed) and, CSR-style, each of
+    its documents' indexes into them: where each document's codes start (one more at the end)
+    and the codes. Kept with the other per-segment tables (`scoring.SEGMENT_TABLES`)."""
+    key = ("names", field_name, leaf.segment().segment_id())
+    found = SEGMENT_TABLES.get(key)
+    if found is not None:
+        return found
+    size = leaf.doc_count_all()
+    names: list[str] = []
+    documents, codes = [], []
+    if field_name in leaf.schema:
+        for number, term in enumerate(leaf.lexicon(field_name)):
+            names.append(term.decode("utf-8"))
+            having = np.fromiter(leaf.postings(field_name, term).all_ids(), dtype=np.int64)
+            documents.append(having)
+            codes.append(np.full(len(having), number, dtype=np.int64))
+    every_document = np.concatenate(documents) if documents else np.zeros(0, dtype=np.int64)
+    every_code = np.concatenate(codes) if codes else np.zeros(0, dtype=np.int64)
+    order = np.argsort(every_document, kind="stable")
+    starts = np.concatenate(([0], np.cumsum(np.bincount(every_document, minlength=size))))
+    found = (names, starts, every_code[order])
+    SEGMENT_TABLES.put(key, found, starts.nbytes + found[2].nbytes + sum(_NAME_BYTES + len(name) for name in names))
+    return found
+
+
 def _segment_articles(leaf) -> tuple[list[str | None], np.ndarray]:
     """A segment's article ids and each of its documents' index into them, kept with the other
     per-segment tables (`scoring.SEGMENT_TABLES`), by segment id: segments are write-once."""
@@ -1244,4 +1387,4 @@ def article_fields(stored: dict) -> dict:
 
 
 # The tables of a generation every search uses (`SearchIndex.warm` builds them before the first).
-SEARCH_TABLES = (ArticleMap, FacetTable, SectionTable, LexiconMemory)
+SEARCH_TABLES = (ArticleMap, FacetTable, NameTable, SectionTable, LexiconMemory)

@@ -500,3 +500,41 @@ def test_the_feed_and_csv_links_carry_the_search(driver, base_url):
     )
     assert fetched[0] == "application/atom+xml; charset=utf-8" and "<entry>" in fetched[1]
     assert "半導体ニュース第" in fetched[1]
+
+
+# --- the people facet (issue 29) -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size, dark", [(DESKTOP, False), (PHONE, True)], ids=["desktop", "phone-dark"])
+def test_a_people_facet_chip_filters_to_that_person(sized, base_url, size, dark):
+    """「香川」: the people facet offers 香川真司 (counted in articles); its chip filters the results
+    to the articles that name him, and a chip to remove the filter appears."""
+    from selenium.webdriver.common.by import By
+
+    driver = sized
+    at_size(driver, size, dark)
+    driver.get(base_url + "/?q=香川")
+    unfold_filters(driver)
+    people = driver.find_element(By.CSS_SELECTOR, 'nav[aria-label="人物で絞り込む"]')
+    chip = next(a for a in people.find_elements(By.CSS_SELECTOR, "a.chip") if a.text.startswith("香川真司"))
+    count = int(chip.find_element(By.CSS_SELECTOR, ".count").text.replace(",", ""))
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", people)
+    name = "people-facet-" + ("phone" if size == PHONE else "desktop") + ("-dark" if dark else "")
+    assert viewport_shot(driver, name + ".png").exists()
+    chip.click()
+    wait(driver, lambda d: "person=%E9%A6%99%E5%B7%9D%E7%9C%9F%E5%8F%B8" in d.current_url)
+    summary = driver.find_element(By.CSS_SELECTOR, ".results-summary strong").text
+    assert int(summary.replace(",", "")) == count, "the facet counted the articles the filter keeps"
+    assert len(driver.find_elements(By.CSS_SELECTOR, ".hit")) == min(count, 10)
+    unfold_filters(driver)
+    assert driver.find_element(By.CSS_SELECTOR, '.active-filters a[aria-label*="香川真司"]').is_displayed()
+    assert viewport_shot(driver, name + "-filtered.png").exists()
+
+
+def unfold_filters(driver) -> None:
+    """Open the filters panel where the page folds it (a phone), as a reader taps its summary."""
+    from selenium.webdriver.common.by import By
+
+    panel = driver.find_element(By.CSS_SELECTOR, ".filters-panel")
+    if not panel.get_attribute("open"):
+        panel.find_element(By.TAG_NAME, "summary").click()

@@ -152,6 +152,8 @@ PICKLED = {
         "SudachiTokenizer",
         "SynonymGroupTokenizer",
         "CharBigramTokenizer",
+        "ReadingTokenizer",
+        "NameTokenizer",
         "SynonymWordTokenizer",  # (since index format 5: never under `search.analysis`)
     ],
     "search.analysis": ["SudachiTokenizer", "SynonymGroupTokenizer", "CharBigramTokenizer"],

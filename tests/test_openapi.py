@@ -94,6 +94,7 @@ CALLS = [
     ("/api/search", "/api/search?q=半導体 輸出&per_page=5", 200),
     ("/api/search", "/api/search?q=半導体&sort=newest&category=tech&from=2011&to=2012-06", 200),
     ("/api/search", "/api/search?q=存在しない語彙", 200),
+    ("/api/search", "/api/search?q=サッカー&person=香川真司&place=ドルトムント", 200),
     ("/api/search", "/api/search?q=", 400),
     ("/api/articles/{id}", f"/api/articles/{HOSTILE_ID}?q=半導体", 200),
     ("/api/articles/{id}", "/api/articles/blockmedia-trump-nvidia-h200-china-export", 200),

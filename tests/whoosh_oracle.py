@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -23,12 +24,15 @@ from whoosh import collectors, columns, sorting
 from whoosh import query as wq
 from whoosh.searching import Results, Searcher
 
+from search.analysis.sudachi import NAME_FIELDS
 from search.query.parse import QueryOptions
 from search.ranking.scoring import Deadline, Ranking
 from search.searching import (
     _FACET_FIELDS,
     _FACETS,
     DEFAULT_TIME_BUDGET,
+    NAME_FACETS,
+    FacetCount,
     Facets,
     Filters,
     GenerationView,
@@ -114,7 +118,8 @@ class WhooshOracle(SearchIndex):
         for name in _FACETS:
             groups = {value: articles(docnums) for value, docnums in results.groups(name).items()}
             counts.append({value: count for value, count in groups.items() if count})
-        return _facets(*counts)
+        counted = _facets(*counts)
+        return replace(counted, **{name: _name_counts(view.searcher, results.groups(name)) for name in NAME_FIELDS})
 
     def _collect(self, searcher: Searcher, query: wq.Query, limit: int | None, scope: Scope, **options) -> Results:
         """Whoosh's collector over its own matchers, within `scope` (its filter query and mask)."""
@@ -130,6 +135,16 @@ class WhooshOracle(SearchIndex):
             keep_every_matcher(collector)
         searcher.search_with_collector(query, collector)
         return collector.results()
+
+
+def _name_counts(searcher: Searcher, sections: dict[str, list[int]]) -> list[FacetCount]:
+    """The names the most articles name in a matching section (Whoosh's overlapping facet lists
+    the sections of each name; their stored article ids count the articles), as `NameTable` does."""
+    articles = {
+        name: {searcher.stored_fields(docnum)["article_id"] for docnum in docnums} for name, docnums in sections.items()
+    }
+    counts = sorted((-len(ids), name) for name, ids in articles.items() if ids and name is not None)  # None: no name
+    return [FacetCount(name, -count) for count, name in counts[:NAME_FACETS]]
 
 
 def whoosh_ranking(searcher: Searcher, results: Results, allowed: np.ndarray | None) -> Ranking:
@@ -157,6 +172,7 @@ def filter_query(filters: Filters | None) -> wq.Query | None:
         parts.append(wq.Term("category", filters.category))
     if filters.source:
         parts.append(wq.Term("source", filters.source))
+    parts += [wq.Term(field_name, name) for field_name, name in filters.names.items()]
     if filters.date_from or filters.date_to:
         start = datetime.combine(filters.date_from, datetime.min.time()) if filters.date_from else None
         end = datetime.combine(filters.date_to, datetime.max.time()) if filters.date_to else None
@@ -237,4 +253,6 @@ def facet_requests() -> dict[str, sorting.FacetType]:
         name: sorting.FieldFacet(name, maptype=sorting.UnorderedList) for name in _FACET_FIELDS
     }
     requests["month"] = MonthFacet("date", maptype=sorting.UnorderedList)
+    for name in NAME_FIELDS:  # a section names several: each name's sections, listed
+        requests[name] = sorting.FieldFacet(name, allow_overlap=True, maptype=sorting.UnorderedList)
     return requests

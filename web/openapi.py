@@ -70,7 +70,21 @@ _SEARCH_HIT = {
         "description": "Grouped by article (always, in the API): the article's other matching sections.",
     },
 }
-_FACETS = _object({"category": _FACET_LIST, "source": _FACET_LIST, "year": _FACET_LIST, "month": _FACET_LIST})
+_NAME_FACET_LIST = {
+    **_FACET_LIST,
+    "description": "The names Sudachi tags in the matching sections, those the most matching articles name"
+    " first; `count` counts articles (each once per name). Empty for an index built before names were indexed.",
+}
+_FACETS = _object(
+    {
+        "category": _FACET_LIST,
+        "source": _FACET_LIST,
+        "year": _FACET_LIST,
+        "month": _FACET_LIST,
+        "people": _NAME_FACET_LIST,
+        "places": _NAME_FACET_LIST,
+    }
+)
 _SEARCH_RESULTS = {
     "query": {"type": "string", "description": "The query as normalised for searching."},
     "total": {"type": "integer", "minimum": 0, "description": "Matching sections."},
@@ -213,6 +227,8 @@ OPENAPI = {
                     _query("source", "Only this source."),
                     _query("from", "Earliest date, YYYY-MM-DD (or YYYY-MM, YYYY)."),
                     _query("to", "Latest date, inclusive, YYYY-MM-DD (or YYYY-MM, YYYY)."),
+                    _query("person", "Only sections naming this person (a value of the `people` facet)."),
+                    _query("place", "Only sections naming this place (a value of the `places` facet)."),
                 ],
                 "responses": {
                     "200": _json(_ref("SearchPage"), "Ranked articles, facets and counts."),

@@ -44,7 +44,7 @@ def search_request(args: Mapping[str, str]) -> SearchRequest:
         per_page=_bounded_int(args, "per_page", DEFAULT_PER_PAGE, 1, MAX_PER_PAGE),
         sort=args.get("sort") or "relevance",
         filters=Filters.parse(
-            args.get("category", ""), args.get("source", ""), args.get("from", ""), args.get("to", "")
+            *(args.get(name, "") for name in ("category", "source", "from", "to", "person", "place"))
         ),
     )
 

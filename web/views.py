@@ -35,7 +35,7 @@ CATEGORY_LABELS = {
     "sports-watch": "Sports Watch",
     "topic-news": "トピックニュース",
 }
-_FILTER_ARGS = ("category", "source", "from", "to")
+_FILTER_ARGS = ("category", "source", "from", "to", "person", "place")
 # An article of this many sections or more gets a table of contents.
 TOC_MIN_SECTIONS = 6
 # A section without a heading is named in the table of contents by its opening, this long at most.

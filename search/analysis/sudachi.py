@@ -292,6 +292,8 @@ class Columns(NamedTuple):
 # `Term` in a plain tuple (cheaper to make). Lists of units hold one per morpheme: a row, or for
 # a dropped morpheme its normalized form (a str), which `_join_ascii` needs to see hyphens and gaps.
 _Row = tuple[str, int, int, tuple[int, ...], bool]
+# A content morpheme's dictionary entry and its first and end character.
+_Labelled = tuple["_Entry", int, int]
 
 
 class _Analysis:
@@ -306,14 +308,61 @@ class _Analysis:
         self._units: list[list[_Row | str]] = []  # per piece, a unit per morpheme (for mode A)
         self._splitting: list[list[int]] = []  # per piece, which of its units are words that split
         self._words: list[_Row] = []
+        self._labelled: list[_Labelled] = []  # every content morpheme's entry, for readings and names
         for offset, piece in chunks(text):
             morphemes = tokenizer.tokenize(piece)
-            units, splitting, words = _word_units(text, morphemes, offset, is_content)
+            units, splitting, words, labelled = _word_units(text, morphemes, offset, is_content)
             self._morphemes.append(morphemes if splitting else None)  # the rest need not be kept
             self._units.append(units)
             self._splitting.append(splitting)
             self._words += words
+            self._labelled += labelled
         self.words = _columns_of(text, self._words)
+
+    @functools.cached_property
+    def readings(self) -> Columns:
+        """Each word's reading (katakana, Sudachi's `reading_form`) at the word's position, so a
+        phrase of readings matches the words in order; none for Latin and digits (exact terms)."""
+        readings = {start: (end, entry.reading) for entry, start, end in self._labelled}
+        words = self.words
+        found = [
+            (reading, position, start, end)
+            for term, position, start, end in zip(words.texts, words.positions, words.starts, words.ends)
+            if not term.isascii()
+            for word_end, reading in (readings.get(start, (-1, "")),)
+            if reading and word_end == end
+        ]
+        return Columns(*zip(*found)) if found else Columns()
+
+    @functools.cached_property
+    def names(self) -> tuple[tuple[str, ...], tuple[str, ...], frozenset[str]]:
+        """The people and the places the text names, each once, in order of first mention, and
+        the surnames of the full names among the people.
+
+        Sudachi tags a full name as a surname and a given name (香川 + 真司): the two written
+        together are one person, 香川真司; either alone, or a name it tags as a whole, is kept
+        as written, unless it is also a common noun (との見方が: Sudachi tags 見方 a surname) and
+        no title follows it (野田首相, 本田氏)."""
+        people: dict[str, None] = {}
+        places: dict[str, None] = {}
+        surnames: set[str] = set()
+        labelled = self._labelled
+        number = 0
+        while number < len(labelled):
+            entry, _, end = labelled[number]
+            number += 1
+            if entry.name == PLACE:
+                places[entry.name_text] = None
+            elif entry.name:
+                following, start, _ = labelled[number] if number < len(labelled) else (_NO_ENTRY, -1, -1)
+                adjacent = start == end
+                if entry.name == SURNAME and adjacent and following.name == GIVEN_NAME:
+                    people[entry.name_text + following.name_text] = None
+                    surnames.add(entry.name_text)
+                    number += 1
+                elif not entry.common or (adjacent and following.title):
+                    people[entry.name_text] = None
+        return tuple(people), tuple(places), frozenset(surnames)
 
     @functools.cached_property
     def word_terms(self) -> tuple[Term, ...]:
@@ -384,12 +433,12 @@ class _Analysis:
 # the mode A split's offsets, on its original characters): kept per process, as asking Sudachi
 # again for each of a word's thousands of occurrences costs more than its own tokenization.
 _ENTRIES_CACHED = 200_000
-# What an entry of either costs (key and value): 520 bytes measured over livedoor's sections.
-DICTIONARY_ENTRY_BYTES = 520
+# What an entry of either costs (key and value): 520 bytes measured over livedoor's sections, and
+# 120 more since a word's entry keeps its reading (a katakana str, about 80) and five more fields.
+DICTIONARY_ENTRY_BYTES = 640
 _entries_limit = _ENTRIES_CACHED  # of both together: their share of the memory budget (`memory.py`)
-# Per word id: a dropped word's normalized form, or a kept one's (term, synonym groups, splits in
-# mode A?).
-_word_entries: dict[int, str | tuple[str, tuple[int, ...], bool]] = {}
+# Per word id: a dropped word's normalized form, or a kept one's `_Entry`.
+_word_entries: dict[int, str | _Entry] = {}
 # Per (word id, surface) of a word that splits: its mode A pieces as (normalized form, first and
 # end character from the word's start, kept?).
 _unit_pieces: dict[tuple[int, str], tuple[tuple[str, int, int, bool], ...]] = {}
@@ -425,17 +474,82 @@ def _forget_entries() -> None:
 memory.register("dictionary entries", memory.CacheFunctions(set_entry_bytes, entry_bytes, _forget_entries), memory.TEXT)
 
 
-def _word_entry(morpheme, is_content) -> str | tuple[str, tuple[int, ...], bool]:
+class _Entry(NamedTuple):
+    """What analysis keeps of a content word's dictionary entry."""
+
+    term: str  # its normalized form, lowercased
+    groups: tuple[int, ...]  # its synonym groups
+    splits: bool  # whether it has mode A units
+    reading: str  # its reading form, in katakana (`reading_form()`)
+    name: str  # the kind of proper noun it is (SURNAME, GIVEN_NAME, PERSON, PLACE), or ""
+    name_text: str  # its normalized form as written (not lowercased) when it is a name
+    common: bool = False  # a person's name that is also a common noun (見方, 野田): a name only in context
+    title: bool = False  # what follows a person's name (氏, さん, 首相, 選手)
+
+
+# Words after a surname that say it is one (野田首相, 本田選手), besides Sudachi's noun suffixes (氏, さん).
+PERSON_TITLES = frozenset(
+    {
+        "首相",
+        "大臣",
+        "選手",
+        "監督",
+        "社長",
+        "会長",
+        "議員",
+        "知事",
+        "市長",
+        "代表",
+        "容疑者",
+        "被告",
+        "投手",
+        "議長",
+        "総裁",
+    }
+)
+_NO_ENTRY = _Entry("", (), False, "", "", "")  # what follows the last word
+
+# Sudachi's proper-noun tags (名詞,固有名詞,人名,姓 / 名 / 一般 and 名詞,固有名詞,地名,*) as name kinds.
+SURNAME, GIVEN_NAME, PERSON, PLACE = "surname", "given", "person", "place"
+_PERSON_KINDS = {"姓": SURNAME, "名": GIVEN_NAME}
+
+
+def _name_kind(part_of_speech: Sequence[str]) -> str:
+    """The kind of proper noun a part of speech tags, or "" for any other word."""
+    if part_of_speech[0] != "名詞" or part_of_speech[1] != "固有名詞":
+        return ""
+    if part_of_speech[2] == "人名":
+        return _PERSON_KINDS.get(part_of_speech[3], PERSON)
+    return PLACE if part_of_speech[2] == "地名" else ""
+
+
+def _also_common(surface: str) -> bool:
+    """Whether the dictionary also lists `surface` as a common noun (見方 is a surname too)."""
+    return any(entry.part_of_speech()[1] == "普通名詞" for entry in _sudachi_dictionary().lookup(surface))
+
+
+def _word_entry(morpheme, is_content) -> str | _Entry:
     """A morpheme's entry in `_word_entries`, made and kept (not for unknown words: they share
     their ids, their normalized form is their surface, and they have no mode A units)."""
     normalized = morpheme.normalized_form()
     unknown = morpheme.is_oov()
     if normalized in LIGHT_VERBS or not is_content(morpheme):
-        entry = normalized
+        entry: str | _Entry = normalized
     else:
         groups = morpheme.synonym_group_ids()
         splits = not unknown and bool(morpheme.split(SplitMode.A))
-        entry = (normalized.lower(), tuple(groups) if groups else (), splits)
+        part_of_speech = morpheme.part_of_speech()
+        name = "" if unknown else _name_kind(part_of_speech)
+        entry = _Entry(
+            normalized.lower(),
+            tuple(groups) if groups else (),
+            splits,
+            morpheme.reading_form(),
+            name,
+            normalized if name else "",
+            common=name not in ("", PLACE) and _also_common(morpheme.surface()),
+            title=normalized in PERSON_TITLES or part_of_speech[:2] == ("接尾辞", "名詞的"),
+        )
     if not unknown:
         _make_entry_room()
         _word_entries[morpheme.word_id()] = entry
@@ -455,13 +569,17 @@ def _pieces(morpheme, key: tuple[int, str], is_content) -> tuple[tuple[str, int,
     return pieces
 
 
-def _word_units(text: str, morphemes, offset: int, is_content) -> tuple[list[_Row | str], list[int], list[_Row]]:
+def _word_units(
+    text: str, morphemes, offset: int, is_content
+) -> tuple[list[_Row | str], list[int], list[_Row], list[_Labelled]]:
     """A unit per morpheme (content ones as terms with their synonym groups, dropped ones as their
-    normalized form), which of them are words that split in mode A, and the terms (`_join_ascii`ed
-    where two Latin ones may join)."""
+    normalized form), which of them are words that split in mode A, the terms (`_join_ascii`ed
+    where two Latin ones may join), and each content morpheme's entry with its offsets (for its
+    reading and whether it is a name)."""
     units: list[_Row | str] = []
     splitting: list[int] = []
     rows: list[_Row] = []
+    labelled: list[_Labelled] = []
     entries = _word_entries
     for morpheme in morphemes:
         entry = entries.get(morpheme.word_id())
@@ -470,14 +588,15 @@ def _word_units(text: str, morphemes, offset: int, is_content) -> tuple[list[_Ro
         if isinstance(entry, str):
             units.append(entry)
             continue
-        term, groups, splits = entry
-        begin, end = morpheme.begin(), morpheme.end()
+        term, groups, splits = entry[:3]
+        begin, end = offset + morpheme.begin(), offset + morpheme.end()
         if splits and end - begin > 1:
             splitting.append(len(units))
-        row = (term, offset + begin, offset + end, groups, False)
+        row = (term, begin, end, groups, False)
         units.append(row)
         rows.append(row)
-    return units, splitting, (_join_ascii(units) if _may_join(text, rows) else rows)
+        labelled.append((entry, begin, end))
+    return units, splitting, (_join_ascii(units) if _may_join(text, rows) else rows), labelled
 
 
 def _split_units(text: str, morphemes, units: list[_Row | str], splitting: list[int], is_content) -> list[_Row]:
@@ -697,6 +816,67 @@ class SynonymWordTokenizer(_TermTokenizer):
 
 def synonym_word_term(group: int, word: str) -> str:
     return f"{synonym_term(group)}:{word}"
+
+
+class ReadingTokenizer(_TermTokenizer):
+    """Each word's reading in katakana (`_Analysis.readings`), at the word's position: a query
+    typed in hiragana finds the words it spells (せるじお → セルジオ, とうきょう → 東京)."""
+
+    def _columns(self, text: str) -> Columns:
+        return _analysis(text).readings
+
+
+def reading_words(text: str) -> tuple[str, ...]:
+    """The readings of `text`'s words, in order (what the reading field holds for it)."""
+    return _analysis(text).readings.texts
+
+
+# Hiragana ぁ..ゖ and their iteration marks ゝゞ sit 0x60 below their katakana.
+_TO_KATAKANA = {code: code + 0x60 for code in (*range(0x3041, 0x3097), 0x309D, 0x309E)}
+_HIRAGANA_WORD = re.compile(r"[\u3041-\u3096\u309d\u309eー]+")
+
+
+def is_hiragana_word(text: str) -> bool:
+    """A word written in hiragana only (a long-vowel mark ー allowed)."""
+    return bool(_HIRAGANA_WORD.fullmatch(text)) and text.strip("ー") != ""
+
+
+def to_katakana(text: str) -> str:
+    """`text` with its hiragana written in katakana (せるじお → セルジオ)."""
+    return text.translate(_TO_KATAKANA)
+
+
+class NameTokenizer(_TermTokenizer):
+    """The people (`kind` "people") or places ("places") a field's texts name together
+    (`_Analysis.names`), each once, as whole names: a field to count and filter by, not to rank
+    with. A place that is the surname of a full name the texts give is that person (香川真司's
+    title, then 香川は… in the text: Sudachi tags the lone 香川 a place, the prefecture)."""
+
+    def __init__(self, kind: str):
+        if kind not in NAME_FIELDS:
+            raise ValueError(f"names are {' or '.join(NAME_FIELDS)}, not {kind!r}")
+        self.kind = kind
+
+    def _columns(self, text: str) -> Columns:
+        return self._named(text.split(TEXT_SEPARATOR))
+
+    def _each_text(self, value: str, start_pos: int, start_char: int) -> Iterator[tuple[Columns, int, int]]:
+        """The names of all of `value`'s texts at once (not one text after another)."""
+        yield self._named(value.split(TEXT_SEPARATOR)), start_pos, start_char
+
+    def _named(self, texts: list[str]) -> Columns:
+        named = [_analysis(text).names for text in texts]
+        if self.kind == NAME_FIELDS[0]:
+            found = tuple(dict.fromkeys(name for people, _, _ in named for name in people))
+        else:
+            surnames = frozenset().union(*(surnames for _, _, surnames in named))
+            found = tuple(dict.fromkeys(name for _, places, _ in named for name in places if name not in surnames))
+        zeros = (0,) * len(found)
+        return Columns(found, tuple(range(len(found))), zeros, zeros)
+
+
+# The fields of names, in the order `_Analysis.names` gives them.
+NAME_FIELDS = ("people", "places")
 
 
 # Katakana only: Latin and digits are exact terms already (and h200 must never match h20), and

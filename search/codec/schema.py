@@ -3,12 +3,18 @@
 Text fields share the Japanese analyzer and turn an unspaced multi-term word into a phrase
 (`multitoken_query="phrase"`), so 輸出規制 means 輸出 directly followed by 規制.
 
-Three more fields index the same text (title, heading and body together) differently, each to
+Four more fields index the same text (title, heading and body together) differently, each to
 be matched with less weight than the words themselves (see `query/parse.py`):
 - `parts`: Sudachi's finest units (mode A) of the words that have them, so ロビー finds ロビー活動;
   Whoosh has no position length, so the sub-units live beside the whole words, not among them;
 - `synonyms`: dictionary synonym groups (米国 ↔ アメリカ, スマホ ↔ スマートフォン);
-- `fallback`: character bigrams of katakana runs, for names the dictionary lacks.
+- `fallback`: character bigrams of katakana runs, for names the dictionary lacks;
+- `reading`: each word's reading in katakana at the word's position, for a query typed in
+  hiragana (せるじお finds セルジオ).
+
+Two fields are only counted and filtered by, never scored (no lengths, no effect on ranking):
+`people` and `places`, the person and place names Sudachi tags in the same text (香川 + 真司
+written together are one name, 香川真司), each once per section.
 
 One more is never searched: `synonym_words` lists which words of each synonym group the corpus
 uses (`g62:米国`), for swapping a synonym into a query's compound (`IndexLexicon.variants`).
@@ -17,13 +23,17 @@ uses (`g62:米国`), for swapping a synonym into a query's compound (`IndexLexic
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypeVar
 
-from whoosh.fields import DATETIME, ID, NUMERIC, STORED, TEXT, Schema
+from whoosh.fields import DATETIME, ID, KEYWORD, NUMERIC, STORED, TEXT, FieldType, Schema
 
 from ..analysis.sudachi import (
+    NAME_FIELDS,
     TEXT_SEPARATOR,
     CharBigramTokenizer,
     JapaneseAnalyzer,
+    NameTokenizer,
+    ReadingTokenizer,
     SudachiTokenizer,
     SynonymGroupTokenizer,
     SynonymWordTokenizer,
@@ -34,7 +44,7 @@ from .postings import ArrayPositions, TermCounts
 # BM25F field weights: a word in the title or a heading says more about a section than the body.
 FIELD_BOOSTS = {"title": 2.0, "heading": 1.5, "body": 1.0}
 TEXT_FIELDS = tuple(FIELD_BOOSTS)
-EXTRA_FIELDS = ("parts", "synonyms", "fallback", "synonym_words")
+EXTRA_FIELDS = ("parts", "synonyms", "fallback", "reading", "synonym_words")
 
 
 def build_schema() -> Schema:
@@ -64,6 +74,8 @@ def build_schema() -> Schema:
         synonyms=_with_format(TEXT(analyzer=SynonymGroupTokenizer(), phrase=False), TermCounts),
         synonym_words=_with_format(TEXT(analyzer=SynonymWordTokenizer(), phrase=False), TermCounts),
         fallback=_array_positions(TEXT(analyzer=CharBigramTokenizer(), phrase=True, multitoken_query="phrase")),
+        reading=_array_positions(TEXT(analyzer=ReadingTokenizer(), phrase=True, multitoken_query="phrase")),
+        **{name: _with_format(KEYWORD(analyzer=NameTokenizer(name)), TermCounts) for name in NAME_FIELDS},
         date=DATETIME(stored=True, sortable=True),
         source=ID(stored=True, sortable=True),
         category=ID(stored=True, sortable=True),
@@ -76,7 +88,10 @@ def _array_positions(field: TEXT) -> TEXT:
     return _with_format(field, ArrayPositions)
 
 
-def _with_format(field: TEXT, format_class) -> TEXT:
+F = TypeVar("F", bound=FieldType)
+
+
+def _with_format(field: F, format_class) -> F:
     field.format = format_class(field_boost=field.format.field_boost)
     return field
 
@@ -103,7 +118,7 @@ def section_documents(article: Article) -> list[dict]:
                 "section_number": number,
                 "heading": section.heading,
                 "body": section.text,
-                **dict.fromkeys(EXTRA_FIELDS, whole),
+                **dict.fromkeys((*EXTRA_FIELDS, *NAME_FIELDS), whole),
             }
         )
     return documents

@@ -45,9 +45,12 @@ from whoosh.qparser import (
 from ..analysis.sudachi import (
     Term,
     bigram_columns,
+    is_hiragana_word,
     is_katakana_word,
+    reading_words,
     synonym_term,
     terms,
+    to_katakana,
 )
 from ..codec.schema import TEXT_FIELDS
 from .coverage import Coverage, Word
@@ -64,6 +67,12 @@ USER_SYNONYM_BOOST = 0.9
 FALLBACK_BOOST = 0.3
 MODEL_BOOST = 0.3  # iphone4s for iphone: below the word itself even where the model is rarer (idf)
 COMPOUND_SYNONYM_BOOST = 0.5  # 東京五輪 for 東京オリンピック
+READING_BOOST = 0.3  # セルジオ for せるじお, beside what the hiragana itself matches
+# A word typed in hiragana of this many kana or more (and at most MAX_READING_KANA) also finds
+# the words it reads as, unless the dictionary reads it as one word already (ありがとう, やきゅう):
+# two kana read as too many words (はし: 橋, 箸, 端).
+MIN_READING_KANA = 3
+MAX_READING_KANA = 24
 # A compound's part is replaced by at most this many of its synonyms (the most frequent first).
 MAX_PART_VARIANTS = 4
 # A word of Latin letters this long or longer finds the model names it starts (not `a` → a4).
@@ -118,6 +127,7 @@ class QueryOptions:
     drop_question_words: bool = True
     always_best_match: bool = False  # the plain-BM25F baseline: every query an OR of its terms
     models: bool = True  # a word of Latin letters finds the model names it starts (iphone → iphone5)
+    readings: bool = True  # a word typed in hiragana finds the words it reads as (せるじお → セルジオ)
     relax: bool = True  # a query of words the strict reading finds (almost) nothing for: best match too
     rerank: bool = True  # the learned model reorders the best sections (`rerank.py`)
 
@@ -132,6 +142,7 @@ PLAIN_BM25F = QueryOptions(
     drop_question_words=False,
     always_best_match=True,
     models=False,
+    readings=False,
     relax=False,
     rerank=False,
 )
@@ -327,6 +338,10 @@ class Lexicon(Protocol):
         frequent first."""
         ...
 
+    def has_reading(self, reading: str) -> bool:
+        """Whether some word of the index reads `reading` (katakana)."""
+        ...
+
 
 @dataclass(frozen=True)
 class ParsedQuery:
@@ -382,6 +397,18 @@ def parse_query(
     if not operators and _quotes_in_running_text(text):
         text = " ".join(text.replace('"', " ").split())
     relaxable = not operators and not _QUOTED.fullmatch(text)
+    readable = "reading" in schema and not operators and '"' not in text  # (no readings in an index before them)
+    read = _read_words(text, options, lexicon) if readable else {}
+    if read and not options.always_best_match:
+        # Words typed in hiragana: Sudachi reads hiragana poorly (せるじお → せる + じお), so each
+        # word is matched on its own, as the strict reading would, with its reading beside it;
+        # and no best-match reading follows (it would match the poor reading's pieces alone).
+        query = wq.And([unit for word in text.split() if (unit := _word_unit(word, schema, read.get(word)))])
+        _check_leaves(query)
+        query = query.normalize()
+        if query is wq.NullQuery:
+            raise _no_words()
+        return ParsedQuery(text, expander.expand(query), natural_language=False)
     if options.always_best_match or not operators:
         analysed = text.replace('"', " ")
         found = list(terms(analysed))
@@ -409,12 +436,7 @@ def parse_query(
             forms = _forms_in(analysed, found)
             query = wq.And([expander.word((word,), forms[word]) for word in words])
             return ParsedQuery(text, query, natural_language=False, relaxable=relaxable)
-    parser = MultifieldParser(list(TEXT_FIELDS), schema, group=AndGroup)
-    # A dash standing alone is punctuation, not an operator: a pasted headline's 「…」 - 辛口説教部屋
-    # vol.27 names its series, and excluded the series' every article.
-    parser.add_plugin(PlusMinusPlugin(plusexpr=_WORD_START + r"\+(?=\S)", minusexpr=_MINUS))
-    parser.remove_plugin_class(WildcardPlugin)  # ？ and ＊ are punctuation in Japanese text
-    parser.remove_plugin_class(EveryPlugin)  # `*:*` would walk every section
+    parser = _strict_parser(schema)
     try:
         query = parser.parse(text if operators else _PARENTHESES.sub(" ", text))
     except Exception as error:  # Whoosh raises assorted types for odd input (NOT NOT: IndexError)
@@ -433,6 +455,85 @@ def parse_query(
             negated, phrases=False
         )
     return ParsedQuery(text, expander.expand(query), natural_language=False, relaxable=relaxable, excluded=negated)
+
+
+def _strict_parser(schema: Schema) -> MultifieldParser:
+    """Whoosh's parser as a strict query uses it: every word required, a dash before a word
+    negates it, `?` and `*` are text."""
+    parser = MultifieldParser(list(TEXT_FIELDS), schema, group=AndGroup)
+    # A dash standing alone is punctuation, not an operator: a pasted headline's 「…」 - 辛口説教部屋
+    # vol.27 names its series, and excluded the series' every article.
+    parser.add_plugin(PlusMinusPlugin(plusexpr=_WORD_START + r"\+(?=\S)", minusexpr=_MINUS))
+    parser.remove_plugin_class(WildcardPlugin)  # ？ and ＊ are punctuation in Japanese text
+    parser.remove_plugin_class(EveryPlugin)  # `*:*` would walk every section
+    return parser
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """How a word typed in hiragana is matched: its reading as index readings (a phrase of them),
+    and whether its own analysis is a word as typed (else only the reading is matched)."""
+
+    readings: tuple[str, ...]
+    spelled: bool
+
+
+def _read_words(text: str, options: QueryOptions, lexicon: Lexicon | None) -> dict[str, _Reading]:
+    """The words of `text` typed in hiragana that also find what they read as (see
+    MIN_READING_KANA), each with its `_Reading`."""
+    if not options.readings:
+        return {}
+    found = {}
+    for word in dict.fromkeys(text.split()):
+        if not (MIN_READING_KANA <= len(word) <= MAX_READING_KANA and is_hiragana_word(word)):
+            continue
+        own = list(terms(word))
+        if len(own) == 1 and own[0].end - own[0].start == len(word) and not is_hiragana_word(own[0].text):
+            continue  # the dictionary's own word (ありがとう → 有り難う, やきゅう → 野球): exact enough
+        readings = _reading_pieces(to_katakana(word), lexicon)
+        if readings:
+            # A word begins and ends with a word, not a particle or auxiliary (せる|じお, さっ|かー):
+            # else Sudachi has cut it wrongly. (A particle inside may be right: とって|おき.)
+            spelled = bool(own) and own[0].start == 0 and own[-1].end == len(word)
+            found[word] = _Reading(readings, spelled)
+    return found
+
+
+def _reading_pieces(katakana: str, lexicon: Lexicon | None) -> tuple[str, ...]:
+    """`katakana` cut into readings the index holds: Sudachi's words when the index has each of
+    their readings (トウキョウオリンピック → トウキョウ オリンピック), else the fewest readings the
+    index has that spell it (カガワシンジ, one unknown word to Sudachi → カガワ シンジ)."""
+    analysed = reading_words(katakana)
+    if lexicon is None or (analysed and "".join(analysed) == katakana and all(map(lexicon.has_reading, analysed))):
+        return analysed
+    # fewest[end]: the fewest known readings that spell katakana[:end] (None: no way found)
+    fewest: list[tuple[str, ...] | None] = [()] + [None] * len(katakana)
+    for end in range(1, len(katakana) + 1):
+        for start in range(end):
+            before, best = fewest[start], fewest[end]
+            if before is None or (best is not None and len(before) + 1 >= len(best)):
+                continue
+            if lexicon.has_reading(katakana[start:end]):
+                fewest[end] = (*before, katakana[start:end])
+    return fewest[-1] or analysed
+
+
+def _word_unit(word: str, schema: Schema, reading: _Reading | None) -> wq.Query | None:
+    """What one word of a strict query matches: the word as the parser reads it, and for a word
+    typed in hiragana its reading too, with less weight (or alone, when the word's own analysis
+    leaves some of it out: せるじお is no せる and じお)."""
+    exact = None
+    if reading is None or reading.spelled:
+        try:
+            exact = _strict_parser(schema).parse(_PARENTHESES.sub(" ", word))
+        except Exception:  # Whoosh raises assorted types for odd input
+            raise _unreadable() from None
+    if exact is wq.NullQuery:
+        exact = None
+    if reading is None:
+        return exact
+    by_reading = _leaf("reading", reading.readings, READING_BOOST if exact is not None else 1.0)
+    return by_reading if exact is None else wq.Or([exact, by_reading])
 
 
 def negated_part(query: wq.Query) -> wq.Query | None:
