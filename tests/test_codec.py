@@ -154,7 +154,7 @@ PICKLED = {
         "CharBigramTokenizer",
         "ReadingTokenizer",
         "NameTokenizer",
-        "SynonymWordTokenizer",  # (since index format 5: never under `search.analysis`)
+        "SynonymWordTokenizer",  # (since index format 6: never under `search.analysis`)
     ],
     "search.analysis": ["SudachiTokenizer", "SynonymGroupTokenizer", "CharBigramTokenizer"],
     "search.codec.postings": ["ArrayCodec", "ArrayPositions", "TermCounts"],

@@ -213,5 +213,8 @@ def test_the_feed_id_names_the_search_not_the_host(client):
     from search.exports import stable_id
 
     parsed, _ = feed_of(client, "/feed?q=半導体")
-    assert parsed.feed.id == stable_id("search", json.dumps(["半導体", "", "", "", ""], ensure_ascii=False))
+    assert parsed.feed.id == stable_id("search", json.dumps({"q": "半導体"}, ensure_ascii=False))
+    filtered, _ = feed_of(client, "/feed?category=tech&q=半導体")
+    key = json.dumps({"category": "tech", "q": "半導体"}, ensure_ascii=False)
+    assert filtered.feed.id == stable_id("search", key) != parsed.feed.id
     assert stable_id("article", "tech/tech-0002") in {entry.id for entry in parsed.entries}

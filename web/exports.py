@@ -68,7 +68,8 @@ def feed():
         self_url=url_for("exports.feed", _external=True, **args),
         page_url=url_for("views.search", _external=True, **args, sort="newest"),
         title=f"{_described(wanted)} — Midashi",
-        search_key=json.dumps([args.get(name, "") for name in SEARCH_ARGS], ensure_ascii=False),
+        # The parameters given, by name: a filter added to the page later leaves feeds' ids as they were.
+        search_key=json.dumps(args, ensure_ascii=False, sort_keys=True),
     )
 
     def entry_url(hit: Hit) -> str:

@@ -28,11 +28,12 @@ GENERATION_PREFIX = "gen-"
 BUILDING_SUFFIX = ".building"
 # The on-disk layout this code writes (2: postings as arrays, `postings.py`; 3: safe ids and bounded
 # sections, as `readers.py` now parses them, and checksums in the manifest; 4: livedoor articles
-# without their trailing bare link lists, author profiles and product boxes; 5: the `synonym_words`,
-# people, places and reading fields, `schema.py`). A generation in another layout is rebuilt in full
+# without their trailing bare link lists, author profiles and product boxes; 5: the people, places
+# and reading fields; 6: the `synonym_words` field, `schema.py`; commits between had 5 with only
+# one of the two). A generation in another layout is rebuilt in full
 # by the next reindex rather than extended: a JSON Lines line whose bytes did not change would
 # otherwise keep the parse an older reader gave it, and its segments would lack the new fields.
-INDEX_FORMAT = 5
+INDEX_FORMAT = 6
 
 
 class IndexMissingError(RuntimeError):
