@@ -1356,7 +1356,9 @@ def _hit(searcher, docnum: int, score: float, spec: HighlightSpec | None, rank: 
     this section matched it (`HighlightSpec.for_section`)."""
     fields = searcher.stored_fields(docnum)
     if spec is not None:
-        spec = spec.for_section(fields.get("title", ""), fields.get("heading", ""), fields.get("body", ""))
+        texts = (fields.get("title", ""), fields.get("heading", ""), fields.get("body", ""))
+        # Without a snippet, a hit is one of an article's other sections: only its heading shows.
+        spec = spec.for_section(*texts, shown=texts if with_snippet else texts[1:2])
     title = mark_whole(fields.get("title", ""), spec)
     heading = mark_whole(fields.get("heading", ""), spec)
     snippet = Snippet(())

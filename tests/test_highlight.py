@@ -134,3 +134,31 @@ def test_marked_text_reads_marks_back():
         check_whole_marks("<mark>日本</mark>時間")
     with pytest.raises(AssertionError):
         check_whole_marks("<mark>日本</mark>代表")
+
+
+def test_what_is_shown_is_marked_the_same_when_only_it_is_read(index):
+    # `shown`: the words alone that mark nothing in the texts shown are not looked for in the
+    # section; what the shown texts get marked must not change for it.
+    from search.query.parse import parse_query
+    from search.snippets import mark_whole
+
+    with index.view() as view:
+        parsed = parse_query("サッカー日本代表の監督は誰ですか", view.searcher.schema)  # a question: best match
+        spec = parsed.highlight
+        assert spec.parts  # a compound's words alone are in play
+        texts = [
+            (
+                "デンマーク代表監督、敗戦を振り返る",
+                "日本代表の課題",
+                "デンマーク代表の監督は日本時間の16日、会見を開いた。",
+            ),
+            ("サッカー日本代表が合宿", "代表監督の話", "サッカー日本代表は13日、合宿を始めた。"),
+            ("日本時間の速報", "", "日本代表は勝った。"),
+        ]
+        for title, heading, body in texts:
+            full = spec.for_section(title, heading, body)
+            for shown in ((heading,), (title, heading, body)):
+                read = spec.for_section(title, heading, body, shown=shown)
+                assert [mark_whole(text, read).html() for text in shown] == [
+                    mark_whole(text, full).html() for text in shown
+                ]
