@@ -138,6 +138,18 @@ def test_hiragana_finds_the_kanji_and_katakana_it_reads_as(news):
     assert found("まんちぇすたー 練習") == [KAGAWA_MOVE]  # with a kanji word beside it
 
 
+def test_a_pasted_headline_with_a_hiragana_name_is_not_a_zero(news):
+    # 8 livedoor headlines such as おかもとまり「私、枕営業したことないですから！」 found nothing
+    # when the hiragana name made every other word a required phrase; the other words decide.
+    headlines = (
+        "かがわしんじ「早くチームになじみたい」 新天地で練習",
+        "かがわしんじ 新天地で初めての練習に参加、チームになじみたい",
+    )
+    for headline in headlines:
+        results = news.search(headline, group=True)
+        assert results.groups[0].best.article_id == KAGAWA_MOVE, headline
+
+
 def test_the_hiragana_spelling_itself_ranks_first(news):
     found = [group.best.article_id for group in news.search("とうきょう", group=True).groups]
     assert found[0] == "sports/sports-0902"  # とうきょう as typed

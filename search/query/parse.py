@@ -404,39 +404,43 @@ def parse_query(
     relaxable = not operators and not _QUOTED.fullmatch(text)
     readable = "reading" in schema and not operators and '"' not in text  # (no readings in an index before them)
     read = _read_words(text, options, lexicon) if readable else {}
-    if read and not options.always_best_match:
-        # Words typed in hiragana: Sudachi reads hiragana poorly (せるじお → せる + じお), so each
-        # word is matched on its own, as the strict reading would, with its reading beside it;
-        # and no best-match reading follows (it would match the poor reading's pieces alone).
-        query = wq.And([unit for word in text.split() if (unit := _word_unit(word, schema, read.get(word)))])
-        _check_leaves(query)
-        query = query.normalize()
-        if query is wq.NullQuery:
-            raise _no_words()
-        return ParsedQuery(text, expander.expand(query), natural_language=False)
     if options.always_best_match or not operators:
         analysed = text.replace('"', " ")
         found = list(terms(analysed))
-        if not found:
+        if not found and (not read or options.always_best_match):  # (a best match needs words)
             raise _no_words()
         # What is typed outside quotes says whether this is a question or a sentence; quotes
         # inside one (『妖精の女王』は誰の作品ですか) name things, while "…" alone is a phrase.
         outside = _QUOTED.sub(" ", text)
+        if read:  # what kind of query this is, said by the other words (Sudachi cuts hiragana small)
+            outside = " ".join(word for word in outside.split() if word not in read)
         outside_found = list(terms(outside)) if outside != text else found
         sentence = _is_sentence(outside, outside_found)
+        counted = outside_found if read else found
         words = list(dict.fromkeys(t.text for t in found))
         if options.drop_question_words:
             words = [w for w in words if not is_question_word(w)] or words
         if (
             options.always_best_match
             or (_is_question(outside, outside_found) and len(found) > 1)
-            or (sentence and len(found) >= BEST_MATCH_MIN_TERMS)
-            or (len(found) > BEST_MATCH_MIN_TERMS and '"' not in text)
+            or (sentence and len(counted) >= BEST_MATCH_MIN_TERMS)
+            or (len(counted) > BEST_MATCH_MIN_TERMS and '"' not in text)
         ):
             compounds = _compounds([t for t in found if t.text in words]) if options.proximity else []
             neighbours = _neighbours(words, compounds) if options.neighbours else []
             query = expander.best_match(words, compounds, neighbours, _forms_in(analysed, found))
             return ParsedQuery(text, query, natural_language=True)
+        if read:
+            # Words typed in hiragana (in keywords, not a pasted headline or a question, whose best
+            # match needs no word): Sudachi reads hiragana poorly (せるじお → せる + じお), so each
+            # word is matched on its own, as the strict reading would, with its reading beside it;
+            # and no best-match reading follows (it would match the poor reading's pieces alone).
+            query = wq.And([unit for word in text.split() if (unit := _word_unit(word, schema, read.get(word)))])
+            _check_leaves(query)
+            query = query.normalize()
+            if query is wq.NullQuery:
+                raise _no_words()
+            return ParsedQuery(text, expander.expand(query), natural_language=False)
         if sentence and '"' not in text:  # a few words joined by particles (存在しない語彙): all, anywhere
             forms = _forms_in(analysed, found)
             query = wq.And([expander.word((word,), forms[word]) for word in words])
