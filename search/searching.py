@@ -1220,10 +1220,18 @@ class NameTable:
     several). An index built before these fields has none: its facets are empty, and a filter
     by a name lets nothing through."""
 
-    def __init__(self, names: dict[str, np.ndarray], starts: dict[str, np.ndarray], codes: dict[str, np.ndarray]):
+    def __init__(
+        self,
+        names: dict[str, np.ndarray],
+        starts: dict[str, np.ndarray],
+        codes: dict[str, np.ndarray],
+        articles: np.ndarray,
+    ):
         self.names = names  # field → its names, sorted (an array of str)
         self.starts = starts  # field → docnum → where its codes start in `codes` (one more at the end)
         self.codes = codes  # field → every document's name codes, one document after another
+        self.articles = articles  # docnum → article number (`ArticleMap.numbers`; -1: deleted)
+        self.shortened = self._shortened_pairs()
 
     @classmethod
     def build(cls, reader) -> NameTable:
@@ -1245,7 +1253,13 @@ class NameTable:
                 first += len(names_of)
             starts[field_name] = np.concatenate(([0], np.cumsum(counts)))
             codes[field_name] = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-        return cls(names, starts, codes)
+        # The article numbers again (cheap: their segments' ids are kept), as a table is built alone;
+        # a deleted section (an article's old version) names nobody for it.
+        articles = ArticleMap.build(reader).numbers.copy()
+        for leaf, offset in leaves:
+            if leaf.has_deletions():
+                articles[offset + np.fromiter(leaf.deleted_docs_set, dtype=np.int64)] = -1
+        return cls(names, starts, codes, articles)
 
     def _codes_of(self, field_name: str, docnums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The name codes of `docnums` one document after another, and how many each has."""
@@ -1267,14 +1281,45 @@ class NameTable:
             if not len(codes):
                 found[field_name] = []
                 continue
-            per_name = article_counts(np.repeat(matched, counts), codes, articles, len(names))
+            docnums = np.repeat(matched, counts)
+            if field_name == "people":
+                shown = ~self._shortened_in(docnums, codes)
+                docnums, codes = docnums[shown], codes[shown]
+            per_name = article_counts(docnums, codes, articles, len(names))
             named = np.flatnonzero(per_name)  # in name order: `names` is sorted
             top = named[np.argsort(-per_name[named], kind="stable")[:NAME_FACETS]]  # ties by name
             found[field_name] = [FacetCount(str(names[code]), int(per_name[code])) for code in top]
         return found
 
+    def _shortened_pairs(self) -> np.ndarray:
+        """(article, person) keys, sorted, where the article also names a longer form of the
+        person's name (長谷部 beside 長谷部誠, 澤 beside 澤穂希): there the short form is the same
+        person, so it is counted and filtered as the long one alone, not as a person of its own.
+        Names are sorted, so a name's longer forms follow it: the codes up to `extended_until`."""
+        names = self.names["people"]
+        extended_until = np.searchsorted(names, np.char.add(names, "\U0010ffff"))
+        docnums = np.repeat(np.arange(len(self.starts["people"]) - 1), np.diff(self.starts["people"]))
+        keys = np.unique(self._keys(docnums, self.codes["people"]))  # article-major
+        keys = keys[keys >= max(len(names), 1)]  # (no article, or deleted: not one article)
+        owners, codes = np.divmod(keys, max(len(names), 1))
+        shortened = (owners[1:] == owners[:-1]) & (codes[1:] < extended_until[codes[:-1]])
+        return keys[:-1][shortened]
+
+    def _keys(self, docnums: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """One (article, person) key per pair: article-major (a document of no article, -1, is 0)."""
+        return (self.articles[docnums].astype(np.int64) + 1) * max(len(self.names["people"]), 1) + codes
+
+    def _shortened_in(self, docnums: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """Which (docnum, person code) pairs name a short form their article also names longer."""
+        if not len(self.shortened):
+            return np.zeros(len(docnums), dtype=bool)
+        keys = self._keys(docnums, codes)
+        places = np.minimum(np.searchsorted(self.shortened, keys), len(self.shortened) - 1)
+        return self.shortened[places] == keys
+
     def allowed(self, wanted: dict[str, str]) -> np.ndarray:
-        """The docnums, sorted, that name every name `wanted` (field → name)."""
+        """The docnums, sorted, that name every name `wanted` (field → name), a person's short
+        form only where the article names no longer one (as the facet counts it)."""
         allowed: np.ndarray | None = None
         for field_name, name in wanted.items():
             names = self.names[field_name]
@@ -1284,6 +1329,8 @@ class NameTable:
             places = np.flatnonzero(self.codes[field_name] == code)
             having = np.searchsorted(self.starts[field_name], places, side="right") - 1  # ascending
             having = having[np.concatenate(([True], having[1:] != having[:-1]))] if len(having) else having
+            if field_name == "people":
+                having = having[~self._shortened_in(having, np.full(len(having), code))]
             allowed = having if allowed is None else np.intersect1d(allowed, having, assume_unique=True)
         return allowed if allowed is not None else np.zeros(0, dtype=np.int64)
 

@@ -121,6 +121,32 @@ def test_the_api_page_and_cli_carry_people_and_filter_by_them(news_root):
     assert {"value": "ドルトムント", "count": 1} in found["facets"]["places"]
 
 
+CAPTAINS = {
+    "sports/sports-0911.txt": (
+        "http://example.com/sports/0911\n2012-07-03T10:00:00+0900\n長谷部誠が主将として初の会見\n"
+        "日本代表の主将を務める長谷部誠が会見を開いた。長谷部は「責任を感じる」と話した。\n"
+    ),
+    "sports/sports-0912.txt": (
+        "http://example.com/sports/0912\n2012-07-04T10:00:00+0900\n長谷部、ヴォルフスブルクで先発\n"
+        "ヴォルフスブルクの長谷部が先発し、主将として試合に出た。\n"
+    ),
+}
+
+
+def test_a_surname_beside_its_full_name_counts_as_that_person(tmp_path):
+    # On livedoor, 長谷部 13 sat beside 長谷部誠 10 for サッカー 日本代表 (and 澤 beside 澤穂希).
+    index = SearchIndex(fixture_news_with(tmp_path, CAPTAINS))
+    people = names(index.search("主将", facets=True).facets.people)
+    assert people["長谷部誠"] == 1 and people["長谷部"] == 1  # 0912's 長谷部 alone is still shown
+
+    def only(person: str) -> list[str]:
+        found = index.search("主将", group=True, filters=Filters(person=person))
+        return [group.best.article_id for group in found.groups]
+
+    assert only("長谷部") == ["sports/sports-0912"]  # the filter agrees with the count
+    assert only("長谷部誠") == ["sports/sports-0911"]
+
+
 def test_suggest_completes_a_surname_to_the_full_name(news):
     suggestions = Browser(news).suggest("香川")
     assert suggestions.queries[0] == "香川真司"

@@ -119,14 +119,16 @@ class WhooshOracle(SearchIndex):
             groups = {value: articles(docnums) for value, docnums in results.groups(name).items()}
             counts.append({value: count for value, count in groups.items() if count})
         counted = _facets(*counts)
-        return replace(counted, **{name: _name_counts(view.searcher, results.groups(name)) for name in NAME_FIELDS})
+        return replace(
+            counted, **{name: _name_counts(view.searcher, name, results.groups(name)) for name in NAME_FIELDS}
+        )
 
     def _collect(self, searcher: Searcher, query: wq.Query, limit: int | None, scope: Scope, **options) -> Results:
         """Whoosh's collector over its own matchers, within `scope` (its filter query and mask)."""
         masked = set(scope.excluded.tolist()) if scope.excluded is not None else set()
         collector = searcher.collector(
             limit=limit,
-            filter=filter_query(scope.filters),
+            filter=filter_query(scope.filters, searcher),
             mask=masked or None,
             optimize=True,
             **options,
@@ -137,12 +139,14 @@ class WhooshOracle(SearchIndex):
         return collector.results()
 
 
-def _name_counts(searcher: Searcher, sections: dict[str, list[int]]) -> list[FacetCount]:
+def _name_counts(searcher: Searcher, field_name: str, sections: dict[str, list[int]]) -> list[FacetCount]:
     """The names the most articles name in a matching section (Whoosh's overlapping facet lists
     the sections of each name; their stored article ids count the articles), as `NameTable` does."""
     articles = {
         name: {searcher.stored_fields(docnum)["article_id"] for docnum in docnums} for name, docnums in sections.items()
     }
+    if field_name == "people":  # a short form beside a longer one in its article is the longer one
+        articles = {name: ids - naming_longer(searcher, name) for name, ids in articles.items() if name is not None}
     counts = sorted((-len(ids), name) for name, ids in articles.items() if ids and name is not None)  # None: no name
     return [FacetCount(name, -count) for count, name in counts[:NAME_FACETS]]
 
@@ -162,9 +166,23 @@ def whoosh_ranking(searcher: Searcher, results: Results, allowed: np.ndarray | N
     )
 
 
-def filter_query(filters: Filters | None) -> wq.Query | None:
+def naming_longer(searcher: Searcher, person: str) -> set[str]:
+    """The article ids whose live sections name a longer form of `person` (長谷部誠 for 長谷部)."""
+    reader = searcher.reader()
+    if "people" not in reader.schema:
+        return set()
+    longer = [term for term in reader.expand_prefix("people", person) if term not in (person, person.encode())]
+    return {
+        searcher.stored_fields(docnum)["article_id"]
+        for term in longer
+        for docnum in reader.postings("people", term).all_ids()
+        if not reader.is_deleted(docnum)
+    }
+
+
+def filter_query(filters: Filters | None, searcher: Searcher) -> wq.Query | None:
     """`filters` as a Whoosh filter query, None when nothing is restricted (the engine reads the
-    same from its columns: `FacetTable.allowed`)."""
+    same from its columns: `FacetTable.allowed`, and a person's short form as `NameTable` does)."""
     if not filters:
         return None
     parts: list[wq.Query] = []
@@ -172,7 +190,10 @@ def filter_query(filters: Filters | None) -> wq.Query | None:
         parts.append(wq.Term("category", filters.category))
     if filters.source:
         parts.append(wq.Term("source", filters.source))
-    parts += [wq.Term(field_name, name) for field_name, name in filters.names.items()]
+    for field_name, name in filters.names.items():
+        parts.append(wq.Term(field_name, name))
+        if field_name == "people" and (longer := naming_longer(searcher, name)):
+            parts.append(wq.Not(wq.Or([wq.Term("article_id", article) for article in sorted(longer)])))
     if filters.date_from or filters.date_to:
         start = datetime.combine(filters.date_from, datetime.min.time()) if filters.date_from else None
         end = datetime.combine(filters.date_to, datetime.max.time()) if filters.date_to else None
