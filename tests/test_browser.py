@@ -300,6 +300,7 @@ def test_results_pages_do_not_take_focus(driver, base_url):
     driver.get(base_url + "/?q=半導体")
     assert driver.execute_script("return document.activeElement.id") != "q", "no keyboard pops up on a phone"
     assert driver.execute_script("return document.activeElement === document.body")
+    assert viewport_shot(driver, "results-no-focus.png").exists()  # no focus ring on the box
     driver.get(base_url + "/?q=半導体&page=999")
     assert driver.execute_script("return document.activeElement.id") != "q"
     driver.get(base_url + "/")
@@ -337,6 +338,7 @@ def test_enter_while_composing_never_picks_a_suggestion(driver, base_url):
     assert driver.execute_script("return window.composedEnterPrevented") is False
     assert driver.current_url == before and driver.execute_script("return window.composedEnterPrevented") is False
     assert box.get_attribute("aria-activedescendant") == "suggestion-0", "the list is still open, nothing chosen"
+    assert viewport_shot(driver, "suggest-after-composed-enter.png").exists()  # the list still open
     # The same Enter after the conversion is the user's: it picks the suggestion.
     driver.execute_script(
         """
@@ -495,6 +497,7 @@ def test_the_feed_and_csv_links_carry_the_search(driver, base_url):
     download = driver.find_element(By.CSS_SELECTOR, ".results a.csv-link")
     assert download.is_displayed() and download.text == "CSV でダウンロード"
     assert parse_qs(urlsplit(download.get_attribute("href")).query) == {"q": ["半導体"], "category": ["tech"]}
+    assert viewport_shot(driver, "feed-and-csv-links.png").exists()
     fetched = driver.execute_script(
         "return fetch(arguments[0]).then(r => r.text().then(t => [r.headers.get('content-type'), t]))", href
     )

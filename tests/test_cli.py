@@ -192,6 +192,10 @@ def test_filters_and_sort_narrow_as_the_page_does(news_root):
     dates = [hit["date"] for hit in newest["hits"]]
     assert newest["sort"] == "newest" and dates == sorted(dates, reverse=True) and len(dates) == len(every)
     assert search_json(news_root, "日本", "--source", "no such source")["hits"] == []
+    source = every[0]["source"]  # the fixture has one source: the filter keeps exactly its hits
+    kept = search_json(news_root, "日本", "-n", "20", "--source", source)
+    assert source == "livedoor ニュース" and kept["hits"] == every
+    assert kept["facets"]["source"] == [{"value": source, "count": kept["articles"]}]
     bad = midashi("search", "日本", "--from", "2012-13-45", "--index", str(news_root))
     assert bad.returncode == 1
     assert bad.stderr == "midashi: not a date: '2012-13-45' (use YYYY-MM-DD, YYYY-MM or YYYY)\n"
