@@ -1231,7 +1231,7 @@ class NameTable:
         self.starts = starts  # field → docnum → where its codes start in `codes` (one more at the end)
         self.codes = codes  # field → every document's name codes, one document after another
         self.articles = articles  # docnum → article number (`ArticleMap.numbers`; -1: deleted)
-        self.shortened = self._shortened_pairs()
+        self.shortened = {field_name: self._shortened_pairs(field_name) for field_name in NAME_FIELDS}
 
     @classmethod
     def build(cls, reader) -> NameTable:
@@ -1282,44 +1282,55 @@ class NameTable:
                 found[field_name] = []
                 continue
             docnums = np.repeat(matched, counts)
-            if field_name == "people":
-                shown = ~self._shortened_in(docnums, codes)
-                docnums, codes = docnums[shown], codes[shown]
+            shown = ~self._shortened_in(field_name, docnums, codes)
+            docnums, codes = docnums[shown], codes[shown]
             per_name = article_counts(docnums, codes, articles, len(names))
             named = np.flatnonzero(per_name)  # in name order: `names` is sorted
             top = named[np.argsort(-per_name[named], kind="stable")[:NAME_FACETS]]  # ties by name
             found[field_name] = [FacetCount(str(names[code]), int(per_name[code])) for code in top]
         return found
 
-    def _shortened_pairs(self) -> np.ndarray:
-        """(article, person) keys, sorted, where the article also names a longer form of the
-        person's name (長谷部 beside 長谷部誠, 澤 beside 澤穂希): there the short form is the same
-        person, so it is counted and filtered as the long one alone, not as a person of its own.
-        Names are sorted, so a name's longer forms follow it: the codes up to `extended_until`."""
-        names = self.names["people"]
-        extended_until = np.searchsorted(names, np.char.add(names, "\U0010ffff"))
-        docnums = np.repeat(np.arange(len(self.starts["people"]) - 1), np.diff(self.starts["people"]))
-        keys = np.unique(self._keys(docnums, self.codes["people"]))  # article-major
-        keys = keys[keys >= max(len(names), 1)]  # (no article, or deleted: not one article)
+    def _pairs(self, field_name: str) -> np.ndarray:
+        """Every (article, name) key of `field_name` once, sorted; no deleted section's, nor any of
+        a section of no article."""
+        starts = self.starts[field_name]
+        docnums = np.repeat(np.arange(len(starts) - 1), np.diff(starts))
+        keys = np.unique(self._keys(field_name, docnums, self.codes[field_name]))
+        return keys[keys >= max(len(self.names[field_name]), 1)]
+
+    def _shortened_pairs(self, field_name: str) -> np.ndarray:
+        """(article, name) keys, sorted, where the name is a person's the article also names in
+        full: a person's short form (長谷部 beside 長谷部誠, 澤 beside 澤穂希), or a place that starts
+        a person's name (地名 香川 beside 香川真司). There it is that person, so it is
+        counted and filtered as the person alone. People's names are sorted, so those starting
+        with a name lie between two `searchsorted` places."""
+        people, names = self.names["people"], self.names[field_name]
+        keys = self._pairs(field_name)
+        person_keys = keys if field_name == "people" else self._pairs("people")
         owners, codes = np.divmod(keys, max(len(names), 1))
-        shortened = (owners[1:] == owners[:-1]) & (codes[1:] < extended_until[codes[:-1]])
-        return keys[:-1][shortened]
+        first = np.searchsorted(people, names, side="right")  # longer names only: 竹島 is 人名 or 地名
+        until = np.searchsorted(people, np.char.add(names, "\U0010ffff"))
+        owners *= max(len(people), 1)
+        named_in_full = np.searchsorted(person_keys, owners + until[codes]) > np.searchsorted(
+            person_keys, owners + first[codes]
+        )
+        return keys[named_in_full]
 
-    def _keys(self, docnums: np.ndarray, codes: np.ndarray) -> np.ndarray:
-        """One (article, person) key per pair: article-major (a document of no article, -1, is 0)."""
-        return (self.articles[docnums].astype(np.int64) + 1) * max(len(self.names["people"]), 1) + codes
+    def _keys(self, field_name: str, docnums: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """One (article, name) key per pair: article-major (a document of no article, -1, is 0)."""
+        return (self.articles[docnums].astype(np.int64) + 1) * max(len(self.names[field_name]), 1) + codes
 
-    def _shortened_in(self, docnums: np.ndarray, codes: np.ndarray) -> np.ndarray:
-        """Which (docnum, person code) pairs name a short form their article also names longer."""
-        if not len(self.shortened):
+    def _shortened_in(self, field_name: str, docnums: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """Which (docnum, name code) pairs are a person their article names in full."""
+        shortened = self.shortened[field_name]
+        if not len(shortened):
             return np.zeros(len(docnums), dtype=bool)
-        keys = self._keys(docnums, codes)
-        places = np.minimum(np.searchsorted(self.shortened, keys), len(self.shortened) - 1)
-        return self.shortened[places] == keys
+        keys = self._keys(field_name, docnums, codes)
+        return shortened[np.minimum(np.searchsorted(shortened, keys), len(shortened) - 1)] == keys
 
     def allowed(self, wanted: dict[str, str]) -> np.ndarray:
-        """The docnums, sorted, that name every name `wanted` (field → name), a person's short
-        form only where the article names no longer one (as the facet counts it)."""
+        """The docnums, sorted, that name every name `wanted` (field → name), where it is not a
+        person the article names in full (`_shortened_pairs`, as the facets count it)."""
         allowed: np.ndarray | None = None
         for field_name, name in wanted.items():
             names = self.names[field_name]
@@ -1329,8 +1340,7 @@ class NameTable:
             places = np.flatnonzero(self.codes[field_name] == code)
             having = np.searchsorted(self.starts[field_name], places, side="right") - 1  # ascending
             having = having[np.concatenate(([True], having[1:] != having[:-1]))] if len(having) else having
-            if field_name == "people":
-                having = having[~self._shortened_in(having, np.full(len(having), code))]
+            having = having[~self._shortened_in(field_name, having, np.full(len(having), code))]
             allowed = having if allowed is None else np.intersect1d(allowed, having, assume_unique=True)
         return allowed if allowed is not None else np.zeros(0, dtype=np.int64)
 

@@ -130,6 +130,14 @@ CAPTAINS = {
         "http://example.com/sports/0912\n2012-07-04T10:00:00+0900\n長谷部、ヴォルフスブルクで先発\n"
         "ヴォルフスブルクの長谷部が先発し、主将として試合に出た。\n"
     ),
+    "sports/sports-0913.txt": (  # Sudachi tags §2's lone 香川 地名: it is §1's 香川真司
+        "http://example.com/sports/0913\n2012-07-05T10:00:00+0900\n新主将が先発、勝利に貢献\n"
+        "主将を任された香川真司が試合に臨んだ。\n\n■試合を終えて\n香川は先発で出場した。\n"
+    ),
+    "sports/sports-0914.txt": (
+        "http://example.com/sports/0914\n2012-07-06T10:00:00+0900\n香川で少年サッカー大会\n"
+        "香川県の高松市で、主将を務める小学生が集まる大会が開かれた。\n"
+    ),
 }
 
 
@@ -145,6 +153,18 @@ def test_a_surname_beside_its_full_name_counts_as_that_person(tmp_path):
 
     assert only("長谷部") == ["sports/sports-0912"]  # the filter agrees with the count
     assert only("長谷部誠") == ["sports/sports-0911"]
+
+
+def test_a_place_that_starts_a_person_s_name_in_the_article_is_that_person(tmp_path):
+    # On livedoor, 香川 (地名) 30 sat beside 香川真司 37 in the places of 「香川」: Sudachi reads a
+    # lone 香川 in 香川は先発で出場した as the prefecture. The index drops it when its section names
+    # 香川真司 (NameTokenizer); one section naming 香川真司 and another 香川 is the article's to see.
+    index = SearchIndex(fixture_news_with(tmp_path, CAPTAINS))
+    found = index.search("主将", facets=True)
+    assert names(found.facets.people)["香川真司"] == 1
+    assert names(found.facets.places)["香川"] == 1  # 0914's 香川 (in its title) is the prefecture
+    place = index.search("主将", group=True, filters=Filters(place="香川"))
+    assert [group.best.article_id for group in place.groups] == ["sports/sports-0914"]
 
 
 def test_suggest_completes_a_surname_to_the_full_name(news):

@@ -145,8 +145,8 @@ def _name_counts(searcher: Searcher, field_name: str, sections: dict[str, list[i
     articles = {
         name: {searcher.stored_fields(docnum)["article_id"] for docnum in docnums} for name, docnums in sections.items()
     }
-    if field_name == "people":  # a short form beside a longer one in its article is the longer one
-        articles = {name: ids - naming_longer(searcher, name) for name, ids in articles.items() if name is not None}
+    # A name that is a person the article names in full counts as that person only.
+    articles = {name: ids - named_in_full(searcher, field_name, name) for name, ids in articles.items() if name}
     counts = sorted((-len(ids), name) for name, ids in articles.items() if ids and name is not None)  # None: no name
     return [FacetCount(name, -count) for count, name in counts[:NAME_FACETS]]
 
@@ -166,12 +166,14 @@ def whoosh_ranking(searcher: Searcher, results: Results, allowed: np.ndarray | N
     )
 
 
-def naming_longer(searcher: Searcher, person: str) -> set[str]:
-    """The article ids whose live sections name a longer form of `person` (長谷部誠 for 長谷部)."""
+def named_in_full(searcher: Searcher, field_name: str, name: str) -> set[str]:
+    """The article ids whose live sections name a person in full that `name` of `field_name`
+    stands for: a person whose name starts with it and is longer (長谷部誠 for 長谷部, and for
+    地名 香川 香川真司)."""
     reader = searcher.reader()
     if "people" not in reader.schema:
         return set()
-    longer = [term for term in reader.expand_prefix("people", person) if term not in (person, person.encode())]
+    longer = [term for term in reader.expand_prefix("people", name) if len(term) > len(name.encode())]
     return {
         searcher.stored_fields(docnum)["article_id"]
         for term in longer
@@ -192,8 +194,8 @@ def filter_query(filters: Filters | None, searcher: Searcher) -> wq.Query | None
         parts.append(wq.Term("source", filters.source))
     for field_name, name in filters.names.items():
         parts.append(wq.Term(field_name, name))
-        if field_name == "people" and (longer := naming_longer(searcher, name)):
-            parts.append(wq.Not(wq.Or([wq.Term("article_id", article) for article in sorted(longer)])))
+        if in_full := named_in_full(searcher, field_name, name):
+            parts.append(wq.Not(wq.Or([wq.Term("article_id", article) for article in sorted(in_full)])))
     if filters.date_from or filters.date_to:
         start = datetime.combine(filters.date_from, datetime.min.time()) if filters.date_from else None
         end = datetime.combine(filters.date_to, datetime.max.time()) if filters.date_to else None
