@@ -242,6 +242,15 @@ def _in_a_child(function: Callable[[], object]) -> None:
         sys.exit(f"relevance: preparing the peer failed (exit code {process.exitcode})")
 
 
+def build_index(corpus: Path, index: Path) -> None:
+    """Bring `index` in line with `corpus` in this one process. Worker processes take batches
+    as they free up, so their builds number the sections differently each time, and sections
+    of equal score then come in another order: the runs here, and the model train_ranker
+    learns from them, would change from one build to the next."""
+    built = reindex([corpus], index, workers=0)
+    print(f"index {index}: {'rebuilt' if built.changed else 'up to date'} ({built.elapsed_seconds:.0f} s)", flush=True)
+
+
 def build_sets(args: argparse.Namespace) -> list[QuerySet]:
     part = "train" if args.train else "measure"
     sets = []
@@ -281,10 +290,7 @@ def main() -> None:
 
     sets = build_sets(args)
     for corpus, index in dict.fromkeys((query_set.corpus, query_set.index) for query_set in sets):
-        built = reindex([corpus], index)
-        print(
-            f"index {index}: {'rebuilt' if built.changed else 'up to date'} ({built.elapsed_seconds:.0f} s)", flush=True
-        )
+        build_index(corpus, index)
         if not args.no_peer:
             _in_a_child(lambda corpus=corpus: analysed_sections(corpus, args.work))
     configurations: dict[str, Configuration] = {

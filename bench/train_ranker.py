@@ -33,11 +33,10 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from relevance import JAQUAD, QuerySet, headline_set, jaquad_set, keyword_query_set
+from relevance import JAQUAD, QuerySet, build_index, headline_set, jaquad_set, keyword_query_set
 from trec_eval import read_qrels
 
 from search.batch import read_queries
-from search.indexing import reindex
 from search.query.parse import QueryError, QueryOptions
 from search.ranking.rerank import FEATURES, MODEL_PATH, MONOTONE, RERANK_DEPTH, Reranker
 from search.searching import SearchIndex
@@ -265,12 +264,7 @@ def main() -> None:
     else:
         collected = Collected()
         for query_set in training_sets(args):
-            built = reindex([query_set.corpus], query_set.index)
-            print(
-                f"index {query_set.index}: {'rebuilt' if built.changed else 'up to date'}"
-                f" ({built.elapsed_seconds:.0f} s)",
-                flush=True,
-            )
+            build_index(query_set.corpus, query_set.index)
             collect(query_set, collected, synonyms)
         if args.features:
             save(collected, args.features)
