@@ -154,6 +154,19 @@ def test_a_surname_beside_its_full_name_counts_as_that_person(tmp_path):
     assert only("長谷部") == ["sports/sports-0912"]  # the filter agrees with the count
     assert only("長谷部誠") == ["sports/sports-0911"]
 
+    # An update that drops the full name: the old sections are deleted, not forgotten, in the
+    # index; the new generation's table must not let them speak for the article.
+    updated = (
+        CAPTAINS["sports/sports-0911.txt"]
+        .replace("長谷部誠が会見", "長谷部が会見")
+        .replace("長谷部誠が主将", "長谷部が主将")
+    )
+    (tmp_path / "corpus" / "sports" / "sports-0911.txt").write_text(updated, encoding="utf-8")
+    assert indexing.reindex([tmp_path / "corpus"], tmp_path / "index", workers=0).updated.articles == 1
+    people = names(index.search("主将", facets=True).facets.people)
+    assert people["長谷部"] == 2 and "長谷部誠" not in people
+    assert sorted(only("長谷部")) == ["sports/sports-0911", "sports/sports-0912"]
+
 
 def test_a_place_that_starts_a_person_s_name_in_the_article_is_that_person(tmp_path):
     # On livedoor, 香川 (地名) 30 sat beside 香川真司 37 in the places of 「香川」: Sudachi reads a
