@@ -717,7 +717,13 @@ class SearchIndex:
             # Only a relaxable query has a best-match reading to follow it: counting the
             # articles of anything else (a question, whose reading is best match already)
             # reads stored fields for nothing.
-            if relax and self.options.relax and parsed.relaxable and _too_few_articles(searcher, ranking.matched):
+            if (
+                relax
+                and self.options.relax
+                and parsed.relaxable
+                and _too_few_articles(searcher, ranking.matched)
+                and not self._enough_without_filters(view, parsed, scope, deadline)
+            ):
                 ranking, relaxation, loose = self._relaxed(
                     searcher, parsed, self._lexicon(view), ranking, first_wanted, rank
                 )
@@ -736,6 +742,19 @@ class SearchIndex:
         counts = self._facet_counts(view, parsed.query, scope, ranking, relaxation)
         timeline = view.table(FacetTable).timeline(ranking.matched, view.table(ArticleMap).numbers)
         return RankedSections(ranking, relaxation, counts, timeline, loose)
+
+    @staticmethod
+    def _enough_without_filters(view: GenerationView, parsed: ParsedQuery, scope: Scope, deadline: Deadline) -> bool:
+        """Whether the words alone find enough articles that a filter only narrows them: then a
+        filtered search stays strict. A facet chip is counted among the strict matches, and its
+        click must list those, not relax into articles with some of the words (a chip of 1
+        article led to 47)."""
+        if not scope.filters:
+            return False
+        size = view.searcher.doc_count_all()
+        unfiltered = _without(None, scope.excluded, size)
+        matched = top_documents(view.searcher, parsed.query, 1, unfiltered, budget=deadline).matched
+        return not _too_few_articles(view.searcher, matched)
 
     @staticmethod
     def _allowed(view: GenerationView, filters: Filters | None) -> np.ndarray | None:

@@ -22,7 +22,7 @@ from web_corpus import build_web_index
 from search import searching
 from search.cli import cli
 from search.indexing import reindex
-from search.searching import MAX_LIMIT, SearchIndex, article_counts
+from search.searching import MAX_LIMIT, Filters, SearchIndex, article_counts
 from tests.conftest import FIXTURE_NEWS
 from web import create_app
 
@@ -125,3 +125,32 @@ def test_livedoor_counts_agree(livedoor):
     counts = {facet.value: facet.count for facet in question.facets.category}
     assert question.articles == searching.BEST_MATCH_ARTICLES == sum(counts.values())
     assert counts["sports-watch"] > sum(counts.values()) / 2 > counts.get("movie-enter", 0)
+
+
+def test_a_chip_s_click_lists_the_articles_it_counted(index):
+    """Every chip of 「半導体 輸出」 (15 articles have both words) counts strict matches, so its
+    click stays strict: it never relaxes into articles with one of the words (on livedoor a
+    category chip of 1 article led to 47, a month chip of 1 to 11)."""
+    query = "半導体 輸出"
+    results = index.search(query, group=True, facets=True)
+    assert results.articles == 15 and not results.relaxed
+    chips = [Filters.parse(person=chip.value) for chip in results.facets.people]
+    chips += [Filters.parse(place=chip.value) for chip in results.facets.places]
+    chips += [Filters.parse(category=chip.value) for chip in results.facets.category]
+    chips += [Filters.parse(date_from=month.month, date_to=month.month) for month in results.timeline if month.articles]
+    counts = [chip.count for chip in (*results.facets.people, *results.facets.places, *results.facets.category)]
+    counts += [month.articles for month in results.timeline if month.articles]
+    assert len(chips) >= 10 and min(counts) == 1
+    for chip, count in zip(chips, counts):
+        clicked = index.search(query, group=True, filters=chip)
+        assert (clicked.articles, clicked.relaxed) == (count, None), chip
+
+
+def test_a_filter_on_words_too_few_articles_hold_still_relaxes(index):
+    """Relaxing is about the words: when they find too few articles anywhere, a filter does not
+    stop the articles with some of them from following."""
+    unfiltered = index.search("日本 サッカー", group=True, facets=True)
+    assert unfiltered.relaxed is not None and unfiltered.facets.category
+    category = unfiltered.facets.category[0]
+    filtered = index.search("日本 サッカー", group=True, filters=Filters.parse(category=category.value))
+    assert filtered.relaxed is not None and filtered.articles == category.count
