@@ -273,18 +273,34 @@ class HighlightSpec:
                 spec = spec | alone
         return spec
 
+    @functools.cached_property
+    def _group_ids(self) -> frozenset[int]:
+        """`groups` as Sudachi's group ids: `spans` runs some 80 times a page, over every term."""
+        return frozenset(
+            int(term[1:]) for term in self.groups if term[1:].isdigit() and synonym_term(int(term[1:])) == term
+        )
+
+    @functools.cached_property
+    def _phrase_starts(self) -> dict[str, list[Words]]:
+        return _by_first(self.phrases)
+
+    @functools.cached_property
+    def _unit_starts(self) -> dict[str, list[Words]]:
+        return _by_first(self.units)
+
     def spans(self, text: str) -> list[tuple[int, int]]:
         """[start, end) of each match in `text`, in text order, overlapping ones merged: the one
         highlighter of snippets, titles, headings and article pages."""
         words = list(terms(text))
+        group_ids = self._group_ids
         found = [
             (term.start, term.end)
             for term in words
-            if term.text in self.terms or any(synonym_term(group) in self.groups for group in term.synonym_groups)
+            if term.text in self.terms or (group_ids and not group_ids.isdisjoint(term.synonym_groups))
         ]
-        found += _runs(words, self.phrases)
+        found += _runs(words, self._phrase_starts)
         if self.units:
-            found += _runs(list(terms(text, "A")), self.units)
+            found += _runs(list(terms(text, "A")), self._unit_starts)
         for term in words:
             for run in self.substrings:
                 if run in term.text:
@@ -292,14 +308,20 @@ class HighlightSpec:
         return _merged(found)
 
 
-def _runs(found: list[Term], runs: frozenset[Words]) -> list[tuple[int, int]]:
-    """The terms of each of `runs` where it stands in `found` (terms in text order) as consecutive
-    terms, as the index's phrases match: positions count terms only, so a particle between does
-    not part them, and stays unmarked (写真を撮影 marks 写真 and 撮影; touching terms show as one)."""
+def _by_first(runs: frozenset[Words]) -> dict[str, list[Words]]:
+    """`runs` by their first term, for `_runs`."""
     by_first: dict[str, list[Words]] = {}
     for run in runs:
         if run:
             by_first.setdefault(run[0], []).append(run)
+    return by_first
+
+
+def _runs(found: list[Term], by_first: dict[str, list[Words]]) -> list[tuple[int, int]]:
+    """The terms of each run (`by_first`: runs by their first term) where it stands in `found`
+    (terms in text order) as consecutive terms, as the index's phrases match: positions count
+    terms only, so a particle between does not part them, and stays unmarked (写真を撮影 marks 写真
+    and 撮影; touching terms show as one)."""
     spans = []
     for i, term in enumerate(found):
         for run in by_first.get(term.text, ()):
@@ -309,7 +331,7 @@ def _runs(found: list[Term], runs: frozenset[Words]) -> list[tuple[int, int]]:
 
 
 def _has_run(found, run: Words) -> bool:
-    return bool(_runs(list(found), frozenset({run})))
+    return bool(_runs(list(found), _by_first(frozenset({run}))))
 
 
 def _within(term: Term, run: str) -> list[tuple[int, int]]:
