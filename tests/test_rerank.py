@@ -281,3 +281,45 @@ def test_the_training_recorder_keeps_the_first_stage_s_order(news_root):
         recorded = [hit.section_id for hit in index.search(query, limit=RERANK_DEPTH, marks=False).hits]
         assert recorder.last is not None and len(first_stage) > 2
         assert recorded == first_stage, query
+
+
+def test_the_densest_stretch_is_what_whoosh_s_own_positions_show(news_root, monkeypatch):
+    # The proximity features (`_Candidates.densest`) against a plain count over the positions
+    # Whoosh's own matchers read, at every section of the fixture, candidates in a shuffled order:
+    # the largest idf sum of distinct words inside any stretch of `span` body positions.
+    from search.ranking.rerank import DENSEST_SPANS, _Candidates
+    from search.ranking.scoring import Evaluation
+
+    monkeypatch.setattr(Evaluation, "remembered", lambda self, key: None)
+    index = SearchIndex(news_root)
+    words = ["小型", "ロケット", "打ち上げ", "試験", "日本", "代表", "合宿", "スマートフォン"]
+    idfs = np.array([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0])  # each sum tells its words apart
+    several = 0
+    with index.view() as view:
+        searcher = view.searcher
+        shuffled = np.random.default_rng(28).permutation(searcher.doc_count_all())
+        candidates = _Candidates(Evaluation(searcher), shuffled)
+        spans = (1, 2, 3, *DENSEST_SPANS)  # (short ones: the stretch's end is exact)
+        for span, found in candidates.densest("body", words, idfs, spans).items():
+            for row, docnum in enumerate(shuffled.tolist()):
+                placed = [
+                    (position, word, idf)
+                    for word, idf in zip(words, idfs)
+                    for position in _whoosh_positions(searcher, "body", word, docnum)
+                ]
+                expected = max(
+                    (sum({w: i for p, w, i in placed if start <= p < start + span}.values()) for start, _, _ in placed),
+                    default=0.0,
+                )
+                assert found[row] == expected, (span, docnum)
+                several += expected not in idfs and expected > 0
+    assert several > 0  # some section holds several of the words within a stretch
+
+
+def _whoosh_positions(searcher, field: str, word: str, docnum: int) -> list[int]:
+    """The word's positions in one document, as Whoosh's own matcher reads them."""
+    if (field, word) not in searcher.reader():
+        return []
+    postings = searcher.postings(field, word)
+    postings.skip_to(docnum)
+    return list(postings.value_as("positions")) if postings.is_active() and postings.id() == docnum else []

@@ -7,7 +7,8 @@ again by a LightGBM LambdaMART model (`models/ranker.txt`, rebuilt by `bench/tra
 from a few dozen features each (`FEATURES_AND_DIRECTIONS`), computed over those candidates only:
 - the first stage's score (as a share of the best) and rank, and what its looser matches added;
 - BM25 of the query's own words in each text field, the share of its words and of its idf a
-  section covers, its neighbouring word pairs standing together in the body;
+  section covers, its neighbouring word pairs standing together in the body, and the idf share
+  of its words found within a short stretch of the body (`DENSEST_SPANS`);
 - the section: its length, its number, whether it is the lead (section 1);
 - its article, among the candidates: the best section's score and the sum of the others', how
   many of its sections match, the lead section's score, BM25 and coverage (a news story's
@@ -61,6 +62,10 @@ RERANK_DEPTH = 100
 MAX_FEATURE_WORDS = 16
 # Two words this many positions apart or closer (either order) stand near each other.
 NEAR_WINDOW = 4
+# The spans (in body positions) over which the densest stretch of the query's words is measured:
+# about a clause, and about a sentence or two. The sentence that answers a question tends to
+# hold most of its words close together.
+DENSEST_SPANS = (10, 40)
 MODEL_PATH = Path(__file__).resolve().parent / "models" / "ranker.txt"
 
 # Each feature, and how the model may use it: +1 the score never falls as it grows, -1 never
@@ -89,6 +94,9 @@ FEATURES_AND_DIRECTIONS = (
     ("all_words", 1),
     ("pairs_in_body", 1),
     ("pairs_near_in_body", 1),
+    # the idf share of the query's words found together within DENSEST_SPANS body positions
+    ("idf_within_10", 1),
+    ("idf_within_40", 1),
     # the idf share the section's own text (heading, body) covers, without the title its article's
     # sections share; the idf of the rarest word it lacks, against the query's rarest
     ("text_idf_covered", 1),
@@ -312,6 +320,7 @@ def section_features(
     for first, second in pairwise(words):
         pairs += candidates.in_sequence("body", first, second)
         near += candidates.near("body", first, second)
+    densest = candidates.densest("body", words, idfs, DENSEST_SPANS)
     word_count = max(len(words), 1)
     total_idf = float(idfs.sum()) or 1.0
     bm25_sum = bm25["title"] + bm25["heading"] + bm25["body"]
@@ -359,6 +368,7 @@ def section_features(
         "all_words": words_covered == len(words),
         "pairs_in_body": pairs / max(len(words) - 1, 1),
         "pairs_near_in_body": near / max(len(words) - 1, 1),
+        **{f"idf_within_{span}": found / total_idf for span, found in densest.items()},
         "text_idf_covered": text_covered / total_idf,
         "missing_idf": missing / (idfs.max() if len(words) else 1.0),
         "body_length": table.body_lengths[docnums],
@@ -494,6 +504,32 @@ class _Candidates:
         near[owners[close]] = True
         result[self.order[near]] = 1.0
         return result
+
+    def densest(self, field: str, words: list[str], idfs: np.ndarray, spans: tuple[int, ...]) -> dict[int, np.ndarray]:
+        """For each of `spans`, at each candidate: the largest idf sum of distinct `words` that
+        occur within that many consecutive positions of `field`. The densest stretch starts at
+        some occurrence, so only stretches starting at one are tried: for each, which words have
+        a position inside it."""
+        found = {span: np.zeros(self.count) for span in spans}
+        placed = [(*self._positions(field, word), float(idf)) for word, idf in zip(words, idfs)]
+        present = [(owners, positions, idf) for owners, positions, idf in placed if len(owners)]
+        if not present:
+            return found
+        # Candidate × stride + position: ascending, and a stretch never reaches the next candidate.
+        stride = max(int(positions.max()) for _, positions, _ in present) + max(spans) + 1
+        keyed = [(owners * stride + positions, idf) for owners, positions, idf in present]
+        starts = np.sort(np.concatenate([keys for keys, _ in keyed]))  # (sorted: quicker to look up)
+        owners = starts // stride
+        sums = {span: np.zeros(len(starts)) for span in spans}
+        for keys, idf in keyed:
+            inside_from = np.searchsorted(keys, starts)
+            for span in spans:
+                sums[span] += idf * (np.searchsorted(keys, starts + span) > inside_from)
+        for span in spans:
+            best = np.zeros(len(self.ids))
+            np.maximum.at(best, owners, sums[span])
+            found[span][self.order] = best
+        return found
 
     def _positions(self, field: str, word: str) -> tuple[np.ndarray, np.ndarray]:
         """Every position of the word in each candidate that has it: the candidate's place among
