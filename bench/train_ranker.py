@@ -3,6 +3,7 @@
     python bench/train_ranker.py                       # the shipped model, from the training sets
     python bench/train_ranker.py --jaquad-sample 4     # every 4th JaQuAD training question (default: all)
     python bench/train_ranker.py --custom CORPUS QUERIES QRELS --out /tmp/model.txt   # any one set
+    python bench/train_ranker.py --features F.npz --folds 3   # held-out MRR@10 per set, 3 folds
 
 The training queries are those `relevance.py --train` scores, never a dev one:
 - JaQuAD training questions (`../shared/data/jaquad/train-queries.tsv` + `train-qrels.txt`), every
@@ -100,7 +101,7 @@ class Collected:
     labels: list[np.ndarray] = dataclasses.field(default_factory=list)
     articles: list[np.ndarray] = dataclasses.field(default_factory=list)  # each candidate's (a hash)
     qids: list[str] = dataclasses.field(default_factory=list)
-    weights: list[float] = dataclasses.field(default_factory=list)  # each query's rows' weight
+    article_level: list[bool] = dataclasses.field(default_factory=list)  # its qrels name articles
     left_out: int = 0
 
 
@@ -135,7 +136,7 @@ def collect(query_set: QuerySet, collected: Collected, synonyms: Path) -> None:
         collected.labels.append(labels[keep])
         collected.articles.append(articles[keep])
         collected.qids.append(f"{query_set.name}:{qid}")
-        collected.weights.append(ARTICLE_LEVEL_WEIGHT if query_set.article_level else 1.0)
+        collected.article_level.append(query_set.article_level)
     took = time.perf_counter() - started
     print(
         f"{query_set.name}: {len(collected.qids) - before} of {len(query_set.queries)} queries with a relevant"
@@ -165,7 +166,7 @@ def save(collected: Collected, path: Path) -> None:
         articles=np.concatenate(collected.articles),
         sizes=np.array([len(labels) for labels in collected.labels]),
         qids=np.array(collected.qids),
-        weights=np.array(collected.weights),
+        article_level=np.array(collected.article_level),
         features=np.array(FEATURES),
         left_out=np.array(collected.left_out),
     )
@@ -175,8 +176,8 @@ def load(path: Path) -> Collected:
     kept = np.load(path)
     if tuple(kept["features"].tolist()) != FEATURES:
         sys.exit(f"train_ranker: {path} holds other features than rerank.FEATURES: delete it to collect again")
-    if "weights" not in kept:
-        sys.exit(f"train_ranker: {path} was collected without query weights: delete it to collect again")
+    if "article_level" not in kept:
+        sys.exit(f"train_ranker: {path} does not say which queries are article-level: delete it to collect again")
     bounds = np.cumsum(kept["sizes"])[:-1]
     split = lambda name: np.split(kept[name], bounds)  # noqa: E731
     return Collected(
@@ -184,26 +185,33 @@ def load(path: Path) -> Collected:
         split("labels"),
         split("articles"),
         kept["qids"].tolist(),
-        kept["weights"].tolist(),
+        kept["article_level"].tolist(),
         int(kept["left_out"]),
     )
 
 
-def train(collected: Collected, out: Path) -> tuple[int, float]:
-    """Train, early-stopping on the held-out queries, and write the model; (rounds, held-out NDCG@10)."""
-    import lightgbm
-
-    held = np.array([zlib.crc32(qid.encode()) % HELD_OUT_SHARE == 0 for qid in collected.qids])
+def held_out(collected: Collected, fold: int = 0) -> np.ndarray:
+    """Which queries are held out for early stopping: one in HELD_OUT_SHARE, by a hash of its id
+    (`fold` picks which one; the shipped model holds out fold 0)."""
+    held = np.array([zlib.crc32(qid.encode()) % HELD_OUT_SHARE == fold for qid in collected.qids])
     if held.all() or not held.any():  # a tiny set: hold out the last query
         held = np.zeros(len(collected.qids), dtype=bool)
         held[-1] = True
+    return held
+
+
+def fit(collected: Collected, held: np.ndarray):
+    """A model trained on the queries not `held`, early-stopping on those held; (the booster, its
+    rounds, its held-out NDCG@10, the training candidates)."""
+    import lightgbm
 
     def dataset(keep: np.ndarray, reference=None):
         picked = np.flatnonzero(keep)
         features = np.vstack([collected.rows[i] for i in picked])
         labels = np.concatenate([collected.labels[i] for i in picked])
         groups = [len(collected.labels[i]) for i in picked]
-        weights = np.concatenate([np.full(len(collected.labels[i]), collected.weights[i]) for i in picked])
+        weight_of = [ARTICLE_LEVEL_WEIGHT if collected.article_level[i] else 1.0 for i in picked]
+        weights = np.concatenate([np.full(len(collected.labels[i]), weight) for i, weight in zip(picked, weight_of)])
         return lightgbm.Dataset(
             features,
             labels,
@@ -229,9 +237,16 @@ def train(collected: Collected, out: Path) -> tuple[int, float]:
         callbacks=[lightgbm.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
     )
     rounds = booster.best_iteration or MAX_ROUNDS
+    ndcg = booster.best_score.get("held out", {}).get("ndcg@10", float("nan"))
+    return booster, rounds, ndcg, rows
+
+
+def train(collected: Collected, out: Path) -> tuple[int, float]:
+    """Train, early-stopping on the held-out queries, and write the model; (rounds, held-out NDCG@10)."""
+    held = held_out(collected)
+    booster, rounds, ndcg, rows = fit(collected, held)
     out.parent.mkdir(parents=True, exist_ok=True)
     booster.save_model(str(out), num_iteration=rounds)
-    ndcg = booster.best_score.get("held out", {}).get("ndcg@10", float("nan"))
     print(
         f"trained on {int((~held).sum())} queries ({rows} candidates), held out {int(held.sum())}:"
         f" {rounds} rounds, held-out NDCG@10 {ndcg:.4f}",
@@ -241,6 +256,39 @@ def train(collected: Collected, out: Path) -> tuple[int, float]:
     ranked = sorted(zip(FEATURES, importance), key=lambda pair: -pair[1])
     print("gain: " + ", ".join(f"{name} {gain:.0f}" for name, gain in ranked[:12]), flush=True)
     return rounds, ndcg
+
+
+def reciprocal_rank(predicted: np.ndarray, labels: np.ndarray, articles: np.ndarray, article_level: bool) -> float:
+    """1/rank of the first relevant candidate in the top 10 by `predicted` (ties in the first
+    stage's order), 0 if none; article-level, each article counts once, where it first stands."""
+    ranked = np.lexsort((np.arange(len(predicted)), -predicted))
+    if article_level:
+        _, first = np.unique(articles[ranked], return_index=True)
+        ranked = ranked[np.sort(first)]
+    relevant = np.flatnonzero(labels[ranked][:10] > 0)
+    return 1.0 / (relevant[0] + 1) if len(relevant) else 0.0
+
+
+def cross_validate(collected: Collected, folds: int) -> dict[str, float]:
+    """Train once per fold, each holding out another of the HELD_OUT_SHARE parts, and print each
+    set's MRR@10 over that fold's held-out queries; returns each set's mean over the folds. What
+    to tune the training on: the dev sets are for reporting only."""
+    scores: dict[str, list[float]] = {}
+    for fold in range(folds):
+        held = held_out(collected, fold)
+        booster, rounds, ndcg, _ = fit(collected, held)
+        ranks: dict[str, list[float]] = {}
+        for i in np.flatnonzero(held):
+            predicted = booster.predict(collected.rows[i], num_iteration=rounds, num_threads=1)
+            rank = reciprocal_rank(predicted, collected.labels[i], collected.articles[i], collected.article_level[i])
+            ranks.setdefault(collected.qids[i].split(":", 1)[0], []).append(rank)
+        for name, values in ranks.items():
+            scores.setdefault(name, []).append(float(np.mean(values)))
+        shown = ", ".join(f"{name} {np.mean(values):.4f} ({len(values)})" for name, values in ranks.items())
+        print(f"fold {fold}: {rounds} rounds, NDCG@10 {ndcg:.4f}; held-out MRR@10: {shown}", flush=True)
+    means = {name: float(np.mean(values)) for name, values in scores.items()}
+    print(f"mean of {folds} folds: " + ", ".join(f"{name} {mean:.4f}" for name, mean in means.items()), flush=True)
+    return means
 
 
 def training_sets(args: argparse.Namespace) -> list[QuerySet]:
@@ -272,9 +320,14 @@ def main() -> None:
         "--features", type=Path, help="keep the collected features in this .npz (reused when it exists)"
     )
     parser.add_argument("--check", action="store_true", help="train twice and check the two models are identical")
+    parser.add_argument(
+        "--folds", type=int, help="instead of writing a model: held-out MRR@10 per set over this many folds"
+    )
     args = parser.parse_args()
     if args.jaquad_sample < 1:
         parser.error("--jaquad-sample must be 1 or more")
+    if args.folds is not None and not 1 <= args.folds <= HELD_OUT_SHARE:
+        parser.error(f"--folds must be 1 to {HELD_OUT_SHARE}")
     args.work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     synonyms = args.work / "no-user-synonyms.txt"
@@ -291,6 +344,10 @@ def main() -> None:
     if len(collected.qids) < 2:
         sys.exit("train_ranker: fewer than two queries have a relevant candidate: nothing to learn from")
     trained = time.perf_counter()
+    if args.folds:
+        cross_validate(collected, args.folds)
+        print(f"features {trained - started:.0f} s, {args.folds} folds {time.perf_counter() - trained:.0f} s")
+        return
     train(collected, args.out)
     if args.check:
         again = args.out.with_suffix(".check")

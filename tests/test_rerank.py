@@ -202,34 +202,50 @@ def test_train_ranker_rebuilds_a_loadable_model_end_to_end(news_root, tmp_path):
     qrels.write_text(
         "".join(f"{qid} 0 {article} 1\n" for qid, (_, article) in TRAINING_QUERIES.items()), encoding="utf-8"
     )
-    model = tmp_path / "model.txt"
-    trained = subprocess.run(
-        [
-            sys.executable,
-            str(PROJECT / "bench" / "train_ranker.py"),
-            "--custom",
-            str(corpus),
-            str(queries),
-            str(qrels),
-            "--work",
-            str(tmp_path / "work"),
-            "--out",
-            str(model),
-            "--check",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=PROJECT,
-        env={"PYTHONPATH": str(PROJECT), "PATH": ""},
-    )
+    model, features = tmp_path / "model.txt", tmp_path / "features.npz"
+    common = ["--custom", str(corpus), str(queries), str(qrels), "--work", str(tmp_path / "work")]
+    trained = _train_ranker(*common, "--features", str(features), "--out", str(model), "--check")
     assert trained.returncode == 0, trained.stderr
     assert "byte-identical" in trained.stdout
+    # The folds, from the features kept: one line per fold and their mean, for the one set.
+    folded = _train_ranker(*common, "--features", str(features), "--folds", "2")
+    assert folded.returncode == 0, folded.stderr
+    lines = folded.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines if line.startswith("fold ")] == ["fold 0", "fold 1"]
+    mean = next(line for line in lines if line.startswith("mean of 2 folds: custom "))
+    assert 0.0 < float(mean.rsplit(" ", 1)[1]) <= 1.0
     reranker = Reranker(model)
     assert reranker.booster().feature_name() == list(FEATURES)
     index = SearchIndex(news_root)
     index.reranker = reranker
     results = index.search("ロケット 人工衛星", limit=10, marks=False)
     assert results.hits and results.hits[0].section_id.startswith("tech/tech-0201")
+
+
+def _train_ranker(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(PROJECT / "bench" / "train_ranker.py"), *arguments],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT,
+        env={"PYTHONPATH": str(PROJECT), "PATH": ""},
+    )
+
+
+def test_a_fold_s_reciprocal_rank_counts_articles_once_where_they_ask_for_it():
+    sys.path.insert(0, str(PROJECT / "bench"))
+    from train_ranker import reciprocal_rank
+
+    labels, articles = np.array([0.0, 0.0, 1.0]), np.array([5, 5, 7])
+    predicted = np.array([0.9, 0.8, 0.7])
+    assert reciprocal_rank(predicted, labels, articles, article_level=False) == pytest.approx(1 / 3)
+    assert reciprocal_rank(predicted, labels, articles, article_level=True) == 0.5  # article 5 once
+    assert reciprocal_rank(np.array([0.1, 0.2, 0.3]), labels, articles, article_level=False) == 1.0
+    # Equal predictions keep the first stage's order; past the 10th, a miss.
+    assert reciprocal_rank(np.ones(2), np.array([0.0, 1.0]), np.array([1, 2]), article_level=False) == 0.5
+    eleventh = np.zeros(11)
+    eleventh[10] = 1.0
+    assert reciprocal_rank(-np.arange(11.0), eleventh, np.arange(11), article_level=False) == 0.0
 
 
 def test_sections_of_equal_first_stage_score_share_their_place():
