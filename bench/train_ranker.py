@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 from relevance import JAQUAD, QuerySet, build_index, headline_set, jaquad_set, keyword_query_set
-from trec_eval import read_qrels
+from trec_eval import article_of, articles_in_order, evaluate, read_qrels
 
 from search.batch import read_queries
 from search.query.parse import QueryError, QueryOptions
@@ -260,13 +260,13 @@ def train(collected: Collected, out: Path) -> tuple[int, float]:
 
 def reciprocal_rank(predicted: np.ndarray, labels: np.ndarray, articles: np.ndarray, article_level: bool) -> float:
     """1/rank of the first relevant candidate in the top 10 by `predicted` (ties in the first
-    stage's order), 0 if none; article-level, each article counts once, where it first stands."""
-    ranked = np.lexsort((np.arange(len(predicted)), -predicted))
+    stage's order), 0 if none, as `trec_eval` scores a run; article-level, each article counts
+    once, where it first stands (`articles_in_order`)."""
+    ranked = [f"{articles[row]}#{row}" for row in np.lexsort((np.arange(len(predicted)), -predicted))]
+    relevant = {f"{articles[row]}#{row}" for row in np.flatnonzero(labels > 0)}
     if article_level:
-        _, first = np.unique(articles[ranked], return_index=True)
-        ranked = ranked[np.sort(first)]
-    relevant = np.flatnonzero(labels[ranked][:10] > 0)
-    return 1.0 / (relevant[0] + 1) if len(relevant) else 0.0
+        ranked, relevant = articles_in_order(ranked), {article_of(section) for section in relevant}
+    return evaluate({"query": relevant}, {"query": ranked})["MRR@10"] if relevant else 0.0
 
 
 def cross_validate(collected: Collected, folds: int) -> dict[str, float]:

@@ -1250,7 +1250,8 @@ class NameTable:
         self.starts = starts  # field → docnum → where its codes start in `codes` (one more at the end)
         self.codes = codes  # field → every document's name codes, one document after another
         self.articles = articles  # docnum → article number (`ArticleMap.numbers`; -1: deleted)
-        self.shortened = {field_name: self._shortened_pairs(field_name) for field_name in NAME_FIELDS}
+        person_keys = self._pairs("people")  # (every field's names are checked against the people)
+        self.shortened = {field_name: self._shortened_pairs(field_name, person_keys) for field_name in NAME_FIELDS}
 
     @classmethod
     def build(cls, reader) -> NameTable:
@@ -1317,15 +1318,14 @@ class NameTable:
         keys = np.unique(self._keys(field_name, docnums, self.codes[field_name]))
         return keys[keys >= max(len(self.names[field_name]), 1)]
 
-    def _shortened_pairs(self, field_name: str) -> np.ndarray:
+    def _shortened_pairs(self, field_name: str, person_keys: np.ndarray) -> np.ndarray:
         """(article, name) keys, sorted, where the name is a person's the article also names in
         full: a person's short form (長谷部 beside 長谷部誠, 澤 beside 澤穂希), or a place that starts
         a person's name (地名 香川 beside 香川真司). There it is that person, so it is
         counted and filtered as the person alone. People's names are sorted, so those starting
-        with a name lie between two `searchsorted` places."""
+        with a name lie between two `searchsorted` places. `person_keys`: the people's `_pairs`."""
         people, names = self.names["people"], self.names[field_name]
-        keys = self._pairs(field_name)
-        person_keys = keys if field_name == "people" else self._pairs("people")
+        keys = person_keys if field_name == "people" else self._pairs(field_name)
         owners, codes = np.divmod(keys, max(len(names), 1))
         first = np.searchsorted(people, names, side="right")  # longer names only: 竹島 is 人名 or 地名
         until = np.searchsorted(people, np.char.add(names, "\U0010ffff"))

@@ -801,6 +801,12 @@ def synonym_term(group: int) -> str:
     return f"g{group}"
 
 
+def synonym_group(term: str) -> int | None:
+    """The group id a `synonym_term` stands for; None for any other text."""
+    number = term[1:]
+    return int(number) if number.isdigit() and synonym_term(int(number)) == term else None
+
+
 class SynonymWordTokenizer(_TermTokenizer):
     """Which words of each synonym group the text uses, as `g<id>:<word>` terms: 米国 gives
     `g62:米国`, アメリカ gives `g62:アメリカ`.

@@ -48,6 +48,7 @@ from ..analysis.sudachi import (
     is_hiragana_word,
     is_katakana_word,
     reading_words,
+    synonym_group,
     synonym_term,
     terms,
     to_katakana,
@@ -276,9 +277,7 @@ class HighlightSpec:
     @functools.cached_property
     def _group_ids(self) -> frozenset[int]:
         """`groups` as Sudachi's group ids: `spans` runs some 80 times a page, over every term."""
-        return frozenset(
-            int(term[1:]) for term in self.groups if term[1:].isdigit() and synonym_term(int(term[1:])) == term
-        )
+        return frozenset(group for group in map(synonym_group, self.groups) if group is not None)
 
     @functools.cached_property
     def _phrase_starts(self) -> dict[str, list[Words]]:
