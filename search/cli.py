@@ -12,6 +12,8 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,7 +26,7 @@ from .codec.store import (
     IndexMissingError,
     IndexStore,
 )
-from .indexing import ReindexReport, reindex
+from .indexing import ReindexReport, ReindexStopped, StopRequest, reindex
 from .sources.readers import estimate_articles
 
 if TYPE_CHECKING:
@@ -91,17 +93,19 @@ def reindex_command(corpus_paths: tuple[Path, ...], index_root: Path, full: bool
     if missing:
         raise UserError(f"corpus not found: {', '.join(missing)} (give --corpus PATH)")
     bar = _progress_bar(estimate_articles(paths)) if sys.stderr.isatty() else None  # quiet when piped
-    previous_handler = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    stop = StopRequest()
     try:
-        report = reindex(
-            paths,
-            index_root,
-            full=full,
-            progress=(lambda _: bar.update()) if bar else None,
-            workers=workers,
-            notify=lambda message: click.echo(f"midashi: {message}", err=True),
-            writing=(lambda: _say_writing(bar)) if bar else None,
-        )
+        with _stopping_on_signals(stop):
+            report = reindex(
+                paths,
+                index_root,
+                full=full,
+                progress=(lambda _: bar.update()) if bar else None,
+                workers=workers,
+                notify=lambda message: click.echo(f"midashi: {message}", err=True),
+                writing=(lambda: _say_writing(bar)) if bar else None,
+                stop=stop,
+            )
     except IndexBusyError as error:
         raise UserError(str(error)) from None
     except WorkerFailed as error:
@@ -110,17 +114,19 @@ def reindex_command(corpus_paths: tuple[Path, ...], index_root: Path, full: bool
         raise UserError(
             f"reindex failed, the previous index is still in use: {_os_reason(error, index_root)}"
         ) from None
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ReindexStopped) as stopped:
+        if isinstance(stopped, ReindexStopped) and stopped.signum == signal.SIGTERM:
+            click.echo("midashi: reindex stopped (SIGTERM); the previous index is still in use.", err=True)
+            sys.exit(EXIT_TERMINATED)
         click.echo("\nmidashi: reindex interrupted; the previous index is still in use.", err=True)
         sys.exit(EXIT_INTERRUPTED)
-    except Terminated:
-        click.echo("midashi: reindex stopped (SIGTERM); the previous index is still in use.", err=True)
-        sys.exit(EXIT_TERMINATED)
     finally:
-        signal.signal(signal.SIGTERM, previous_handler)
         if bar is not None:
             bar.close()
     click.echo(format_report(report, index_root))
+    if stop.signum is not None:
+        name = signal.Signals(stop.signum).name
+        click.echo(f"midashi: {name} came while the new index was being committed; it was finished first.", err=True)
 
 
 def _progress_bar(total: int):
@@ -155,14 +161,29 @@ def _os_reason(error: OSError, path: Path) -> str:
     return f"cannot write {error.filename or path} ({error.strerror or error})"
 
 
-class Terminated(BaseException):
-    """SIGTERM arrived: unwind like Ctrl-C does, so the half-built generation is discarded and
-    the workers are stopped (Python's default would end the process on the spot)."""
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def _stop_on_sigterm(signum: int, frame) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends us at once
-    raise Terminated
+@contextmanager
+def _stopping_on_signals(stop: StopRequest) -> Iterator[None]:
+    """Turn Ctrl-C and SIGTERM into a request `reindex` honours at its next safe point, so the
+    half-built generation is discarded and the workers are stopped (Python's default would end
+    the process on the spot for SIGTERM, and raise wherever it is for Ctrl-C). A second one of
+    either acts at once, as it would have without us."""
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+
+    def ask(signum: int, frame) -> None:
+        stop.ask(signum)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, ask)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def format_report(report: ReindexReport, index_root: Path) -> str:

@@ -9,13 +9,15 @@ is published as a new generation in one atomic step. Reading never deletes: an a
 only when its file was read to its end without a fault and no longer holds it. A file (or folder)
 read only in part, a damaged archive say, keeps every article the live generation had from it that
 it did not yield this time, as it was (the manifest records each file's article ids). Any failure,
-Ctrl-C included, discards the half-built generation and leaves the live one untouched.
+a stop asked for (`StopRequest`: Ctrl-C, SIGTERM) included, discards the half-built generation and
+leaves the live one untouched.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -83,6 +85,41 @@ class ReindexReport:
 ProgressCallback = Callable[[int], None]
 
 
+class ReindexStopped(BaseException):
+    """The reindex stopped where it was asked to (`StopRequest`), its half-built generation
+    discarded. A BaseException, like the KeyboardInterrupt it stands for: no handler of errors
+    may take it for one."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class StopRequest:
+    """A signal turned into a request the reindex honours at its next safe point: between two
+    articles, or while it waits on its workers (a second or less apart).
+
+    A signal handler that raises instead lands wherever the main thread happens to be, inside
+    multiprocessing's own bookkeeping too: a SIGTERM that struck while a queue's finalizer was
+    half made left it to print a traceback at exit. Once the new generation's segments are being
+    merged and committed nothing checks any more: the reindex finishes, whole, and `signum` tells
+    the caller what arrived meanwhile.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def ask(self, signum: int) -> None:
+        """Ask for a stop (safe in a signal handler: it only records which signal came)."""
+        if self.signum is None:
+            self.signum = signum
+
+    def check(self) -> None:
+        """Raise ReindexStopped if a stop was asked for."""
+        if self.signum is not None:
+            raise ReindexStopped(self.signum)
+
+
 def reindex(
     corpus: Iterable[Path | str],
     index_root: Path | str,
@@ -91,6 +128,7 @@ def reindex(
     workers: int | None = None,
     notify: Callable[[str], None] | None = None,
     writing: Callable[[], None] | None = None,
+    stop: StopRequest | None = None,
 ) -> ReindexReport:
     """Update (or, with `full`, rebuild) the index at `index_root` from the corpus paths.
 
@@ -98,8 +136,10 @@ def reindex(
     is the number of processes that analyse a big change (default: one per core; 0: none).
     `notify` is told, in a sentence, what a person should know on the way (a dead reindex's lock
     taken over). `writing` is called once every article is read, when what is left is writing the
-    new generation (its segments merged and committed: seconds, on a big corpus).
+    new generation (its segments merged and committed: seconds, on a big corpus). `stop` is
+    checked between articles and while waiting on the workers.
     """
+    stop = stop or StopRequest()
     started = time.perf_counter()
     started_ns = time.time_ns()
     store = IndexStore(index_root)
@@ -107,13 +147,14 @@ def reindex(
     report = ReindexReport()
     with store.writer_lock(notify):
         previous = None if full else _live_manifest(store, report)
-        build = _GenerationBuilder(store, previous, default_workers() if workers is None else workers)
+        build = _GenerationBuilder(store, previous, default_workers() if workers is None else workers, stop)
         try:
             seen: set[str] = set()
             articles_read = 0
             incomplete: list[IncompleteSource] = []  # folders that could not be listed, missing roots
             files_read: set[str] = set()
             for file in corpus_files(corpus_paths):
+                stop.check()
                 if isinstance(file, IncompleteSource):
                     incomplete.append(file)
                     continue
@@ -136,6 +177,7 @@ def reindex(
                 put: list[str] = []
                 faults: list[Unreadable] = []
                 for item in read_file(file, build.known_digests):
+                    stop.check()
                     if isinstance(item, Unreadable):
                         faults.append(item)
                     elif item.id in seen:
@@ -235,10 +277,11 @@ def _live_manifest(store: IndexStore, report: ReindexReport) -> Manifest | None:
 class _GenerationBuilder:
     """Writes the next generation lazily: nothing is created until the first real change."""
 
-    def __init__(self, store: IndexStore, previous: Manifest | None, workers: int):
+    def __init__(self, store: IndexStore, previous: Manifest | None, workers: int, stop: StopRequest):
         self.store = store
         self.previous = previous
         self.workers = workers
+        self.stop = stop
         self.articles: dict[str, tuple[str, int]] = {}
         self.files: dict[str, tuple[FileSignature, list[str]]] = {}
         self.folder: Path | None = None
@@ -252,7 +295,7 @@ class _GenerationBuilder:
                 self.store.link_segments(self.store.current(), self.folder)
             else:
                 whoosh_index.create_in(str(self.folder), build_schema())
-            self.writer = ParallelWriter(self.folder, self.workers)
+            self.writer = ParallelWriter(self.folder, self.workers, self.stop.check)
         return self.writer
 
     def kept_articles(self, file: CorpusFile, signature: FileSignature | None, seen: set[str]) -> list[str] | None:

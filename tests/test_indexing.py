@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import itertools
 import json
 import multiprocessing
 import os
 import re
+import signal
 import tarfile
 import weakref
 from pathlib import Path
@@ -26,7 +28,7 @@ from search.codec.store import (
     IndexMissingError,
     IndexStore,
 )
-from search.indexing import reindex
+from search.indexing import ReindexStopped, StopRequest, reindex
 from search.searching import SearchIndex
 from search.sources import readers
 from search.sources.readers import read_file as indexing_read_file
@@ -207,6 +209,53 @@ def test_interrupted_reindex_leaves_the_previous_index_in_use(corpus_copy, tmp_p
     assert SearchIndex(root).search("H200").total == 4
     finished = reindex([corpus_copy], root)  # and the next reindex picks up from the old one
     assert finished.added.articles == 30
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_stop_asked_for_is_honoured_until_the_segments_are_merged(corpus_copy, tmp_path, monkeypatch, workers):
+    """Asked for between articles, or once all are read and the workers are writing their segments,
+    a stop leaves the previous index in use."""
+    root = tmp_path / "index"
+    reindex([corpus_copy], root)
+    before = IndexStore(root).current_name()
+    for number in range(parallel.PARALLEL_MIN_DOCUMENTS + 20):  # enough for the workers to start
+        (corpus_copy / f"extra-{number:03d}.md").write_text(NEW_ARTICLE, encoding="utf-8")
+    started = []
+    start_workers = parallel.ParallelWriter._start_workers
+    monkeypatch.setattr(parallel.ParallelWriter, "_start_workers", lambda w: started.append(start_workers(w)))
+    for moment in ("progress", "writing"):
+        stop = StopRequest()
+        ask = functools.partial(_ask_sigterm, stop)
+        with pytest.raises(ReindexStopped, match="SIGTERM"):
+            reindex([corpus_copy], root, workers=workers, stop=stop, **{moment: ask})
+        assert IndexStore(root).current_name() == before
+        assert not list(root.glob("*" + BUILDING_SUFFIX))
+        assert SearchIndex(root).search("熊本").total == 0
+    assert len(started) == (1 if workers else 0)  # "writing": the workers had started, then stopped
+
+
+def _ask_sigterm(stop: StopRequest, *_) -> None:
+    stop.ask(signal.SIGTERM)
+
+
+def test_a_stop_asked_for_while_committing_comes_too_late(corpus_copy, tmp_path, monkeypatch):
+    """Once the new generation is being published the reindex finishes it, whole: the caller
+    sees what was asked meanwhile in `stop.signum`."""
+    root = tmp_path / "index"
+    reindex([corpus_copy], root)
+    (corpus_copy / "factory.md").write_text(NEW_ARTICLE, encoding="utf-8")
+    stop = StopRequest()
+    publish = IndexStore.publish
+
+    def publish_after_a_stop(store, *args):
+        stop.ask(signal.SIGINT)
+        return publish(store, *args)
+
+    monkeypatch.setattr(IndexStore, "publish", publish_after_a_stop)
+    report = reindex([corpus_copy], root, stop=stop)
+    assert report.generation == IndexStore(root).current_name()
+    assert stop.signum == signal.SIGINT
+    assert [hit.article_id for hit in SearchIndex(root).search("熊本の半導体工場").hits][:1] == ["factory"]
 
 
 def _hold_lock(root: str, ready, release) -> None:

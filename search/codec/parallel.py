@@ -25,6 +25,7 @@ import queue
 import signal
 import sys
 import traceback
+from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
@@ -60,9 +61,12 @@ class WorkerFailed(RuntimeError):
 class ParallelWriter:
     """The writer of one generation folder: `add_document`, `delete_by_term`, `commit`, `cancel`."""
 
-    def __init__(self, folder: Path, workers: int):
+    def __init__(self, folder: Path, workers: int, check_stop: Callable[[], None] = lambda: None):
+        """`check_stop` raises when the caller wants the writing stopped; it is called while we
+        wait on the workers, and last before the segments are merged (from there on we finish)."""
         self.folder = folder
         self.workers = workers
+        self.check_stop = check_stop
         self.writer = ArraySegmentWriter(whoosh_index.open_dir(str(folder)))
         self.pending: list[dict] = []
         self.processes: list[BaseProcess] = []
@@ -95,6 +99,7 @@ class ParallelWriter:
             segments = self._collect_segments()
         else:
             self._write_pending()
+        self.check_stop()
         writer = self.writer
         # SegmentWriter.commit, with the workers' segments added to the table of contents.
         final = writer._merge_segments(merge_small_live, None, None)
@@ -122,9 +127,10 @@ class ParallelWriter:
     def _start_workers(self) -> None:
         self.jobs = self.context.Queue(maxsize=QUEUED_BATCHES * self.workers)
         self.results = self.context.Queue()
-        # A worker inherits our signal handlers (the CLI's SIGTERM one raises), and `cancel()` may
-        # signal it before it has set its own: it starts with those signals blocked, sets its
-        # handlers, then takes them. We get any that came meanwhile when we unblock them.
+        # A worker inherits our signal handlers (the CLI's only record a stop, which a worker
+        # never checks), and `cancel()` may signal it before it has set its own: it starts with
+        # those signals blocked, sets its handlers, then takes them. We get any that came
+        # meanwhile when we unblock them.
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, WORKER_SIGNALS)
         try:
             for number in range(self.workers):
@@ -163,6 +169,7 @@ class ParallelWriter:
                 self.jobs.put(batch, timeout=RESULT_POLL_SECONDS)
                 return
             except queue.Full:
+                self.check_stop()
                 if any(process.exitcode is not None for process in self.processes):
                     self._raise_failure()  # a worker only stops early when it failed
 
@@ -189,6 +196,7 @@ class ParallelWriter:
             try:
                 status, payload = self.results.get(timeout=RESULT_POLL_SECONDS)
             except queue.Empty:
+                self.check_stop()
                 if any(process.exitcode not in (None, 0) for process in self.processes):
                     self._raise_failure()  # killed outright: it could not report
                 continue
