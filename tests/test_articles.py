@@ -123,6 +123,17 @@ def test_a_negated_word_also_leaves_out_its_synonyms_and_model_names(fast, oracl
         assert "tech/tech-0001" not in _articles(index.search("スマートフォン -iPhone", limit=50))
 
 
+@pytest.mark.parametrize("word", ["日本", "東京", "市場", "選手"])
+def test_a_negated_word_also_leaves_out_the_longer_words_it_stands_in(fast, oracle, word):
+    """What finds an article leaves it out when negated: 東京 finds tech-0003 by its
+    東京ディズニーランド (東京 is a unit of it), so 東京 -東京 finds nothing (it found tech-0003)."""
+    assert fast.search(word, limit=50).total  # the premise: the word finds sections
+    for index in (fast, oracle):
+        assert index.search(f"{word} -{word}", limit=50).total == 0
+    # Only where the negated word's own units stand together: -東京都 is no -東京.
+    assert "tech/tech-0003" in _articles(fast.search("東京 -東京都", limit=50))
+
+
 def test_negation_inside_an_or_group_stays_per_section(fast):
     # Only the top level excludes articles; inside a group a NOT narrows that group's sections.
     found = fast.search("円高 OR (iPhone NOT Android)", limit=50)

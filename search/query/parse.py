@@ -478,12 +478,12 @@ def parse_query(
         raise _only_excluded(text.strip()) if re.search(_MINUS, text) else _no_words()
     negated = negated_part(query)
     if negated is not None:
-        # Whatever says the negated word leaves its article out: its synonyms (アンドロイド for
-        # Android) and model names too, not its sub-units or bigrams (-東京都 is no -東京), nor a
-        # phrase's variants (a lexicon lookup each: a pasted headline's " - 連載名" stays cheap).
-        negated = _Expander(replace(options, subwords=False, fallback=False), user_synonyms, lexicon).expand(
-            negated, phrases=False
-        )
+        # Whatever says the negated word leaves its article out, as whatever says a word finds
+        # its article: its synonyms (アンドロイド for Android), model names, and the word inside a
+        # longer one (-日本代表 leaves out 日本代表戦; its units stand together there, so -東京都
+        # is no -東京). Not its bigrams, which only resemble it, nor a phrase's variants (a
+        # lexicon lookup each: a pasted headline's " - 連載名" stays cheap).
+        negated = _Expander(replace(options, fallback=False), user_synonyms, lexicon).expand(negated, phrases=False)
     return ParsedQuery(text, expander.expand(query), natural_language=False, relaxable=relaxable, excluded=negated)
 
 
