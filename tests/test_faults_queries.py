@@ -92,10 +92,29 @@ def test_a_date_range_finds_the_articles_of_those_months(news, news_root):
         ], query
 
 
-@pytest.mark.parametrize("query", ["date:[ TO ]", "date:[いつか TO 2012]", "date:yesterday", 'date:"2012" 日本'])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "date:[ TO ]",
+        "date:[いつか TO 2012]",
+        "date:yesterday",
+        'date:"2012" 日本',
+        # A time glued to the day was read as its month, and "31t10 00" as words: nothing found.
+        "date:2012-05-31T10:00",
+        "date:2012-05-31T25:00 日本",
+    ],
+)
 def test_a_date_that_is_not_one_gets_the_date_syntax(news, query):
     with pytest.raises(QueryError, match=r"^date: takes a date such as date:2012"):
         news.search(query)
+
+
+def test_a_day_followed_by_words_is_that_day_and_the_words(news):
+    def found(query: str) -> set[str]:
+        return {hit.section_id for hit in news.search(query, limit=50).hits}
+
+    day, both = found("date:2012-03-08"), found("date:2012-03-08 iPhone")  # tech-0001's day
+    assert both and both <= day and both == found("iPhone date:2012-03-08") == found("(date:2012-03-08) iPhone")
 
 
 def test_wildcards_are_not_expanded(news):

@@ -155,6 +155,9 @@ _FIELD_LIST = ", ".join(f"{name}:" for name in SEARCHABLE_FIELDS)
 # What Whoosh's parser takes for a field name (`\w+:`, the whole run of word characters), and
 # the names of those a person may have meant as one (ASCII, as the schema's are).
 _FIELD_NAME = re.compile(r"(?<![\w*])(\w+):")
+# What may follow date: (a range in brackets, or a year, month or day, its end unquoted): a time
+# or anything else glued to it is no date Whoosh reads whole.
+_DATE_VALUE = re.compile(r"[\[{\"]|[0-9][0-9-]*(?=[\s)]|$)")
 _FIELD_EXAMPLES = {"date": "2012-05", "category": "sports-watch", "source": '"livedoor ニュース"'}
 _ASCII_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -640,6 +643,8 @@ def _check_field_names(text: str, schema: Schema) -> None:
                     f"{name}: needs a word right after it, with no space ({example})",
                     f"{name}: のすぐ後ろに、空白を入れずに語を続けてください（{example}）。",
                 )
+            if name == "date" and not _DATE_VALUE.match(unquoted, found.end()):
+                raise _bad_date()  # date:2012-05-31T10:00 read as the month, and "31t10 00" as text
             continue
         if not _ASCII_NAME.fullmatch(name) or not after or after[0].isspace() or after == "//":
             continue
