@@ -29,20 +29,30 @@ class BatchReport:
 
 
 def read_queries(path: Path) -> list[tuple[str, str]]:
+    """The `qid<TAB>query` lines of a file, as trec_eval reads its ids: one word each. Lines end
+    at a newline only (a query may hold U+2028, which `str.splitlines` would break it at), and
+    a byte-order mark an editor wrote is no part of the first id."""
     pairs = []
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as error:
         raise BatchFormatError(f"{path}: not UTF-8 text (byte {error.start:,})") from None
     except OSError as error:
         raise BatchFormatError(f"{path}: cannot be read ({error.strerror or error})") from None
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         qid, tab, text = line.partition("\t")
         if not tab:
             raise BatchFormatError(f"{path}:{number}: expected `qid<TAB>query`")
-        pairs.append((qid.strip(), text))
+        qid = qid.strip()
+        if not qid or len(qid.split()) > 1:
+            raise BatchFormatError(
+                f"{path}:{number}: the query id {qid!r} is {'empty' if not qid else 'more than one word'}"
+                " (a run's ids are one word each, as in its qrels)"
+            )
+        pairs.append((qid, text))
     return pairs
 
 

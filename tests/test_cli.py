@@ -68,6 +68,23 @@ def test_batch_writes_a_trec_run(index_root, tmp_path):
     assert "3 queries (1 unsearchable)" in result.output
 
 
+def test_batch_ids_are_one_word_each_as_the_run_needs_them(index_root, tmp_path):
+    queries, run = tmp_path / "q.tsv", tmp_path / "out.trec"
+    # An editor's byte-order mark is no part of the first id; a query may hold U+2028 (a line
+    # separator to str.splitlines, not to a TSV file); CRLF line ends.
+    queries.write_bytes("\ufeffq1\tH20\r\nq2\t輸出\u2028規制\r\n".encode())
+    command = ["search", "--queries", str(queries), "--run", str(run), "--index", str(index_root)]
+    result = CliRunner().invoke(cli, command)
+    assert result.exit_code == 0, result.output
+    assert {line.split()[0] for line in run.read_text(encoding="utf-8").splitlines()} == {"q1", "q2"}
+    assert "2 queries (0 unsearchable)" in result.output
+    for lines, problem in (("q1\tH20\n\t輸出規制\n", "'' is empty"), ("q 2\tH20\n", "'q 2' is more than one word")):
+        queries.write_text(lines, encoding="utf-8")
+        result = CliRunner().invoke(cli, command)
+        assert result.exit_code != 0
+        assert f"q.tsv:{lines.count(chr(10))}: the query id {problem}" in result.output
+
+
 def test_stats(index_root):
     result = CliRunner().invoke(cli, ["stats", "--index", str(index_root)])
     assert result.exit_code == 0
