@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
@@ -339,9 +339,10 @@ def search_command(
     results = _guarded(
         lambda: index.search(
             query, limit=limit or 10, group=not flat, filters=filters, sort=sort, facets=output_format == "json"
-        )
+        ),
+        index,
     )
-    alternatives = _guarded(lambda: Browser(index).alternatives(query, filters)) if results.few else []
+    alternatives = _guarded(lambda: Browser(index).alternatives(query, filters), index) if results.few else []
     if output_format == "json":
         click.echo(json.dumps(results.as_json(alternatives), ensure_ascii=False, indent=2))
     elif output_format == "jsonl":
@@ -355,13 +356,21 @@ def search_command(
         click.echo(format_results(results, alternatives))
 
 
-def _guarded(action):
+def _guarded(action, index: SearchIndex | None = None):
+    """`action()`, a user's error in it one line; a read error too, when `index`'s live generation
+    is damaged behind it (its files are checked against their checksums then)."""
     from .query.parse import QueryError
+    from .searching import READ_ERRORS
 
     try:
         return action()
     except (QueryError, IndexMissingError, DamagedIndexError) as error:
         raise UserError(str(error)) from None
+    except READ_ERRORS as error:
+        damage = index.damage_behind(error) if index is not None else None
+        if damage is None:
+            raise
+        raise UserError(str(damage)) from None
 
 
 def relaxed_line(relaxed: Relaxation) -> str:
@@ -435,7 +444,7 @@ def _run_batch(index: SearchIndex, queries: Path, run_path: Path, limit: int) ->
     from .batch import BatchFormatError, read_queries, run_queries
 
     try:
-        report = _guarded(lambda: run_queries(index, read_queries(queries), run_path, limit))
+        report = _guarded(lambda: run_queries(index, read_queries(queries), run_path, limit), index)
     except BatchFormatError as error:
         raise UserError(str(error)) from None
     except OSError as error:  # the queries file was read whole before: this is the run file
@@ -526,7 +535,9 @@ def main() -> None:
         sys.exit(2)
     try:
         cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as abort:
+        if isinstance(abort.__context__, EOFError):  # click takes any EOFError for the user's Ctrl-D
+            _internal_error(abort.__context__)
         click.echo("midashi: aborted", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except click.UsageError as error:
@@ -541,12 +552,17 @@ def main() -> None:
         sys.exit(1)
     except click.exceptions.Exit as exit_:
         sys.exit(exit_.exit_code)
-    except Exception as error:  # a bug of ours: one line for the person, the traceback on request
-        if os.environ.get("MIDASHI_DEBUG"):
-            raise
-        click.echo(
-            f"midashi: internal error ({type(error).__name__})."
-            " Please report it with the command you ran (MIDASHI_DEBUG=1 shows the details)",
-            err=True,
-        )
-        sys.exit(EXIT_INTERNAL)
+    except Exception as error:
+        _internal_error(error)
+
+
+def _internal_error(error: BaseException) -> NoReturn:
+    """A bug of ours: one line for the person, the traceback on request."""
+    if os.environ.get("MIDASHI_DEBUG"):
+        raise error
+    click.echo(
+        f"midashi: internal error ({type(error).__name__})."
+        " Please report it with the command you ran (MIDASHI_DEBUG=1 shows the details)",
+        err=True,
+    )
+    sys.exit(EXIT_INTERNAL)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import os
 import pickle
 import re
 import struct
@@ -27,6 +28,7 @@ import zstandard
 from whoosh import index as whoosh_index
 from whoosh import query as wq
 from whoosh.index import EmptyIndexError, Index
+from whoosh.reading import TermNotFound
 from whoosh.scoring import BM25F
 from whoosh.searching import Searcher
 
@@ -573,12 +575,10 @@ class SearchIndex:
         if not isinstance(error, READ_ERRORS):
             return None
         try:
-            self.store.verify(self.store.current())
-        except DamagedIndexError as damage:
-            return damage
-        except IndexMissingError:
+            folder = self.store.current()
+        except (DamagedIndexError, IndexMissingError):
             return None
-        return None
+        return _damage_behind(self.store, folder, error)
 
     def _new_searcher(self) -> tuple[Generation, Searcher]:
         """The live generation and a new searcher of it (its segment files opened)."""
@@ -1012,6 +1012,7 @@ READ_ERRORS = (
     MemoryError,
     OverflowError,
     whoosh_index.IndexError,
+    TermNotFound,  # a term the term index lists and its postings file lacks
 )
 
 
@@ -1027,11 +1028,31 @@ def _read_as_damage(store: IndexStore, folder: Path) -> Iterator[None]:
     except (QueryError, DamagedIndexError):
         raise
     except READ_ERRORS as error:
-        try:
-            store.verify(folder)
-        except DamagedIndexError as damage:
+        damage = _damage_behind(store, folder, error)
+        if damage is not None:
             raise damage from error
         raise
+
+
+def _damage_behind(store: IndexStore, folder: Path, error: BaseException) -> DamagedIndexError | None:
+    """The damage of `folder` a read error came from: a file that does not match its checksum; or,
+    in a generation written before checksums, the error itself (nothing tells damage from a bug
+    there, and its next reindex rebuilds it in full anyway). None when every file matches, and for
+    an error about a file of another folder (a batch run's output, say)."""
+    named = error.filename if isinstance(error, OSError) else None
+    if named is not None and not Path(os.path.abspath(os.fsdecode(named))).is_relative_to(os.path.abspath(folder)):
+        return None
+    try:
+        checksums = store.verify(folder)
+    except DamagedIndexError as damage:
+        return damage
+    if checksums:
+        return None
+    return DamagedIndexError(
+        store.root,
+        f"{folder.name} could not be read ({type(error).__name__}), and it was written before"
+        " checksums, which would say which file is damaged",
+    )
 
 
 class FacetTable:

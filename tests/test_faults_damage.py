@@ -7,9 +7,11 @@ Each test damages its own copy of an index of the fixture corpus (tests/fixtures
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -18,7 +20,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from search.cli import cli
+from search.cli import EXIT_INTERNAL, cli
+from search.cli import main as cli_main
 from search.codec import store as store_module
 from search.codec.check import check_index
 from search.codec.store import (
@@ -252,6 +255,60 @@ def test_a_read_error_from_a_damaged_file_becomes_the_damage(index_root):
     flip(segment(index_root))
     with pytest.raises(DamagedIndexError, match=segment(index_root).name), index.searcher():
         raise pickle.UnpicklingError("invalid load key")
+
+
+def _without_checksums(root: Path) -> None:
+    """The manifest as Midashi wrote it before checksums (index format 2): none, nor its own digest."""
+    path = generation(root) / MANIFEST_FILE
+    data = json.loads(path.read_text(encoding="utf-8"))
+    del data["checksums"], data["checksum"]
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_a_damaged_index_written_before_checksums_is_damage_too(index_root, damage):
+    """Nothing says which file is damaged there; the read error is reported as damage, with the
+    repair, not as "aborted" (click's word for an EOFError) or an internal error."""
+    _without_checksums(index_root)
+    assert SearchIndex(index_root).search("日本").total  # intact, it searches as ever
+    with open(segment(index_root), "r+b") as file:
+        file.truncate(file.seek(0, os.SEEK_END) // 3)
+    if damage == "flip":
+        flip(segment(index_root), size=1 << 20)
+    for query in ("日本", "経済 OR 試合"):
+        result = CliRunner().invoke(cli, ["search", "--index", str(index_root), query])
+        if result.exit_code == 0:
+            continue  # a query whose terms the damage spared
+        assert result.exit_code == 1 and "aborted" not in result.output and "internal error" not in result.output
+        [line] = result.output.splitlines()
+        assert line.startswith(f"midashi: the index at {index_root} is damaged: gen-") and REPAIR in line
+        break
+    else:
+        pytest.fail("no query met the damage")
+    with socket.socket() as probe:  # a free port, in case it started after all (the timeout fails it)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    served = midashi("serve", "--index", str(index_root), "--port", str(port))
+    assert served.returncode == 1
+    [line] = served.stderr.splitlines()
+    assert line.startswith(f"midashi: the index at {index_root} is damaged: gen-") and REPAIR in line
+
+
+def test_an_eof_error_that_is_no_damage_is_an_internal_error_not_an_abort(index_root, monkeypatch, capsys):
+    """click takes any EOFError for the user's Ctrl-D ("aborted"); one from our code is a bug."""
+
+    def failing(*_, **__):
+        raise EOFError("a bug of ours")
+
+    monkeypatch.setattr(SearchIndex, "search", failing)
+    monkeypatch.setattr(sys, "argv", ["midashi", "search", "--index", str(index_root), "日本"])
+    with pytest.raises(SystemExit) as exited:
+        cli_main()
+    assert exited.value.code == EXIT_INTERNAL
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "midashi: internal error (EOFError). Please report it with the command you ran (MIDASHI_DEBUG=1 shows the"
+        " details)"
+    ]
 
 
 def test_reindex_full_works_whatever_the_folder_holds(index_root, pristine):
