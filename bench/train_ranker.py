@@ -200,9 +200,10 @@ def held_out(collected: Collected, fold: int = 0) -> np.ndarray:
     return held
 
 
-def fit(collected: Collected, held: np.ndarray):
-    """A model trained on the queries not `held`, early-stopping on those held; (the booster, its
-    rounds, its held-out NDCG@10, the training candidates)."""
+def fit(collected: Collected, held: np.ndarray, scored: np.ndarray | None = None):
+    """A model trained on the queries neither `held` nor `scored`, early-stopping on those held;
+    (the booster, its rounds, its held-out NDCG@10, the training candidates). `scored` are left
+    out of both, for the caller to measure the model on."""
     import lightgbm
 
     def dataset(keep: np.ndarray, reference=None):
@@ -223,10 +224,11 @@ def fit(collected: Collected, held: np.ndarray):
             free_raw_data=False,
         )
 
-    training = dataset(~held)
+    trained = ~held if scored is None else ~held & ~scored
+    training = dataset(trained)
     validation = dataset(held, reference=training)
     parameters = dict(PARAMETERS)
-    rows = sum(len(collected.labels[i]) for i in np.flatnonzero(~held))
+    rows = sum(len(collected.labels[i]) for i in np.flatnonzero(trained))
     parameters["min_data_in_leaf"] = min(PARAMETERS["min_data_in_leaf"], max(1, rows // 40))
     booster = lightgbm.train(
         parameters,
@@ -270,15 +272,16 @@ def reciprocal_rank(predicted: np.ndarray, labels: np.ndarray, articles: np.ndar
 
 
 def cross_validate(collected: Collected, folds: int) -> dict[str, float]:
-    """Train once per fold, each holding out another of the HELD_OUT_SHARE parts, and print each
-    set's MRR@10 over that fold's held-out queries; returns each set's mean over the folds. What
-    to tune the training on: the dev sets are for reporting only."""
+    """Train once per fold, each scoring another of the HELD_OUT_SHARE parts, and print each set's
+    MRR@10 over that fold's queries; returns each set's mean over the folds. What to tune the
+    training on: the dev sets are for reporting only. A fold's model early-stops on the next part,
+    never on the part it is scored on (that would pick its rounds by the score it reports)."""
     scores: dict[str, list[float]] = {}
     for fold in range(folds):
-        held = held_out(collected, fold)
-        booster, rounds, ndcg, _ = fit(collected, held)
+        scored = held_out(collected, fold)
+        booster, rounds, ndcg, _ = fit(collected, held_out(collected, (fold + 1) % HELD_OUT_SHARE), scored)
         ranks: dict[str, list[float]] = {}
-        for i in np.flatnonzero(held):
+        for i in np.flatnonzero(scored):
             predicted = booster.predict(collected.rows[i], num_iteration=rounds, num_threads=1)
             rank = reciprocal_rank(predicted, collected.labels[i], collected.articles[i], collected.article_level[i])
             ranks.setdefault(collected.qids[i].split(":", 1)[0], []).append(rank)
@@ -326,8 +329,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.jaquad_sample < 1:
         parser.error("--jaquad-sample must be 1 or more")
-    if args.folds is not None and not 1 <= args.folds <= HELD_OUT_SHARE:
-        parser.error(f"--folds must be 1 to {HELD_OUT_SHARE}")
+    if args.folds is not None and not 1 <= args.folds < HELD_OUT_SHARE:
+        parser.error(f"--folds must be 1 to {HELD_OUT_SHARE - 1} (each fold early-stops on another part)")
     args.work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     synonyms = args.work / "no-user-synonyms.txt"

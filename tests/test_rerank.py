@@ -248,6 +248,39 @@ def test_a_fold_s_reciprocal_rank_counts_articles_once_where_they_ask_for_it():
     assert reciprocal_rank(-np.arange(11.0), eleventh, np.arange(11), article_level=False) == 0.0
 
 
+def test_a_fold_s_model_never_early_stops_on_the_queries_it_is_scored_on(monkeypatch):
+    """Early-stopping on the scored part would choose a model's rounds by the very score the fold
+    reports: each fold stops on another part, and trains on neither."""
+    sys.path.insert(0, str(PROJECT / "bench"))
+    import train_ranker
+
+    collected = train_ranker.Collected()
+    for number in range(70):
+        collected.qids.append(f"jaquad:q{number}")
+        collected.rows.append(np.zeros((2, len(FEATURES))))
+        collected.labels.append(np.array([1.0, 0.0]))
+        collected.articles.append(np.array([1, 2]))
+        collected.article_level.append(False)
+    parts = []
+
+    class Booster:
+        def predict(self, rows, **_):
+            return -np.arange(len(rows), dtype=np.float64)
+
+    def fit(given, held, scored=None):
+        parts.append((held, scored))
+        return Booster(), 1, 1.0, 0
+
+    monkeypatch.setattr(train_ranker, "fit", fit)
+    means = train_ranker.cross_validate(collected, 3)
+    assert means == {"jaquad": 1.0}
+    assert len(parts) == 3
+    for fold, (held, scored) in enumerate(parts):
+        assert scored is not None and scored.any() and held.any()
+        assert not (held & scored).any()
+        assert (scored == train_ranker.held_out(collected, fold)).all()
+
+
 def test_sections_of_equal_first_stage_score_share_their_place():
     # How the first stage orders equal scores (by docnum) depends on how the index was split into
     # segments; the reranker's features must not, so one process and several workers rank alike.
