@@ -143,6 +143,9 @@ def test_wildcards_are_not_expanded(news):
         ("title:", "title: needs a word right after it", "title: のすぐ後ろに"),
         ("title: 半導体", "title: needs a word right after it", "title: のすぐ後ろに"),
         ('"国家安全保障" title:', "title: needs a word right after it", "title: のすぐ後ろに"),
+        # Nothing to search glued to it: searched as the word "title" (タイトル), 264 articles.
+        ("title:(", "title: needs a word right after it", "title: のすぐ後ろに"),
+        ("日本 heading:-", "heading: needs a word right after it", "heading: のすぐ後ろに"),
         ("NOT NOT 日本", "could not read the query: check its quotes", "検索語を読み取れませんでした"),
         ("body:[あ TO 龥]", "a range like [あ TO 龥] works only on date:", "date: にだけ使えます"),
     ],
@@ -161,6 +164,11 @@ def test_query_errors_are_400_with_a_message_in_the_page_language(client, query,
 )
 def test_text_that_merely_looks_like_a_field_is_text(news, query):
     news.search(query)  # no QueryError: quoted, a URL, a Japanese label, a time
+
+
+@pytest.mark.parametrize("query", ["title:(iPhone)", "title:「iPhone」", "date:(2012)", "(title:iPhone)"])
+def test_a_field_with_a_word_glued_in_brackets_searches_it(news, query):
+    assert news.search(query).total
 
 
 def test_parameter_errors_speak_the_page_language(client):

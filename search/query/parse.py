@@ -155,9 +155,9 @@ _FIELD_LIST = ", ".join(f"{name}:" for name in SEARCHABLE_FIELDS)
 # What Whoosh's parser takes for a field name (`\w+:`, the whole run of word characters), and
 # the names of those a person may have meant as one (ASCII, as the schema's are).
 _FIELD_NAME = re.compile(r"(?<![\w*])(\w+):")
-# What may follow date: (a range in brackets, or a year, month or day, its end unquoted): a time
+# What may follow date: (a range in brackets, a group, or a year, month or day, its end unquoted): a time
 # or anything else glued to it is no date Whoosh reads whole.
-_DATE_VALUE = re.compile(r"[\[{\"]|[0-9][0-9-]*(?=[\s)]|$)")
+_DATE_VALUE = re.compile(r"[\[{\"(]|[0-9][0-9-]*(?=[\s)]|$)")
 _FIELD_EXAMPLES = {"date": "2012-05", "category": "sports-watch", "source": '"livedoor ニュース"'}
 _ASCII_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -637,7 +637,9 @@ def _check_field_names(text: str, schema: Schema) -> None:
     for found in _FIELD_NAME.finditer(unquoted):
         name, after = found.group(1), text[found.end() : found.end() + 2]
         if name in SEARCHABLE_FIELDS:
-            if not after or after[0].isspace():
+            # Nothing searchable glued to it (title: 日本, title:( , title:-): a range has its own checks.
+            glued = text[found.end() :].split(maxsplit=1)[0] if after and not after[0].isspace() else ""
+            if not glued.startswith(("[", "{")) and not any(character.isalnum() for character in glued):
                 example = f"{name}:{_FIELD_EXAMPLES.get(name, 'トランプ')}"
                 raise QueryError(
                     f"{name}: needs a word right after it, with no space ({example})",
