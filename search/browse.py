@@ -225,7 +225,8 @@ class Browser:
             people = [name for name in _frequent(reader, "people", last) if name != last][: (limit + 1) // 2]
             frequent = _frequent(reader, "body", last.lower())
             every_title = view.table(TitleList).titles
-        completions = dict.fromkeys([*people, *frequent])
+        # Only what a search can find: the index keeps some symbols (%, (^-^)/) no query searches.
+        completions = dict.fromkeys(term for term in [*people, *frequent] if any(c.isalnum() for c in term))
         queries = [f"{head} {term}".strip() for term in itertools.islice(completions, limit)]
         needle = text.casefold()
         titles = [(article_id, title) for folded, title, article_id in every_title if needle in folded][:limit]

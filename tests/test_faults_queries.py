@@ -171,6 +171,19 @@ def test_a_field_with_a_word_glued_in_brackets_searches_it(news, query):
     assert news.search(query).total
 
 
+def test_suggestions_are_only_queries_that_search(tmp_path):
+    """The index keeps a few symbols as terms (% here; (^-^)/ in livedoor), which no query can
+    search: completing to one offered a query that was then refused."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "rates.md").write_text("# 金利の記事\n\n金利は5%上がった。\n", encoding="utf-8")
+    reindex([corpus], tmp_path / "index", workers=0)
+    client = create_app(tmp_path / "index").test_client()
+    assert client.get("/api/search", query_string={"q": "%"}).status_code == 400  # the premise
+    assert client.get("/api/suggest", query_string={"q": "%"}).get_json()["queries"] == []
+    assert client.get("/api/suggest", query_string={"q": "金"}).get_json()["queries"] == ["金利"]
+
+
 def test_parameter_errors_speak_the_page_language(client):
     data = client.get("/api/search", query_string={"q": "日本", "page": "x"}).get_json()
     assert data["error"] == "page must be a whole number"
