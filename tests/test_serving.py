@@ -289,6 +289,29 @@ def test_serve_builds_the_tables_before_the_first_request(news_index, capsys):
     assert all(index.generation()._tables[kind] is table for kind, table in tables.items())  # none built again
 
 
+def test_a_loopback_server_answers_only_to_loopback_names(news_index, monkeypatch):
+    """DNS rebinding: a page at evil.example, its name pointed at 127.0.0.1, would otherwise read
+    the index through the reader's browser (the adversary's feed showed its links with that Host)."""
+    from web import server
+
+    served = {}
+    monkeypatch.setattr(server, "waitress_serve", lambda app, **options: served.update(app=app, **options))
+    monkeypatch.setattr(server, "set_cache_budget", lambda budget: None)  # (this process's caches stay as they are)
+    for bound, answered in (
+        ("127.0.0.1", {"127.0.0.1:8000": 200, "localhost:8000": 200, "[::1]:8000": 200, "127.0.0.2": 200}),
+        ("127.0.0.1", {"evil.example": 400, "evil.example:8000": 400, "127.0.0.1.nip.io": 400}),
+        ("0.0.0.0", {"news.example:8000": 200}),  # told to listen beyond this machine: its names are yours
+    ):
+        server.serve(str(news_index), host=bound, port=8000)
+        assert served["host"] == bound
+        client = served["app"].test_client()
+        for host, status in answered.items():
+            response = client.get("/api/search?q=日本", headers={"Host": host})
+            assert response.status_code == status, host
+            if status == 400:
+                assert response.get_data(as_text=True).startswith("400 Bad Request: this server answers to")
+
+
 def test_a_swapped_in_generation_is_warmed_before_it_serves(tmp_path, monkeypatch):
     """After a reindex, the server builds the new generation's tables in a thread of its own while
     searches keep the old generation (not held up by the building), and switches when they are

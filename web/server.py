@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import ipaddress
 import resource
 import time
 from pathlib import Path
@@ -43,6 +44,8 @@ def serve(
     caches, others = cache_budget(memory_budget_mb << 20, index_root)
     set_cache_budget(caches)
     app = create_app(index_root)
+    if is_loopback_name(host.strip("[]")):  # told to listen beyond this machine: its names are the operator's
+        app.wsgi_app = LoopbackNamesOnly(app.wsgi_app)  # type: ignore[method-assign]
     warm_up(app)
     print(f"Midashi: serving {index_root} on http://{host}:{port}/", flush=True)
     rest = ", ".join(f"{name} {size >> 20} MB" for name, size in others.items())
@@ -54,6 +57,45 @@ def serve(
             flush=True,
         )
     waitress_serve(app, host=host, port=port, threads=THREADS, ident="midashi")
+
+
+class LoopbackNamesOnly:
+    """WSGI middleware for a server bound to a loopback address: it answers only requests whose
+    Host names this machine (localhost, a loopback address), so a web page whose name an
+    attacker points at 127.0.0.1 (DNS rebinding) cannot read the index through a reader's
+    browser. Any other Host gets a plain 400 (Flask's TRUSTED_HOSTS fails before its error page
+    can be drawn, and its page needs a trusted host)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        host = environ.get("HTTP_HOST", "")
+        if not host or is_loopback_name(_host_name(host)):  # (no Host: an HTTP/1.0 client, no browser)
+            return self.app(environ, start_response)
+        body = b"400 Bad Request: this server answers to localhost and loopback addresses only\n"
+        start_response(
+            "400 Bad Request", [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))]
+        )
+        return [body]
+
+
+def is_loopback_name(name: str) -> bool:
+    """localhost, or a loopback address (127.0.0.0/8, ::1)."""
+    if name.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _host_name(host: str) -> str:
+    """The name of a Host header, without its port and an IPv6 address's brackets."""
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    name, colon, port = host.rpartition(":")
+    return name if colon and port.isdigit() else host
 
 
 def warm_up(app) -> None:
