@@ -78,10 +78,31 @@ def corrupt_header(data: bytes) -> bytes:
     return bytes(damaged)
 
 
+def zeroed_header(data: bytes) -> bytes:
+    """The fifth member's header zeroed: `tarfile` took the block of zeros for the archive's end,
+    and the articles of every member after it were removed."""
+    offset = _fifth_member(data)
+    return data[:offset] + bytes(tarfile.BLOCKSIZE) + data[offset + tarfile.BLOCKSIZE :]
+
+
+def cut_and_zero_filled(data: bytes) -> bytes:
+    """Cut short at the fifth member's header and zero-filled to its size, as a preallocated
+    download leaves it: a well-formed archive of four members, but for the zeros."""
+    offset = _fifth_member(data)
+    return data[:offset] + bytes(len(data) - offset)
+
+
+def _fifth_member(data: bytes) -> int:
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        return archive.getmembers()[4].offset
+
+
 DAMAGES = {
     "bit-flipped": ("gz", flip_middle),
     "truncated": ("gz", lambda data: data[: len(data) * 2 // 3]),
     "corrupt-header": ("", corrupt_header),
+    "zeroed-header": ("", zeroed_header),
+    "cut-and-zero-filled": ("", cut_and_zero_filled),
 }
 
 

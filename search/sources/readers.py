@@ -385,14 +385,14 @@ def _read_tarball(path: Path, known: Mapping[str, str]) -> Iterator[ReadResult |
         members, damage = _tar_members(archive)
         if damage is None and not _ends_as_an_archive(archive):
             damage = "a member header is corrupt or the file ends early"
-        if damage is not None:
-            damage = f"archive damaged after {len(members):,} of its members ({damage})"
-            members = members[:-1]
-        else:
-            checksum = _checksum_damage(archive)
+        if damage is None:
+            checksum, damage = _tail_damage(archive)
             if checksum is not None:
                 yield damaged(f"archive damaged ({checksum}): none of its {len(members):,} members is read")
                 return
+        if damage is not None:
+            damage = f"archive damaged after {len(members):,} of its members ({damage})"
+            members = members[:-1]
         readable = []
         for member in members:
             outside = member.name.startswith("/") or ".." in PurePosixPath(member.name).parts
@@ -496,15 +496,32 @@ def _ends_as_an_archive(archive: tarfile.TarFile) -> bool:
     return len(block) == tarfile.BLOCKSIZE and block.count(0) == tarfile.BLOCKSIZE
 
 
-def _checksum_damage(archive: tarfile.TarFile) -> str | None:
-    """Why the rest of the archive does not decompress to its last byte (a compressed stream's
-    checksum is checked there), or None when it does."""
+# The most zeros a whole archive has past its last member: the two-block end marker, then padding
+# to a whole record (20 blocks: GNU tar's and Python's default), which the marker may start.
+MAX_TAR_END_ZEROS = 2 * tarfile.BLOCKSIZE + 20 * tarfile.BLOCKSIZE
+
+
+def _tail_damage(archive: tarfile.TarFile) -> tuple[str | None, str | None]:
+    """The rest of the archive past the block of zeros its listing stopped at, read to its last
+    byte: (why it does not decompress, a compressed stream's checksum being checked there; why those
+    zeros are not the archive's end), each None when all is well. `tarfile` takes the first block
+    of zeros for the end, even with members after it (a header zeroed mid-archive); and a file cut
+    short and zero-filled to its size (a preallocated download) ends in more zeros than tar pads
+    with. Either way, taken for the end it would remove every later member's article."""
+    zeros = tarfile.BLOCKSIZE  # the one `_ends_as_an_archive` read
     try:
-        while archive.fileobj.read(1 << 20):
-            pass
+        while chunk := archive.fileobj.read(1 << 20):
+            if chunk.count(0) < len(chunk):
+                return None, "a block of zeros in the middle of it, with members after it"
+            zeros += len(chunk)
     except READ_ERRORS as error:
-        return describe_read_error(error)
-    return None
+        return describe_read_error(error), None
+    if zeros > MAX_TAR_END_ZEROS:
+        return (
+            None,
+            f"{zeros:,} bytes of zeros after its last member, more than tar pads with: cut short and zero-filled?",
+        )
+    return None, None
 
 
 def _read_bytes_safely(relative: str, shown_path: str, load) -> Iterator[ReadResult]:
