@@ -168,13 +168,17 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 def _stopping_on_signals(stop: StopRequest) -> Iterator[None]:
     """Turn Ctrl-C and SIGTERM into a request `reindex` honours at its next safe point, so the
     half-built generation is discarded and the workers are stopped (Python's default would end
-    the process on the spot for SIGTERM, and raise wherever it is for Ctrl-C). A second one of
-    either acts at once, as it would have without us."""
+    the process on the spot for SIGTERM, and raise wherever it is for Ctrl-C).
+
+    A second one of either ends the process at once, whatever it is doing, until it exits: raised
+    as a KeyboardInterrupt it landed in the cleanup itself, which then never stopped the workers,
+    and the exit waited forever on their queue. What it leaves (a half-built generation, its pid
+    in the lock) the next reindex clears, and says so."""
     previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
 
     def ask(signum: int, frame) -> None:
         stop.ask(signum)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, _stop_at_once)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     for signum in STOP_SIGNALS:
@@ -182,8 +186,14 @@ def _stopping_on_signals(stop: StopRequest) -> Iterator[None]:
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        if stop.signum is None:  # (else the second one must still act at once, up to the exit)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+
+def _stop_at_once(signum: int, frame) -> None:
+    os.write(2, b"\nmidashi: reindex stopped at once; the previous index is still in use.\n")
+    os._exit(EXIT_INTERRUPTED)
 
 
 def format_report(report: ReindexReport, index_root: Path) -> str:

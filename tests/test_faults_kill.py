@@ -312,18 +312,80 @@ def test_ctrl_c_to_the_parent_stops_the_reindex_cleanly(index, tmp_path):
 def test_a_stop_signal_is_recorded_not_raised_where_it_lands():
     """Raised from the handler, SIGTERM once struck inside multiprocessing's bookkeeping (a queue's
     finalizer half made), which then printed a traceback at exit: the handler only records it,
-    for the reindex to act on between articles. A second signal acts at once, as it would without us."""
+    for the reindex to act on between articles. A second signal acts at once, up to the exit."""
     stop = StopRequest()
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
-    with cli._stopping_on_signals(stop):
-        os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(0.01)  # Python runs the handler at the next bytecode: no exception here
-        assert stop.signum == signal.SIGTERM
-        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-        with pytest.raises(ReindexStopped):
-            stop.check()
-    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+    try:
+        with cli._stopping_on_signals(stop):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.01)  # Python runs the handler at the next bytecode: no exception here
+            assert stop.signum == signal.SIGTERM
+            assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+            assert signal.getsignal(signal.SIGINT) is cli._stop_at_once
+            with pytest.raises(ReindexStopped):
+                stop.check()
+        assert signal.getsignal(signal.SIGINT) is cli._stop_at_once  # the unwinding is no time to raise
+    finally:
+        signal.signal(signal.SIGTERM, before[0])
+        signal.signal(signal.SIGINT, before[1])
+    with cli._stopping_on_signals(StopRequest()):
+        pass
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before  # no stop: put back
+
+
+# A reindex stopped at its 300th article whose cleanup a KeyboardInterrupt cuts short (where a
+# second Ctrl-C landed, as py-spy showed): its workers are never stopped, batches are still queued.
+_CLEANUP_CUT_SHORT = """
+import signal, sys
+from search import indexing
+
+def cut_short(self):
+    raise KeyboardInterrupt
+
+indexing._GenerationBuilder.abandon = cut_short
+stop = indexing.StopRequest()
+try:
+    indexing.reindex([sys.argv[1]], sys.argv[2], workers=2, stop=stop,
+                     progress=lambda read: stop.ask(signal.SIGINT) if read == 300 else None)
+except KeyboardInterrupt:
+    print("cut short", flush=True)
+sys.exit(130)
+"""
+
+
+@pytest.mark.slow
+def test_a_reindex_whose_cleanup_was_cut_short_still_exits(index):
+    """The exit waited forever for the jobs queue's feeder, blocked on a pipe no worker read any
+    more (multiprocessing joins it after it has ended the workers): it never waits now."""
+    result = subprocess.run(
+        [sys.executable, "-c", _CLEANUP_CUT_SHORT, str(index.corpus), str(index.root)],
+        capture_output=True,
+        text=True,
+        env=_environment(),
+        timeout=PHASE_TIMEOUT,
+    )
+    assert (result.returncode, result.stdout) == (130, "cut short\n"), result.stderr
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_ends_the_reindex_at_once(index, tmp_path):
+    """Two Ctrl-C back to back: the second one, raised where the first one's cleanup was, skipped
+    stopping the workers, and the exit then waited forever on their queue (7 runs in 20)."""
+
+    def twice(run: Run) -> None:
+        os.kill(run.parent.pid, signal.SIGINT)
+        os.kill(run.parent.pid, signal.SIGINT)
+
+    for _ in range(3):
+        run = run_reindex(index, lambda run: (lambda: twice(run)) if _analysing(run) else None, tmp_path)
+        assert run.struck and run.parent.returncode == 130, run.errors  # (run_reindex waits PHASE_TIMEOUT)
+        assert "Traceback" not in run.errors and "aborted" not in run.errors
+        assert run.errors.splitlines()[-1] in (
+            "midashi: reindex stopped at once; the previous index is still in use.",
+            "midashi: reindex interrupted; the previous index is still in use.",
+        )
+        index.assert_unchanged()
+    reindex_again(index)
 
 
 # --- the lock itself -------------------------------------------------------------------------

@@ -111,8 +111,6 @@ class ParallelWriter:
         writer._finish()
 
     def cancel(self) -> None:
-        if self.jobs is not None:
-            self.jobs.cancel_join_thread()  # batches no worker will read must not block our exit
         for process in self.processes:
             process.terminate()
         for process in self.processes:
@@ -126,6 +124,9 @@ class ParallelWriter:
 
     def _start_workers(self) -> None:
         self.jobs = self.context.Queue(maxsize=QUEUED_BATCHES * self.workers)
+        # Our exit never waits to hand batches over: a worker reads them all (and its `None`)
+        # before it reports, which we wait for; a reindex that stops has no use for the rest.
+        self.jobs.cancel_join_thread()
         self.results = self.context.Queue()
         # A worker inherits our signal handlers (the CLI's only record a stop, which a worker
         # never checks), and `cancel()` may signal it before it has set its own: it starts with
