@@ -151,6 +151,16 @@ def test_a_damaged_tarball_next_to_a_good_corpus_removes_nothing(damage, tmp_pat
     assert "news/sports/sports-0003" not in article_ids(root)
 
 
+@pytest.mark.parametrize("damage", [*DAMAGES, "xz-bit-flipped"])
+def test_the_progress_estimate_reads_past_a_damaged_tarball(damage, tmp_path):
+    """Only a terminal's progress bar asks for it: a truncated .tar.gz (EOFError) ended the reindex
+    as "aborted" there, a damaged .tar.xz (LZMAError) as an internal error."""
+    compression, spoil = DAMAGES.get(damage, ("xz", flip_middle))
+    tarball = tmp_path / ("news.tar." + compression if compression else "news.tar")
+    tarball.write_bytes(spoil(pack(tarball, news_articles(), compression)))
+    assert 0 <= readers.estimate_articles([tarball, CORPUS]) <= len(NEWS_IDS) + 1
+
+
 @pytest.mark.parametrize("damage", DAMAGES)
 def test_a_first_build_indexes_what_a_damaged_tarball_lets_it_read_and_the_other_corpora(damage, tmp_path):
     compression, spoil = DAMAGES[damage]

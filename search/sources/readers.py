@@ -942,7 +942,7 @@ def estimate_articles(paths: Iterable[Path | str]) -> int:
             try:
                 with tarfile.open(file.path) as archive:
                     total += sum(1 for m in archive if m.isfile() and _is_article_file(m.name))
-            except (OSError, tarfile.TarError):
+            except READ_ERRORS:  # damaged: reading it will say how (a truncated gzip raises EOFError)
                 continue
         elif file.path.suffix.lower() in JSONL_SUFFIXES:
             total += _lines(file.path)
