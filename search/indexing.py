@@ -176,12 +176,14 @@ def reindex(
                     continue
                 put: list[str] = []
                 faults: list[Unreadable] = []
+                lost_a_duplicate = False
                 for item in read_file(file, build.known_digests):
                     stop.check()
                     if isinstance(item, Unreadable):
                         faults.append(item)
                     elif item.id in seen:
                         report.skipped.append(Unreadable(item.path, f"duplicate article id {item.id!r}"))
+                        lost_a_duplicate = True
                     else:
                         seen.add(item.id)
                         put.append(item.id)
@@ -197,6 +199,8 @@ def reindex(
                     put.extend(kept or [])
                     kept_count = None if kept is None else len(kept)
                     report.skipped.extend(_with_what_was_kept(faults, str(file.path), kept_count))
+                    signature = UNTRUSTED_SIGNATURE
+                if lost_a_duplicate:  # read again next time: the article it lost may be its own by then
                     signature = UNTRUSTED_SIGNATURE
                 build.record_file(file, signature, put)
             for source in incomplete:

@@ -258,6 +258,28 @@ def test_a_stop_asked_for_while_committing_comes_too_late(corpus_copy, tmp_path,
     assert [hit.article_id for hit in SearchIndex(root).search("熊本の半導体工場").hits][:1] == ["factory"]
 
 
+def test_an_article_that_lost_a_duplicate_id_comes_back_when_the_winner_goes(tmp_path, monkeypatch):
+    """b.jsonl's X lost to a.jsonl's; with a.jsonl deleted, b.jsonl (its stat unchanged) was
+    skipped unread and X removed, though b.jsonl holds it, until a --full reindex."""
+    corpus, root = tmp_path / "corpus", tmp_path / "index"
+    corpus.mkdir()
+    (corpus / "a.jsonl").write_text('{"id": "X", "title": "旧", "body": "りんごの記事。"}\n', encoding="utf-8")
+    (corpus / "b.jsonl").write_text(
+        '{"id": "X", "title": "新", "body": "みかんの記事。"}\n'
+        '{"id": "Y", "title": "ワイ", "body": "ぶどうの記事。"}\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setattr(indexing, "RACY_SECONDS", 0)  # files trusted by their stat at once, not 2 s later
+    first = reindex([corpus], root, workers=0)
+    assert [item.reason for item in first.skipped] == ["duplicate article id 'X'"]
+    (corpus / "a.jsonl").unlink()
+    second = reindex([corpus], root, workers=0)
+    assert second.removed.articles == 0 and second.updated.articles == 1
+    assert [hit.article_id for hit in SearchIndex(root).search("みかん").hits] == ["X"]
+    assert SearchIndex(root).search("りんご").total == 0
+    assert not reindex([corpus], root, workers=0).changed  # and b.jsonl is trusted again
+
+
 def _hold_lock(root: str, ready, release) -> None:
     with IndexStore(root).writer_lock():
         ready.set()
