@@ -151,6 +151,25 @@ def test_a_damaged_tarball_next_to_a_good_corpus_removes_nothing(damage, tmp_pat
     assert "news/sports/sports-0003" not in article_ids(root)
 
 
+def test_a_member_appended_again_is_read_in_its_last_version(tmp_path):
+    """`tar -r` adds a file's new version after the old one; tar extracts the last. Reading the
+    first and calling the second a duplicate kept the old text."""
+    tarball = tmp_path / "news.tar"
+    with tarfile.open(tarball, "w") as archive:
+        for name, text in (("a.txt", "# 古い\n\nりんごの記事です。\n"), ("b.txt", "# 別\n\n別の記事。\n")):
+            member = tarfile.TarInfo(name)
+            member.size = len(text.encode())
+            archive.addfile(member, io.BytesIO(text.encode()))
+    with tarfile.open(tarball, "a") as archive:
+        text = "# 新しい\n\nみかんの記事です。\n".encode()
+        member = tarfile.TarInfo("a.txt")
+        member.size = len(text)
+        archive.addfile(member, io.BytesIO(text))
+    report = reindex([tarball], tmp_path / "index", workers=0)
+    assert report.skipped == [] and report.added.articles == 2
+    assert hits(tmp_path / "index", "みかん") and not hits(tmp_path / "index", "りんご")
+
+
 @pytest.mark.parametrize("damage", [*DAMAGES, "xz-bit-flipped"])
 def test_the_progress_estimate_reads_past_a_damaged_tarball(damage, tmp_path):
     """Only a terminal's progress bar asks for it: a truncated .tar.gz (EOFError) ended the reindex

@@ -409,7 +409,9 @@ def _read_tarball(path: Path, known: Mapping[str, str]) -> Iterator[ReadResult |
                 readable.append(member)
         failed: tuple[tarfile.TarInfo, str] | None = None  # the first member whose data could not be read
         unread = 0
-        for member in sorted(readable, key=lambda m: m.name):
+        # A name listed twice (`tar -r` appends a new version) is its last copy, as tar extracts it.
+        latest = {member.name: member for member in readable}
+        for member in sorted(latest.values(), key=lambda m: m.name):
             if failed is not None and member.offset >= failed[0].offset:
                 unread += 1  # past the damage in the stream: it would fail too, slowly
                 continue
