@@ -64,14 +64,18 @@ def test_a_json_line_nested_too_deeply_is_skipped_and_the_rest_indexed(tmp_path)
         json.dumps({"id": "odd", "title": "t", "sections": "本文"}),
         '{"id": "cut", "title": "途中で切れた記事',
         json.dumps({"id": "after", "title": "後の記事", "body": "深い入れ子の後にある記事です。"}),
+        '{"id": "huge", "title": "t", "body": "b", "n": ' + "9" * 5000 + "}",
+        json.dumps({"id": 0, "title": "番号ゼロの記事", "body": "ゼロという番号の記事です。"}),
     ]
     feed.write_text("\n".join(lines) + "\n", encoding="utf-8")
     report = reindex([feed], tmp_path / "index", workers=0)
-    assert article_ids(tmp_path / "index") == {"before", "after"}
+    assert article_ids(tmp_path / "index") == {"before", "after", "0"}  # an id of 0 is one
+    assert [item.path.rsplit(":", 1)[1] for item in report.skipped] == ["2", "3", "4", "6"]
     reasons = {item.path.rsplit(":", 1)[1]: item.reason for item in report.skipped}
     assert reasons["2"] == "bad JSON article: nested too deeply"
     assert reasons["3"].startswith('bad JSON article: "sections" must be a list')  # not Python's words
     assert reasons["4"] == "bad JSON article: not valid JSON (at character 24 of the line)"  # where its title starts
+    assert reasons["6"] == "bad JSON article: a number of over 4,300 digits"  # not set_int_max_str_digits()
 
 
 @pytest.mark.slow

@@ -21,6 +21,7 @@ import json
 import lzma
 import os
 import re
+import sys
 import tarfile
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
@@ -42,7 +43,9 @@ from .articles import (
 
 ARTICLE_SUFFIXES = {".txt", ".md", ".markdown"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
-NOT_ARTICLES = re.compile(r"^(readme|license|licence|changes|copying)(\.[a-z]+)?$", re.IGNORECASE)
+# A corpus's own papers, also with a short tag (README.ja.md, LICENSE-CC.txt), but not an article
+# whose name merely starts so (license-plate-scandal.txt).
+NOT_ARTICLES = re.compile(r"^(readme|license|licence|changes|copying)([._-][a-z0-9]{1,8})?(\.[a-z]+)?$", re.IGNORECASE)
 LIVEDOOR_ROOT = "text"
 LIVEDOOR_SOURCE = "livedoor ニュース"
 
@@ -861,11 +864,15 @@ def line_digest(raw: bytes) -> str:
 
 def _parse_jsonl_line(line: str, where: str, digest: str = "") -> ReadResult:
     try:
-        article = article_from_json(json.loads(line), where)
+        record = json.loads(line)
     except RecursionError:  # `[[[[…` thousands deep: Python's parser gives up, the reindex goes on
         return Unreadable(where, "bad JSON article: nested too deeply")
     except json.JSONDecodeError as error:  # its own words ("Expecting value: line 1 column 1") are Python's
         return Unreadable(where, f"bad JSON article: not valid JSON (at character {error.pos + 1} of the line)")
+    except ValueError:  # Python's own limit, in words about sys.set_int_max_str_digits()
+        return Unreadable(where, f"bad JSON article: a number of over {sys.get_int_max_str_digits():,} digits")
+    try:
+        article = article_from_json(record, where)
     except (ValueError, TypeError, AttributeError) as error:
         return Unreadable(where, f"bad JSON article: {error}")
     article.source_digest = digest
@@ -877,7 +884,7 @@ def article_from_json(record: dict, where: str) -> Article:
         raise ValueError("a line must be a JSON object")
 
     def text(value, what: str) -> str:
-        return _checked_text(str(value or ""), what)
+        return _checked_text("" if value is None else str(value), what)  # (an id of 0 is "0")
 
     article_id = text(record.get("id"), '"id"').strip()
     if not article_id:
