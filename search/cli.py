@@ -94,6 +94,7 @@ def reindex_command(corpus_paths: tuple[Path, ...], index_root: Path, full: bool
         raise UserError(f"corpus not found: {', '.join(missing)} (give --corpus PATH)")
     bar = _progress_bar(estimate_articles(paths)) if sys.stderr.isatty() else None  # quiet when piped
     stop = StopRequest()
+    left = _what_stays(index_root)
     try:
         with _stopping_on_signals(stop):
             report = reindex(
@@ -109,16 +110,14 @@ def reindex_command(corpus_paths: tuple[Path, ...], index_root: Path, full: bool
     except IndexBusyError as error:
         raise UserError(str(error)) from None
     except WorkerFailed as error:
-        raise UserError(f"reindex failed, the previous index is still in use. {error}") from None
+        raise UserError(f"reindex failed, {left}. {error}") from None
     except OSError as error:  # the corpus's read errors are reported per source: this is the index's
-        raise UserError(
-            f"reindex failed, the previous index is still in use: {_os_reason(error, index_root)}"
-        ) from None
+        raise UserError(f"reindex failed, {left}: {_os_reason(error, index_root)}") from None
     except (KeyboardInterrupt, ReindexStopped) as stopped:
         if isinstance(stopped, ReindexStopped) and stopped.signum == signal.SIGTERM:
-            click.echo("midashi: reindex stopped (SIGTERM); the previous index is still in use.", err=True)
+            click.echo(f"midashi: reindex stopped (SIGTERM); {left}.", err=True)
             sys.exit(EXIT_TERMINATED)
-        click.echo("\nmidashi: reindex interrupted; the previous index is still in use.", err=True)
+        click.echo(f"\nmidashi: reindex interrupted; {left}.", err=True)
         sys.exit(EXIT_INTERRUPTED)
     finally:
         if bar is not None:
@@ -127,6 +126,15 @@ def reindex_command(corpus_paths: tuple[Path, ...], index_root: Path, full: bool
     if stop.signum is not None:
         name = signal.Signals(stop.signum).name
         click.echo(f"midashi: {name} came while the new index was being committed; it was finished first.", err=True)
+
+
+def _what_stays(index_root: Path) -> str:
+    """What a reindex that fails or stops leaves for searches, in words: the index there was."""
+    try:
+        live = IndexStore(index_root).current_name()
+    except (DamagedIndexError, OSError):
+        live = "?"  # something is there, unreadable: the next reindex rebuilds it
+    return "the previous index is still in use" if live else "no index was written"
 
 
 def _progress_bar(total: int):

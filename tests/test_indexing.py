@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import gc
 import itertools
@@ -24,9 +25,11 @@ from search.codec.segments import ArraySegmentWriter
 from search.codec.store import (
     BUILDING_SUFFIX,
     INDEX_FORMAT,
+    MANIFEST_FILE,
     IndexBusyError,
     IndexMissingError,
     IndexStore,
+    Manifest,
 )
 from search.indexing import ReindexStopped, StopRequest, reindex
 from search.searching import SearchIndex
@@ -278,6 +281,24 @@ def test_an_article_that_lost_a_duplicate_id_comes_back_when_the_winner_goes(tmp
     assert [hit.article_id for hit in SearchIndex(root).search("みかん").hits] == ["X"]
     assert SearchIndex(root).search("りんご").total == 0
     assert not reindex([corpus], root, workers=0).changed  # and b.jsonl is trusted again
+
+
+def test_a_manifest_that_cannot_be_written_leaves_the_live_one_alone(corpus_copy, tmp_path, monkeypatch):
+    """A no-change reindex rewrites the live manifest in place; on a full disk it left an empty
+    midashi-manifest.tmp in the live generation."""
+    root = tmp_path / "index"
+    reindex([corpus_copy], root)
+    folder = IndexStore(root).current()
+    before = (folder / MANIFEST_FILE).read_bytes()
+
+    def full_disk(descriptor: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        Manifest.load(folder).save(folder)
+    assert sorted(path.name for path in folder.iterdir() if "manifest" in path.name) == [MANIFEST_FILE]
+    assert (folder / MANIFEST_FILE).read_bytes() == before
 
 
 def _hold_lock(root: str, ready, release) -> None:

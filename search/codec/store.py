@@ -128,11 +128,15 @@ class Manifest:
         checksum = f"{DIGEST}:{xxhash.xxh3_128_hexdigest(body)}"
         path = folder / MANIFEST_FILE
         temporary = path.with_suffix(".tmp")
-        with open(temporary, "wb") as handle:
-            handle.write(b'{"checksum":"' + checksum.encode() + b'",' + body[1:])
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        try:
+            with open(temporary, "wb") as handle:
+                handle.write(b'{"checksum":"' + checksum.encode() + b'",' + body[1:])
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        except BaseException:  # a full disk: the live generation keeps no half-written file beside it
+            temporary.unlink(missing_ok=True)
+            raise
 
     @classmethod
     def load(cls, folder: Path) -> Manifest:
