@@ -96,7 +96,7 @@ def reindex_command(corpus_paths: tuple[Path, ...], index_root: Path, full: bool
     stop = StopRequest()
     left = _what_stays(index_root)
     try:
-        with _stopping_on_signals(stop):
+        with _stopping_on_signals(stop, left):
             report = reindex(
                 paths,
                 index_root,
@@ -173,7 +173,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextmanager
-def _stopping_on_signals(stop: StopRequest) -> Iterator[None]:
+def _stopping_on_signals(stop: StopRequest, left: str) -> Iterator[None]:
     """Turn Ctrl-C and SIGTERM into a request `reindex` honours at its next safe point, so the
     half-built generation is discarded and the workers are stopped (Python's default would end
     the process on the spot for SIGTERM, and raise wherever it is for Ctrl-C).
@@ -181,12 +181,17 @@ def _stopping_on_signals(stop: StopRequest) -> Iterator[None]:
     A second one of either ends the process at once, whatever it is doing, until it exits: raised
     as a KeyboardInterrupt it landed in the cleanup itself, which then never stopped the workers,
     and the exit waited forever on their queue. What it leaves (a half-built generation, its pid
-    in the lock) the next reindex clears, and says so."""
+    in the lock) the next reindex clears, and says so. `left` says what stays for searches."""
     previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    said = f"\nmidashi: reindex stopped at once; {left}.\n".encode()
+
+    def at_once(signum: int, frame) -> None:
+        os.write(2, said)
+        os._exit(EXIT_INTERRUPTED)
 
     def ask(signum: int, frame) -> None:
         stop.ask(signum)
-        signal.signal(signal.SIGINT, _stop_at_once)
+        signal.signal(signal.SIGINT, at_once)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     for signum in STOP_SIGNALS:
@@ -197,11 +202,6 @@ def _stopping_on_signals(stop: StopRequest) -> Iterator[None]:
         if stop.signum is None:  # (else the second one must still act at once, up to the exit)
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-
-
-def _stop_at_once(signum: int, frame) -> None:
-    os.write(2, b"\nmidashi: reindex stopped at once; the previous index is still in use.\n")
-    os._exit(EXIT_INTERRUPTED)
 
 
 def format_report(report: ReindexReport, index_root: Path) -> str:
