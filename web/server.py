@@ -44,7 +44,7 @@ def serve(
     caches, others = cache_budget(memory_budget_mb << 20, index_root)
     set_cache_budget(caches)
     app = create_app(index_root)
-    if is_loopback_name(host.strip("[]")):  # told to listen beyond this machine: its names are the operator's
+    if is_loopback_name(host.strip("[]")):  # (told to listen beyond this machine, it answers every name)
         app.wsgi_app = LoopbackNamesOnly(app.wsgi_app)  # type: ignore[method-assign]
     warm_up(app)
     print(f"Midashi: serving {index_root} on http://{host}:{port}/", flush=True)
