@@ -87,9 +87,10 @@ def zeroed_header(data: bytes) -> bytes:
 
 def cut_and_zero_filled(data: bytes) -> bytes:
     """Cut short at the fifth member's header and zero-filled to its size, as a preallocated
-    download leaves it: a well-formed archive of four members, but for the zeros."""
+    download leaves it: a well-formed archive of four members, but for the zeros (the rest of
+    the download is made over the largest padding tar writes: a 1 MiB record)."""
     offset = _fifth_member(data)
-    return data[:offset] + bytes(len(data) - offset)
+    return data[:offset] + bytes(max(len(data) - offset, readers.MAX_TAR_END_ZEROS + 1))
 
 
 def _fifth_member(data: bytes) -> int:
@@ -149,6 +150,20 @@ def test_a_damaged_tarball_next_to_a_good_corpus_removes_nothing(damage, tmp_pat
     pack(tarball, files, compression)
     assert reindex([tarball, CORPUS], root, workers=0).removed.articles == 1
     assert "news/sports/sports-0003" not in article_ids(root)
+
+
+@pytest.mark.parametrize("blocking", [1, 20, 64, 2048])
+def test_a_whole_tar_with_any_record_size_is_read_whole(tmp_path, blocking):
+    """GNU tar pads an archive to its record (`-b`: 20 blocks by default, 64 KiB at -b 128, 1 MiB
+    at -b 2048): padding, not the zero-filled tail of a file cut short."""
+    data = pack(tmp_path / "news.tar", news_articles(), "")
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        archive.getmembers()
+        end = archive.offset  # past the last member: the end marker and padding follow
+    record = blocking * tarfile.BLOCKSIZE
+    (tmp_path / "news.tar").write_bytes(data[:end] + bytes(-(-(end + 2 * tarfile.BLOCKSIZE) // record) * record - end))
+    report = reindex([tmp_path / "news.tar"], tmp_path / "index", workers=0)
+    assert report.skipped == [] and article_ids(tmp_path / "index") == NEWS_IDS
 
 
 def test_a_member_appended_again_is_read_in_its_last_version(tmp_path):

@@ -388,14 +388,16 @@ def _read_tarball(path: Path, known: Mapping[str, str]) -> Iterator[ReadResult |
         members, damage = _tar_members(archive)
         if damage is None and not _ends_as_an_archive(archive):
             damage = "a member header is corrupt or the file ends early"
-        if damage is None:
-            checksum, damage = _tail_damage(archive)
+        if damage is not None:
+            damage = f"archive damaged after {len(members):,} of its members ({damage})"
+            members = members[:-1]  # its data ran into the damage
+        else:
+            checksum, tail = _tail_damage(archive)
             if checksum is not None:
                 yield damaged(f"archive damaged ({checksum}): none of its {len(members):,} members is read")
                 return
-        if damage is not None:
-            damage = f"archive damaged after {len(members):,} of its members ({damage})"
-            members = members[:-1]
+            if tail is not None:  # every member listed ended before the zeros: all are whole
+                damage = f"archive damaged after {len(members):,} of its members ({tail})"
         readable = []
         for member in members:
             outside = member.name.startswith("/") or ".." in PurePosixPath(member.name).parts
@@ -502,8 +504,10 @@ def _ends_as_an_archive(archive: tarfile.TarFile) -> bool:
 
 
 # The most zeros a whole archive has past its last member: the two-block end marker, then padding
-# to a whole record (20 blocks: GNU tar's and Python's default), which the marker may start.
-MAX_TAR_END_ZEROS = 2 * tarfile.BLOCKSIZE + 20 * tarfile.BLOCKSIZE
+# to a whole record, which GNU tar makes 20 blocks by default and up to 1 MiB with `-b 2048` (tape
+# drives use 64 to 256 KiB). More is a file cut short and zero-filled; less cannot be told from
+# a big record's padding.
+MAX_TAR_END_ZEROS = 2 * tarfile.BLOCKSIZE + (1 << 20)
 
 
 def _tail_damage(archive: tarfile.TarFile) -> tuple[str | None, str | None]:
