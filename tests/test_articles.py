@@ -132,6 +132,9 @@ def test_a_negated_word_also_leaves_out_the_longer_words_it_stands_in(fast, orac
         assert index.search(f"{word} -{word}", limit=50).total == 0
     # Only where the negated word's own units stand together: -東京都 is no -東京.
     assert "tech/tech-0003" in _articles(fast.search("東京 -東京都", limit=50))
+    # A compound Sudachi splits (日本代表: 日本 代表) is negated inside longer words too, as it is
+    # found (日本代表団, one word, has the units 日本 代表 団).
+    assert 'parts:"日本 代表"' in str(fast.parse("サッカー -日本代表").excluded)
 
 
 def test_negation_inside_an_or_group_stays_per_section(fast):

@@ -483,10 +483,13 @@ def parse_query(
     if negated is not None:
         # Whatever says the negated word leaves its article out, as whatever says a word finds
         # its article: its synonyms (アンドロイド for Android), model names, and the word inside a
-        # longer one (-日本代表 leaves out 日本代表戦; its units stand together there, so -東京都
-        # is no -東京). Not its bigrams, which only resemble it, nor a phrase's variants (a
-        # lexicon lookup each: a pasted headline's " - 連載名" stays cheap).
-        negated = _Expander(replace(options, fallback=False), user_synonyms, lexicon).expand(negated, phrases=False)
+        # longer one (-東京 leaves out 東京ディズニーランド), a compound Sudachi splits too
+        # (-日本代表 leaves out 日本代表団; its units stand together there, so -東京都 is no -東京).
+        # Not its bigrams, which only resemble it, nor a compound's variants (a lexicon lookup
+        # each part).
+        negated = _Expander(replace(options, fallback=False), user_synonyms, lexicon).expand(
+            negated, phrase_lookups=False
+        )
     return ParsedQuery(text, expander.expand(query), natural_language=False, relaxable=relaxable, excluded=negated)
 
 
@@ -801,26 +804,29 @@ class _Expander:
             clauses.append(Word(word, exact, wq.Or(alternatives) if alternatives else None))
         return Coverage(clauses, together)
 
-    def expand(self, query: wq.Query, phrases: bool = True) -> wq.Query:
-        """Add alternatives beside each body-field word of a parsed query (never under NOT), and
-        beside each phrase unless `phrases` is False."""
+    def expand(self, query: wq.Query, phrase_lookups: bool = True) -> wq.Query:
+        """Add alternatives beside each body-field word and phrase of a parsed query (never under
+        NOT); a phrase's from the index's lexicon only with `phrase_lookups`."""
         if isinstance(query, wq.Not):
             return query
         if isinstance(query, wq.AndNot):
-            return wq.AndNot(self.expand(query.a, phrases), query.b)
+            return wq.AndNot(self.expand(query.a, phrase_lookups), query.b)
         if isinstance(query, (wq.Term, wq.Phrase)):
-            if query.fieldname != "body" or (isinstance(query, wq.Phrase) and not phrases):
+            if query.fieldname != "body":
                 return query
             words = (query.text,) if isinstance(query, wq.Term) else tuple(query.words)
-            alternatives = self.alternatives(words)
+            alternatives = self.alternatives(words, lookups=isinstance(query, wq.Term) or phrase_lookups)
             return wq.Or([query, *alternatives]) if alternatives else query
         if query.is_leaf():
             return query
-        return query.apply(lambda child: self.expand(child, phrases))
+        return query.apply(lambda child: self.expand(child, phrase_lookups))
 
-    def alternatives(self, words: tuple[str, ...], forms: WordForms | None = None) -> list[wq.Query]:
+    def alternatives(
+        self, words: tuple[str, ...], forms: WordForms | None = None, lookups: bool = True
+    ) -> list[wq.Query]:
         """The looser matches of a word (or a phrase's words); `forms` as the query's own analysis
-        found them, else the words are analysed on their own."""
+        found them, else the words are analysed on their own; the index's lexicon asked only with
+        `lookups`."""
         options, joined = self.options, "".join(words)
         forms = forms or WordForms.of(joined)
         found: list[wq.Query] = []
@@ -832,7 +838,7 @@ class _Expander:
             found.append(_leaf("fallback", bigram_columns(joined).texts, FALLBACK_BOOST))
         for other in sorted(self.user_groups.get(words, frozenset()) - {words}):
             found += [_leaf(name, other, USER_SYNONYM_BOOST) for name in TEXT_FIELDS]
-        if self.lexicon is not None:
+        if self.lexicon is not None and lookups:
             found += self._from_lexicon(words)
         return found
 
