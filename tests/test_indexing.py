@@ -241,6 +241,27 @@ def _ask_sigterm(stop: StopRequest, *_) -> None:
     stop.ask(signal.SIGTERM)
 
 
+def test_a_stop_is_honoured_inside_one_long_article(tmp_path, monkeypatch):
+    """A stop was checked between articles only, and one long article (thousands of sections)
+    took its whole analysis to stop: 12 s for a 4 MB one."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    paragraphs = "".join(f"第{number}段落。熊本に半導体の新工場が完成した。\n\n" for number in range(2000))
+    (corpus / "long.md").write_text("# 長い記事\n\n" + paragraphs, encoding="utf-8")
+    stop, written = StopRequest(), []
+    add_documents = ArraySegmentWriter.add_documents
+
+    def counted(writer, documents):
+        written.extend(documents)
+        stop.ask(signal.SIGINT)  # asked while the first few sections are analysed
+        return add_documents(writer, documents)
+
+    monkeypatch.setattr(ArraySegmentWriter, "add_documents", counted)
+    with pytest.raises(ReindexStopped):
+        reindex([corpus], tmp_path / "index", workers=0, stop=stop)
+    assert 0 < len(written) <= parallel.STOP_CHECK_DOCUMENTS  # of its 121 sections
+
+
 def test_a_stop_asked_for_while_committing_comes_too_late(corpus_copy, tmp_path, monkeypatch):
     """Once the new generation is being published the reindex finishes it, whole: the caller
     sees what was asked meanwhile in `stop.signum`."""

@@ -45,6 +45,9 @@ QUEUED_BATCHES = 8  # per worker: the parent may read ahead that far
 RESULT_POLL_SECONDS = 1.0
 PARENT_POLL_SECONDS = 0.5  # how soon a worker waiting for a batch notices its parent is gone
 STOP_SECONDS = 5.0  # a worker asked to stop gets this long before it is killed
+# Sections this process analyses between two checks for a stop (Ctrl-C, SIGTERM): one article can
+# have thousands (a section is at most 1,200 characters, a few milliseconds each).
+STOP_CHECK_DOCUMENTS = 25
 WORKER_SIGNALS = {signal.SIGINT, signal.SIGTERM}  # blocked until a new worker has its own handlers
 
 
@@ -79,6 +82,8 @@ class ParallelWriter:
 
     def add_document(self, **document) -> None:
         self.pending.append(document)
+        if len(self.pending) % STOP_CHECK_DOCUMENTS == 0:
+            self.check_stop()  # (one article can be thousands of sections)
         if self.processes:
             if len(self.pending) >= BATCH_DOCUMENTS:
                 self._send_pending()
@@ -147,8 +152,11 @@ class ParallelWriter:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
     def _write_pending(self) -> None:
-        """Write the pending documents in this process (no workers, or too few documents for them)."""
-        self.writer.add_documents(self.pending)
+        """Write the pending documents in this process (no workers, or too few documents for them),
+        a few at a time between checks for a stop: a big article's sections take seconds."""
+        for start in range(0, len(self.pending), STOP_CHECK_DOCUMENTS):
+            self.check_stop()
+            self.writer.add_documents(self.pending[start : start + STOP_CHECK_DOCUMENTS])
         self.pending = []
 
     def _send_pending(self, spread: bool = False) -> None:
