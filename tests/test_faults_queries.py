@@ -102,6 +102,11 @@ def test_a_date_range_finds_the_articles_of_those_months(news, news_root):
         # A time glued to the day was read as its month, and "31t10 00" as words: nothing found.
         "date:2012-05-31T10:00",
         "date:2012-05-31T25:00 日本",
+        # Read as another date than it looks: 2012-5 as the year 2012, 2012-05-1 as May.
+        "date:2012-5",
+        "date:2012-05-1",
+        "date:2012-05-31-01",
+        "date:2012-",
     ],
 )
 def test_a_date_that_is_not_one_gets_the_date_syntax(news, query):

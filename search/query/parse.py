@@ -155,9 +155,10 @@ _FIELD_LIST = ", ".join(f"{name}:" for name in SEARCHABLE_FIELDS)
 # What Whoosh's parser takes for a field name (`\w+:`, the whole run of word characters), and
 # the names of those a person may have meant as one (ASCII, as the schema's are).
 _FIELD_NAME = re.compile(r"(?<![\w*])(\w+):")
-# What may follow date: (a range in brackets, a group, or a year, month or day, its end unquoted): a time
-# or anything else glued to it is no date Whoosh reads whole.
-_DATE_VALUE = re.compile(r"[\[{\"(]|[0-9][0-9-]*(?=[\s)]|$)")
+# What may follow date: (a range in brackets, a group, or a year, month or day written whole, its
+# end unquoted): a time glued to it, a one-digit month (2012-5: read as the year) or anything else
+# is no date Whoosh reads as it looks.
+_DATE_VALUE = re.compile(r"[\[{\"(]|[0-9]{4}(?:-?[0-9]{2}(?:-?[0-9]{2})?)?(?=[\s)]|$)")
 _FIELD_EXAMPLES = {"date": "2012-05", "category": "sports-watch", "source": '"livedoor ニュース"'}
 _ASCII_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
