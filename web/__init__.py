@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Flask, Response, current_app, jsonify, render_template, request
+from flask.globals import request_ctx
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
@@ -77,6 +78,8 @@ def wants_json() -> bool:
 def _http_error(error: HTTPException):
     if wants_json():
         return jsonify(error=error.description), error.code
+    if request_ctx.url_adapter is None:  # a Host Werkzeug cannot read (localhost..): no page can link
+        return Response(f"{error.code} {error.name}\n", status=error.code, mimetype="text/plain")
     return render_template("error.html", code=error.code, message=_PAGE_MESSAGES.get(error.code or 0)), error.code
 
 

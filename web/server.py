@@ -47,7 +47,8 @@ def serve(
     if is_loopback_name(host.strip("[]")):  # (told to listen beyond this machine, it answers every name)
         app.wsgi_app = LoopbackNamesOnly(app.wsgi_app)  # type: ignore[method-assign]
     warm_up(app)
-    print(f"Midashi: serving {index_root} on http://{host}:{port}/", flush=True)
+    address = f"[{host}]" if ":" in host and not host.startswith("[") else host  # (an IPv6 address)
+    print(f"Midashi: serving {index_root} on http://{address}:{port}/", flush=True)
     rest = ", ".join(f"{name} {size >> 20} MB" for name, size in others.items())
     print(f"Memory budget {memory_budget_mb} MB: {caches >> 20} MB for caches; the rest for {rest}.", flush=True)
     if caches <= MIN_CACHE_SHARE * (memory_budget_mb << 20):
@@ -82,7 +83,7 @@ class LoopbackNamesOnly:
 
 def is_loopback_name(name: str) -> bool:
     """localhost, or a loopback address (127.0.0.0/8, ::1)."""
-    if name.lower().rstrip(".") == "localhost":
+    if name.lower().removesuffix(".") == "localhost":  # (one dot: the root's; localhost.. is no name)
         return True
     try:
         return ipaddress.ip_address(name).is_loopback
