@@ -182,7 +182,9 @@ def _stopping_on_signals(stop: StopRequest, left: str) -> Iterator[None]:
     as a KeyboardInterrupt it landed in the cleanup itself, which then never stopped the workers,
     and the exit waited forever on their queue. What it leaves (a half-built generation, its pid
     in the lock) the next reindex clears, and says so. `left` says what stays for searches."""
+    # A signal we were started ignoring (Ctrl-C, for a job a script put in the background) stays so.
     previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    previous = {signum: handler for signum, handler in previous.items() if handler is not signal.SIG_IGN}
     said = f"\nmidashi: reindex stopped at once; {left}.\n".encode()
 
     def at_once(signum: int, frame) -> None:
@@ -191,10 +193,10 @@ def _stopping_on_signals(stop: StopRequest, left: str) -> Iterator[None]:
 
     def ask(signum: int, frame) -> None:
         stop.ask(signum)
-        signal.signal(signal.SIGINT, at_once)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for caught in previous:
+            signal.signal(caught, at_once if caught == signal.SIGINT else signal.SIG_DFL)
 
-    for signum in STOP_SIGNALS:
+    for signum in previous:
         signal.signal(signum, ask)
     try:
         yield

@@ -332,6 +332,14 @@ def test_a_stop_signal_is_recorded_not_raised_where_it_lands():
     with cli._stopping_on_signals(StopRequest(), "no index was written"):
         pass
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before  # no stop: put back
+    # Started ignoring Ctrl-C (a script's background job): it stays ignored, SIGTERM still stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with cli._stopping_on_signals(StopRequest(), "no index was written"):
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) not in (before[0], signal.SIG_IGN)
+    finally:
+        signal.signal(signal.SIGINT, before[1])
 
 
 # A reindex stopped at its 300th article whose cleanup a KeyboardInterrupt cuts short (where a

@@ -111,9 +111,16 @@ def test_livedoor_folder_gives_the_same_ids_as_the_tarball(tmp_path):
     (folder / "topic-news-1.txt").write_text(LIVEDOOR_ARTICLE, encoding="utf-8")
     for paper in ("LICENSE.txt", "LICENSE-CC.txt", "README.ja.md", "CHANGES"):  # a corpus's papers
         (folder / paper).write_text("license", encoding="utf-8")
-    (folder / "license-plate-scandal.txt").write_text("# ナンバープレート\n\n本文。\n", encoding="utf-8")
-    assert {item.id for item in read_all(folder)} == {"topic-news-1", "license-plate-scandal"}
-    (folder / "license-plate-scandal.txt").unlink()
+    for article in ("license-plate-scandal.txt", "license-plate.txt", "changes-2012.txt"):
+        (folder / article).write_text("# ナンバープレート\n\n本文。\n", encoding="utf-8")
+    assert {item.id for item in read_all(folder)} == {
+        "topic-news-1",
+        "license-plate-scandal",
+        "license-plate",
+        "changes-2012",
+    }
+    for article in ("license-plate-scandal.txt", "license-plate.txt", "changes-2012.txt"):
+        (folder / article).unlink()
     [from_text_root] = read_all(tmp_path / "ldcc" / "text")
     [from_above] = read_all(tmp_path / "ldcc")
     assert from_text_root.id == from_above.id == "topic-news/topic-news-1"

@@ -44,8 +44,8 @@ from .articles import (
 ARTICLE_SUFFIXES = {".txt", ".md", ".markdown"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 # A corpus's own papers, also with a short tag (README.ja.md, LICENSE-CC.txt), but not an article
-# whose name merely starts so (license-plate-scandal.txt).
-NOT_ARTICLES = re.compile(r"^(readme|license|licence|changes|copying)([._-][a-z0-9]{1,8})?(\.[a-z]+)?$", re.IGNORECASE)
+# whose name merely starts so (license-plate.txt, changes-2012.txt).
+NOT_ARTICLES = re.compile(r"^(readme|license|licence|changes|copying)([._-][a-z]{1,3})?(\.[a-z]+)?$", re.IGNORECASE)
 LIVEDOOR_ROOT = "text"
 LIVEDOOR_SOURCE = "livedoor ニュース"
 
