@@ -41,6 +41,7 @@ from .sources.readers import (
     CorpusFile,
     IncompleteSource,
     KnownArticle,
+    SuspectEnd,
     Unreadable,
     corpus_files,
     read_file,
@@ -177,9 +178,12 @@ def reindex(
                 put: list[str] = []
                 faults: list[Unreadable] = []
                 lost_a_duplicate = False
+                suspect: SuspectEnd | None = None
                 for item in read_file(file, build.known_digests):
                     stop.check()
-                    if isinstance(item, Unreadable):
+                    if isinstance(item, SuspectEnd):
+                        suspect = item
+                    elif isinstance(item, Unreadable):
                         faults.append(item)
                     elif item.id in seen:
                         report.skipped.append(Unreadable(item.path, f"duplicate article id {item.id!r}"))
@@ -194,6 +198,8 @@ def reindex(
                     articles_read += 1
                     if progress:
                         progress(articles_read)
+                if suspect is not None and not faults and build.would_lose(file, seen):
+                    faults.append(suspect)  # maybe cut short, and what it lacks would be removed
                 if faults:  # read only in part: what it no longer yields may be what could not be read
                     kept = build.keep_unread(_file_key(file), seen, report)
                     put.extend(kept or [])
@@ -337,6 +343,13 @@ class _GenerationBuilder:
     def record_file(self, file: CorpusFile, signature: FileSignature | None, ids: list[str]) -> None:
         """Remember the file's article ids; a signature of None (racily new) is never matched."""
         self.files[_file_key(file)] = (signature or UNTRUSTED_SIGNATURE, ids)
+
+    def would_lose(self, file: CorpusFile, seen: set[str]) -> bool:
+        """Whether the live generation has an article from `file` that nothing read so far yields."""
+        if self.previous is None:
+            return False
+        known = self.previous.files.get(_file_key(file))
+        return known is not None and any(article_id not in seen for article_id in known[1])
 
     def keep_unread(self, source: str, seen: set[str], report: ReindexReport, under: bool = False) -> list[str] | None:
         """Keep the articles the live generation had from `source` (with `under`, from any file in

@@ -152,6 +152,26 @@ def test_a_damaged_tarball_next_to_a_good_corpus_removes_nothing(damage, tmp_pat
     assert "news/sports/sports-0003" not in article_ids(root)
 
 
+def test_a_small_tar_cut_short_and_zero_filled_removes_nothing(tmp_path):
+    """The first adversary's repro: ten articles in a plain .tar, cut at the fifth member's header
+    and zero-filled to the old size. Fewer zeros than a big record's padding, so the archive may
+    be whole: it is read whole, and counts as read in part only because it no longer yields five
+    articles the index has from it. A new archive like it (nothing to lose) is read quietly."""
+    tarball = tmp_path / "news.tar"
+    good = pack(tarball, news_articles(), "")
+    root = tmp_path / "index"
+    assert reindex([tarball], root, workers=0).added.articles == len(NEWS_IDS)
+    offset = _fifth_member(good)
+    tarball.write_bytes(good[:offset] + bytes(len(good) - offset))
+    assert readers.DEFAULT_TAR_END_ZEROS < len(good) - offset < readers.MAX_TAR_END_ZEROS  # (the premise)
+    report = reindex([tarball], root, workers=0)
+    assert report.removed.articles == 0 and article_ids(root) == NEWS_IDS
+    [fault] = source_faults(report)
+    assert "maybe damaged after 4 of its members" in fault.reason and "kept as they were" in fault.reason
+    fresh = reindex([tarball], tmp_path / "fresh", workers=0)
+    assert fresh.skipped == [] and fresh.added.articles == 4
+
+
 @pytest.mark.parametrize("blocking", [1, 20, 64, 2048])
 def test_a_whole_tar_with_any_record_size_is_read_whole(tmp_path, blocking):
     """GNU tar pads an archive to its record (`-b`: 20 blocks by default, 64 KiB at -b 128, 1 MiB

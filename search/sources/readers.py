@@ -107,6 +107,14 @@ class IncompleteSource(Unreadable):
 
 
 @dataclass(frozen=True)
+class SuspectEnd(IncompleteSource):
+    """An archive read whole that may still have been cut short: it ends in more zeros than tar
+    pads with by default, as a file cut short and zero-filled does, and as an archive written
+    with a big record (`tar -b 64`) does too. Nothing is lost by reading it; it counts as read in
+    part only where it no longer yields an article the live index has from it (`reindex`)."""
+
+
+@dataclass(frozen=True)
 class KnownArticle:
     """A JSON Lines article whose line, byte for byte, the live index already holds: not parsed.
 
@@ -392,12 +400,19 @@ def _read_tarball(path: Path, known: Mapping[str, str]) -> Iterator[ReadResult |
             damage = f"archive damaged after {len(members):,} of its members ({damage})"
             members = members[:-1]  # its data ran into the damage
         else:
-            checksum, tail = _tail_damage(archive)
+            checksum, tail, zeros = _tail_damage(archive)
             if checksum is not None:
                 yield damaged(f"archive damaged ({checksum}): none of its {len(members):,} members is read")
                 return
             if tail is not None:  # every member listed ended before the zeros: all are whole
                 damage = f"archive damaged after {len(members):,} of its members ({tail})"
+            elif zeros > DEFAULT_TAR_END_ZEROS:
+                yield SuspectEnd(
+                    str(path),
+                    f"archive maybe damaged after {len(members):,} of its members ({zeros:,} bytes of zeros"
+                    " after its last member, more than tar pads with by default: cut short and zero-filled?)",
+                    source=os.path.abspath(path),
+                )
         readable = []
         for member in members:
             outside = member.name.startswith("/") or ".." in PurePosixPath(member.name).parts
@@ -504,33 +519,36 @@ def _ends_as_an_archive(archive: tarfile.TarFile) -> bool:
 
 
 # The most zeros a whole archive has past its last member: the two-block end marker, then padding
-# to a whole record, which GNU tar makes 20 blocks by default and up to 1 MiB with `-b 2048` (tape
-# drives use 64 to 256 KiB). More is a file cut short and zero-filled; less cannot be told from
-# a big record's padding.
+# to a whole record, which GNU tar and Python make 20 blocks by default and up to 1 MiB with
+# `-b 2048` (tape drives use 64 to 256 KiB). More than the most is a file cut short and
+# zero-filled; between the two, it may be either (`SuspectEnd`).
+DEFAULT_TAR_END_ZEROS = 2 * tarfile.BLOCKSIZE + 20 * tarfile.BLOCKSIZE
 MAX_TAR_END_ZEROS = 2 * tarfile.BLOCKSIZE + (1 << 20)
 
 
-def _tail_damage(archive: tarfile.TarFile) -> tuple[str | None, str | None]:
+def _tail_damage(archive: tarfile.TarFile) -> tuple[str | None, str | None, int]:
     """The rest of the archive past the block of zeros its listing stopped at, read to its last
     byte: (why it does not decompress, a compressed stream's checksum being checked there; why those
-    zeros are not the archive's end), each None when all is well. `tarfile` takes the first block
-    of zeros for the end, even with members after it (a header zeroed mid-archive); and a file cut
-    short and zero-filled to its size (a preallocated download) ends in more zeros than tar pads
-    with. Either way, taken for the end it would remove every later member's article."""
+    zeros are not the archive's end; how many zeros there are), the reasons None when all is well.
+    `tarfile` takes the first block of zeros for the end, even with members after it (a header
+    zeroed mid-archive); and a file cut short and zero-filled to its size (a preallocated
+    download) ends in more zeros than tar pads with. Either way, taken for the end it would
+    remove every later member's article."""
     zeros = tarfile.BLOCKSIZE  # the one `_ends_as_an_archive` read
     try:
         while chunk := archive.fileobj.read(1 << 20):
             if chunk.count(0) < len(chunk):
-                return None, "a block of zeros in the middle of it, with members after it"
+                return None, "a block of zeros in the middle of it, with members after it", zeros
             zeros += len(chunk)
     except READ_ERRORS as error:
-        return describe_read_error(error), None
+        return describe_read_error(error), None, zeros
     if zeros > MAX_TAR_END_ZEROS:
         return (
             None,
             f"{zeros:,} bytes of zeros after its last member, more than tar pads with: cut short and zero-filled?",
+            zeros,
         )
-    return None, None
+    return None, None, zeros
 
 
 def _read_bytes_safely(relative: str, shown_path: str, load) -> Iterator[ReadResult]:
