@@ -378,19 +378,16 @@ def search_command(
 
 def _guarded(action, index: SearchIndex | None = None):
     """`action()`, a user's error in it one line; a read error too, when `index`'s live generation
-    is damaged behind it (its files are checked against their checksums then)."""
+    is damaged behind it (`SearchIndex.read_errors_as_damage`)."""
     from .query.parse import QueryError
-    from .searching import READ_ERRORS
 
     try:
-        return action()
+        if index is None:
+            return action()
+        with index.read_errors_as_damage():
+            return action()
     except (QueryError, IndexMissingError, DamagedIndexError) as error:
         raise UserError(str(error)) from None
-    except READ_ERRORS as error:
-        damage = index.damage_behind(error) if index is not None else None
-        if damage is None:
-            raise
-        raise UserError(str(damage)) from None
 
 
 def relaxed_line(relaxed: Relaxation) -> str:

@@ -567,6 +567,21 @@ class SearchIndex:
         except QueryTooExpensive:  # a slow machine: the tables are built, which is the point
             pass
 
+    @contextmanager
+    def read_errors_as_damage(self) -> Iterator[None]:
+        """Raise, in place of an error a damaged live generation caused, that damage (one line and
+        its repair): for the callers with no error page to ask `damage_behind` later (the CLI, the
+        server's warm-up). A query's own errors go on as they are."""
+        try:
+            yield
+        except (QueryError, DamagedIndexError):
+            raise
+        except READ_ERRORS as error:
+            damage = self.damage_behind(error)
+            if damage is None:
+                raise
+            raise damage from None
+
     def damage_behind(self, error: BaseException) -> DamagedIndexError | None:
         """The damage of the live generation an unexpected error came from, if it is damaged
         (read through against its checksums); None when it is intact (the error is a bug)."""
