@@ -95,8 +95,7 @@ FEATURES_AND_DIRECTIONS = (
     ("pairs_in_body", 1),
     ("pairs_near_in_body", 1),
     # the idf share of the query's words found together within DENSEST_SPANS body positions
-    ("idf_within_10", 1),
-    ("idf_within_40", 1),
+    *((f"idf_within_{span}", 1) for span in DENSEST_SPANS),
     # the idf share the section's own text (heading, body) covers, without the title its article's
     # sections share; the idf of the rarest word it lacks, against the query's rarest
     ("text_idf_covered", 1),
